@@ -1,0 +1,265 @@
+"""The input adapter: any supported table in, named NumPy columns out.
+
+Everything inside silenttax works on columnar NumPy arrays. :func:`to_table`
+converts once at the edge from any dataframe narwhals understands (pandas,
+polars, pyarrow, Dask, ...; lazy frames are collected), a dict of 1-D arrays
+or lists, or a 2-D / structured NumPy array. The same data gives the same
+:class:`Table` whatever it arrived as:
+
+========== =========================================== ==========================
+kind       source types                                values
+========== =========================================== ==========================
+``int``    integer dtypes                              float64, NaN for nulls
+``float``  float and decimal dtypes                    float64, NaN for nulls
+``bool``   boolean dtypes                              float64 0/1, NaN for nulls
+``string`` strings                                     object array of str, None
+``categorical`` pandas/polars categoricals, enums      object array of str, None
+``datetime`` dates and datetimes                       datetime64[ns], NaT
+``object`` anything else (mixed types, nested, ...)    object array, None
+========== =========================================== ==========================
+
+Numbers become float64 so every numeric kernel has one dtype to handle; the
+original kind is kept in ``Table.kinds`` (an ``int`` column with nulls is still
+``int``).
+
+Examples:
+    >>> import numpy as np
+    >>> t = to_table({"age": [31, 40, None], "city": ["Oslo", None, "Rome"]})
+    >>> t.kinds, t.n_rows
+    ({'age': 'int', 'city': 'string'}, 3)
+    >>> t["age"], t["city"]
+    (array([31., 40., nan]), array(['Oslo', None, 'Rome'], dtype=object))
+    >>> to_table(np.eye(2)).names
+    ('0', '1')
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from silenttax._deps import imported
+from silenttax.errors import InputError
+
+__all__ = ["ColumnKind", "Table", "to_table"]
+
+ColumnKind = Literal["int", "float", "bool", "string", "categorical", "datetime", "object"]
+NUMERIC_KINDS: frozenset[str] = frozenset({"int", "float", "bool"})
+TEXT_KINDS: frozenset[str] = frozenset({"string", "categorical"})
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """Named, equally long 1-D NumPy columns plus each column's logical kind."""
+
+    columns: dict[str, npt.NDArray[Any]]
+    """Column name -> values, normalised as in the module table."""
+    kinds: dict[str, ColumnKind]
+    """Column name -> logical kind of the source column."""
+    n_rows: int
+    """Number of rows (every column has this length)."""
+    source: str
+    """What the data arrived as: ``pandas``, ``polars``, ``pyarrow``, ``dict``, ``numpy``..."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Column names in their original order."""
+        return tuple(self.columns)
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        return self.columns[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+
+def to_table(data: Any, *, names: Sequence[str] | None = None, argument: str = "data") -> Table:
+    """Convert ``data`` to a :class:`Table` of named NumPy columns.
+
+    Args:
+        data: A narwhals-supported dataframe (pandas, polars, pyarrow, Dask, ...),
+            a mapping of column name to 1-D array-like, or a 2-D / structured
+            NumPy array.
+        names: Column names for a plain 2-D array (default ``"0"``, ``"1"``, ...).
+        argument: The caller's argument name, used in error messages.
+
+    Raises:
+        InputError: ``data`` is of an unsupported type, columns differ in
+            length, a column is not 1-D, or names are duplicated.
+    """
+    if isinstance(data, Mapping):
+        return _from_mapping(data, argument=argument, source="dict")
+    if isinstance(data, np.ndarray):
+        return _from_ndarray(data, names=names, argument=argument)
+    frame = _from_native(data)
+    if frame is not None:
+        return frame
+    hint = ""
+    if type(data).__name__ in {"Series", "list", "tuple"}:
+        hint = " (for one column, pass a dict such as {'x': values})"
+    raise InputError(
+        f"{argument}: expected a dataframe (pandas, polars, pyarrow, Dask, ...), a dict of "
+        f"1-D arrays or a 2-D NumPy array; got {type(data).__module__}.{type(data).__name__}"
+        f"{hint}"
+    )
+
+
+# --------------------------------------------------------------------- numpy / dict
+def _from_ndarray(array: npt.NDArray[Any], *, names: Sequence[str] | None, argument: str) -> Table:
+    if array.dtype.names:  # structured / record array
+        return _from_mapping(
+            {name: array[name] for name in array.dtype.names}, argument=argument, source="numpy"
+        )
+    if array.ndim != 2:
+        raise InputError(
+            f"{argument}: a NumPy array must be 2-D (rows x columns), got shape {array.shape}; "
+            "for one column pass a dict such as {'x': values}"
+        )
+    labels = [str(i) for i in range(array.shape[1])] if names is None else list(names)
+    if len(labels) != array.shape[1]:
+        raise InputError(
+            f"names: got {len(labels)} names for an array with {array.shape[1]} columns"
+        )
+    return _from_mapping(dict(zip(labels, array.T, strict=True)), argument=argument, source="numpy")
+
+
+def _from_mapping(data: Mapping[Any, Any], *, argument: str, source: str) -> Table:
+    if not data:
+        raise InputError(f"{argument}: has no columns")
+    columns: dict[str, npt.NDArray[Any]] = {}
+    kinds: dict[str, ColumnKind] = {}
+    n_rows: int | None = None
+    first = ""
+    for key, raw in data.items():
+        name = str(key)
+        if name in columns:
+            raise InputError(f"{argument}: column name {name!r} appears twice")
+        array = np.asarray(raw)
+        if array.ndim != 1:
+            raise InputError(f"{argument}: column {name!r} must be 1-D, got shape {array.shape}")
+        if n_rows is None:
+            n_rows, first = len(array), name
+        elif len(array) != n_rows:
+            raise InputError(
+                f"{argument}: column {name!r} has {len(array)} rows but {first!r} has {n_rows}"
+            )
+        kinds[name], columns[name] = _normalise_numpy(array)
+    assert n_rows is not None
+    return Table(columns=columns, kinds=kinds, n_rows=n_rows, source=source)
+
+
+def _normalise_numpy(array: npt.NDArray[Any]) -> tuple[ColumnKind, npt.NDArray[Any]]:
+    char = array.dtype.kind
+    if char == "b":
+        return "bool", array.astype(np.float64)
+    if char in "iu":
+        return "int", array.astype(np.float64)
+    if char == "f":
+        return "float", array.astype(np.float64, copy=False)
+    if char in "US":
+        values = array.astype(str).astype(object)
+        return "string", values
+    if char == "M":
+        return "datetime", array.astype("datetime64[ns]")
+    return _normalise_objects(array.astype(object, copy=False))
+
+
+def _is_null(x: object) -> bool:
+    if x is None:
+        return True
+    if isinstance(x, float):
+        return math.isnan(x)
+    if isinstance(x, np.datetime64 | np.timedelta64):
+        return bool(np.isnat(x))
+    pandas = imported("pandas")
+    return pandas is not None and (x is pandas.NA or x is pandas.NaT)
+
+
+def _normalise_objects(values: npt.NDArray[np.object_]) -> tuple[ColumnKind, npt.NDArray[Any]]:
+    """Infer the kind of an object array from the Python types of its non-null items."""
+    nulls = np.fromiter(map(_is_null, values), dtype=bool, count=len(values))
+    present = values[~nulls]
+    types = set(map(type, present))
+    kind: ColumnKind
+    if types and all(issubclass(t, str) for t in types):
+        kind = "string"
+    elif types and all(issubclass(t, bool | np.bool_) for t in types):
+        kind = "bool"
+    elif types and all(
+        issubclass(t, int | np.integer) and not issubclass(t, bool | np.bool_) for t in types
+    ):
+        kind = "int"
+    elif types and all(
+        issubclass(t, int | float | np.integer | np.floating) and not issubclass(t, bool | np.bool_)
+        for t in types
+    ):
+        kind = "float"
+    else:  # mixed, nested, or all null: nothing narrower to infer
+        kind = "object"
+    if kind in NUMERIC_KINDS:
+        out = np.full(len(values), np.nan)
+        out[~nulls] = present.astype(np.float64)
+        return kind, out
+    out_obj = values.copy()
+    out_obj[nulls] = None
+    return kind, out_obj
+
+
+# ----------------------------------------------------------------------- narwhals
+def _from_native(data: Any) -> Table | None:
+    import narwhals.stable.v2 as nw
+
+    source = None
+    dask_frame = imported("dask.dataframe")
+    if dask_frame is not None and isinstance(data, dask_frame.DataFrame):
+        # Collect it ourselves: narwhals' own Dask support is moving to a plugin.
+        data, source = data.compute(), "dask"
+    frame = nw.from_native(data, pass_through=True)
+    if isinstance(frame, nw.LazyFrame):
+        frame = frame.collect()
+    if not isinstance(frame, nw.DataFrame):
+        return None
+    source = source or nw.get_native_namespace(frame).__name__.partition(".")[0]
+    if len(set(frame.columns)) != len(frame.columns):
+        raise InputError("data: duplicated column names")
+    columns: dict[str, npt.NDArray[Any]] = {}
+    kinds: dict[str, ColumnKind] = {}
+    for name in frame.columns:
+        kind, values = _normalise_series(frame.get_column(name), nw)
+        columns[str(name)], kinds[str(name)] = values, kind
+    if not columns:
+        raise InputError("data: has no columns")
+    return Table(columns=columns, kinds=kinds, n_rows=len(frame), source=source)
+
+
+def _normalise_series(series: Any, nw: Any) -> tuple[ColumnKind, npt.NDArray[Any]]:
+    dtype = series.dtype
+    if dtype.is_boolean():
+        if series.null_count() == 0:
+            return "bool", np.asarray(series.to_numpy(), dtype=np.float64)
+        nulls = series.is_null().to_numpy()
+        filled = np.asarray(series.fill_null(value=False).to_numpy(), dtype=np.float64)
+        filled[nulls] = np.nan
+        return "bool", filled
+    if dtype.is_numeric():
+        kind: ColumnKind = "int" if dtype.is_integer() else "float"
+        return kind, np.asarray(series.to_numpy(), dtype=np.float64)
+    if dtype.is_temporal() and dtype in (nw.Datetime, nw.Date):
+        return "datetime", np.asarray(series.to_numpy()).astype("datetime64[ns]")
+    values = np.asarray(series.to_numpy(), dtype=object)
+    if dtype in (nw.String, nw.Categorical, nw.Enum):
+        if series.null_count():
+            values[np.asarray(series.is_null().to_numpy(), dtype=bool)] = None
+        return ("string" if dtype == nw.String else "categorical"), values
+    return _normalise_objects(values)

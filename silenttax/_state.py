@@ -1,0 +1,133 @@
+"""Versioned JSON state: the one base for everything silenttax saves.
+
+A :class:`State` is a frozen pydantic model that carries its ``kind`` and
+``schema_version`` in the JSON itself. Loading checks both, so a file of
+another kind or from a newer silenttax fails with a clear
+:class:`~silenttax.errors.StateError` instead of a half-loaded object. Nothing
+is ever pickled. NaN and infinities round-trip (``NaN``/``Infinity`` literals,
+as Python's ``json`` module writes them).
+
+Examples:
+    >>> from typing import ClassVar
+    >>> class Counter(State):
+    ...     KIND: ClassVar[str] = "example.counter"
+    ...     count: int = 0
+    >>> text = Counter(count=3).to_json()
+    >>> text
+    '{"kind":"example.counter","schema_version":1,"count":3}'
+    >>> Counter.from_json(text).count
+    3
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from silenttax.errors import StateError
+
+__all__ = ["State"]
+
+
+class State(BaseModel):
+    """Base class for versioned, JSON-serializable state (never pickle).
+
+    Subclasses set ``KIND`` (a stable dotted name) and bump ``SCHEMA_VERSION``
+    when their fields change incompatibly, overriding :meth:`_migrate` to read
+    older files.
+    """
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        ser_json_inf_nan="constants",
+        validate_default=True,
+        defer_build=True,
+    )
+
+    KIND: ClassVar[str] = "silenttax.state"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    kind: str = Field(default="", description="What this state is; checked on load.")
+    schema_version: int = Field(
+        default=0, description="Format version of this kind; a newer one than known fails."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_header(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        kind = data.get("kind") or cls.KIND
+        if kind != cls.KIND:
+            raise StateError(f"expected a {cls.KIND!r} state, got one of kind {kind!r}")
+        version = data.get("schema_version") or cls.SCHEMA_VERSION
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise StateError(f"{cls.KIND!r} state has an invalid schema_version {version!r}")
+        if version > cls.SCHEMA_VERSION:
+            raise StateError(
+                f"{cls.KIND!r} state has schema_version {version}, newer than the "
+                f"{cls.SCHEMA_VERSION} this silenttax reads; upgrade silenttax to load it"
+            )
+        if version < cls.SCHEMA_VERSION:
+            data = cls._migrate(dict(data), version)
+        return {**data, "kind": cls.KIND, "schema_version": cls.SCHEMA_VERSION}
+
+    @classmethod
+    def _migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
+        """Turn a state written with an older ``version`` into the current layout."""
+        raise StateError(
+            f"{cls.KIND!r} state has schema_version {version}; this silenttax reads only "
+            f"version {cls.SCHEMA_VERSION}"
+        )
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """Serialize to JSON text (NaN and infinities kept as ``NaN``/``Infinity``)."""
+        return self.model_dump_json(indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Self:
+        """Parse JSON written by :meth:`to_json`.
+
+        Raises:
+            StateError: the text is not valid JSON, is of another kind, from a
+                newer schema version, or does not match the fields.
+        """
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}"
+                for err in exc.errors()[:5]
+            )
+            raise StateError(f"cannot read {cls.KIND!r} state: {problems}") from exc
+
+    def save(self, path: str | os.PathLike[str], *, indent: int | None = None) -> Path:
+        """Write JSON to ``path`` atomically (a crash never leaves half a file)."""
+        target = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(self.to_json(indent=indent))
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Self:
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            StateError: the file cannot be read or does not hold this kind of state.
+        """
+        try:
+            text = Path(path).read_bytes()
+        except OSError as exc:
+            raise StateError(f"cannot read {cls.KIND!r} state from {str(path)!r}: {exc}") from exc
+        return cls.from_json(text)

@@ -1,0 +1,56 @@
+"""Argument parsing and dispatch for the ``silenttax`` command.
+
+Each subcommand lives in its own module with an ``add_parser(subparsers)``
+function whose parser sets ``func`` (namespace -> exit status); ``build_parser``
+lists them. Usage errors print one clear line and exit with status 2;
+findings at or above ``--fail-on`` exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from silenttax._version import __version__
+from silenttax.errors import SilentTaxError
+
+__all__ = ["build_parser", "main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """One clear line on stderr and exit status 2 (no usage dump)."""
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every registered subcommand."""
+    parser = _Parser(
+        prog="silenttax",
+        description=(
+            "Find the silent AI tax: models that keep their accuracy but get slower, "
+            "costlier and more fragile in production."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"silenttax {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 findings, 2 usage error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0
+    try:
+        status: int = func(args)
+    except SilentTaxError as exc:
+        print(f"silenttax: error: {exc}", file=sys.stderr)
+        return 2
+    return status

@@ -1,0 +1,145 @@
+"""Renderers for reports: terminal text, Markdown and HTML.
+
+Kept outside the models so that ``Finding``/``Report`` hold data only.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import TYPE_CHECKING
+
+from silenttax.report._enums import Severity
+
+if TYPE_CHECKING:
+    from silenttax.report._finding import Finding
+    from silenttax.report._report import Report
+
+__all__ = ["format_number", "to_html", "to_markdown", "to_text"]
+
+_ANSI = {
+    Severity.OK: "\x1b[32m",
+    Severity.INFO: "\x1b[36m",
+    Severity.WARNING: "\x1b[33m",
+    Severity.CRITICAL: "\x1b[1;31m",
+}
+_ANSI_RESET = "\x1b[0m"
+_HTML_COLOURS = {
+    Severity.OK: ("#1a7f37", "#dafbe1"),
+    Severity.INFO: ("#0969da", "#ddf4ff"),
+    Severity.WARNING: ("#9a6700", "#fff8c5"),
+    Severity.CRITICAL: ("#cf222e", "#ffebe9"),
+}
+
+
+def format_number(x: float | None, unit: str | None = None) -> str:
+    """Four significant digits, NaN/inf spelled out, the unit appended.
+
+    Examples:
+        >>> format_number(0.0123456, "s"), format_number(float("nan")), format_number(None)
+        ('0.01235 s', 'NaN', '')
+        >>> format_number(2.5e-13), format_number(float("-inf")), format_number(1234567.0)
+        ('2.5e-13', '-inf', '1.235e+06')
+    """
+    if x is None:
+        return ""
+    if math.isnan(x):
+        text = "NaN"
+    elif math.isinf(x):
+        text = "inf" if x > 0 else "-inf"
+    else:
+        text = f"{x:.4g}"
+    return f"{text} {unit}" if unit else text
+
+
+def _value_cell(f: Finding) -> str:
+    if f.value is None:
+        return ""
+    cell = format_number(f.value, f.unit)
+    return f"{f.metric}={cell}" if f.metric else cell
+
+
+def _p_cell(f: Finding) -> str:
+    return "" if f.p_value is None else f"{f.p_value:.3g}"
+
+
+def to_text(report: Report, *, color: bool = False) -> str:
+    """A compact aligned table: severity, code, subject, value, message."""
+    lines = [f"silenttax report — {report.summary()}"]
+    if not report.findings:
+        return lines[0]
+    rows = [(f.severity, f.code, f.subject, _value_cell(f), f.message) for f in report.findings]
+    w_code = max(len(r[1]) for r in rows)
+    w_subj = min(max(len(r[2]) for r in rows), 40)
+    w_value = max(len(r[3]) for r in rows)
+    for severity, code, subject, value, message in rows:
+        label = f"{severity.value.upper():<8}"
+        if color:
+            label = f"{_ANSI[severity]}{label}{_ANSI_RESET}"
+        value_col = f"{value:<{w_value}}  " if w_value else ""
+        lines.append(f"  {label} {code:<{w_code}}  {subject:<{w_subj}}  {value_col}{message}")
+    return "\n".join(lines)
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(report: Report) -> str:
+    """A summary line and a GitHub-flavoured Markdown table of every finding."""
+    out = [f"**silenttax report** — {report.summary()} (worst: `{report.worst.value}`)", ""]
+    if not report.findings:
+        return out[0]
+    out.append("| severity | code | subject | value | baseline | threshold | p | message |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    for f in report.findings:
+        cells = [
+            f"**{f.severity.value}**" if f.is_problem else f.severity.value,
+            f"`{f.code}`",
+            f.subject,
+            _value_cell(f),
+            format_number(f.baseline, f.unit),
+            format_number(f.threshold, f.unit),
+            _p_cell(f),
+            f.message,
+        ]
+        out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+    return "\n".join(out)
+
+
+def to_html(report: Report) -> str:
+    """A self-contained HTML table (inline styles, no scripts) with severity colours."""
+    esc = html.escape
+    head = (
+        f"<p><strong>silenttax report</strong> — {esc(report.summary())}"
+        f" (worst: {esc(report.worst.value)})</p>"
+    )
+    if not report.findings:
+        return f'<div class="silenttax-report">{head}</div>'
+    columns = ("severity", "code", "subject", "value", "baseline", "threshold", "p", "message")
+    header = "".join(f'<th style="text-align:left;padding:2px 8px">{c}</th>' for c in columns)
+    body = []
+    for f in report.findings:
+        fg, bg = _HTML_COLOURS[f.severity]
+        badge = (
+            f'<span style="color:{fg};background:{bg};padding:1px 6px;border-radius:4px;'
+            f'font-weight:600">{esc(f.severity.value)}</span>'
+        )
+        cells = [
+            badge,
+            f"<code>{esc(f.code)}</code>",
+            esc(f.subject),
+            esc(_value_cell(f)),
+            esc(format_number(f.baseline, f.unit)),
+            esc(format_number(f.threshold, f.unit)),
+            esc(_p_cell(f)),
+            esc(f.message) + (f"<br><em>{esc(f.recommendation)}</em>" if f.recommendation else ""),
+        ]
+        body.append(
+            "<tr>" + "".join(f'<td style="padding:2px 8px">{c}</td>' for c in cells) + "</tr>"
+        )
+    table = (
+        '<table style="border-collapse:collapse">'
+        f"<thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+    return f'<div class="silenttax-report">{head}{table}</div>'
