@@ -33,7 +33,34 @@ class CodeInfo:
 
 _C = Category
 #: Every code silenttax emits. Add new codes here (tests check uniqueness and format).
-CODES: tuple[CodeInfo, ...] = ()
+CODES: tuple[CodeInfo, ...] = (
+    # silenttax.monitor: LatencyMonitor
+    CodeInfo("latency.quantile", _C.LATENCY, "A latency quantile with its confidence interval."),
+    CodeInfo(
+        "latency.regression",
+        _C.LATENCY,
+        "A latency quantile compared with a baseline, judged from confidence bounds.",
+    ),
+    CodeInfo("latency.slo", _C.LATENCY, "A latency quantile compared with its SLO."),
+    CodeInfo("latency.invalid", _C.LATENCY, "Invalid durations (NaN, negative, None) recorded."),
+    CodeInfo("latency.no_data", _C.LATENCY, "Nothing was recorded, so nothing was checked."),
+    # silenttax.monitor: ResourceMonitor
+    CodeInfo("resource.memory", _C.RESOURCE, "Memory of the process (RSS, USS, per inference)."),
+    CodeInfo("resource.memory_growth", _C.RESOURCE, "A significant and material memory trend."),
+    CodeInfo("resource.cpu", _C.RESOURCE, "CPU utilisation of the process; saturation."),
+    CodeInfo("resource.gpu", _C.RESOURCE, "Utilisation and memory of one GPU."),
+    CodeInfo("resource.no_data", _C.RESOURCE, "Too few resource samples to judge."),
+    CodeInfo("resource.sampling_errors", _C.RESOURCE, "Resource samples that failed."),
+    # silenttax.cost
+    CodeInfo("cost.per_1k", _C.COST, "Realized cost per 1000 inferences."),
+    CodeInfo(
+        "cost.per_1k_increase",
+        _C.COST,
+        "Cost per 1000 inferences vs a baseline, decomposed into price, throughput, utilisation.",
+    ),
+    CodeInfo("cost.what_if", _C.COST, "Cost before and after a throughput change."),
+    CodeInfo("cost.no_data", _C.COST, "No served inferences yet, so no cost to judge."),
+)
 
 _BY_CODE = MappingProxyType({info.code: info for info in CODES})
 
@@ -61,7 +88,7 @@ def make_finding(
     return Finding(
         code=code,
         category=info.category,
-        severity=severity,  # type: ignore[arg-type]
+        severity=severity,
         subject=subject,
         message=message,
         **fields,

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from silenttax.report._finding import Finding
     from silenttax.report._report import Report
 
-__all__ = ["format_number", "to_html", "to_markdown", "to_text"]
+__all__ = ["format_bytes", "format_duration", "format_number", "to_html", "to_markdown", "to_text"]
 
 _ANSI = {
     Severity.OK: "\x1b[32m",
@@ -50,6 +50,44 @@ def format_number(x: float | None, unit: str | None = None) -> str:
     else:
         text = f"{x:.4g}"
     return f"{text} {unit}" if unit else text
+
+
+def format_duration(seconds: float) -> str:
+    """A duration with a readable unit, three significant digits.
+
+    Examples:
+        >>> format_duration(0.000850), format_duration(0.0123), format_duration(4.2)
+        ('850 µs', '12.3 ms', '4.2 s')
+        >>> format_duration(210), format_duration(7560), format_duration(3e-8)
+        ('3.5 min', '2.1 h', '30 ns')
+    """
+    if not math.isfinite(seconds):
+        return format_number(seconds, "s")
+    size = abs(seconds)
+    for limit, scale, unit in (
+        (1e-6, 1e9, "ns"),
+        (1e-3, 1e6, "µs"),
+        (1.0, 1e3, "ms"),
+        (120.0, 1.0, "s"),
+        (7200.0, 1 / 60, "min"),
+    ):
+        if size < limit:
+            return f"{seconds * scale:.3g} {unit}"
+    return f"{seconds / 3600:.3g} h"
+
+
+def format_bytes(n: float) -> str:
+    """A byte count in B, KiB, MiB or GiB, three significant digits.
+
+    Examples:
+        >>> format_bytes(512), format_bytes(81_920), format_bytes(2.5 * 2**30)
+        ('512 B', '80 KiB', '2.5 GiB')
+    """
+    size = abs(n)
+    for power, unit in ((3, "GiB"), (2, "MiB"), (1, "KiB")):
+        if size >= 1024**power:
+            return f"{n / 1024**power:.3g} {unit}"
+    return f"{n:.3g} B"
 
 
 def _value_cell(f: Finding) -> str:

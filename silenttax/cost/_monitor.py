@@ -1,0 +1,362 @@
+"""CostMonitor: realized cost per 1000 inferences over time, and why it moved."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from silenttax._state import State
+from silenttax.cost._model import CostModel
+from silenttax.errors import InputError
+from silenttax.report import Finding, Report, Severity
+from silenttax.report._codes import make_finding
+
+__all__ = ["CostMonitor", "CostWindow"]
+
+
+class CostWindow(BaseModel):
+    """Traffic and price over one time window, and the cost figures they imply.
+
+    With ``busy_seconds`` (summed service time of the requests) the window's
+    throughput and utilisation are separated: ``throughput = slots *
+    inferences / busy_seconds`` (capacity of the deployment, inferences/s)
+    and ``utilization = busy_seconds / (slots * seconds)``, where ``slots =
+    instances * concurrency``. Their product is the served rate, so
+    ``cost_per_1k = 1000 * cost_per_hour / (3600 * throughput * utilization)``
+    equals the realized cost.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    start: float
+    """Window start, seconds since the epoch."""
+    seconds: float
+    """Window length, wall-clock seconds."""
+    inferences: int
+    """Inferences served in the window."""
+    busy_seconds: float | None
+    """Summed service time of those inferences (None when not recorded)."""
+    price_per_hour: float
+    """Price of one instance-hour during the window."""
+    instances: float
+    """Instances billed during the window."""
+    concurrency: int = 1
+    """Requests one instance serves at once."""
+
+    @property
+    def cost(self) -> float:
+        """Money billed for the window."""
+        return self.price_per_hour * self.instances * self.seconds / 3600.0
+
+    @property
+    def cost_per_1k(self) -> float | None:
+        """Realized cost of 1000 inferences; None when nothing was served."""
+        return 1000.0 * self.cost / self.inferences if self.inferences else None
+
+    @property
+    def throughput(self) -> float | None:
+        """Capacity throughput of the deployment, inferences/s (needs busy time)."""
+        if not self.busy_seconds or not self.inferences:
+            return None
+        return self.instances * self.concurrency * self.inferences / self.busy_seconds
+
+    @property
+    def utilization(self) -> float | None:
+        """Busy share of the paid slots (needs busy time)."""
+        if self.busy_seconds is None or self.seconds <= 0:
+            return None
+        return self.busy_seconds / (self.instances * self.concurrency * self.seconds)
+
+
+class CostMonitorState(State):
+    """JSON state of a :class:`CostMonitor`: the model and the closed windows."""
+
+    KIND: ClassVar[str] = "silenttax.cost_monitor"
+
+    model: CostModel
+    """The price model in force."""
+    windows: list[CostWindow]
+    """Closed windows, oldest first."""
+    baseline: CostWindow | None = None
+    """The window later ones are compared with."""
+
+
+def _merge(windows: list[CostWindow]) -> CostWindow:
+    """Several consecutive windows as one (price and instances time-weighted)."""
+    seconds = sum(w.seconds for w in windows)
+    busy = [w.busy_seconds for w in windows]
+    hourly = sum(w.price_per_hour * w.instances * w.seconds for w in windows)
+    instances = sum(w.instances * w.seconds for w in windows) / seconds if seconds else 1.0
+    return CostWindow(
+        start=windows[0].start,
+        seconds=seconds,
+        inferences=sum(w.inferences for w in windows),
+        busy_seconds=None if None in busy else sum(b for b in busy if b is not None),
+        price_per_hour=hourly / (instances * seconds) if seconds else windows[0].price_per_hour,
+        instances=instances,
+        concurrency=windows[-1].concurrency,
+    )
+
+
+class CostMonitor:
+    """Track realized cost per 1000 inferences in time windows and explain changes.
+
+    Call :meth:`record` for every inference (or batch), optionally with its
+    service time; windows of ``window`` seconds close by themselves (or call
+    :meth:`close_window`). :meth:`check` compares the latest windows with the
+    baseline (the first closed window unless given) and, when cost per 1000
+    rose by more than ``tolerance``, says which factor moved:
+
+    ``cost/cost0 = (price/price0) * (throughput0/throughput) * (utilization0/utilization)``
+
+    (price here is the hourly price of the whole deployment, so adding
+    instances shows as price). Without service times only price and the
+    served rate can be told apart.
+
+    Args:
+        model: Price of the deployment.
+        window: Window length in seconds.
+        baseline: A window to compare with (default: the first closed one).
+        tolerance: Relative rise of cost per 1000 that is material (0.10 = 10%).
+        compare_windows: How many of the latest windows :meth:`check` pools.
+        concurrency: Requests one instance serves at once (for utilisation).
+        max_windows: Closed windows kept (older ones are dropped).
+        name: Subject of the findings.
+
+    Examples:
+        >>> monitor = CostMonitor(CostModel(price_per_hour=2.0), window=3600)
+        >>> t0 = 1_700_000_000.0
+        >>> monitor.record(inferences=360_000, busy_seconds=1800, now=t0)
+        >>> _ = monitor.close_window(now=t0 + 3600)           # 10 ms per inference
+        >>> monitor.record(inferences=360_000, busy_seconds=2700, now=t0 + 3600)
+        >>> _ = monitor.close_window(now=t0 + 7200)           # 15 ms: slower, but idle
+        >>> finding = monitor.check().filter(code="cost.per_1k_increase")[0]  # capacity
+        >>> # absorbed it: same bill, same traffic, so the same cost per 1000
+        >>> finding.severity, round(finding.effect_size, 2)
+        (<Severity.OK: 'ok'>, 1.0)
+    """
+
+    def __init__(
+        self,
+        model: CostModel,
+        *,
+        window: float = 3600.0,
+        baseline: CostWindow | None = None,
+        tolerance: float = 0.10,
+        compare_windows: int = 1,
+        concurrency: int = 1,
+        max_windows: int = 1000,
+        name: str = "model",
+    ) -> None:
+        if not isinstance(model, CostModel):
+            raise InputError(f"model must be a CostModel, got {type(model).__name__}")
+        if not window > 0:
+            raise InputError(f"window must be > 0 seconds, got {window!r}")
+        if tolerance < 0 or compare_windows < 1 or concurrency < 1 or max_windows < 2:
+            raise InputError(
+                "need tolerance >= 0, compare_windows >= 1, concurrency >= 1, max_windows >= 2"
+            )
+        self.model = model
+        self.window = float(window)
+        self.baseline = baseline
+        self.tolerance = tolerance
+        self.compare_windows = compare_windows
+        self.concurrency = concurrency
+        self.name = name
+        self._windows: deque[CostWindow] = deque(maxlen=max_windows)
+        self._lock = threading.Lock()
+        self._start: float | None = None
+        self._inferences = 0
+        self._busy = 0.0
+        self._busy_known = True
+
+    @property
+    def windows(self) -> tuple[CostWindow, ...]:
+        """Closed windows, oldest first."""
+        return tuple(self._windows)
+
+    def record(
+        self, inferences: int = 1, *, busy_seconds: float | None = None, now: float | None = None
+    ) -> None:
+        """Count served inferences (and their service time); never raises.
+
+        Args:
+            inferences: How many inferences were served.
+            busy_seconds: Their total service time; omit if unknown.
+            now: Seconds since the epoch (default: the current time).
+        """
+        when = time.time() if now is None else now
+        with self._lock:
+            if self._start is None:
+                self._start = when
+            elif when - self._start >= self.window:
+                self._close(self._start + self.window)
+                self._start = when
+            if isinstance(inferences, int) and inferences > 0:
+                self._inferences += inferences
+            if busy_seconds is None:
+                self._busy_known = False
+            elif busy_seconds >= 0 and math.isfinite(busy_seconds):
+                self._busy += busy_seconds
+
+    def set_price(self, price_per_hour: float, *, instances: float | None = None) -> None:
+        """Change the price (or instance count) from now on; closes the open window."""
+        self.close_window()
+        update: dict[str, Any] = {"price_per_hour": price_per_hour}
+        if instances is not None:
+            update["instances"] = instances
+        self.model = CostModel(
+            **{**self.model.model_dump(exclude={"kind", "schema_version"}), **update}
+        )
+
+    def close_window(self, now: float | None = None) -> CostWindow | None:
+        """Close the open window now; returns it (None if no window was open)."""
+        with self._lock:
+            if self._start is None:
+                return None
+            window = self._close(time.time() if now is None else now)
+            self._start = None
+            return window
+
+    def _close(self, end: float) -> CostWindow:
+        assert self._start is not None
+        window = CostWindow(
+            start=self._start,
+            seconds=max(0.0, end - self._start),
+            inferences=self._inferences,
+            busy_seconds=self._busy if self._busy_known else None,
+            price_per_hour=self.model.price_per_hour,
+            instances=self.model.instances,
+            concurrency=self.concurrency,
+        )
+        self._windows.append(window)
+        if self.baseline is None and window.inferences:
+            self.baseline = window
+        self._inferences, self._busy, self._busy_known = 0, 0.0, True
+        return window
+
+    def state(self) -> CostMonitorState:
+        """JSON-serializable snapshot (model, closed windows, baseline)."""
+        return CostMonitorState(
+            model=self.model, windows=list(self._windows), baseline=self.baseline
+        )
+
+    # ---------------------------------------------------------------------- check
+    def check(self) -> Report:
+        """``cost.per_1k`` for the latest windows and ``cost.per_1k_increase`` vs baseline."""
+        served = [w for w in self._windows if w.inferences]
+        findings: list[Finding] = []
+        cur = self.model.currency
+        if not served:
+            findings.append(
+                make_finding(
+                    "cost.no_data",
+                    severity=Severity.INFO,
+                    subject=self.name,
+                    message="no closed window with served inferences yet",
+                    detector="CostMonitor",
+                )
+            )
+            return Report(findings=findings, source="CostMonitor.check")
+        current = _merge(served[-self.compare_windows :])
+        cost = current.cost_per_1k
+        assert cost is not None
+        detail = f"{current.inferences} inferences in {current.seconds / 3600:.3g} h"
+        if current.utilization is not None and current.throughput is not None:
+            detail += (
+                f", capacity {current.throughput:.4g} inf/s at "
+                f"{current.utilization:.0%} utilisation"
+            )
+        findings.append(
+            make_finding(
+                "cost.per_1k",
+                severity=Severity.OK,
+                subject=self.name,
+                message=f"realized cost {cost:.4g} {cur} per 1000 inferences ({detail})",
+                metric="cost_per_1k",
+                value=cost,
+                unit=cur,
+                evidence=current.model_dump(),
+                detector="CostMonitor",
+            )
+        )
+        base = self.baseline
+        if base is not None and base.cost_per_1k and base is not served[-1]:
+            findings.append(self._compare(base, current))
+        return Report(
+            findings=findings,
+            source="CostMonitor.check",
+            context={"windows": len(self._windows), "currency": cur},
+        )
+
+    def _compare(self, base: CostWindow, current: CostWindow) -> Finding:
+        cur = self.model.currency
+        assert base.cost_per_1k is not None and current.cost_per_1k is not None
+        ratio = current.cost_per_1k / base.cost_per_1k
+        factors: dict[str, float] = {
+            "price": (current.price_per_hour * current.instances)
+            / (base.price_per_hour * base.instances)
+        }
+        if None not in (base.throughput, current.throughput, base.utilization, current.utilization):
+            factors["throughput"] = base.throughput / current.throughput  # type: ignore[operator]
+            factors["utilization"] = base.utilization / current.utilization  # type: ignore[operator]
+        else:
+            factors["served rate"] = ratio / factors["price"]
+        words = {
+            "price": "price per hour",
+            "throughput": "throughput",
+            "utilization": "utilisation",
+            "served rate": "served inferences per paid hour",
+        }
+        parts = []
+        for key, factor in sorted(factors.items(), key=lambda kv: -abs(math.log(kv[1]))):
+            # price moves cost directly; the other factors are inverse (slower: dearer)
+            change = factor - 1 if key == "price" else 1 / factor - 1
+            parts.append(f"{words[key]} {change * 100:+.0f}% (cost x{factor:.2f})")
+        driver = max(factors, key=lambda k: abs(math.log(factors[k])))
+        rose = ratio > 1 + self.tolerance
+        severity = Severity.OK
+        if rose:
+            severity = Severity.CRITICAL if ratio > 1.5 else Severity.WARNING
+        verdict = "rose" if ratio > 1 else "fell"
+        message = (
+            f"cost per 1000 inferences {verdict} {abs(ratio - 1) * 100:.0f}%: "
+            f"{base.cost_per_1k:.4g} -> {current.cost_per_1k:.4g} {cur}; " + "; ".join(parts)
+        )
+        recommendation = None
+        if rose:
+            recommendation = {
+                "price": "The price or instance count changed: check the billing and autoscaler.",
+                "throughput": "Each inference got slower: profile the model and trace the "
+                "request pipeline (silenttax.profile, silenttax.trace).",
+                "utilization": "Paid capacity sits idle: scale down or consolidate replicas.",
+                "served rate": "Fewer inferences per paid hour: record busy_seconds to tell "
+                "slower inferences from idle capacity.",
+            }[driver]
+        return make_finding(
+            "cost.per_1k_increase",
+            severity=severity,
+            subject=self.name,
+            message=message,
+            metric="cost_per_1k",
+            value=current.cost_per_1k,
+            baseline=base.cost_per_1k,
+            threshold=base.cost_per_1k * (1 + self.tolerance),
+            unit=cur,
+            effect_size=ratio,
+            evidence={
+                "factors": factors,
+                "driver": driver,
+                "log_shares": {
+                    k: math.log(v) / math.log(ratio) if ratio != 1 else 0.0
+                    for k, v in factors.items()
+                },
+            },
+            recommendation=recommendation,
+            detector="CostMonitor",
+        )

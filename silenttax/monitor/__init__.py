@@ -1,0 +1,29 @@
+"""Serving monitors: latency quantiles, latency creep, CPU/memory/GPU.
+
+Everything here is meant for the request path of a model server: O(1)
+recording, bounded memory, thread-safe, and it never raises into the request
+unless you pass ``strict=True``.
+"""
+
+from silenttax.monitor._adwin import ADWIN
+from silenttax.monitor._detectors import CUSUM, ChangeDetector, DetectorState, PageHinkley
+from silenttax.monitor._gpu import GpuStats, gpu_snapshot
+from silenttax.monitor._latency import LatencyMonitor, quantile_interval
+from silenttax.monitor._resource import ResourceMonitor, ResourceSample
+from silenttax.monitor._sketch import LatencySketch, LatencySketchState
+
+__all__ = [
+    "ADWIN",
+    "CUSUM",
+    "ChangeDetector",
+    "DetectorState",
+    "GpuStats",
+    "LatencyMonitor",
+    "LatencySketch",
+    "LatencySketchState",
+    "PageHinkley",
+    "ResourceMonitor",
+    "ResourceSample",
+    "gpu_snapshot",
+    "quantile_interval",
+]

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from silenttax.cost import SECONDS_PER_MONTH, CostModel, CostMonitor
+from silenttax.cost._monitor import CostMonitorState
+from silenttax.errors import InputError
+from silenttax.report import Severity
+
+T0 = 1_700_000_000.0
+
+
+def test_capacity_cost_formula() -> None:
+    model = CostModel(price_per_hour=3.0, instances=4, currency="EUR")
+    # 1000 * price * instances / (3600 * throughput * utilization)
+    assert model.cost_per_1k(500, 0.5) == pytest.approx(1000 * 3.0 * 4 / (3600 * 500 * 0.5))
+    assert model.cost_per_hour == 12.0
+    assert model.cost_per_1k(500) < model.cost_per_1k(500, 0.5)
+
+
+def test_realized_cost_and_monthly() -> None:
+    model = CostModel(price_per_hour=2.5, instances=2)
+    assert model.realized_cost_per_1k(inferences=1_000_000, hours=10) == pytest.approx(0.05)
+    monthly = model.monthly_cost(traffic=100, throughput=400, utilization=0.5)
+    assert monthly == pytest.approx(100 * SECONDS_PER_MONTH / 1000 * model.cost_per_1k(400, 0.5))
+    assert SECONDS_PER_MONTH == pytest.approx(30.4375 * 86400)
+
+
+def test_what_if() -> None:
+    comparison = CostModel(price_per_hour=1.2).what_if(200, 500, traffic=150, utilization=0.5)
+    assert comparison.ratio == pytest.approx(0.4)
+    assert comparison.monthly_saving == pytest.approx(
+        comparison.monthly_before - comparison.monthly_after
+    )
+    finding = comparison.report()[0]
+    assert finding.code == "cost.what_if" and finding.severity is Severity.INFO
+    assert "saving" in finding.message and "USD" in finding.message
+    worse = CostModel(price_per_hour=1.2).what_if(500, 200, traffic=150).report()[0]
+    assert worse.severity is Severity.WARNING and "extra cost" in worse.message
+
+
+@pytest.mark.parametrize(
+    ("call", "arg"),
+    [
+        (lambda: CostModel(price_per_hour=-1), "price_per_hour"),
+        (lambda: CostModel(price_per_hour=1, instances=0), "instances"),
+        (lambda: CostModel(price_per_hour=1).cost_per_1k(0), "throughput"),
+        (lambda: CostModel(price_per_hour=1).cost_per_1k(10, 1.5), "utilization"),
+        (
+            lambda: CostModel(price_per_hour=1).realized_cost_per_1k(inferences=0, hours=1),
+            "inferences",
+        ),
+        (lambda: CostModel(price_per_hour=math.nan), "price_per_hour"),
+    ],
+)
+def test_bad_arguments_are_named(call: object, arg: str) -> None:
+    with pytest.raises(InputError, match=arg):
+        call()  # type: ignore[operator]
+
+
+def run(monitor: CostMonitor, hours: list[tuple[int, float | None]], start: float = T0) -> None:
+    for i, (inferences, busy) in enumerate(hours):
+        monitor.record(inferences, busy_seconds=busy, now=start + 3600 * i)
+        monitor.close_window(now=start + 3600 * (i + 1))
+
+
+def increase(monitor: CostMonitor):  # type: ignore[no-untyped-def]
+    return monitor.check().filter(code="cost.per_1k_increase")[0]
+
+
+def test_window_figures() -> None:
+    monitor = CostMonitor(CostModel(price_per_hour=2.0, instances=2), concurrency=2)
+    run(monitor, [(720_000, 3600.0)])
+    w = monitor.windows[0]
+    assert w.cost == pytest.approx(4.0)
+    assert w.cost_per_1k == pytest.approx(4.0 / 720)
+    assert w.utilization == pytest.approx(3600 / (2 * 2 * 3600))
+    assert w.throughput == pytest.approx(4 * 720_000 / 3600)
+    # capacity formula at the window's throughput and utilisation == realized cost
+    capacity = monitor.model.cost_per_1k(w.throughput, w.utilization)  # type: ignore[arg-type]
+    assert capacity == pytest.approx(w.cost_per_1k)
+
+
+def test_slower_model_is_blamed_on_throughput() -> None:
+    monitor = CostMonitor(CostModel(price_per_hour=2.0))
+    run(monitor, [(360_000, 1800.0), (240_000, 2400.0)])  # 5 ms -> 10 ms per inference
+    finding = increase(monitor)
+    assert finding.severity is Severity.WARNING
+    assert finding.effect_size == pytest.approx(1.5)
+    assert finding.evidence["driver"] == "throughput"
+    assert finding.evidence["factors"]["throughput"] == pytest.approx(2.0)  # type: ignore[index]
+    assert "throughput -50%" in finding.message
+
+
+def test_price_change_is_blamed_on_price() -> None:
+    monitor = CostMonitor(CostModel(price_per_hour=2.0))
+    run(monitor, [(360_000, 1800.0)])
+    monitor.set_price(3.0)
+    run(monitor, [(360_000, 1800.0)], start=T0 + 3600)
+    finding = increase(monitor)
+    assert finding.evidence["driver"] == "price" and finding.effect_size == pytest.approx(1.5)
+    assert monitor.model.price_per_hour == 3.0
+
+
+def test_idle_capacity_is_blamed_on_utilization() -> None:
+    monitor = CostMonitor(CostModel(price_per_hour=2.0))
+    run(monitor, [(360_000, 1800.0), (180_000, 900.0)])  # half the traffic, same speed
+    finding = increase(monitor)
+    assert finding.severity is Severity.CRITICAL and finding.effect_size == pytest.approx(2.0)
+    assert finding.evidence["driver"] == "utilization"
+    assert "idle" in (finding.recommendation or "")
+
+
+def test_without_busy_time_only_served_rate() -> None:
+    monitor = CostMonitor(CostModel(price_per_hour=2.0))
+    run(monitor, [(360_000, None), (240_000, None)])
+    finding = increase(monitor)
+    assert finding.evidence["driver"] == "served rate"
+
+
+def test_same_traffic_is_quiet_and_no_data() -> None:
+    assert [f.code for f in CostMonitor(CostModel(price_per_hour=1)).check()] == ["cost.no_data"]
+    monitor = CostMonitor(CostModel(price_per_hour=2.0))
+    run(monitor, [(360_000, 1800.0), (355_000, 1790.0)])
+    assert monitor.check().worst is Severity.OK
+
+
+def test_windows_roll_over_by_themselves() -> None:
+    monitor = CostMonitor(CostModel(price_per_hour=1.0), window=60)
+    for second in range(0, 300, 1):
+        monitor.record(10, busy_seconds=0.5, now=T0 + second)
+    assert len(monitor.windows) == 4
+    assert all(w.inferences == 600 for w in monitor.windows)
+
+
+def test_record_never_raises() -> None:
+    monitor = CostMonitor(CostModel(price_per_hour=1.0))
+    monitor.record(-5, busy_seconds=math.nan)
+    monitor.record("x", busy_seconds=-1)  # type: ignore[arg-type]
+    monitor.record(3, busy_seconds=0.3)
+    window = monitor.close_window()
+    assert window is not None and window.inferences == 3
+    assert window.busy_seconds == pytest.approx(0.3)
+
+
+def test_state_json(tmp_path: Path) -> None:
+    monitor = CostMonitor(CostModel(price_per_hour=2.0))
+    run(monitor, [(1000, 10.0), (2000, 20.0)])
+    monitor.state().save(tmp_path / "c.json")
+    back = CostMonitorState.load(tmp_path / "c.json")
+    assert back.windows == list(monitor.windows) and back.model == monitor.model

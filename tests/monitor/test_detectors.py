@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from silenttax.errors import InputError, StateError
+from silenttax.monitor import ADWIN, CUSUM, ChangeDetector, PageHinkley
+
+DETECTORS: list[type[ChangeDetector]] = [CUSUM, PageHinkley, ADWIN]
+
+
+def alarms(detector: ChangeDetector, stream: np.ndarray) -> list[int]:
+    return [i for i, x in enumerate(stream.tolist()) if detector.update(x)]
+
+
+def step(seed: int, *, pre: int = 1000, post: int = 1000, shift_sd: float = 2.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.lognormal(np.log(0.02), 0.5, pre + post)
+    x[pre:] += shift_sd * x[:pre].std()
+    return x
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_two_sd_step_is_detected_within_a_few_hundred_samples(cls: type[ChangeDetector]) -> None:
+    for seed in range(10):
+        found = alarms(cls(), step(seed))
+        assert found, f"{cls.__name__} missed the step (seed {seed})"
+        assert 1000 <= found[0] < 1300, (cls.__name__, seed, found)
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_scale_free(cls: type[ChangeDetector]) -> None:
+    stream = step(3)
+    assert alarms(cls(), stream) == alarms(cls(), stream * 1000.0)  # seconds vs ms
+
+
+def false_alarm_rate(cls: type[ChangeDetector], streams: int, n: int = 20_000) -> float:
+    hits = 0
+    for seed in range(streams):
+        rng = np.random.default_rng(seed)
+        stream = rng.normal(5.0, 1.0, n) if seed % 2 else rng.lognormal(np.log(0.02), 0.5, n)
+        detector = cls()
+        hits += any(detector.update(x) for x in stream.tolist())
+    return hits / streams
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_false_alarms_are_rare_on_stationary_noise(cls: type[ChangeDetector]) -> None:
+    # Seeded small version: 16 streams of 20k; the full 200-stream run is marked slow.
+    assert false_alarm_rate(cls, 16) <= 1 / 16
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_false_alarm_rate_full(cls: type[ChangeDetector]) -> None:
+    assert false_alarm_rate(cls, 200) < 0.05
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_direction(cls: type[ChangeDetector]) -> None:
+    down = step(5, shift_sd=-2.0)
+    assert alarms(cls(direction="up"), down) == []
+    assert alarms(cls(direction="down"), down)
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_state_round_trip_mid_stream(cls: type[ChangeDetector], tmp_path: Path) -> None:
+    stream = step(7)
+    whole = cls()
+    expected = alarms(whole, stream)
+    first = cls()
+    early = alarms(first, stream[:1020])
+    first.save(tmp_path / "d.json")
+    resumed = cls.load(tmp_path / "d.json")
+    late = [i + 1020 for i in alarms(resumed, stream[1020:])]
+    assert early + late == expected
+    assert resumed.n == whole.n and resumed.n_detections == whole.n_detections
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_reset_equals_fresh_and_drift_flag_is_read_only(cls: type[ChangeDetector]) -> None:
+    detector = cls()
+    alarms(detector, step(1))
+    assert detector.n_detections >= 1 and detector.last_detection is not None
+    detector.reset()
+    assert detector.state() == cls().state()
+    with pytest.raises(AttributeError):
+        detector.drift_detected = True  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_invalid_values_are_ignored(cls: type[ChangeDetector]) -> None:
+    detector = cls()
+    for bad in (float("nan"), None, "x", float("inf")):
+        assert detector.update(bad) is False  # type: ignore[arg-type]
+    assert detector.invalid == 4 and detector.n == 0
+
+
+def test_wrong_state_kind() -> None:
+    with pytest.raises(StateError, match="CUSUM"):
+        PageHinkley.from_json(CUSUM().to_json())
+
+
+def test_bad_parameters() -> None:
+    with pytest.raises(InputError, match="warmup"):
+        CUSUM(warmup=1)
+    with pytest.raises(InputError, match="direction"):
+        PageHinkley(direction="sideways")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="delta"):
+        ADWIN(delta=2)
+
+
+def test_warmup_reference() -> None:
+    detector = CUSUM(warmup=10)
+    for x in range(9):
+        detector.update(float(x))
+    assert detector.warming_up and detector.reference is None
+    detector.update(9.0)
+    mean, sd = detector.reference  # type: ignore[misc]
+    assert mean == pytest.approx(4.5) and sd == pytest.approx(np.std(np.arange(10), ddof=1))
+
+
+def test_adwin_window_adapts() -> None:
+    detector = ADWIN()
+    stream = np.random.default_rng(0).normal(0, 1, 5000)
+    alarms(detector, stream)
+    assert 4000 < detector.width <= 5000 - detector.warmup
