@@ -67,10 +67,22 @@ class CostModel(State):
     currency: str = "USD"
     """Currency of every money figure."""
 
-    def __init__(self, **data: Any) -> None:
-        _positive("price_per_hour", data.get("price_per_hour", -1.0), allow_zero=True)
-        _positive("instances", data.get("instances", 1.0))
-        super().__init__(**data)
+    def __init__(
+        self,
+        *,
+        price_per_hour: float,
+        instances: float = 1.0,
+        currency: str = "USD",
+        **header: Any,
+    ) -> None:
+        # A custom __init__ so bad prices raise InputError naming the argument;
+        # ``header`` carries ``kind``/``schema_version`` when a saved model loads.
+        fields: dict[str, Any] = {
+            "price_per_hour": _positive("price_per_hour", price_per_hour, allow_zero=True),
+            "instances": _positive("instances", instances),
+            "currency": currency,
+        }
+        super().__init__(**header, **fields)
 
     @property
     def cost_per_hour(self) -> float:

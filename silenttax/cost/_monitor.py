@@ -6,7 +6,7 @@ import math
 import threading
 import time
 from collections import deque
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -207,11 +207,10 @@ class CostMonitor:
     def set_price(self, price_per_hour: float, *, instances: float | None = None) -> None:
         """Change the price (or instance count) from now on; closes the open window."""
         self.close_window()
-        update: dict[str, Any] = {"price_per_hour": price_per_hour}
-        if instances is not None:
-            update["instances"] = instances
         self.model = CostModel(
-            **{**self.model.model_dump(exclude={"kind", "schema_version"}), **update}
+            price_per_hour=price_per_hour,
+            instances=self.model.instances if instances is None else instances,
+            currency=self.model.currency,
         )
 
     def close_window(self, now: float | None = None) -> CostWindow | None:
