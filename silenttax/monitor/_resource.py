@@ -74,7 +74,8 @@ class ResourceMonitor:
 
     :meth:`check` reports ``resource.memory`` (RSS/USS, bytes per
     inference), ``resource.memory_growth`` (a leak: a significant upward
-    trend, Kendall's tau, whose Theil-Sen growth over the window is material),
+    trend, Kendall's tau, whose growth between the first and last quarters of the
+    window is material),
     ``resource.cpu`` (utilisation, saturation, CPU time per inference) and
     ``resource.gpu`` per GPU. A steady process stays quiet.
 
@@ -387,7 +388,10 @@ class ResourceMonitor:
         slope = float(theilslopes(rss, t)[0])  # bytes per second, robust to spikes
         tau = kendalltau(t, rss, alternative="greater")
         p_value = float(tau.pvalue) if math.isfinite(tau.pvalue) else 1.0
-        growth = slope * duration
+        # Growth over the window: robust ends (medians of the first and last quarter),
+        # which does not depend on how evenly the samples are spaced in time.
+        quarter = max(2, len(samples) // 4)
+        growth = float(np.median(rss[-quarter:]) - np.median(rss[:quarter]))
         per_inf = self._per_inference(samples, "rss")
         evidence: dict[str, Any] = {
             "slope_bytes_per_s": slope,

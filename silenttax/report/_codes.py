@@ -60,6 +60,15 @@ CODES: tuple[CodeInfo, ...] = (
     ),
     CodeInfo("cost.what_if", _C.COST, "Cost before and after a throughput change."),
     CodeInfo("cost.no_data", _C.COST, "No served inferences yet, so no cost to judge."),
+    # silenttax.trace
+    CodeInfo("pipeline.shadow_overhead", _C.PIPELINE, "Share of request time outside the model."),
+    CodeInfo("pipeline.stage_time", _C.PIPELINE, "Time of one stage per request (vs baseline)."),
+    CodeInfo("pipeline.new_stage", _C.PIPELINE, "A stage that was not in the baseline."),
+    CodeInfo("pipeline.removed_stage", _C.PIPELINE, "A baseline stage that no longer appears."),
+    CodeInfo("pipeline.request_time", _C.PIPELINE, "Request p50 against the baseline."),
+    CodeInfo("pipeline.span_errors", _C.PIPELINE, "Spans that ended with an exception."),
+    CodeInfo("pipeline.warmup", _C.PIPELINE, "A first call far slower than the p50 (warm-up)."),
+    CodeInfo("pipeline.no_data", _C.PIPELINE, "No request was traced."),
 )
 
 _BY_CODE = MappingProxyType({info.code: info for info in CODES})

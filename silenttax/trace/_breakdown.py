@@ -1,0 +1,236 @@
+"""Aggregates of traced requests: per stage and per span name, mergeable JSON state."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from silenttax._state import State
+from silenttax.errors import InputError
+from silenttax.monitor._sketch import LatencySketch, LatencySketchState
+
+__all__ = ["Breakdown", "SpanStats", "StageStats"]
+
+_QS = (0.5, 0.95, 0.99)
+
+
+def _empty_sketch() -> LatencySketchState:
+    return LatencySketch().state()
+
+
+def _merge_sketches(a: LatencySketchState, b: LatencySketchState) -> LatencySketchState:
+    return LatencySketch.from_state(a).merge(LatencySketch.from_state(b)).state()
+
+
+def _quantiles(sketch: LatencySketchState) -> dict[str, float]:
+    if not sketch.count:
+        return {}
+    values = LatencySketch.from_state(sketch).quantiles(_QS)
+    return {f"p{q * 100:g}": float(v) for q, v in zip(_QS, values, strict=True)}
+
+
+class StageStats(BaseModel):
+    """Time a stage takes per request (self time of its spans, summed per request)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+
+    spans: int = 0
+    """Spans with this stage."""
+    requests: int = 0
+    """Requests with at least one span of this stage."""
+    total: float = 0.0
+    """Self time of the stage over all requests, seconds."""
+    total_sq: float = 0.0
+    """Sum over requests of the squared per-request stage time (for the variance)."""
+    sketch: LatencySketchState = Field(default_factory=_empty_sketch)
+    """Per-request stage time (requests that have the stage), seconds."""
+
+    def merged(self, other: StageStats) -> StageStats:
+        """Stats over both sets of requests."""
+        return StageStats(
+            spans=self.spans + other.spans,
+            requests=self.requests + other.requests,
+            total=self.total + other.total,
+            total_sq=self.total_sq + other.total_sq,
+            sketch=_merge_sketches(self.sketch, other.sketch),
+        )
+
+
+class SpanStats(BaseModel):
+    """Durations of the spans with one name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+
+    stage: str
+    """The span's stage (the last one seen if it varies)."""
+    count: int = 0
+    """Spans with this name."""
+    errors: int = 0
+    """Of which ended with an exception."""
+    total: float = 0.0
+    """Sum of their durations, seconds."""
+    self_total: float = 0.0
+    """Sum of their self times (duration minus children), seconds."""
+    first: float | None = None
+    """Duration of the first span with this name seen by the tracer (warm-up)."""
+    first_self: float | None = None
+    """Self time of that first span."""
+    sketch: LatencySketchState = Field(default_factory=_empty_sketch)
+    """Their durations, seconds."""
+
+    def merged(self, other: SpanStats) -> SpanStats:
+        """Stats over both sets of spans."""
+        return SpanStats(
+            stage=self.stage,
+            count=self.count + other.count,
+            errors=self.errors + other.errors,
+            total=self.total + other.total,
+            self_total=self.self_total + other.self_total,
+            first=self.first if self.first is not None else other.first,
+            first_self=self.first_self if self.first is not None else other.first_self,
+            sketch=_merge_sketches(self.sketch, other.sketch),
+        )
+
+
+class Breakdown(State):
+    """Where request time goes, aggregated over every recorded request.
+
+    Stage figures use **self time** (a span's duration minus its children's),
+    so nested spans are not counted twice and the stage totals add up to the
+    request total. The tracer's own measured cost per span is subtracted
+    before anything is aggregated. Breakdowns are JSON (``save``/``load``)
+    and merge across processes and replicas with :meth:`merge`.
+
+    Examples:
+        >>> from silenttax.trace import Tracer
+        >>> tracer = Tracer()
+        >>> for _ in range(3):
+        ...     with tracer.span("predict"):
+        ...         with tracer.span("forward", stage="model"):
+        ...             pass
+        >>> b = tracer.breakdown()
+        >>> b.requests, sorted(b.stages), 0 <= b.model_share <= 1
+        (3, ['model', 'predict'], True)
+    """
+
+    KIND: ClassVar[str] = "silenttax.trace_breakdown"
+
+    requests: int = 0
+    """Requests (top-level spans) aggregated."""
+    request_total: float = 0.0
+    """Sum of request durations, seconds."""
+    request_sketch: LatencySketchState = Field(default_factory=_empty_sketch)
+    """Request durations, seconds."""
+    stages: dict[str, StageStats] = Field(default_factory=dict)
+    """Per stage: self time per request."""
+    spans: dict[str, SpanStats] = Field(default_factory=dict)
+    """Per span name: durations."""
+    model_stages: list[str] = Field(default_factory=lambda: ["model"])
+    """Stages that count as model time."""
+    overhead_per_span: float = 0.0
+    """The tracer's own cost per span (seconds) that was subtracted."""
+
+    @property
+    def model_time(self) -> float:
+        """Total self time in model stages, seconds."""
+        return sum(s.total for name, s in self.stages.items() if name in self.model_stages)
+
+    @property
+    def attributed_total(self) -> float:
+        """Sum of every stage's self time, seconds: the request time, attributed.
+
+        Equal to :attr:`request_total` up to the overhead correction (a span's
+        self time is never negative), so shares always add up to exactly 1.
+        """
+        return sum(s.total for s in self.stages.values())
+
+    @property
+    def model_share(self) -> float:
+        """Share of request time spent in model stages (0 when nothing was recorded)."""
+        total = self.attributed_total
+        return self.model_time / total if total > 0 else 0.0
+
+    def share(self, stage: str) -> float:
+        """Share of request time spent in ``stage`` (self time)."""
+        stats = self.stages.get(stage)
+        total = self.attributed_total
+        if stats is None or total <= 0:
+            return 0.0
+        return stats.total / total
+
+    def per_request(self, stage: str) -> float:
+        """Mean self time of ``stage`` per request, seconds (requests without it count 0)."""
+        stats = self.stages.get(stage)
+        return stats.total / self.requests if stats and self.requests else 0.0
+
+    def merge(self, other: Breakdown) -> Breakdown:
+        """A breakdown over the requests of both (e.g. two replicas)."""
+        if not isinstance(other, Breakdown):
+            raise InputError(f"can only merge a Breakdown, got {type(other).__name__}")
+        stages = dict(self.stages)
+        for name, stats in other.stages.items():
+            stages[name] = stages[name].merged(stats) if name in stages else stats
+        spans = dict(self.spans)
+        for name, span_stats in other.spans.items():
+            spans[name] = spans[name].merged(span_stats) if name in spans else span_stats
+        total = self.requests + other.requests
+        return Breakdown(
+            requests=total,
+            request_total=self.request_total + other.request_total,
+            request_sketch=_merge_sketches(self.request_sketch, other.request_sketch),
+            stages=stages,
+            spans=spans,
+            model_stages=sorted(set(self.model_stages) | set(other.model_stages)),
+            overhead_per_span=(
+                (self.overhead_per_span * self.requests + other.overhead_per_span * other.requests)
+                / total
+                if total
+                else self.overhead_per_span
+            ),
+        )
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per stage: share, mean per request and p50/p95/p99 (seconds)."""
+        rows = []
+        for name, stats in sorted(self.stages.items(), key=lambda kv: -kv[1].total):
+            rows.append(
+                {
+                    "stage": name,
+                    "share": self.share(name),
+                    "per_request": self.per_request(name),
+                    "requests": stats.requests,
+                    "spans": stats.spans,
+                    **_quantiles(stats.sketch),
+                }
+            )
+        return rows
+
+    def quantiles(self, stage: str | None = None) -> dict[str, float]:
+        """p50/p95/p99 of request time (``stage=None``) or of one stage's time per request."""
+        if stage is None:
+            return _quantiles(self.request_sketch)
+        stats = self.stages.get(stage)
+        return _quantiles(stats.sketch) if stats else {}
+
+    @classmethod
+    def merged(cls, breakdowns: list[Breakdown]) -> Self:
+        """One breakdown over several."""
+        if not breakdowns:
+            raise InputError("breakdowns: need at least one")
+        result = breakdowns[0]
+        for other in breakdowns[1:]:
+            result = result.merge(other)
+        return cls.model_validate(result.model_dump())
+
+    def mean_ci(self, stage: str, z: float = 1.959963984540054) -> tuple[float, float] | None:
+        """Normal-approximation CI for the mean stage time per request, seconds
+        (None with fewer than 2 requests)."""
+        stats = self.stages.get(stage)
+        if stats is None or self.requests < 2:
+            return None
+        mean = stats.total / self.requests
+        var = max(0.0, stats.total_sq / self.requests - mean * mean)
+        half = z * math.sqrt(var / self.requests)
+        return mean - half, mean + half

@@ -1,0 +1,360 @@
+"""The shadow-pipeline check: findings from a Breakdown, optionally against a baseline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from silenttax.errors import InputError
+from silenttax.monitor._latency import quantile_interval
+from silenttax.monitor._sketch import LatencySketch
+from silenttax.report import Finding, Report, Severity
+from silenttax.report._codes import make_finding
+from silenttax.report._render import format_duration as _dur
+from silenttax.trace._breakdown import Breakdown
+
+__all__ = ["check_breakdown"]
+
+
+def _p50_ci(
+    stats_sketch: LatencySketch, confidence: float
+) -> tuple[float, tuple[float, float] | None]:
+    return stats_sketch.quantile(0.5), quantile_interval(stats_sketch, 0.5, confidence)
+
+
+def check_breakdown(
+    current: Breakdown,
+    baseline: Breakdown | None = None,
+    *,
+    max_shadow_share: float = 0.5,
+    min_added: float = 50e-6,
+    min_added_share: float = 0.05,
+    confidence: float = 0.95,
+) -> Report:
+    """Findings on where request time goes, and what changed against ``baseline``.
+
+    - ``pipeline.shadow_overhead``: the share of request time outside the model
+      stages; WARNING above ``max_shadow_share``, CRITICAL above 80%.
+    - ``pipeline.stage_time`` per stage: its share and p50 per request; with a
+      baseline, WARNING when the stage's p50 per request grew by a material
+      amount (at least ``min_added`` seconds and ``min_added_share`` of the
+      baseline request p50) **and** the confidence interval of the increase
+      excludes zero (order-statistic intervals of both p50s, widened by the
+      sketch resolution) — e.g. "audit_log added 0.80 ms ± 0.05 at p50".
+    - ``pipeline.new_stage``: a stage absent from the baseline, with the time it
+      adds per request; ``pipeline.removed_stage`` for the reverse (INFO).
+    - ``pipeline.request_time``: request p50 against the baseline.
+    - ``pipeline.span_errors``: spans that ended with an exception.
+    - ``pipeline.warmup``: a span whose first call took far longer than its p50.
+
+    The tracer's own cost per span is already subtracted from every figure.
+
+    Args:
+        current: The breakdown to judge.
+        baseline: The breakdown to compare with (e.g. the previous release).
+        max_shadow_share: Largest acceptable share of request time outside the model.
+        min_added: Smallest material added time per request, seconds.
+        min_added_share: ... and as a share of the baseline request p50.
+        confidence: Confidence level of the intervals.
+    """
+    if not 0 < confidence < 1:
+        raise InputError(f"confidence must be in (0, 1), got {confidence!r}")
+    if not 0 < max_shadow_share <= 1:
+        raise InputError(f"max_shadow_share must be in (0, 1], got {max_shadow_share!r}")
+    findings: list[Finding] = []
+    if current.requests == 0:
+        findings.append(
+            make_finding(
+                "pipeline.no_data",
+                severity=Severity.INFO,
+                subject="tracer",
+                message="no request was traced, so nothing could be checked",
+                detector="Tracer.check",
+            )
+        )
+        return Report(findings=findings, source="Tracer.check")
+    findings.append(_shadow(current, baseline, max_shadow_share))
+    if baseline is not None and baseline.requests:
+        findings.append(_request_time(current, baseline, confidence))
+    base_request_p50 = (
+        LatencySketch.from_state(baseline.request_sketch).quantile(0.5)
+        if baseline is not None and baseline.requests
+        else 0.0
+    )
+    material = max(min_added, min_added_share * base_request_p50)
+    for stage in sorted(current.stages, key=lambda s: -current.stages[s].total):
+        if baseline is None or not baseline.requests:
+            findings.append(_stage_figures(current, stage))
+        elif stage in baseline.stages:
+            findings.append(_stage_vs(current, baseline, stage, material, confidence))
+        else:
+            findings.append(_new_stage(current, stage, material))
+    if baseline is not None:
+        findings.extend(
+            make_finding(
+                "pipeline.removed_stage",
+                severity=Severity.INFO,
+                subject=stage,
+                message=(
+                    f"stage '{stage}' ({_dur(baseline.per_request(stage))} per request in the "
+                    "baseline) no longer appears"
+                ),
+                metric="per_request",
+                value=0.0,
+                baseline=baseline.per_request(stage),
+                unit="s",
+                detector="Tracer.check",
+            )
+            for stage in baseline.stages
+            if stage not in current.stages
+        )
+    findings.extend(_errors(current))
+    findings.extend(_warmups(current))
+    return Report(
+        findings=findings,
+        source="Tracer.check",
+        context={
+            "requests": current.requests,
+            "baseline_requests": baseline.requests if baseline is not None else None,
+            "overhead_per_span_s": current.overhead_per_span,
+            "model_stages": list(current.model_stages),
+        },
+    )
+
+
+def _shadow(current: Breakdown, baseline: Breakdown | None, limit: float) -> Finding:
+    has_model = any(s in current.stages for s in current.model_stages)
+    if not has_model:
+        return make_finding(
+            "pipeline.shadow_overhead",
+            severity=Severity.INFO,
+            subject="request",
+            message=(
+                f"no span has a model stage ({', '.join(current.model_stages)}), so the time "
+                "outside the model cannot be told apart; mark the model call with "
+                "stage='model'"
+            ),
+            detector="Tracer.check",
+        )
+    shadow = 1.0 - current.model_share
+    others = sorted(
+        (s for s in current.stages if s not in current.model_stages),
+        key=lambda s: -current.share(s),
+    )
+    top = ", ".join(f"{s} {current.share(s):.0%}" for s in others[:4])
+    base_share = None
+    if baseline is not None and baseline.requests:
+        base_share = 1.0 - baseline.model_share
+    severity = Severity.OK
+    if shadow > 0.8 and shadow > limit:
+        severity = Severity.CRITICAL
+    elif shadow > limit:
+        severity = Severity.WARNING
+    message = f"{shadow:.0%} of request time is outside the model"
+    if base_share is not None:
+        message += f" (baseline {base_share:.0%})"
+    if top:
+        message += f": {top}"
+    return make_finding(
+        "pipeline.shadow_overhead",
+        severity=severity,
+        subject="request",
+        message=message,
+        metric="non_model_share",
+        value=shadow,
+        baseline=base_share,
+        threshold=limit,
+        evidence={"shares": {s: current.share(s) for s in current.stages}},
+        recommendation=(
+            "Most time is spent around the model: look at the largest stages above "
+            "(serialization, validation, logging) before optimising the model itself."
+            if severity >= Severity.WARNING
+            else None
+        ),
+        detector="Tracer.check",
+    )
+
+
+def _request_time(current: Breakdown, baseline: Breakdown, confidence: float) -> Finding:
+    cur = LatencySketch.from_state(current.request_sketch)
+    base = LatencySketch.from_state(baseline.request_sketch)
+    value, ci = _p50_ci(cur, confidence)
+    base_value, base_ci = _p50_ci(base, confidence)
+    ratio = value / base_value if base_value > 0 else float("inf")
+    slower = ci is not None and base_ci is not None and ci[0] > base_ci[1]
+    return make_finding(
+        "pipeline.request_time",
+        severity=Severity.INFO if slower else Severity.OK,
+        subject="request",
+        message=(
+            f"request p50 {_dur(value)} vs baseline {_dur(base_value)} ({(ratio - 1) * 100:+.0f}%)"
+        ),
+        metric="p50",
+        value=value,
+        baseline=base_value,
+        unit="s",
+        effect_size=ratio,
+        evidence={
+            "ci": list(ci) if ci else None,
+            "baseline_ci": list(base_ci) if base_ci else None,
+        },
+        detector="Tracer.check",
+    )
+
+
+def _stage_figures(current: Breakdown, stage: str) -> Finding:
+    stats = current.stages[stage]
+    p = current.quantiles(stage)
+    return make_finding(
+        "pipeline.stage_time",
+        severity=Severity.OK,
+        subject=stage,
+        message=(
+            f"stage '{stage}': {current.share(stage):.1%} of request time, "
+            f"{_dur(current.per_request(stage))} per request on average, p50 {_dur(p['p50'])}, "
+            f"p99 {_dur(p['p99'])} ({stats.requests} of {current.requests} requests)"
+        ),
+        metric="share",
+        value=current.share(stage),
+        evidence={"per_request": current.per_request(stage), **p},
+        detector="Tracer.check",
+    )
+
+
+def _stage_vs(
+    current: Breakdown, baseline: Breakdown, stage: str, material: float, confidence: float
+) -> Finding:
+    cur = LatencySketch.from_state(current.stages[stage].sketch)
+    base = LatencySketch.from_state(baseline.stages[stage].sketch)
+    value, ci = _p50_ci(cur, confidence)
+    base_value, base_ci = _p50_ci(base, confidence)
+    added = value - base_value
+    common: dict[str, Any] = {
+        "subject": stage,
+        "metric": "p50_per_request",
+        "value": value,
+        "baseline": base_value,
+        "threshold": base_value + material,
+        "unit": "s",
+        "effect_size": added,
+        "detector": "Tracer.check",
+    }
+    if ci is None or base_ci is None:
+        return make_finding(
+            "pipeline.stage_time",
+            severity=Severity.INFO,
+            message=(
+                f"stage '{stage}': p50 {_dur(value)} vs baseline {_dur(base_value)}; too few "
+                "requests to judge with confidence"
+            ),
+            **common,
+        )
+    lo, hi = ci[0] - base_ci[1], ci[1] - base_ci[0]
+    half = (hi - lo) / 2
+    evidence = {"added_ci": [lo, hi], "ci": list(ci), "baseline_ci": list(base_ci)}
+    if lo > 0 and added >= material:
+        critical = base_value > 0 and added > base_value  # the stage more than doubled
+        return make_finding(
+            "pipeline.stage_time",
+            severity=Severity.CRITICAL if critical else Severity.WARNING,
+            message=(
+                f"{stage} added {_dur(added)} ± {_dur(half)} at p50 per request "
+                f"({_dur(base_value)} -> {_dur(value)}); now {current.share(stage):.0%} of "
+                "request time"
+            ),
+            evidence=evidence,
+            recommendation=(
+                f"Find what changed in '{stage}' (a new decorator, a second serialization, "
+                "a validation 'just to be safe') and remove or batch it."
+            ),
+            **common,
+        )
+    return make_finding(
+        "pipeline.stage_time",
+        severity=Severity.OK,
+        message=(
+            f"stage '{stage}': p50 {_dur(value)} vs baseline {_dur(base_value)} "
+            f"({_dur(added)} ± {_dur(half)}): no material growth"
+        ),
+        evidence=evidence,
+        **common,
+    )
+
+
+def _new_stage(current: Breakdown, stage: str, material: float) -> Finding:
+    stats = current.stages[stage]
+    per_request = current.per_request(stage)
+    p50 = LatencySketch.from_state(stats.sketch).quantile(0.5)
+    presence = stats.requests / current.requests
+    severity = Severity.WARNING if per_request >= material else Severity.INFO
+    return make_finding(
+        "pipeline.new_stage",
+        severity=severity,
+        subject=stage,
+        message=(
+            f"new stage '{stage}' adds {_dur(p50)} at p50 where it runs ({presence:.0%} of "
+            f"requests), {_dur(per_request)} per request on average: "
+            f"{current.share(stage):.0%} of request time"
+        ),
+        metric="per_request",
+        value=per_request,
+        baseline=0.0,
+        threshold=material,
+        unit="s",
+        evidence={"p50": p50, "presence": presence},
+        recommendation=(
+            f"'{stage}' was not in the baseline: check it is needed on the request path."
+            if severity is Severity.WARNING
+            else None
+        ),
+        detector="Tracer.check",
+    )
+
+
+def _errors(current: Breakdown) -> list[Finding]:
+    return [
+        make_finding(
+            "pipeline.span_errors",
+            severity=Severity.WARNING,
+            subject=name,
+            message=(
+                f"{stats.errors} of {stats.count} '{name}' spans ended with an exception "
+                f"({stats.errors / stats.count:.1%})"
+            ),
+            metric="error_rate",
+            value=stats.errors / stats.count,
+            detector="Tracer.check",
+        )
+        for name, stats in current.spans.items()
+        if stats.errors
+    ]
+
+
+def _warmups(current: Breakdown) -> list[Finding]:
+    """Spans whose first call's *own* time (not its children's) dwarfs the rest."""
+    out = []
+    for name, stats in current.spans.items():
+        if stats.first is None or stats.first_self is None or stats.count < 20:
+            continue
+        rest_self = (stats.self_total - stats.first_self) / (stats.count - 1)
+        p50 = LatencySketch.from_state(stats.sketch).quantile(0.5)
+        excess = stats.first_self - rest_self
+        if excess > 1e-3 and stats.first_self > 10 * max(rest_self, 1e-9):
+            out.append(
+                make_finding(
+                    "pipeline.warmup",
+                    severity=Severity.INFO,
+                    subject=name,
+                    message=(
+                        f"the first '{name}' call took {_dur(stats.first)}, "
+                        f"{stats.first / p50:.0f}x its p50 of {_dur(p50)} (warm-up: lazy "
+                        "initialisation, JIT or cache fill)"
+                    ),
+                    metric="first_call",
+                    value=stats.first,
+                    baseline=p50,
+                    unit="s",
+                    recommendation="Warm the model up before taking traffic.",
+                    detector="Tracer.check",
+                )
+            )
+    return out

@@ -1,0 +1,300 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from silenttax.errors import InputError, StateError
+from silenttax.report import Severity
+from silenttax.trace import Breakdown, SpanRecord, Tracer
+
+
+def busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def names(record: SpanRecord) -> list[str]:
+    return [s.name for s in record.walk()]
+
+
+def test_span_tree_and_self_time_arithmetic() -> None:
+    tracer = Tracer()
+    with tracer.span("request", route="/predict"):
+        busy(0.002)
+        with tracer.span("parse", stage="preprocess"):
+            busy(0.003)
+        with tracer.span("forward", stage="model"):
+            busy(0.005)
+            with tracer.span("to_device", stage="io"):
+                busy(0.001)
+    (root,) = tracer.traces()
+    assert names(root) == ["request", "parse", "forward", "to_device"]
+    parse, forward = root.children
+    (to_device,) = forward.children
+    assert root.attributes == {"route": "/predict"}
+    assert parse.stage == "preprocess" and root.stage == "request"
+    assert forward.duration == pytest.approx(0.006, abs=0.0008)
+    assert forward.self_time == pytest.approx(0.005, abs=0.0008)
+    assert to_device.duration == pytest.approx(0.001, abs=0.0005)
+    assert root.duration == pytest.approx(0.011, abs=0.0015)
+    # self times add up to the request, with the tracer's overhead taken out
+    total_self = sum(s.self_time for s in root.walk())
+    assert total_self == pytest.approx(root.duration, abs=2e-5)
+    assert root.start <= parse.start <= forward.start <= to_device.start
+    assert abs(root.start - time.time()) < 60
+
+
+def test_breakdown_shares_and_model_share() -> None:
+    tracer = Tracer()
+    for _ in range(50):
+        with tracer.span("request"):
+            with tracer.span("parse", stage="preprocess"):
+                busy(0.0005)
+            with tracer.span("forward", stage="model"):
+                busy(0.0015)
+    b = tracer.breakdown()
+    assert b.requests == 50
+    assert b.model_share == pytest.approx(0.75, abs=0.05)
+    assert b.share("preprocess") == pytest.approx(0.25, abs=0.05)
+    assert sum(b.share(s) for s in b.stages) == pytest.approx(1.0, abs=1e-9)
+    assert b.stages["model"].requests == 50 and b.stages["model"].spans == 50
+    q = b.quantiles("model")
+    assert q["p50"] == pytest.approx(0.0015, rel=0.2)
+    assert b.spans["forward"].count == 50 and b.spans["forward"].stage == "model"
+    assert b.per_request("preprocess") == pytest.approx(0.0005, rel=0.2)
+    assert b.table()[0]["stage"] == "model"
+
+
+def test_overhead_is_measured_and_subtracted() -> None:
+    tracer = Tracer()
+    assert 0 < tracer.overhead_ns < 50_000
+    for _ in range(200):
+        with tracer.span("request"):
+            for _ in range(20):
+                with tracer.span("tiny", stage="logging"):
+                    pass
+    b = tracer.breakdown()
+    # 20 empty child spans: the parent's self time would be ~20 x overhead without the
+    # correction; with it, the request's own (glue) time stays a small share.
+    raw_guess = 20 * tracer.overhead_ns / 1e9
+    assert b.per_request("request") < raw_guess
+
+
+def test_decorator_sync_async_and_exceptions() -> None:
+    tracer = Tracer()
+
+    @tracer.traced(stage="model")
+    def forward(x: int) -> int:
+        return x * 2
+
+    @tracer.traced("fetch", stage="io")
+    async def fetch(x: int) -> int:
+        await asyncio.sleep(0.001)
+        return x + 1
+
+    @tracer.traced()
+    def broken() -> None:
+        raise KeyError("missing feature")
+
+    assert forward(21) == 42 and forward.__name__ == "forward"
+    assert asyncio.run(fetch(1)) == 2
+    with pytest.raises(KeyError, match="missing feature"):
+        broken()
+    traces = tracer.traces()
+    assert [t.name for t in traces] == [
+        "test_decorator_sync_async_and_exceptions.<locals>.forward",
+        "fetch",
+        "test_decorator_sync_async_and_exceptions.<locals>.broken",
+    ]
+    assert traces[2].error == "KeyError" and traces[0].error is None
+    b = tracer.breakdown()
+    assert b.spans[traces[2].name].errors == 1
+    report = tracer.check()
+    assert report.filter(code="pipeline.span_errors")[0].subject == traces[2].name
+
+
+def test_asyncio_gather_keeps_separate_trees() -> None:
+    tracer = Tracer()
+
+    async def handle(i: int) -> None:
+        with tracer.span(f"request-{i}"):
+            await asyncio.sleep(0.001 * (3 - i))
+            with tracer.span(f"model-{i}", stage="model"):
+                await asyncio.sleep(0.001)
+
+    async def main() -> None:
+        await asyncio.gather(*(handle(i) for i in range(3)))
+
+    asyncio.run(main())
+    traces = tracer.traces()
+    assert sorted(names(t)[0] for t in traces) == ["request-0", "request-1", "request-2"]
+    for t in traces:
+        i = t.name.split("-")[1]
+        assert names(t) == [f"request-{i}", f"model-{i}"]
+
+
+def test_child_tasks_attach_to_the_parent_span() -> None:
+    tracer = Tracer()
+
+    async def step(name: str) -> None:
+        with tracer.span(name, stage="io"):
+            await asyncio.sleep(0.001)
+
+    async def main() -> None:
+        with tracer.span("request"):
+            await asyncio.gather(step("a"), step("b"))
+
+    asyncio.run(main())
+    (root,) = tracer.traces()
+    assert sorted(c.name for c in root.children) == ["a", "b"]
+    assert root.self_time >= 0  # overlapping children never make it negative
+
+
+def test_threads_do_not_cross_talk_and_unfinished_requests_carry_over() -> None:
+    tracer = Tracer()
+    barrier = threading.Barrier(4)
+
+    def worker(k: int) -> None:
+        barrier.wait()
+        for i in range(600):  # > the batch size: folds happen while others are mid-request
+            with tracer.span(f"req-{k}"):
+                with tracer.span(f"work-{k}", stage="model"):
+                    pass
+                if i % 100 == 0:
+                    time.sleep(0.001)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    b = tracer.breakdown()
+    assert b.requests == 2400
+    for k in range(4):
+        assert b.spans[f"req-{k}"].count == 600
+        assert b.spans[f"work-{k}"].count == 600
+    assert b.stages["model"].requests == 2400
+    for record in tracer.traces():
+        k = record.name.split("-")[1]
+        assert names(record) == [f"req-{k}", f"work-{k}"]
+
+
+def test_retention_is_bounded_and_keeps_the_slowest() -> None:
+    tracer = Tracer(max_traces=50, max_slowest=5)
+    for i in range(3000):
+        with tracer.span("request", i=i):
+            if i in (10, 20, 30):
+                busy(0.003)
+    traces = tracer.traces()
+    kept = [t.attributes["i"] for t in traces]
+    assert len(traces) <= 55
+    assert {10, 20, 30} <= set(kept)  # slowest survive the ring
+    assert kept[-1] == 2999 and 2950 in kept  # the most recent 50
+    assert tracer.breakdown().requests == 3000
+
+
+def test_memory_stays_bounded() -> None:
+    tracer = Tracer(max_traces=100)
+    for _ in range(5000):
+        with tracer.span("request"), tracer.span("m", stage="model"):
+            pass
+    tracer.breakdown()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for _ in range(20_000):
+        with tracer.span("request"), tracer.span("m", stage="model"):
+            pass
+    tracer.breakdown()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    assert grown < 2_000_000, grown
+
+
+def test_disabled_and_sampled() -> None:
+    off = Tracer(enabled=False)
+    with off.span("request"), off.span("x"):
+        pass
+    assert off.breakdown().requests == 0 and off.traces() == []
+    off.enabled = True
+    with off.span("request"):
+        pass
+    assert off.breakdown().requests == 1
+    sampled = Tracer(sample=0.25, seed=1)
+    for _ in range(2000):
+        with sampled.span("request"), sampled.span("child", stage="model"):
+            pass
+    b = sampled.breakdown()
+    assert 400 < b.requests < 600
+    assert b.spans["child"].count == b.requests  # children follow their request's fate
+
+
+def test_names_are_capped() -> None:
+    tracer = Tracer(max_names=5)
+    for i in range(20):
+        with tracer.span(f"user-{i}"):
+            pass
+    b = tracer.breakdown()
+    assert len(b.spans) <= 6 and "<other>" in b.spans
+    assert sum(s.count for s in b.spans.values()) == 20
+
+
+def test_breakdown_json_round_trip_and_merge(tmp_path: Path) -> None:
+    def run(n: int) -> Tracer:
+        t = Tracer()
+        for _ in range(n):
+            with t.span("request"), t.span("forward", stage="model"):
+                busy(0.0002)
+        return t
+
+    a, b = run(30).breakdown(), run(20).breakdown()
+    a.save(tmp_path / "a.json")
+    loaded = Breakdown.load(tmp_path / "a.json")
+    assert loaded == a
+    merged = a.merge(b)
+    assert merged.requests == 50
+    assert merged.stages["model"].requests == 50
+    assert merged.stages["model"].total == pytest.approx(
+        a.stages["model"].total + b.stages["model"].total
+    )
+    assert merged.request_sketch.count == 50
+    assert Breakdown.merged([a, b]).requests == 50
+    with pytest.raises(StateError):
+        Breakdown.from_json('{"kind": "silenttax.latency_sketch"}')
+    with pytest.raises(InputError):
+        a.merge("b")  # type: ignore[arg-type]
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(InputError, match="sample"):
+        Tracer(sample=0)
+    with pytest.raises(InputError, match="max_traces"):
+        Tracer(max_traces=-1)
+    with pytest.raises(InputError, match="baseline"):
+        Tracer().check(baseline="yesterday")  # type: ignore[arg-type]
+
+
+def test_reset() -> None:
+    tracer = Tracer()
+    with tracer.span("request"):
+        pass
+    tracer.reset()
+    assert tracer.breakdown().requests == 0 and tracer.traces() == []
+
+
+def test_current_span_attributes() -> None:
+    tracer = Tracer()
+    with tracer.span("request"):
+        tracer.current_span().set_attribute("batch_size", 16)
+    assert tracer.traces()[0].attributes == {"batch_size": 16}
+    assert tracer.current_span() is None
+
+
+def test_severity_import_smoke() -> None:
+    assert Severity.OK < Severity.WARNING
