@@ -11,7 +11,17 @@ import pytest
 import silenttax
 from silenttax import report as report_pkg
 
-HEAVY = ("torch", "onnxruntime", "scipy.stats", "pandas", "polars", "matplotlib", "dask")
+HEAVY = (
+    "torch",
+    "onnxruntime",
+    "scipy.stats",
+    "pandas",
+    "polars",
+    "matplotlib",
+    "dask",
+    "opentelemetry",
+    "pynvml",
+)
 
 
 def test_public_names_are_locked() -> None:

@@ -60,6 +60,17 @@ CODES: tuple[CodeInfo, ...] = (
     ),
     CodeInfo("cost.what_if", _C.COST, "Cost before and after a throughput change."),
     CodeInfo("cost.no_data", _C.COST, "No served inferences yet, so no cost to judge."),
+    # silenttax.drift
+    CodeInfo("drift.dataset", _C.DATA_DRIFT, "How many columns drifted (dataset summary)."),
+    CodeInfo("drift.numeric", _C.DATA_DRIFT, "Distribution drift of a numeric column."),
+    CodeInfo("drift.categorical", _C.DATA_DRIFT, "Distribution drift of a label column."),
+    CodeInfo("drift.boolean", _C.DATA_DRIFT, "Change in the rate of a boolean column."),
+    CodeInfo("drift.null_rate", _C.DATA_DRIFT, "Change in a column's missing-value rate."),
+    CodeInfo("drift.non_finite", _C.DATA_DRIFT, "Change in a column's rate of +-inf."),
+    CodeInfo("drift.all_null", _C.DATA_DRIFT, "A column with no usable value on one side."),
+    CodeInfo("drift.missing_column", _C.DATA_DRIFT, "A reference column absent from the data."),
+    CodeInfo("drift.type_change", _C.DATA_DRIFT, "A column that arrived with another type."),
+    CodeInfo("drift.skipped", _C.DATA_DRIFT, "A column not tested for drift (e.g. datetimes)."),
     # silenttax.trace
     CodeInfo("pipeline.shadow_overhead", _C.PIPELINE, "Share of request time outside the model."),
     CodeInfo("pipeline.stage_time", _C.PIPELINE, "Time of one stage per request (vs baseline)."),

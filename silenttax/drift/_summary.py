@@ -1,0 +1,371 @@
+"""Bounded, exactly mergeable column summaries (the fitted reference).
+
+**Numbers** go into a *dyadic histogram* in the signed-log space
+``t = sign(x) log(1 + |x|)`` (linear near zero, logarithmic in the tails, so
+heavy tails and offsets such as timestamps both keep resolution). Bucket
+``i`` at scale ``k`` covers ``t`` in ``[i / 2**k, (i + 1) / 2**k)``. A summary
+uses the *finest* scale (up to ``2**-40``) at which at most ``budget``
+buckets are occupied. Coarsening maps bucket ``i`` to ``i >> 1``, occupancy
+only falls as the scale coarsens, so merging two summaries — coarsen both to
+the coarser scale, add the counts, coarsen while over budget — gives exactly
+the summary of the pooled data: partitions merged equal one pass.
+
+Tests read the cumulative counts at bucket edges, where they are exact. The
+KS distance from buckets is therefore never above the exact one and at most
+the largest single-bucket mass below it (reported with each test); with the
+default 4,096 buckets that is ~0.001 on smooth data, far under the KS noise
+at sample sizes where it matters. Columns with few distinct values keep one
+bucket per value (exact). Moments (count, sum, sum of squares, min, max),
+nulls and infinities are kept exactly.
+
+**Labels** keep exact counts per level up to ``max_levels``; beyond it the
+rarest levels are folded into one ``other`` count (merging is then exact only
+while within the cap).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "CategoricalSummary",
+    "NumericSummary",
+    "Summary",
+    "merge_summaries",
+    "summarize_labels",
+    "summarize_numbers",
+]
+
+K_MAX = 40
+_DENSE_MAX = 1 << 20
+_GAP = 8  # zero buckets allowed inside one stored run
+
+
+def to_t(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """The signed-log transform ``sign(x) log(1 + |x|)``."""
+    a = np.asarray(x, dtype=np.float64)
+    return np.asarray(np.copysign(np.log1p(np.abs(a)), a), dtype=np.float64)
+
+
+def from_t(t: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Inverse of :func:`to_t`."""
+    a = np.asarray(t, dtype=np.float64)
+    return np.asarray(np.copysign(np.expm1(np.abs(a)), a), dtype=np.float64)
+
+
+def _index(t: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
+    return np.floor(t * (2.0**k)).astype(np.int64)
+
+
+def _aggregate(
+    index: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Sum counts of equal indices (``index`` sorted)."""
+    if index.size == 0:
+        return index, counts
+    starts = np.flatnonzero(np.concatenate(([True], np.diff(index) != 0)))
+    return index[starts], np.add.reduceat(counts, starts)
+
+
+def coarsen(
+    index: npt.NDArray[np.int64], counts: npt.NDArray[np.int64], shift: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Buckets ``shift`` scales coarser (``i -> i >> shift``), counts summed."""
+    if shift <= 0 or index.size == 0:
+        return index, counts
+    return _aggregate(index >> shift, counts)
+
+
+def count_at(
+    t: npt.NDArray[np.float64], k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Occupied bucket indices at scale ``k`` and their counts."""
+    if t.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    g = _index(t, k)
+    lo, hi = int(g.min()), int(g.max())
+    if hi - lo < _DENSE_MAX:
+        dense = np.bincount(g - lo)
+        nz = np.flatnonzero(dense)
+        return nz + lo, dense[nz]
+    index, counts = np.unique(g, return_counts=True)
+    return index, counts.astype(np.int64)
+
+
+def fit_buckets(
+    t: npt.NDArray[np.float64], budget: int
+) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The finest scale (<= K_MAX) with at most ``budget`` occupied buckets, and its counts."""
+    if t.size == 0:
+        return K_MAX, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    lo, hi = float(t.min()), float(t.max())
+    span = hi - lo
+    if span == 0:
+        index, counts = count_at(t, K_MAX)
+        return K_MAX, index, counts
+    # Start where a dense count array has ~2**16 cells, refine while few are occupied.
+    k = min(K_MAX, math.floor(math.log2(((1 << 16) - 2) / span)))
+    while True:
+        base = math.floor(lo * 2.0**k)
+        dense = np.bincount(_index(t, k) - base)
+        occupied = int(np.count_nonzero(dense))
+        if occupied > budget or k == K_MAX:
+            break
+        if span * 2.0 ** (k + 1) >= _DENSE_MAX:
+            # Sparse at every dense-countable scale: sort once at the finest scale.
+            index, counts = np.unique(_index(t, K_MAX), return_counts=True)
+            counts = counts.astype(np.int64)
+            k = K_MAX
+            while index.size > budget:
+                index, counts = coarsen(index, counts, 1)
+                k -= 1
+            return k, index, counts
+        k += 1
+    while occupied > budget:  # halve the resolution on the dense array
+        if base % 2:
+            dense = np.concatenate(([0], dense))
+            base -= 1
+        if dense.size % 2:
+            dense = np.concatenate((dense, [0]))
+        dense = dense.reshape(-1, 2).sum(axis=1)
+        base //= 2
+        k -= 1
+        occupied = int(np.count_nonzero(dense))
+    nz = np.flatnonzero(dense)
+    return k, nz + base, dense[nz].astype(np.int64)
+
+
+def _runs(index: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> list[list[int]]:
+    """Compact JSON form: [first_index, count, count, ...] per run of nearby buckets."""
+    if index.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(index) > _GAP) + 1
+    runs = []
+    for part_i, part_c in zip(np.split(index, breaks), np.split(counts, breaks), strict=True):
+        dense = np.zeros(int(part_i[-1] - part_i[0]) + 1, dtype=np.int64)
+        dense[part_i - part_i[0]] = part_c
+        runs.append([int(part_i[0]), *dense.tolist()])
+    return runs
+
+
+class NumericSummary(BaseModel):
+    """Summary of a numeric (or boolean) column: exact moments, dyadic buckets."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+
+    type: Literal["numeric"] = "numeric"
+    """Discriminator."""
+    budget: int = 4096
+    """Most occupied buckets kept."""
+    count: int = 0
+    """Finite values."""
+    nulls: int = 0
+    """Missing values (NaN/None)."""
+    pos_inf: int = 0
+    """+inf values."""
+    neg_inf: int = 0
+    """-inf values."""
+    total: float = 0.0
+    """Sum of finite values."""
+    total_sq: float = 0.0
+    """Sum of squares of finite values."""
+    min: float = math.inf
+    """Smallest finite value."""
+    max: float = -math.inf
+    """Largest finite value."""
+    scale: int = K_MAX
+    """Bucket width is ``2 ** -scale`` in t-space."""
+    runs: list[list[int]] = Field(default_factory=list)
+    """Buckets as ``[first_index, count, ...]`` runs."""
+    exact_values: list[float] | None = None
+    """Every finite value, sorted (exact mode only)."""
+
+    @property
+    def rows(self) -> int:
+        """All rows: finite, missing and infinite."""
+        return self.count + self.nulls + self.pos_inf + self.neg_inf
+
+    @property
+    def mean(self) -> float:
+        """Mean of the finite values (NaN when there are none)."""
+        return self.total / self.count if self.count else math.nan
+
+    @property
+    def var(self) -> float:
+        """Sample variance of the finite values (0 with fewer than 2)."""
+        if self.count < 2:
+            return 0.0
+        mean = self.total / self.count
+        return max(0.0, (self.total_sq - self.count * mean * mean) / (self.count - 1))
+
+    def buckets(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Occupied bucket indices (sorted) and counts."""
+        if not self.runs:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        parts_i, parts_c = [], []
+        for run in self.runs:
+            counts = np.asarray(run[1:], dtype=np.int64)
+            nz = np.flatnonzero(counts)
+            parts_i.append(nz + run[0])
+            parts_c.append(counts[nz])
+        return np.concatenate(parts_i), np.concatenate(parts_c)
+
+    def values(self) -> npt.NDArray[np.float64]:
+        """The finite values: exact in exact mode, else bucket midpoints repeated by count."""
+        if self.exact_values is not None:
+            return np.asarray(self.exact_values, dtype=np.float64)
+        index, counts = self.buckets()
+        mid = from_t((index + 0.5) / 2.0**self.scale)
+        return np.clip(np.repeat(mid, counts), self.min, self.max)
+
+    @property
+    def distinct(self) -> int:
+        """Occupied buckets (distinct values when at the finest scale)."""
+        return sum(int(np.count_nonzero(run[1:])) for run in self.runs)
+
+
+class CategoricalSummary(BaseModel):
+    """Summary of a label column: exact counts per level (up to ``max_levels``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["categorical"] = "categorical"
+    """Discriminator."""
+    max_levels: int = 1000
+    """Most levels kept; the rest are folded into ``other``."""
+    count: int = 0
+    """Non-missing values."""
+    nulls: int = 0
+    """Missing values (None)."""
+    levels: dict[str, int] = Field(default_factory=dict)
+    """Count per level."""
+    other: int = 0
+    """Values of levels folded away by the ``max_levels`` cap."""
+
+    @property
+    def rows(self) -> int:
+        """All rows, missing included."""
+        return self.count + self.nulls
+
+
+Summary = Annotated[NumericSummary | CategoricalSummary, Field(discriminator="type")]
+
+
+def summarize_numbers(
+    values: npt.NDArray[np.float64],
+    *,
+    budget: int = 4096,
+    exact: bool = False,
+    scale: int | None = None,
+) -> NumericSummary:
+    """Summarize a float64 column (NaN = missing); at ``scale`` if given, else the finest."""
+    finite_mask = np.isfinite(values)
+    finite = values[finite_mask]
+    nulls = int(np.isnan(values).sum())
+    pos_inf = int(np.isposinf(values).sum())
+    t = to_t(finite)
+    if scale is None:
+        k, index, counts = fit_buckets(t, budget)
+    else:
+        k = scale
+        index, counts = count_at(t, k)
+        while index.size > budget:
+            index, counts = coarsen(index, counts, 1)
+            k -= 1
+    return NumericSummary(
+        budget=budget,
+        count=int(finite.size),
+        nulls=nulls,
+        pos_inf=pos_inf,
+        neg_inf=int(values.size - finite.size - nulls - pos_inf),
+        total=float(finite.sum()),
+        total_sq=float(np.dot(finite, finite)),
+        min=float(finite.min()) if finite.size else math.inf,
+        max=float(finite.max()) if finite.size else -math.inf,
+        scale=k,
+        runs=_runs(index, counts),
+        exact_values=np.sort(finite).tolist() if exact else None,
+    )
+
+
+def summarize_labels(values: npt.NDArray[Any], *, max_levels: int = 1000) -> CategoricalSummary:
+    """Summarize a label column (None = missing; other objects are counted by ``str``)."""
+    counts = Counter(values.tolist())
+    nulls = counts.pop(None, 0)
+    levels: dict[str, int] = {}
+    for level, n in counts.items():
+        key = level if isinstance(level, str) else str(level)
+        levels[key] = levels.get(key, 0) + n
+    return _capped(
+        CategoricalSummary(
+            max_levels=max_levels,
+            count=int(values.size - nulls),
+            nulls=nulls,
+            levels=levels,
+        )
+    )
+
+
+def _capped(summary: CategoricalSummary) -> CategoricalSummary:
+    if len(summary.levels) <= summary.max_levels:
+        return summary
+    ranked = sorted(summary.levels.items(), key=lambda kv: (-kv[1], kv[0]))
+    kept = dict(ranked[: summary.max_levels])
+    folded = sum(n for _, n in ranked[summary.max_levels :])
+    return summary.model_copy(update={"levels": kept, "other": summary.other + folded})
+
+
+def merge_summaries(
+    a: NumericSummary | CategoricalSummary, b: NumericSummary | CategoricalSummary
+) -> NumericSummary | CategoricalSummary:
+    """The summary of the pooled data (exact for numbers; for labels within ``max_levels``)."""
+    if isinstance(a, CategoricalSummary) and isinstance(b, CategoricalSummary):
+        levels = dict(a.levels)
+        for level, n in b.levels.items():
+            levels[level] = levels.get(level, 0) + n
+        return _capped(
+            CategoricalSummary(
+                max_levels=min(a.max_levels, b.max_levels),
+                count=a.count + b.count,
+                nulls=a.nulls + b.nulls,
+                levels=levels,
+                other=a.other + b.other,
+            )
+        )
+    if isinstance(a, NumericSummary) and isinstance(b, NumericSummary):
+        budget = min(a.budget, b.budget)
+        k = min(a.scale, b.scale)
+        ia, ca = coarsen(*a.buckets(), a.scale - k)
+        ib, cb = coarsen(*b.buckets(), b.scale - k)
+        index = np.concatenate([ia, ib])
+        order = np.argsort(index, kind="stable")
+        index, counts = _aggregate(index[order], np.concatenate([ca, cb])[order])
+        while index.size > budget:
+            index, counts = coarsen(index, counts, 1)
+            k -= 1
+        exact = (
+            sorted(a.exact_values + b.exact_values)
+            if a.exact_values is not None and b.exact_values is not None
+            else None
+        )
+        return NumericSummary(
+            budget=budget,
+            count=a.count + b.count,
+            nulls=a.nulls + b.nulls,
+            pos_inf=a.pos_inf + b.pos_inf,
+            neg_inf=a.neg_inf + b.neg_inf,
+            total=a.total + b.total,
+            total_sq=a.total_sq + b.total_sq,
+            min=min(a.min, b.min),
+            max=max(a.max, b.max),
+            scale=k,
+            runs=_runs(index, counts),
+            exact_values=exact,
+        )
+    raise TypeError(f"cannot merge a {a.type} summary with a {b.type} summary")
