@@ -217,7 +217,7 @@ class DriftDetector:
         >>> import numpy as np
         >>> rng = np.random.default_rng(0)
         >>> ref = {"age": rng.normal(40, 10, 20_000), "plan": rng.choice(["a", "b"], 20_000)}
-        >>> cur = {"age": rng.normal(45, 10, 20_000), "plan": rng.choice(["a", "b"], 20_000)}
+        >>> cur = {"age": rng.normal(50, 10, 20_000), "plan": rng.choice(["a", "b"], 20_000)}
         >>> report = DriftDetector().fit(ref).check(cur)
         >>> [(f.subject, f.severity.value) for f in report.filter(code="drift.numeric")]
         [('age', 'critical')]
