@@ -33,6 +33,7 @@ EXTRAS: dict[str, str] = {
     "prometheus_client": "prometheus",
     "matplotlib": "plot",
     "pandas": "pandas",
+    "pyarrow": "io",
 }
 
 

@@ -36,7 +36,7 @@ Examples:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -55,10 +55,15 @@ TEXT_KINDS: frozenset[str] = frozenset({"string", "categorical"})
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """Named, equally long 1-D NumPy columns plus each column's logical kind."""
+    """Named, equally long 1-D NumPy columns plus each column's logical kind.
 
-    columns: dict[str, npt.NDArray[Any]]
-    """Column name -> values, normalised as in the module table."""
+    Columns are converted when read (``table[name]``), one at a time, so a
+    wide table never holds every converted column at once; read a column once
+    and keep the array if you need it again.
+    """
+
+    loaders: dict[str, Callable[[], npt.NDArray[Any]]]
+    """Column name -> function returning the normalised values (see the module table)."""
     kinds: dict[str, ColumnKind]
     """Column name -> logical kind of the source column."""
     n_rows: int
@@ -69,19 +74,24 @@ class Table:
     @property
     def names(self) -> tuple[str, ...]:
         """Column names in their original order."""
-        return tuple(self.columns)
+        return tuple(self.loaders)
+
+    @property
+    def columns(self) -> dict[str, npt.NDArray[Any]]:
+        """Every column converted (materialises all of them)."""
+        return {name: load() for name, load in self.loaders.items()}
 
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
-        return self.columns[name]
+        return self.loaders[name]()
 
     def __contains__(self, name: object) -> bool:
-        return name in self.columns
+        return name in self.loaders
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.columns)
+        return iter(self.loaders)
 
     def __len__(self) -> int:
-        return len(self.columns)
+        return len(self.loaders)
 
 
 def to_table(data: Any, *, names: Sequence[str] | None = None, argument: str = "data") -> Table:
@@ -137,13 +147,13 @@ def _from_ndarray(array: npt.NDArray[Any], *, names: Sequence[str] | None, argum
 def _from_mapping(data: Mapping[Any, Any], *, argument: str, source: str) -> Table:
     if not data:
         raise InputError(f"{argument}: has no columns")
-    columns: dict[str, npt.NDArray[Any]] = {}
+    loaders: dict[str, Callable[[], npt.NDArray[Any]]] = {}
     kinds: dict[str, ColumnKind] = {}
     n_rows: int | None = None
     first = ""
     for key, raw in data.items():
         name = str(key)
-        if name in columns:
+        if name in loaders:
             raise InputError(f"{argument}: column name {name!r} appears twice")
         array = np.asarray(raw)
         if array.ndim != 1:
@@ -154,25 +164,27 @@ def _from_mapping(data: Mapping[Any, Any], *, argument: str, source: str) -> Tab
             raise InputError(
                 f"{argument}: column {name!r} has {len(array)} rows but {first!r} has {n_rows}"
             )
-        kinds[name], columns[name] = _normalise_numpy(array)
+        kinds[name], loaders[name] = _normalise_numpy(array)
     assert n_rows is not None
-    return Table(columns=columns, kinds=kinds, n_rows=n_rows, source=source)
+    return Table(loaders=loaders, kinds=kinds, n_rows=n_rows, source=source)
 
 
-def _normalise_numpy(array: npt.NDArray[Any]) -> tuple[ColumnKind, npt.NDArray[Any]]:
+def _normalise_numpy(
+    array: npt.NDArray[Any],
+) -> tuple[ColumnKind, Callable[[], npt.NDArray[Any]]]:
     char = array.dtype.kind
     if char == "b":
-        return "bool", array.astype(np.float64)
+        return "bool", lambda: array.astype(np.float64)
     if char in "iu":
-        return "int", array.astype(np.float64)
+        return "int", lambda: array.astype(np.float64)
     if char == "f":
-        return "float", array.astype(np.float64, copy=False)
+        return "float", lambda: array.astype(np.float64, copy=False)
     if char in "US":
-        values = array.astype(str).astype(object)
-        return "string", values
+        return "string", lambda: array.astype(str).astype(object)
     if char == "M":
-        return "datetime", array.astype("datetime64[ns]")
-    return _normalise_objects(array.astype(object, copy=False))
+        return "datetime", lambda: array.astype("datetime64[ns]")
+    kind, values = _normalise_objects(array.astype(object, copy=False))
+    return kind, lambda: values
 
 
 def _is_null(x: object) -> bool:
@@ -233,33 +245,41 @@ def _from_native(data: Any) -> Table | None:
     source = source or nw.get_native_namespace(frame).__name__.partition(".")[0]
     if len(set(frame.columns)) != len(frame.columns):
         raise InputError("data: duplicated column names")
-    columns: dict[str, npt.NDArray[Any]] = {}
+    loaders: dict[str, Callable[[], npt.NDArray[Any]]] = {}
     kinds: dict[str, ColumnKind] = {}
     for name in frame.columns:
-        kind, values = _normalise_series(frame.get_column(name), nw)
-        columns[str(name)], kinds[str(name)] = values, kind
-    if not columns:
+        kinds[str(name)], loaders[str(name)] = _normalise_series(frame.get_column(name), nw)
+    if not loaders:
         raise InputError("data: has no columns")
-    return Table(columns=columns, kinds=kinds, n_rows=len(frame), source=source)
+    return Table(loaders=loaders, kinds=kinds, n_rows=len(frame), source=source)
 
 
-def _normalise_series(series: Any, nw: Any) -> tuple[ColumnKind, npt.NDArray[Any]]:
+def _normalise_series(series: Any, nw: Any) -> tuple[ColumnKind, Callable[[], npt.NDArray[Any]]]:
     dtype = series.dtype
     if dtype.is_boolean():
-        if series.null_count() == 0:
-            return "bool", np.asarray(series.to_numpy(), dtype=np.float64)
-        nulls = series.is_null().to_numpy()
-        filled = np.asarray(series.fill_null(value=False).to_numpy(), dtype=np.float64)
-        filled[nulls] = np.nan
-        return "bool", filled
+
+        def booleans() -> npt.NDArray[Any]:
+            if series.null_count() == 0:
+                return np.asarray(series.to_numpy(), dtype=np.float64)
+            nulls = series.is_null().to_numpy()
+            filled = np.asarray(series.fill_null(value=False).to_numpy(), dtype=np.float64)
+            filled[nulls] = np.nan
+            return filled
+
+        return "bool", booleans
     if dtype.is_numeric():
         kind: ColumnKind = "int" if dtype.is_integer() else "float"
-        return kind, np.asarray(series.to_numpy(), dtype=np.float64)
+        return kind, lambda: np.asarray(series.to_numpy(), dtype=np.float64)
     if dtype.is_temporal() and dtype in (nw.Datetime, nw.Date):
-        return "datetime", np.asarray(series.to_numpy()).astype("datetime64[ns]")
-    values = np.asarray(series.to_numpy(), dtype=object)
+        return "datetime", lambda: np.asarray(series.to_numpy()).astype("datetime64[ns]")
     if dtype in (nw.String, nw.Categorical, nw.Enum):
-        if series.null_count():
-            values[np.asarray(series.is_null().to_numpy(), dtype=bool)] = None
-        return ("string" if dtype == nw.String else "categorical"), values
-    return _normalise_objects(values)
+
+        def labels() -> npt.NDArray[Any]:
+            values = np.asarray(series.to_numpy(), dtype=object)
+            if series.null_count():
+                values[np.asarray(series.is_null().to_numpy(), dtype=bool)] = None
+            return values
+
+        return ("string" if dtype == nw.String else "categorical"), labels
+    kind, values = _normalise_objects(np.asarray(series.to_numpy(), dtype=object))
+    return kind, lambda: values

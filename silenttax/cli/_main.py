@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from silenttax._version import __version__
+from silenttax.cli import _drift
 from silenttax.errors import SilentTaxError
 
 __all__ = ["build_parser", "main"]
@@ -34,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"silenttax {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    _drift.add_parser(subparsers)
     return parser
 
 

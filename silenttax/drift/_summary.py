@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from itertools import chain
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -106,9 +107,9 @@ def fit_buckets(
         return K_MAX, np.zeros(0, np.int64), np.zeros(0, np.int64)
     lo, hi = float(t.min()), float(t.max())
     span = hi - lo
-    if span == 0:
-        index, counts = count_at(t, K_MAX)
-        return K_MAX, index, counts
+    if span == 0 or t.size <= budget:  # every value can have its own bucket
+        index, counts = np.unique(_index(t, K_MAX), return_counts=True)
+        return K_MAX, index, counts.astype(np.int64)
     # Start where a dense count array has ~2**16 cells, refine while few are occupied.
     k = min(K_MAX, math.floor(math.log2(((1 << 16) - 2) / span)))
     while True:
@@ -145,13 +146,35 @@ def _runs(index: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> list[l
     """Compact JSON form: [first_index, count, count, ...] per run of nearby buckets."""
     if index.size == 0:
         return []
-    breaks = np.flatnonzero(np.diff(index) > _GAP) + 1
+    idx, cnt = index.tolist(), counts.tolist()
     runs = []
-    for part_i, part_c in zip(np.split(index, breaks), np.split(counts, breaks), strict=True):
-        dense = np.zeros(int(part_i[-1] - part_i[0]) + 1, dtype=np.int64)
-        dense[part_i - part_i[0]] = part_c
-        runs.append([int(part_i[0]), *dense.tolist()])
+    run, last = [idx[0], cnt[0]], idx[0]
+    for i, c in zip(idx[1:], cnt[1:], strict=True):
+        gap = i - last
+        if gap > _GAP:
+            runs.append(run)
+            run = [i, c]
+        else:
+            run.extend([0] * (gap - 1))
+            run.append(c)
+        last = i
+    runs.append(run)
     return runs
+
+
+def _decode(runs: list[list[int]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Inverse of :func:`_runs`: occupied bucket indices and counts."""
+    if not runs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    lengths = np.fromiter((len(r) - 1 for r in runs), np.int64, len(runs))
+    starts = np.fromiter((r[0] for r in runs), np.int64, len(runs))
+    counts = np.fromiter(chain.from_iterable(r[1:] for r in runs), np.int64, int(lengths.sum()))
+    offsets = np.arange(counts.size, dtype=np.int64) - np.repeat(
+        np.cumsum(lengths) - lengths, lengths
+    )
+    index = np.repeat(starts, lengths) + offsets
+    keep = counts > 0
+    return index[keep], counts[keep]
 
 
 class NumericSummary(BaseModel):
@@ -206,15 +229,7 @@ class NumericSummary(BaseModel):
 
     def buckets(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Occupied bucket indices (sorted) and counts."""
-        if not self.runs:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        parts_i, parts_c = [], []
-        for run in self.runs:
-            counts = np.asarray(run[1:], dtype=np.int64)
-            nz = np.flatnonzero(counts)
-            parts_i.append(nz + run[0])
-            parts_c.append(counts[nz])
-        return np.concatenate(parts_i), np.concatenate(parts_c)
+        return _decode(self.runs)
 
     def values(self) -> npt.NDArray[np.float64]:
         """The finite values: exact in exact mode, else bucket midpoints repeated by count."""
@@ -227,7 +242,7 @@ class NumericSummary(BaseModel):
     @property
     def distinct(self) -> int:
         """Occupied buckets (distinct values when at the finest scale)."""
-        return sum(int(np.count_nonzero(run[1:])) for run in self.runs)
+        return int(self.buckets()[0].size)
 
 
 class CategoricalSummary(BaseModel):

@@ -84,6 +84,8 @@ class FeatureHealth:
         min_share: Smallest share of rows that makes a change material.
         range_quantiles: Reference quantiles that bound the expected range.
         max_levels: Levels kept per column.
+        low_cardinality: Numeric columns with at most this many distinct reference
+            values are treated as codes: new, vanished and exploding values are reported.
 
     Examples:
         >>> import numpy as np
@@ -103,6 +105,7 @@ class FeatureHealth:
         min_share: float = 0.01,
         range_quantiles: tuple[float, float] = (0.001, 0.999),
         max_levels: int = 1000,
+        low_cardinality: int = 20,
     ) -> None:
         if not 0 < alpha < 1:
             raise InputError(f"alpha must be in (0, 1), got {alpha!r}")
@@ -118,6 +121,7 @@ class FeatureHealth:
         self.min_share = min_share
         self.range_quantiles = (float(lo), float(hi))
         self.max_levels = max_levels
+        self.low_cardinality = low_cardinality
         self._profiles: dict[str, ColumnProfile] | None = None
 
     # ----------------------------------------------------------------- fitting
@@ -128,6 +132,7 @@ class FeatureHealth:
             "min_share": self.min_share,
             "range_quantiles": list(self.range_quantiles),
             "max_levels": self.max_levels,
+            "low_cardinality": self.low_cardinality,
         }
 
     def _profile(self, table: Table) -> dict[str, ColumnProfile]:
@@ -438,7 +443,9 @@ class FeatureHealth:
         if ref.numbers is not None and cur.numbers is not None and (ref_numeric or not ref_text):
             out.extend(self._numeric(name, ref, cur))
         same_family = ref_numeric == cur_numeric
-        if ref.levels and cur.levels and same_family and ref.distinct <= self.max_levels:
+        # Levels matter for labels and for few-valued numbers (codes), not for measurements.
+        few_values = ref.distinct <= (self.low_cardinality if ref_numeric else self.max_levels)
+        if ref.levels and same_family and few_values:
             out.extend(self._levels(name, ref, cur))
         if cur.present and cur.distinct == 1 and ref.distinct > 1:
             value = next(iter(cur.levels), cur.examples.get("value"))
@@ -628,7 +635,7 @@ class FeatureHealth:
                         evidence={"vanished": {k: gone[k] for k in top}},
                     )
                 )
-        if not id_like and ref.distinct <= self.max_levels:
+        if not id_like:
             ratio = cur.distinct / max(ref.distinct, 1)
             if cur.distinct > 2 * ref.distinct and cur.distinct - ref.distinct >= 10:
                 out.append(

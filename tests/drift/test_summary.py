@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats
+
+from silenttax.drift import NumericSummary
+from silenttax.drift._compare import ks_summary, wasserstein_sd
+from silenttax.drift._summary import merge_summaries, summarize_labels, summarize_numbers
+
+
+def test_budget_and_size() -> None:
+    x = np.random.default_rng(0).lognormal(0, 1.5, 1_000_000)
+    s = summarize_numbers(x)
+    assert s.distinct <= 4096
+    assert len(s.model_dump_json()) <= 64 * 1024
+    assert s.count == x.size and s.min == x.min() and s.max == x.max()
+    assert s.mean == pytest.approx(x.mean()) and s.var == pytest.approx(x.var(ddof=1))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda r: r.normal(0, 1, 50_000),
+        lambda r: r.lognormal(0, 2, 50_000),
+        lambda r: (r.pareto(1.2, 50_000) + 1) * 1e-3,
+        lambda r: 1.7e9 + r.normal(0, 1000, 50_000),  # timestamps: offset, small spread
+        lambda r: r.integers(1, 6, 50_000).astype(float),  # ratings: few values, exact
+    ],
+)
+def test_ks_from_buckets_is_within_its_bound_of_the_exact_ks(make) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(1)
+    a, b = make(rng), make(rng) * 1.002
+    ref, cur = summarize_numbers(a), summarize_numbers(b, scale=summarize_numbers(a).scale)
+    ours = ks_summary(ref, cur)
+    exact = stats.ks_2samp(a, b).statistic
+    assert ours.statistic <= exact + 1e-12
+    assert exact - ours.statistic <= ours.details["max_underestimate"] + 1e-12
+    assert exact - ours.statistic < 0.003
+
+
+@given(
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=200),
+    st.integers(min_value=0, max_value=200),
+    st.sampled_from([16, 64, 4096]),
+)
+def test_merge_of_partitions_equals_one_pass(values: list[float], cut: int, budget: int) -> None:
+    x = np.array(values)
+    cut = min(cut, x.size)
+    whole = summarize_numbers(x, budget=budget)
+    parts = [summarize_numbers(x[:cut], budget=budget), summarize_numbers(x[cut:], budget=budget)]
+    merged = merge_summaries(*parts)
+    assert isinstance(merged, NumericSummary)
+    assert merged.scale == whole.scale
+    assert merged.runs == whole.runs
+    assert (merged.count, merged.min, merged.max) == (whole.count, whole.min, whole.max)
+    assert merged.total == pytest.approx(whole.total, abs=1e-6)
+    swapped = merge_summaries(parts[1], parts[0])
+    assert swapped.runs == whole.runs  # type: ignore[union-attr]
+
+
+def test_merge_associative_on_large_data() -> None:
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.normal(0, 1, 30_000), rng.lognormal(3, 1, 30_000)])
+    a, b, c = (summarize_numbers(p) for p in np.array_split(x, 3))
+    left = merge_summaries(merge_summaries(a, b), c)
+    right = merge_summaries(a, merge_summaries(b, c))
+    assert left.runs == right.runs == summarize_numbers(x).runs  # type: ignore[union-attr]
+
+
+def test_nulls_and_infinities_are_kept_apart() -> None:
+    s = summarize_numbers(np.array([1.0, np.nan, np.inf, -np.inf, np.inf, 2.0]))
+    assert (s.count, s.nulls, s.pos_inf, s.neg_inf, s.rows) == (2, 1, 2, 1, 6)
+
+
+def test_wasserstein_from_buckets() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 2, 100_000), rng.normal(0.2, 2, 100_000)
+    ref = summarize_numbers(a)
+    cur = summarize_numbers(b, scale=ref.scale)
+    exact = stats.wasserstein_distance(a, b) / a.std(ddof=1)
+    assert wasserstein_sd(ref, cur) == pytest.approx(exact, abs=0.005)
+
+
+def test_labels_cap_and_merge() -> None:
+    s = summarize_labels(np.array(["a", "b", None, "a", 3], dtype=object), max_levels=10)
+    assert s.levels == {"a": 2, "b": 1, "3": 1} and s.nulls == 1
+    many = summarize_labels(
+        np.array([f"id{i}" for i in range(50)] + ["x"] * 10, dtype=object), max_levels=5
+    )
+    assert len(many.levels) == 5 and many.levels["x"] == 10 and many.other == 46
+    merged = merge_summaries(s, s)
+    assert merged.levels == {"a": 4, "b": 2, "3": 2}  # type: ignore[union-attr]
+    assert json.loads(merged.model_dump_json())["type"] == "categorical"
