@@ -46,7 +46,7 @@ import numpy.typing as npt
 from silenttax._deps import imported
 from silenttax.errors import InputError
 
-__all__ = ["ColumnKind", "Table", "to_table"]
+__all__ = ["ColumnKind", "Table", "partitions", "to_table"]
 
 ColumnKind = Literal["int", "float", "bool", "string", "categorical", "datetime", "object"]
 NUMERIC_KINDS: frozenset[str] = frozenset({"int", "float", "bool"})
@@ -108,6 +108,8 @@ def to_table(data: Any, *, names: Sequence[str] | None = None, argument: str = "
         InputError: ``data`` is of an unsupported type, columns differ in
             length, a column is not 1-D, or names are duplicated.
     """
+    if isinstance(data, Table):
+        return data
     if isinstance(data, Mapping):
         return _from_mapping(data, argument=argument, source="dict")
     if isinstance(data, np.ndarray):
@@ -283,3 +285,15 @@ def _normalise_series(series: Any, nw: Any) -> tuple[ColumnKind, Callable[[], np
         return ("string" if dtype == nw.String else "categorical"), labels
     kind, values = _normalise_objects(np.asarray(series.to_numpy(), dtype=object))
     return kind, lambda: values
+
+
+def partitions(data: Any) -> Iterator[Any] | None:
+    """Partitions of a Dask dataframe, computed one at a time; None for anything else.
+
+    Lets fitting code stream data that does not fit in memory: each partition
+    is computed (on the active Dask client, if any), summarized and dropped.
+    """
+    dask_frame = imported("dask.dataframe")
+    if dask_frame is None or not isinstance(data, dask_frame.DataFrame):
+        return None
+    return (data.get_partition(i).compute() for i in range(data.npartitions))

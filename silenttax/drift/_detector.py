@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, JsonValue
 
-from silenttax._input import NUMERIC_KINDS, Table, to_table
+from silenttax._input import NUMERIC_KINDS, Table, partitions, to_table
 from silenttax._parse import parse_numbers
 from silenttax._state import State
 from silenttax.drift import _stattests as st
@@ -308,19 +308,24 @@ class DriftDetector:
         return summarize_labels(values, max_levels=self.max_levels)
 
     def fit(self, reference: Any) -> Self:
-        """Summarize ``reference`` (any supported table); replaces an earlier fit."""
-        table = to_table(reference, argument="reference")
-        if table.n_rows == 0:
-            raise InputError("reference: has no rows")
-        self._reference, self._kinds, self._rows = {}, {}, 0
+        """Summarize ``reference`` (any supported table); replaces an earlier fit.
+
+        A Dask dataframe is summarized one partition at a time (and the
+        partition summaries merged exactly), so it never has to fit in memory.
+        """
+        self._reference, self._kinds, self._rows = None, {}, 0
         self._window, self._window_rows = None, 0
-        return self.partial_fit(table)
+        parts = partitions(reference)
+        for part in parts if parts is not None else [reference]:
+            self.partial_fit(part)
+        if not self._rows:
+            self._reference = None
+            raise InputError("reference: has no rows")
+        return self
 
     def partial_fit(self, reference: Any) -> Self:
         """Add more reference rows (e.g. one partition or batch at a time)."""
-        table = (
-            reference if isinstance(reference, Table) else to_table(reference, argument="reference")
-        )
+        table = to_table(reference, argument="reference")
         names = self._select(table, "reference")
         if self._reference is None:
             self._reference, self._kinds = {}, {}

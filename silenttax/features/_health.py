@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from pydantic import Field, JsonValue
 
-from silenttax._input import NUMERIC_KINDS, TEXT_KINDS, Table, to_table
+from silenttax._input import NUMERIC_KINDS, TEXT_KINDS, Table, partitions, to_table
 from silenttax._state import State
 from silenttax.errors import InputError, NotFittedError
 from silenttax.features._profile import (
@@ -143,7 +143,17 @@ class FeatureHealth:
         }
 
     def fit(self, reference: Any) -> Self:
-        """Learn the schema from ``reference`` (replaces an earlier fit)."""
+        """Learn the schema from ``reference`` (replaces an earlier fit).
+
+        A Dask dataframe is profiled one partition at a time and the profiles merged.
+        """
+        parts = partitions(reference)
+        if parts is not None:
+            self._profiles = None
+            for part in parts:
+                self.partial_fit(part)
+            self._require()
+            return self
         table = to_table(reference, argument="reference")
         if table.n_rows == 0:
             raise InputError("reference: has no rows")

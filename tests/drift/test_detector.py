@@ -265,3 +265,30 @@ def test_benchmark_workload_verdicts_small() -> None:
     flagged = {f.subject for f in report.problems() if f.code != "drift.dataset"}
     assert set(drifted) <= flagged
     assert len(flagged - set(drifted)) <= 1
+
+
+def test_dask_frames_are_fitted_partition_by_partition_on_a_local_cluster() -> None:
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    data = pd.DataFrame(frame(30, 8000))
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
+        big = dd.from_pandas(data, npartitions=4)
+        distributed = DriftDetector().fit(big)
+        from silenttax.features import FeatureHealth
+
+        health = FeatureHealth().fit(big)
+    local = DriftDetector().fit(data)
+    for name, summary in local.reference.items():
+        other = distributed.reference[name]
+        assert other.model_dump(exclude={"total", "total_sq"}) == summary.model_dump(
+            exclude={"total", "total_sq"}
+        )
+    assert health.profiles["city"].levels == FeatureHealth().fit(data).profiles["city"].levels
+    cur = frame(31, 8000, shift=0.3)
+    assert [f.severity for f in distributed.check(cur)] == [f.severity for f in local.check(cur)]
