@@ -24,6 +24,7 @@ __all__ = ["ResourceMonitor", "ResourceSample"]
 
 _MIB = 1024 * 1024
 _USS_BUDGET_S = 0.002  # "cheap enough": one USS read under 2 ms
+_MIN_CPU_WINDOW_S = 0.5
 
 
 class ResourceSample(BaseModel):
@@ -439,12 +440,16 @@ class ResourceMonitor:
         elapsed = last.t - first.t
         util = (last.cpu_time - first.cpu_time) / elapsed / self._cores if elapsed > 0 else 0.0
         per_inf = self._per_inference(samples, "cpu_time")
-        saturated = util >= self.cpu_saturation
+        # CPU time ticks in 10 ms steps: shorter windows cannot tell busy from idle.
+        judged = elapsed >= _MIN_CPU_WINDOW_S
+        saturated = judged and util >= self.cpu_saturation
         threads = last.threads
         message = (
             f"CPU {util:.0%} of {self._cores} available core(s) over {_dur(elapsed)}, "
             f"{threads} threads"
         )
+        if not judged:
+            message += f" (window under {_MIN_CPU_WINDOW_S:g} s: too short to judge saturation)"
         if per_inf is not None:
             message += f"; {per_inf * 1e3:.3g} ms CPU per inference"
         recommendation = None

@@ -44,6 +44,17 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo("latency.slo", _C.LATENCY, "A latency quantile compared with its SLO."),
     CodeInfo("latency.invalid", _C.LATENCY, "Invalid durations (NaN, negative, None) recorded."),
     CodeInfo("latency.no_data", _C.LATENCY, "Nothing was recorded, so nothing was checked."),
+    # silenttax.benchmark
+    CodeInfo("latency.benchmark", _C.LATENCY, "Latency figures of one benchmarked function."),
+    CodeInfo("latency.ab_regression", _C.LATENCY, "A/B latency ratio with its CI."),
+    CodeInfo("dependency.environment", _C.DEPENDENCY, "The environment a measurement ran on."),
+    CodeInfo("dependency.environment_diff", _C.DEPENDENCY, "Two environments that differ."),
+    CodeInfo("dependency.version_change", _C.DEPENDENCY, "A package version that differs."),
+    CodeInfo("dependency.thread_change", _C.DEPENDENCY, "A thread setting that differs."),
+    CodeInfo("dependency.platform_change", _C.DEPENDENCY, "An interpreter/OS/CPU difference."),
+    CodeInfo("dependency.threads", _C.DEPENDENCY, "More threads requested than usable CPUs."),
+    CodeInfo("dependency.ort_spinning", _C.DEPENDENCY, "torch and ONNX Runtime in one process."),
+    CodeInfo("dependency.load", _C.DEPENDENCY, "A machine too loaded for clean timings."),
     # silenttax.monitor: ResourceMonitor
     CodeInfo("resource.memory", _C.RESOURCE, "Memory of the process (RSS, USS, per inference)."),
     CodeInfo("resource.memory_growth", _C.RESOURCE, "A significant and material memory trend."),

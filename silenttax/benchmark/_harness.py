@@ -1,0 +1,610 @@
+"""A credible benchmark harness: warm-up until stable, order statistics, interleaved A/B."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from silenttax._deps import imported
+from silenttax._state import State
+from silenttax._stats import hodges_lehmann, hodges_lehmann_shift, quantile_rank_interval
+from silenttax.benchmark._environment import Environment, environment
+from silenttax.errors import InputError
+from silenttax.report import Finding, Report, Severity
+from silenttax.report._codes import make_finding
+from silenttax.report._render import format_duration as _dur
+
+__all__ = ["BenchmarkResult", "Comparison", "benchmark", "compare", "compare_results"]
+
+_pc = time.perf_counter
+#: Samples needed before a percentile is reported without a caveat (MLPerf LoadGen's rule).
+MIN_SAMPLES = {"p90": 64, "p95": 130, "p99": 662}
+
+
+def _call_checked(fn: Callable[[], Any], label: str) -> None:
+    try:
+        fn()
+    except Exception as exc:
+        raise InputError(f"{label} raised {type(exc).__name__}: {exc}") from exc
+
+
+def _validate(fn: Any, label: str) -> None:
+    if not callable(fn):
+        raise InputError(
+            f"{label} must be callable (pass a lambda or functools.partial), got "
+            f"{type(fn).__name__}"
+        )
+
+
+def _warm_up(fns: list[Callable[[], Any]], warmup: int | Literal["auto"], budget: float) -> int:
+    """Warm up: a fixed count, or blocks until the running median stops improving."""
+    if warmup != "auto":
+        if not isinstance(warmup, int) or warmup < 0:
+            raise InputError(f"warmup must be 'auto' or an int >= 0, got {warmup!r}")
+        for _ in range(warmup):
+            for fn in fns:
+                fn()
+        return warmup
+    deadline = _pc() + budget
+    calls = 0
+    previous = math.inf
+    while True:
+        block = []
+        for _ in range(5):
+            for fn in fns:
+                start = _pc()
+                fn()
+                block.append(_pc() - start)
+            calls += 1
+        median = statistics.median(block)
+        if (previous - median) <= 0.05 * previous and calls >= 10:
+            return calls
+        previous = min(previous, median)
+        if _pc() >= deadline:
+            return calls
+
+
+class _Threads:
+    """Set torch's intra-op thread count for the run (when torch is imported)."""
+
+    def __init__(self, threads: int | None) -> None:
+        self.threads = threads
+        self.saved: int | None = None
+
+    def __enter__(self) -> None:
+        torch = imported("torch")
+        if self.threads is not None and torch is not None:
+            self.saved = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+
+    def __exit__(self, *exc: object) -> None:
+        torch = imported("torch")
+        if self.saved is not None and torch is not None:
+            torch.set_num_threads(self.saved)
+
+
+class BenchmarkResult(State):
+    """Per-call latencies of one function and what they say (seconds throughout)."""
+
+    KIND: ClassVar[str] = "silenttax.benchmark_result"
+
+    name: str
+    """What was measured."""
+    samples: list[float]
+    """Per-call latencies in call order, seconds."""
+    p50: float
+    """Median latency."""
+    p90: float
+    """90th percentile (see ``warnings`` when samples are too few)."""
+    p95: float
+    """95th percentile."""
+    p99: float
+    """99th percentile."""
+    mean: float
+    """Mean latency."""
+    iqr: float
+    """Interquartile range."""
+    min: float
+    """Fastest call."""
+    max: float
+    """Slowest call."""
+    throughput: float
+    """Calls (or items, with ``batch_size``) per second: batch / mean latency."""
+    batch_size: int = 1
+    """Items per call."""
+    ci_median: tuple[float, float] | None = None
+    """95% order-statistic CI of the median."""
+    ci_p99: tuple[float, float] | None = None
+    """95% order-statistic CI of p99 (None: too few samples)."""
+    noise: float
+    """IQR / median (torch.utils.benchmark warns above 0.10)."""
+    noisy: bool
+    """Whether ``noise`` exceeds 0.10."""
+    warmup_calls: int
+    """Calls made before measuring."""
+    wall_time: float
+    """Seconds spent measuring."""
+    cpu_time: float
+    """Process CPU seconds spent measuring (all threads)."""
+    peak_rss: int | None = None
+    """Peak resident memory during the run, bytes (sampled every 10 ms)."""
+    threads: int | None = None
+    """torch intra-op threads set for the run, if any."""
+    warnings: list[str] = Field(default_factory=list)
+    """Caveats (too few samples for a percentile, noisy machine...)."""
+    environment: Environment
+    """Where it ran."""
+
+    def report(self, *, max_noise: float = 0.10) -> Report:
+        """``latency.benchmark``: the figures; WARNING when the run was too noisy to trust."""
+        noisy = self.noise > max_noise
+        message = (
+            f"{self.name}: p50 {_dur(self.p50)} (95% CI {_dur(self.ci_median[0])}-"
+            f"{_dur(self.ci_median[1])}), p99 {_dur(self.p99)}, {self.throughput:.4g}/s over "
+            f"{len(self.samples)} calls; noise {self.noise:.1%}"
+            if self.ci_median
+            else f"{self.name}: p50 {_dur(self.p50)} over {len(self.samples)} calls"
+        )
+        if self.warnings:
+            message += "; " + "; ".join(self.warnings)
+        finding = make_finding(
+            "latency.benchmark",
+            severity=Severity.WARNING if noisy else Severity.OK,
+            subject=self.name,
+            message=message,
+            metric="p50",
+            value=self.p50,
+            unit="s",
+            evidence={
+                "p90": self.p90,
+                "p95": self.p95,
+                "p99": self.p99,
+                "noise": self.noise,
+                "samples": len(self.samples),
+                "ci_median": list(self.ci_median) if self.ci_median else None,
+            },
+            recommendation=(
+                "The machine was noisy: rerun on a quiet machine or compare interleaved "
+                "(silenttax.benchmark.compare)."
+                if noisy
+                else None
+            ),
+            detector="benchmark",
+        )
+        return Report(findings=[finding], source="BenchmarkResult.report")
+
+
+def _summarize(
+    name: str,
+    samples: list[float],
+    *,
+    batch_size: int,
+    warmup_calls: int,
+    wall: float,
+    cpu: float,
+    peak_rss: int | None,
+    threads: int | None,
+    env: Environment,
+) -> BenchmarkResult:
+    x = np.asarray(samples, dtype=float)
+    ordered = np.sort(x)
+    p = np.quantile(x, [0.25, 0.5, 0.75, 0.9, 0.95, 0.99])
+    n = x.size
+    warnings = [
+        f"{n} samples are too few for a reliable {label} (need >= {need})"
+        for label, need in MIN_SAMPLES.items()
+        if n < need
+    ]
+
+    def ci(q: float) -> tuple[float, float] | None:
+        ranks = quantile_rank_interval(n, q)
+        return None if ranks is None else (float(ordered[ranks[0]]), float(ordered[ranks[1]]))
+
+    noise = float((p[2] - p[0]) / p[1]) if p[1] > 0 else 0.0
+    if noise > 0.10:
+        warnings.append(f"noisy run: IQR is {noise:.0%} of the median")
+    mean = float(x.mean())
+    return BenchmarkResult(
+        name=name,
+        samples=x.tolist(),
+        p50=float(p[1]),
+        p90=float(p[3]),
+        p95=float(p[4]),
+        p99=float(p[5]),
+        mean=mean,
+        iqr=float(p[2] - p[0]),
+        min=float(ordered[0]),
+        max=float(ordered[-1]),
+        throughput=batch_size / mean if mean > 0 else math.inf,
+        batch_size=batch_size,
+        ci_median=ci(0.5),
+        ci_p99=ci(0.99),
+        noise=noise,
+        noisy=noise > 0.10,
+        warmup_calls=warmup_calls,
+        wall_time=wall,
+        cpu_time=cpu,
+        peak_rss=peak_rss,
+        threads=threads,
+        warnings=warnings,
+        environment=env,
+    )
+
+
+def _check_budget(min_samples: int, min_time: float, max_time: float) -> None:
+    if not isinstance(min_samples, int) or min_samples < 1:
+        raise InputError(f"min_samples must be an int >= 1, got {min_samples!r}")
+    if not (min_time >= 0 and max_time > 0 and max_time >= min_time):
+        raise InputError(
+            f"need 0 <= min_time <= max_time and max_time > 0, got "
+            f"min_time={min_time!r}, max_time={max_time!r}"
+        )
+
+
+def benchmark(
+    fn: Callable[[], Any],
+    *,
+    warmup: int | Literal["auto"] = "auto",
+    min_samples: int = 100,
+    min_time: float = 1.0,
+    max_time: float = 10.0,
+    threads: int | None = None,
+    batch_size: int = 1,
+    name: str | None = None,
+    memory: bool = True,
+) -> BenchmarkResult:
+    """Time ``fn()`` call by call, credibly.
+
+    Warm-up runs in blocks until the running median stops improving (or a
+    fixed count); then calls are timed one by one with ``perf_counter`` until
+    both ``min_samples`` and ``min_time`` are met, or ``max_time`` is hit
+    (MLPerf LoadGen's rule). The result keeps every sample and reports
+    p50/p90/p95/p99, order-statistic CIs, IQR/median noise, throughput, CPU
+    time and peak RSS, with caveats when there are too few samples for a
+    percentile (< 662 for p99).
+
+    Args:
+        fn: The callable to time (use a lambda or ``functools.partial`` for arguments).
+        warmup: ``"auto"`` or a number of calls.
+        min_samples: Fewest timed calls.
+        min_time: Fewest seconds of timed calls.
+        max_time: Most seconds of timed calls.
+        threads: torch intra-op threads during the run (restored afterwards).
+        batch_size: Items per call (for throughput).
+        name: Label for reports (default: the function's name).
+        memory: Sample RSS every 10 ms in a background thread.
+
+    Raises:
+        InputError: ``fn`` is not callable, raises, or the budget is invalid.
+
+    Examples:
+        >>> result = benchmark(lambda: sum(range(1000)), min_samples=200, min_time=0.05)
+        >>> len(result.samples) >= 200, result.p50 <= result.p99
+        (True, True)
+    """
+    _validate(fn, "fn")
+    _check_budget(min_samples, min_time, max_time)
+    label = name or str(getattr(fn, "__name__", "fn"))
+    with _Threads(threads):
+        _call_checked(fn, label)
+        warm = _warm_up([fn], warmup, max(0.5, 0.2 * max_time))
+        samples, wall, cpu, peak = _measure(fn, min_samples, min_time, max_time, memory)
+    return _summarize(
+        label,
+        samples,
+        batch_size=batch_size,
+        warmup_calls=warm,
+        wall=wall,
+        cpu=cpu,
+        peak_rss=peak,
+        threads=threads,
+        env=environment(),
+    )
+
+
+def _measure(
+    fn: Callable[[], Any], min_samples: int, min_time: float, max_time: float, memory: bool
+) -> tuple[list[float], float, float, int | None]:
+    from silenttax.monitor import ResourceMonitor
+
+    monitor = ResourceMonitor(interval=0.01, gpu=False, uss=False).start() if memory else None
+    samples: list[float] = []
+    append = samples.append
+    cpu0 = time.process_time()
+    began = _pc()
+    stop_at = began + max_time
+    now = began
+    while (len(samples) < min_samples or now - began < min_time) and now < stop_at:
+        start = _pc()
+        fn()
+        now = _pc()
+        append(now - start)
+    wall = now - began
+    cpu = time.process_time() - cpu0
+    peak = None
+    if monitor is not None:
+        monitor.stop()
+        peak = max((s.rss for s in monitor.samples), default=None)
+    return samples, wall, cpu, peak
+
+
+class Comparison(State):
+    """Baseline vs candidate: the latency ratio with a confidence interval."""
+
+    KIND: ClassVar[str] = "silenttax.comparison"
+
+    baseline: BenchmarkResult
+    """The baseline's samples and figures."""
+    candidate: BenchmarkResult
+    """The candidate's samples and figures."""
+    ratio: float
+    """Candidate / baseline median latency (> 1: the candidate is slower)."""
+    ci: tuple[float, float]
+    """Confidence interval of ``ratio``."""
+    confidence: float = 0.95
+    """Confidence level of ``ci``."""
+    p_value: float
+    """Two-sided p-value of "no difference"."""
+    method: str
+    """How ``ci`` and ``p_value`` were computed."""
+    rounds: int = 0
+    """Interleaved rounds (0 for results measured separately)."""
+
+    def report(self, *, max_regression: float = 0.05) -> Report:
+        """``latency.ab_regression`` (plus ``dependency.*`` when the environments differ).
+
+        WARNING when the whole CI is above ``1 + max_regression`` (significant and
+        material), CRITICAL above 1.5; an improvement is INFO; otherwise OK.
+        """
+        lo, hi = self.ci
+        name = f"{self.candidate.name} vs {self.baseline.name}"
+        change = f"{(self.ratio - 1) * 100:+.1f}%"
+        ci_text = f"{self.confidence:.0%} CI {(lo - 1) * 100:+.1f}% to {(hi - 1) * 100:+.1f}%"
+        if lo > 1 + max_regression:
+            severity = Severity.CRITICAL if lo > 1.5 else Severity.WARNING
+            verdict = "slower"
+        elif hi < 1:
+            severity, verdict = Severity.INFO, "faster"
+        else:
+            severity, verdict = Severity.OK, "no material difference"
+        findings: list[Finding] = [
+            make_finding(
+                "latency.ab_regression",
+                severity=severity,
+                subject=name,
+                message=(
+                    f"{name}: median latency {change} ({ci_text}, p = {self.p_value:.2g}): "
+                    f"{verdict}; p50 {_dur(self.baseline.p50)} -> {_dur(self.candidate.p50)}"
+                ),
+                metric="latency_ratio",
+                value=self.ratio,
+                baseline=1.0,
+                threshold=1 + max_regression,
+                p_value=self.p_value,
+                effect_size=self.ratio,
+                evidence={"ci": list(self.ci), "method": self.method, "rounds": self.rounds},
+                recommendation=(
+                    "The candidate is slower beyond the tolerance: profile it "
+                    "(silenttax.profile) before shipping."
+                    if severity >= Severity.WARNING
+                    else None
+                ),
+                detector="benchmark.compare",
+            )
+        ]
+        findings.extend(self._dependencies(change, ci_text))
+        return Report(findings=findings, source="Comparison.report")
+
+    def _dependencies(self, change: str, ci_text: str) -> list[Finding]:
+        differences = self.baseline.environment.diff(self.candidate.environment)
+        out = []
+        for key, (old, new) in sorted(differences.items()):
+            area = key.split(".", 1)[0]
+            code = {
+                "packages": "dependency.version_change",
+                "threads": "dependency.thread_change",
+            }.get(area, "dependency.platform_change")
+            subject = key.split(".", 1)[1] if "." in key else key
+            out.append(
+                make_finding(
+                    code,
+                    severity=Severity.INFO,
+                    subject=subject,
+                    message=(
+                        f"{subject}: {old} -> {new}; measured change with it: {change} ({ci_text})"
+                    ),
+                    evidence={"from": _plain(old), "to": _plain(new), "ratio": self.ratio},
+                    detector="benchmark.compare",
+                )
+            )
+        if out:
+            versions = [f.subject for f in out if f.code == "dependency.version_change"]
+            summary = (
+                f"the environments differ in {len(out)} way(s)"
+                + (f" (versions: {', '.join(versions)})" if versions else "")
+                + f"; the {change} change is attributable to them together, not to any one"
+            )
+            out.insert(
+                0,
+                make_finding(
+                    "dependency.environment_diff",
+                    severity=Severity.INFO,
+                    subject="environment",
+                    message=summary,
+                    metric="differences",
+                    value=float(len(out)),
+                    evidence={k: [_plain(a), _plain(b)] for k, (a, b) in differences.items()},
+                    detector="benchmark.compare",
+                ),
+            )
+        return out
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+
+
+def compare(
+    baseline_fn: Callable[[], Any],
+    candidate_fn: Callable[[], Any],
+    *,
+    warmup: int | Literal["auto"] = "auto",
+    min_rounds: int = 20,
+    calls_per_round: int | None = None,
+    min_time: float = 1.0,
+    max_time: float = 10.0,
+    threads: int | None = None,
+    confidence: float = 0.95,
+    names: tuple[str, str] = ("baseline", "candidate"),
+) -> Comparison:
+    """A/B-compare two callables interleaved in the same time window.
+
+    Each round runs ``calls_per_round`` calls of each, in alternating order
+    (AB, BA, AB, ...), so machine noise hits both alike. The ratio is
+    ``exp(HL)`` where HL is the Hodges-Lehmann estimate of the per-round log
+    ratios ``log(median_B / median_A)``; its CI comes from the Wilcoxon
+    signed-rank distribution and the p-value from the Wilcoxon test — valid
+    under the shifting noise of a shared machine, because each round is its
+    own control.
+
+    Args:
+        baseline_fn: The reference callable.
+        candidate_fn: The callable under test.
+        warmup: ``"auto"`` or a number of calls of each.
+        min_rounds: Fewest rounds (at least 10).
+        calls_per_round: Calls of each per round (default: about 5 ms worth).
+        min_time: Fewest seconds of measurement.
+        max_time: Most seconds of measurement.
+        threads: torch intra-op threads during the run.
+        confidence: Confidence level of the ratio's CI.
+        names: Labels of the two callables.
+
+    Examples:
+        >>> import time
+        >>> def spin(seconds):
+        ...     end = time.perf_counter() + seconds
+        ...     while time.perf_counter() < end:
+        ...         pass
+        >>> c = compare(lambda: spin(2e-4), lambda: spin(3e-4), min_time=0.3)
+        >>> 1.3 < c.ratio < 1.7 and c.ci[0] > 1
+        True
+    """
+    _validate(baseline_fn, "baseline_fn")
+    _validate(candidate_fn, "candidate_fn")
+    _check_budget(min_rounds, min_time, max_time)
+    if min_rounds < 10:
+        raise InputError(f"min_rounds must be >= 10 for a CI, got {min_rounds}")
+    if not 0 < confidence < 1:
+        raise InputError(f"confidence must be in (0, 1), got {confidence!r}")
+    fns = [baseline_fn, candidate_fn]
+    with _Threads(threads):
+        _call_checked(baseline_fn, names[0])
+        _call_checked(candidate_fn, names[1])
+        warm = _warm_up(fns, warmup, max(0.5, 0.2 * max_time))
+        if calls_per_round is None:
+            start = _pc()
+            baseline_fn()
+            candidate_fn()
+            per_pair = max(_pc() - start, 1e-7)
+            calls_per_round = max(1, min(100, int(0.005 / per_pair)))
+        samples: list[list[float]] = [[], []]
+        medians: list[list[float]] = [[], []]
+        cpu0 = time.process_time()
+        began = _pc()
+        rounds = 0
+        while (rounds < min_rounds or _pc() - began < min_time) and _pc() - began < max_time:
+            order = (0, 1) if rounds % 2 == 0 else (1, 0)
+            for which in order:
+                fn = fns[which]
+                block = []
+                for _ in range(calls_per_round):
+                    start = _pc()
+                    fn()
+                    block.append(_pc() - start)
+                samples[which].extend(block)
+                medians[which].append(statistics.median(block))
+            rounds += 1
+        wall, cpu = _pc() - began, time.process_time() - cpu0
+    if rounds < 10:
+        raise InputError(
+            f"only {rounds} rounds fit in max_time={max_time} s; raise max_time or make the "
+            "calls cheaper"
+        )
+    from scipy.stats import wilcoxon
+
+    logs = np.log(np.asarray(medians[1]) / np.asarray(medians[0]))
+    estimate, lo, hi = hodges_lehmann(logs, confidence)
+    p_value = 1.0 if np.all(logs == 0) else float(wilcoxon(logs).pvalue)
+    env = environment()
+    results = [
+        _summarize(
+            names[i],
+            samples[i],
+            batch_size=1,
+            warmup_calls=warm,
+            wall=wall / 2,
+            cpu=cpu / 2,
+            peak_rss=None,
+            threads=threads,
+            env=env,
+        )
+        for i in (0, 1)
+    ]
+    return Comparison(
+        baseline=results[0],
+        candidate=results[1],
+        ratio=math.exp(estimate),
+        ci=(math.exp(lo), math.exp(hi)),
+        confidence=confidence,
+        p_value=p_value,
+        method="Hodges-Lehmann on per-round log ratios (Wilcoxon signed-rank CI and test)",
+        rounds=rounds,
+    )
+
+
+def compare_results(
+    baseline: BenchmarkResult, candidate: BenchmarkResult, *, confidence: float = 0.95
+) -> Comparison:
+    """Compare two results measured separately (e.g. on two environments).
+
+    The ratio is ``exp`` of the two-sample Hodges-Lehmann shift of log
+    latencies, with the Mann-Whitney CI and test. Runs in different
+    processes share no noise, so prefer :func:`compare` when both can run
+    side by side; use this to attribute a change to an upgrade (the report
+    lists the environment differences as ``dependency.*`` findings).
+
+    Examples:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> env = environment()
+        >>> def fake(name, scale):
+        ...     s = (rng.lognormal(-7, 0.1, 500) * scale).tolist()
+        ...     return _summarize(name, s, batch_size=1, warmup_calls=0, wall=1, cpu=1,
+        ...                       peak_rss=None, threads=None, env=env)
+        >>> c = compare_results(fake("old", 1.0), fake("new", 1.25))
+        >>> 1.2 < c.ratio < 1.3, c.ci[0] > 1
+        (True, True)
+    """
+    if not isinstance(baseline, BenchmarkResult) or not isinstance(candidate, BenchmarkResult):
+        raise InputError("compare_results takes two BenchmarkResult objects")
+    from scipy.stats import mannwhitneyu
+
+    a, b = np.log(baseline.samples), np.log(candidate.samples)
+    estimate, lo, hi = hodges_lehmann_shift(a, b, confidence)
+    p_value = float(mannwhitneyu(a, b).pvalue)
+    return Comparison(
+        baseline=baseline,
+        candidate=candidate,
+        ratio=math.exp(estimate),
+        ci=(math.exp(lo), math.exp(hi)),
+        confidence=confidence,
+        p_value=p_value,
+        method="two-sample Hodges-Lehmann on log latencies (Mann-Whitney CI and test)",
+        rounds=0,
+    )
