@@ -55,6 +55,12 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo("dependency.threads", _C.DEPENDENCY, "More threads requested than usable CPUs."),
     CodeInfo("dependency.ort_spinning", _C.DEPENDENCY, "torch and ONNX Runtime in one process."),
     CodeInfo("dependency.load", _C.DEPENDENCY, "A machine too loaded for clean timings."),
+    # silenttax.profile
+    CodeInfo("model_bloat.profile", _C.MODEL_BLOAT, "Where a model's step time goes."),
+    CodeInfo("model_bloat.data_movement", _C.MODEL_BLOAT, "Step time spent moving data."),
+    CodeInfo("model_bloat.python_loop", _C.MODEL_BLOAT, "Per-item ops: a Python loop."),
+    CodeInfo("model_bloat.framework_overhead", _C.MODEL_BLOAT, "Step time outside any op."),
+    CodeInfo("model_bloat.quantizable", _C.MODEL_BLOAT, "Dense-compute bound: try int8."),
     # silenttax.monitor: ResourceMonitor
     CodeInfo("resource.memory", _C.RESOURCE, "Memory of the process (RSS, USS, per inference)."),
     CodeInfo("resource.memory_growth", _C.RESOURCE, "A significant and material memory trend."),
