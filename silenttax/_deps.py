@@ -22,7 +22,7 @@ __all__ = ["EXTRAS", "imported", "is_installed", "optional_import"]
 #: Which silenttax extra installs each optional top-level import name.
 EXTRAS: dict[str, str] = {
     "torch": "torch",
-    "torchao": "torch",
+    "torchao": "quantize",
     "onnxruntime": "onnx",
     "onnx": "onnx",
     "onnxscript": "onnx",
@@ -71,8 +71,8 @@ def is_installed(name: str) -> bool:
         >>> is_installed("json"), is_installed("surely_not_installed_pkg")
         (True, False)
     """
-    if name in sys.modules:
-        return True
+    if name in sys.modules:  # None marks a module made unimportable on purpose
+        return sys.modules[name] is not None
     try:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):

@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -203,11 +203,13 @@ def _is_matmul(name: str) -> bool:
 
 
 @contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Keep Kineto's ``USDT:`` lines (written to fd 2 by C++) out of the user's stderr.
+def quiet_stderr(drop: Callable[[str], bool] | None = None) -> Iterator[None]:
+    """Keep native libraries' noise (written to fd 2 by C++) out of the user's stderr.
 
-    Everything else written to stderr meanwhile is passed through afterwards.
+    By default drops Kineto's ``USDT:`` lines; ``drop`` decides per line
+    otherwise. Everything kept is passed through afterwards.
     """
+    unwanted = drop or (lambda line: line.startswith("USDT:"))
     fd = 2  # Kineto writes to the process's stderr, whatever sys.stderr is now
     sys.stderr.flush()
     saved = os.dup(fd)
@@ -223,7 +225,7 @@ def quiet_stderr() -> Iterator[None]:
             kept = [
                 line
                 for line in sink.read().decode(errors="replace").splitlines(keepends=True)
-                if not line.startswith("USDT:")
+                if not unwanted(line)
             ]
             if kept:
                 sys.stderr.write("".join(kept))

@@ -61,6 +61,13 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo("model_bloat.python_loop", _C.MODEL_BLOAT, "Per-item ops: a Python loop."),
     CodeInfo("model_bloat.framework_overhead", _C.MODEL_BLOAT, "Step time outside any op."),
     CodeInfo("model_bloat.quantizable", _C.MODEL_BLOAT, "Dense-compute bound: try int8."),
+    # silenttax.quantize
+    CodeInfo("quantize.recommendation", _C.COST, "The quantization candidate to use, if any."),
+    CodeInfo("quantize.cost", _C.COST, "Cost per 1000 inferences before and after quantizing."),
+    CodeInfo("quantize.candidate", _C.MODEL_BLOAT, "One measured quantization candidate."),
+    CodeInfo("quantize.no_op", _C.MODEL_BLOAT, "A quantization method that changed nothing."),
+    CodeInfo("quantize.failed", _C.MODEL_BLOAT, "A quantization method that failed."),
+    CodeInfo("quantize.skipped", _C.MODEL_BLOAT, "A quantization method that could not run."),
     # silenttax.monitor: ResourceMonitor
     CodeInfo("resource.memory", _C.RESOURCE, "Memory of the process (RSS, USS, per inference)."),
     CodeInfo("resource.memory_growth", _C.RESOURCE, "A significant and material memory trend."),

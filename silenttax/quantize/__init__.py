@@ -1,0 +1,9 @@
+"""Post-training quantization that measures its own trade-off: speed, size, accuracy, cost.
+
+``import silenttax.quantize`` imports neither torch nor onnxruntime.
+"""
+
+from silenttax.quantize._methods import METHODS
+from silenttax.quantize._study import Baseline, Candidate, QuantizationStudy, study
+
+__all__ = ["METHODS", "Baseline", "Candidate", "QuantizationStudy", "study"]
