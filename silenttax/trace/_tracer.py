@@ -22,7 +22,7 @@ from collections.abc import Callable
 from contextvars import ContextVar, Token
 from operator import attrgetter
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -116,19 +116,24 @@ class _SkipRoot:
 
 
 class _Span:
-    """A span being recorded (the hot path: two clock reads, two ContextVar sets, one append)."""
+    """A span being recorded (the hot path: two clock reads, two ContextVar sets, one append).
 
-    __slots__ = ("_tracer", "attributes", "end", "error", "name", "parent", "stage", "start")
-    # ``error`` is only set when the span ends with an exception: read it with _error().
+    Each tracer makes its own subclass holding its context variable, buffer
+    and itself as class attributes, so the hot path reads them in one step.
+    """
 
-    def __init__(self, tracer: Tracer, name: str, stage: str | None, attributes: dict[str, Any]):
-        self._tracer = tracer
+    __slots__ = ("attributes", "end", "error", "name", "parent", "stage", "start")
+    _var: ClassVar[ContextVar[Any]]
+    _done: ClassVar[list[_Span]]
+    _tracer: ClassVar[Tracer]
+
+    def __init__(self, name: str, stage: str | None, attributes: dict[str, Any]) -> None:
         self.name = name
-        self.stage = stage or name
+        self.stage = stage  # None: the name (resolved when aggregating)
         self.attributes = attributes
 
     def __enter__(self) -> _Span:
-        var = self._tracer._var
+        var = self._var
         self.parent = var.get()
         var.set(self)
         self.start = _perf_ns()
@@ -141,25 +146,31 @@ class _Span:
         tb: TracebackType | None,
     ) -> None:
         self.end = _perf_ns()
-        tracer = self._tracer
-        tracer._var.set(self.parent)
+        parent = self.parent
+        self._var.set(parent)
         if exc_type is not None:
             self.error = exc_type.__name__
-            tracer._errored.append(self)
-        done = tracer._done
+            self._tracer._errored.append(self)
+        done = self._done
         done.append(self)
-        if self.parent is None and len(done) >= _FOLD_AT:
-            tracer._fold()
+        if parent is None and len(done) >= _FOLD_AT:
+            self._tracer._fold()
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Attach an attribute to the span (kept on retained traces and replayed to OTel)."""
         self.attributes[key] = value
 
 
-class _Ids(dict[str, int]):
-    """String -> dense int id, assigning new ids on first sight (C-speed lookups)."""
+class _Ids(dict[str | None, int]):
+    """Name -> dense int id, assigning new ids on first sight (C-speed lookups).
 
-    def __missing__(self, key: str) -> int:
+    ``None`` (a span without an explicit stage) always has id 0.
+    """
+
+    def __init__(self) -> None:
+        super().__init__({None: 0})
+
+    def __missing__(self, key: str | None) -> int:
         value = self[key] = len(self)
         return value
 
@@ -177,6 +188,10 @@ _start = attrgetter("start")
 _end = attrgetter("end")
 _name = attrgetter("name")
 _stage = attrgetter("stage")
+
+
+def _stage_of(span: _Span) -> str:
+    return span.stage or span.name
 
 
 class _Batch:
@@ -363,6 +378,11 @@ class Tracer:
         self._random = random.Random(seed).random
         self._var: ContextVar[Any] = ContextVar(f"silenttax_tracer_{id(self)}", default=None)
         self._done: list[_Span] = []
+        self._span = type(
+            "_Span",
+            (_Span,),
+            {"__slots__": (), "_var": self._var, "_done": self._done, "_tracer": self},
+        )
         self._errored: list[_Span] = []  # spans that ended with an exception, not yet folded
         self._plain = enabled and sample >= 1.0
         self._lock = threading.RLock()
@@ -400,7 +420,7 @@ class Tracer:
             **attributes: Kept on retained traces and replayed to OpenTelemetry.
         """
         if self._plain:
-            return _Span(self, name, stage, attributes)
+            return self._span(name, stage, attributes)
         if not self._enabled:
             return _NOOP
         if self.sample < 1.0:
@@ -409,7 +429,7 @@ class Tracer:
                 return _NOOP
             if parent is None and self._random() >= self.sample:
                 return _SkipRoot(self._var)
-        return _Span(self, name, stage, attributes)
+        return self._span(name, stage, attributes)
 
     def traced(self, name: str | None = None, *, stage: str | None = None) -> Callable[[_F], _F]:
         """Decorator: record each call of a sync or async function as a span.
@@ -495,6 +515,7 @@ class Tracer:
         names = self._names
         name_id = np.fromiter(map(names.__getitem__, map(_name, spans)), np.int64, n)
         stage_id = np.fromiter(map(names.__getitem__, map(_stage, spans)), np.int64, n)
+        stage_id = np.where(stage_id == 0, name_id, stage_id)  # no stage: the span's name
         seconds = batch.duration / 1e9
         self_s = batch.self_ns / 1e9
         errors = np.zeros(n, dtype=bool)
@@ -521,7 +542,7 @@ class Tracer:
             stats = self._span_stats.get(slot)
             if stats is None:
                 first = int(order[bounds[j]])
-                stats = self._span_stats[slot] = _Stats(spans[first].stage)
+                stats = self._span_stats[slot] = _Stats(_stage_of(spans[first]))
                 stats.first = float(seconds[first])
                 stats.first_self = float(self_s[first])
             stats.spans += int(counts[ident])
@@ -585,7 +606,7 @@ class Tracer:
         """Per-stage and per-span aggregates over every request so far (JSON state)."""
         self._fold()
         with self._lock:
-            label = {ident: name for name, ident in self._names.items()}
+            label = {ident: name for name, ident in self._names.items() if name is not None}
             return Breakdown(
                 requests=self._requests,
                 request_total=self._request_total,
@@ -650,7 +671,7 @@ class Tracer:
         start_ns = span.start + self._epoch_offset
         return SpanRecord(
             name=span.name,
-            stage=span.stage,
+            stage=_stage_of(span),
             start=start_ns / 1e9,
             start_ns=start_ns,
             duration=duration_ns / 1e9,
