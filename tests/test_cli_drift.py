@@ -95,3 +95,21 @@ def test_report_json_is_plain_json(tmp_path: Path) -> None:
     assert main(["drift", "--demo", "--out", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["kind"] == "silenttax.report" and doc["findings"]
+
+
+def test_parquet_files(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    for name, shift in (("ref", 0.0), ("cur", 1.0)):
+        table = pa.table({"x": rng.normal(shift, 1, 2000), "city": rng.choice(["a", "b"], 2000)})
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+    out = tmp_path / "r.json"
+    status = main(
+        ["drift", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet"), "--out", str(out)]
+    )
+    assert status == 0
+    report = Report.load(out)
+    assert report.filter(subject="x", code="drift.numeric")[0].severity.value == "critical"
+    assert report.filter(subject="city", code="drift.categorical")[0].severity.value == "ok"

@@ -121,36 +121,11 @@ def _binned(
     def test(ref: NumericSummary, cur: NumericSummary, bins: int) -> st.DriftResult:
         _need(ref, cur)
         r, c = _quantile_bins(ref, cur, bins)
-        value = fn(r, c)
-        return st.DriftResult(
-            method=name,
-            statistic=value,
-            p_value=None,
-            effect_size=value,
-            effect=effect,
-            n_reference=ref.count,
-            n_current=cur.count,
-            details={"bins": int(r.size)},
+        return st.distance_result(
+            name, effect, fn(r, c), ref.count, cur.count, {"bins": int(r.size)}
         )
 
     return test
-
-
-def _psi(r: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> float:
-    p, q = st.smoothed(r), st.smoothed(c)
-    return float(np.sum((q - p) * np.log(q / p)))
-
-
-def _js(r: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> float:
-    p, q = st.smoothed(r), st.smoothed(c)
-    m = 0.5 * (p + q)
-    div = 0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.sum(q * np.log2(q / m))
-    return math.sqrt(max(0.0, float(div)))
-
-
-def _hellinger(r: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> float:
-    p, q = st.smoothed(r), st.smoothed(c)
-    return math.sqrt(max(0.0, 1.0 - float(np.sum(np.sqrt(p * q)))))
 
 
 def levels_summary(ref: NumericSummary, cur: NumericSummary) -> st.DriftResult:
@@ -226,22 +201,28 @@ def _label_distance(
 SUMMARY_TESTS: dict[str, tuple[str, Callable[..., st.DriftResult]]] = {
     "ks": ("numeric", ks_summary),
     "wasserstein": ("numeric", wasserstein_summary),
-    "psi": ("numeric_binned", _binned("psi", "psi", _psi)),
-    "jensen_shannon": ("numeric_binned", _binned("jensen_shannon", "jensen_shannon_distance", _js)),
-    "hellinger": ("numeric_binned", _binned("hellinger", "hellinger_distance", _hellinger)),
+    "psi": ("numeric_binned", _binned("psi", "psi", st.psi_counts)),
+    "jensen_shannon": (
+        "numeric_binned",
+        _binned("jensen_shannon", "jensen_shannon_distance", st.jensen_shannon_counts),
+    ),
+    "hellinger": (
+        "numeric_binned",
+        _binned("hellinger", "hellinger_distance", st.hellinger_counts),
+    ),
     "anderson_darling": ("numeric", _raw(st.anderson_darling)),
     "cramer_von_mises": ("numeric", _raw(st.cramer_von_mises)),
     "z_test": ("numeric", z_summary),
     "chi2": ("numeric", levels_summary),
     "proportion_z": ("numeric", proportion_summary),
     "chi2_labels": ("categorical", chi2_labels),
-    "psi_labels": ("categorical", _label_distance("psi", "psi", _psi)),
+    "psi_labels": ("categorical", _label_distance("psi", "psi", st.psi_counts)),
     "jensen_shannon_labels": (
         "categorical",
-        _label_distance("jensen_shannon", "jensen_shannon_distance", _js),
+        _label_distance("jensen_shannon", "jensen_shannon_distance", st.jensen_shannon_counts),
     ),
     "hellinger_labels": (
         "categorical",
-        _label_distance("hellinger", "hellinger_distance", _hellinger),
+        _label_distance("hellinger", "hellinger_distance", st.hellinger_counts),
     ),
 }

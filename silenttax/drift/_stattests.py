@@ -154,9 +154,40 @@ def smoothed(counts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return shares
 
 
-def _psi_value(r: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> float:
+def psi_counts(r: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> float:
+    """PSI ``sum((c - r) ln(c / r))`` from two count vectors over the same cells."""
     p, q = smoothed(r), smoothed(c)
     return float(np.sum((q - p) * np.log(q / p)))
+
+
+def jensen_shannon_counts(r: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> float:
+    """Jensen-Shannon distance (base 2) from two count vectors over the same cells."""
+    p, q = smoothed(r), smoothed(c)
+    m = 0.5 * (p + q)
+    divergence = 0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.sum(q * np.log2(q / m))
+    return math.sqrt(max(0.0, float(divergence)))
+
+
+def hellinger_counts(r: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> float:
+    """Hellinger distance from two count vectors over the same cells."""
+    p, q = smoothed(r), smoothed(c)
+    return math.sqrt(max(0.0, 1.0 - float(np.sum(np.sqrt(p * q)))))
+
+
+def distance_result(
+    method: str, effect: str, value: float, n_ref: int, n_cur: int, details: dict[str, Any]
+) -> DriftResult:
+    """A DriftResult for a distance: no p-value, the distance is its own effect size."""
+    return DriftResult(
+        method=method,
+        statistic=value,
+        p_value=None,
+        effect_size=value,
+        effect=effect,
+        n_reference=n_ref,
+        n_current=n_cur,
+        details=details,
+    )
 
 
 def psi(reference: npt.ArrayLike, current: npt.ArrayLike, *, bins: int = 10) -> DriftResult:
@@ -180,21 +211,12 @@ def psi(reference: npt.ArrayLike, current: npt.ArrayLike, *, bins: int = 10) -> 
     ref = _numeric(reference, "reference")
     cur = _numeric(current, "current")
     r, c, counts = binned_shares(ref, cur, bins)
-    value = _psi_value(r, c)
-    return DriftResult(
-        method="psi",
-        statistic=value,
-        p_value=None,
-        effect_size=value,
-        effect="psi",
-        n_reference=ref.size,
-        n_current=cur.size,
-        details={
-            "bins": int(r.size),
-            "reference_counts": counts[0].tolist(),
-            "current_counts": counts[1].tolist(),
-        },
-    )
+    details = {
+        "bins": int(r.size),
+        "reference_counts": counts[0].tolist(),
+        "current_counts": counts[1].tolist(),
+    }
+    return distance_result("psi", "psi", psi_counts(r, c), ref.size, cur.size, details)
 
 
 def wasserstein(reference: npt.ArrayLike, current: npt.ArrayLike) -> DriftResult:
@@ -291,7 +313,7 @@ def chi2_from_table(table: npt.NDArray[np.int64], levels: list[str]) -> DriftRes
 def _distributions(
     reference: npt.ArrayLike | Sequence[Any], current: npt.ArrayLike | Sequence[Any], bins: int
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], int, int, str]:
-    """Smoothed shares of both samples: levels for labels, quantile bins for numbers."""
+    """Counts of both samples: per level for labels, per quantile bin for numbers."""
     ref_raw = np.asarray(reference, dtype=object).ravel()
     numeric = ref_raw.size > 0 and all(
         isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
@@ -301,10 +323,10 @@ def _distributions(
         ref = _numeric(reference, "reference")
         cur = _numeric(current, "current")
         r, c, _ = binned_shares(ref, cur, bins)
-        return smoothed(r), smoothed(c), ref.size, cur.size, "quantile_bins"
+        return r, c, ref.size, cur.size, "quantile_bins"
     _, table = _table(_labels(reference, "reference"), _labels(current, "current"))
     r, c = table[0].astype(np.float64), table[1].astype(np.float64)
-    return smoothed(r), smoothed(c), int(r.sum()), int(c.sum()), "levels"
+    return r, c, int(r.sum()), int(c.sum()), "levels"
 
 
 def jensen_shannon(
@@ -323,19 +345,11 @@ def jensen_shannon(
         >>> round(jensen_shannon(["a"] * 100, ["b"] * 100).statistic, 3)  # smoothed: < 1
         0.977
     """
-    p, q, n_ref, n_cur, how = _distributions(reference, current, bins)
-    m = 0.5 * (p + q)
-    divergence = 0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.sum(q * np.log2(q / m))
-    value = math.sqrt(max(0.0, float(divergence)))
-    return DriftResult(
-        method="jensen_shannon",
-        statistic=value,
-        p_value=None,
-        effect_size=value,
-        effect="jensen_shannon_distance",
-        n_reference=n_ref,
-        n_current=n_cur,
-        details={"over": how, "cells": int(p.size)},
+    r, c, n_ref, n_cur, how = _distributions(reference, current, bins)
+    details = {"over": how, "cells": int(r.size)}
+    value = jensen_shannon_counts(r, c)
+    return distance_result(
+        "jensen_shannon", "jensen_shannon_distance", value, n_ref, n_cur, details
     )
 
 
@@ -351,18 +365,10 @@ def hellinger(
         >>> round(hellinger(["a", "b"] * 50, ["a", "b"] * 50).statistic, 3)
         0.0
     """
-    p, q, n_ref, n_cur, how = _distributions(reference, current, bins)
-    value = math.sqrt(max(0.0, 1.0 - float(np.sum(np.sqrt(p * q)))))
-    return DriftResult(
-        method="hellinger",
-        statistic=value,
-        p_value=None,
-        effect_size=value,
-        effect="hellinger_distance",
-        n_reference=n_ref,
-        n_current=n_cur,
-        details={"over": how, "cells": int(p.size)},
-    )
+    r, c, n_ref, n_cur, how = _distributions(reference, current, bins)
+    details = {"over": how, "cells": int(r.size)}
+    value = hellinger_counts(r, c)
+    return distance_result("hellinger", "hellinger_distance", value, n_ref, n_cur, details)
 
 
 def anderson_darling(reference: npt.ArrayLike, current: npt.ArrayLike) -> DriftResult:
