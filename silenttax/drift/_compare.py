@@ -162,8 +162,10 @@ def _raw(
     return test
 
 
-def chi2_labels(ref: CategoricalSummary, cur: CategoricalSummary) -> st.DriftResult:
-    """Chi-square homogeneity over the union of levels (``other`` as one more level)."""
+def _label_table(
+    ref: CategoricalSummary, cur: CategoricalSummary
+) -> tuple[list[str], npt.NDArray[np.int64]]:
+    """Levels of both sides (``<other>`` when a cap folded some away) and the 2 x k counts."""
     if ref.count == 0 or cur.count == 0:
         raise InputError("need at least one value on each side")
     levels = sorted(set(ref.levels) | set(cur.levels))
@@ -172,26 +174,23 @@ def chi2_labels(ref: CategoricalSummary, cur: CategoricalSummary) -> st.DriftRes
         levels.append("<other>")
         table[0].append(ref.other)
         table[1].append(cur.other)
-    return st.chi2_from_table(np.asarray(table, dtype=np.int64), levels)
+    return levels, np.asarray(table, dtype=np.int64)
+
+
+def chi2_labels(ref: CategoricalSummary, cur: CategoricalSummary) -> st.DriftResult:
+    """Chi-square homogeneity over the union of levels (``other`` as one more level)."""
+    levels, table = _label_table(ref, cur)
+    return st.chi2_from_table(table, levels)
 
 
 def _label_distance(
     name: str, effect: str, fn: Callable[[npt.NDArray[np.float64], npt.NDArray[np.float64]], float]
 ) -> Callable[[CategoricalSummary, CategoricalSummary], st.DriftResult]:
     def test(ref: CategoricalSummary, cur: CategoricalSummary) -> st.DriftResult:
-        base = chi2_labels(ref, cur)
-        levels = sorted(set(ref.levels) | set(cur.levels))
-        r = np.array([ref.levels.get(v, 0) for v in levels] + [ref.other], dtype=float)
-        c = np.array([cur.levels.get(v, 0) for v in levels] + [cur.other], dtype=float)
-        value = fn(r, c)
-        return base.model_copy(
-            update={
-                "method": name,
-                "statistic": value,
-                "p_value": None,
-                "effect_size": value,
-                "effect": effect,
-            }
+        levels, table = _label_table(ref, cur)
+        value = fn(table[0].astype(np.float64), table[1].astype(np.float64))
+        return st.distance_result(
+            name, effect, value, ref.count, cur.count, {"levels": len(levels)}
         )
 
     return test

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field, JsonValue
+from pydantic import JsonValue
 
 from silenttax._input import NUMERIC_KINDS, Table, partitions, to_table
 from silenttax._parse import parse_numbers
@@ -134,8 +134,6 @@ class DriftDetectorState(State):
     """Reference rows."""
     window_rows: int = 0
     """Rows in the window."""
-    extra: dict[str, Any] = Field(default_factory=dict)
-    """Reserved."""
 
 
 class _Candidate:
@@ -390,15 +388,19 @@ class DriftDetector:
         for name in reference:
             if name not in table:
                 continue
-            summary = self._summarize(
-                self._coerce(table[name], table.kinds[name], self._kinds[name])[0],
-                self._target_kind(table.kinds[name], self._kinds[name]),
-                reference[name],
-            )
+            summary, _ = self._summarize_current(table, name)
             window[name] = summary if name not in window else merge_summaries(window[name], summary)
         self._window = window
         self._window_rows += table.n_rows
         return self
+
+    def _summarize_current(
+        self, table: Table, name: str
+    ) -> tuple[NumericSummary | CategoricalSummary, dict[str, Any] | None]:
+        """Column ``name`` of current data, brought to the reference's kind and grid."""
+        values, how = self._coerce(table[name], table.kinds[name], self._kinds[name])
+        kind = self._target_kind(table.kinds[name], self._kinds[name])
+        return self._summarize(values, kind, self._require()[name]), how
 
     def reset_window(self) -> None:
         """Forget the rows added with :meth:`update`."""
@@ -548,21 +550,18 @@ class DriftDetector:
         if current is None:
             if self._window is None:
                 raise InputError("current: nothing to check; pass data or call update() first")
-            summaries, kinds, n_rows = dict(self._window), dict(self._kinds), self._window_rows
+            summaries, n_rows = dict(self._window), self._window_rows
             coercions: dict[str, dict[str, Any]] = {}
             present = set(summaries)
         else:
             table = to_table(current, argument="current")
             if table.n_rows == 0:
                 raise InputError("current: has no rows")
-            summaries, kinds, coercions = {}, {}, {}
+            summaries, coercions = {}, {}
             for name in reference:
                 if name not in table:
                     continue
-                values, how = self._coerce(table[name], table.kinds[name], self._kinds[name])
-                kind = self._target_kind(table.kinds[name], self._kinds[name])
-                summaries[name] = self._summarize(values, kind, reference[name])
-                kinds[name] = table.kinds[name]
+                summaries[name], how = self._summarize_current(table, name)
                 if how is not None:
                     coercions[name] = how
             n_rows = table.n_rows

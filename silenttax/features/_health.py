@@ -7,7 +7,7 @@ import os
 from typing import Any, ClassVar, Self
 
 import numpy as np
-from pydantic import Field, JsonValue
+from pydantic import JsonValue
 
 from silenttax._input import NUMERIC_KINDS, TEXT_KINDS, Table, partitions, to_table
 from silenttax._state import State
@@ -50,8 +50,6 @@ class FeatureHealthState(State):
     """Constructor arguments."""
     profiles: dict[str, ColumnProfile]
     """Reference profile per column, in column order."""
-    extra: dict[str, Any] = Field(default_factory=dict)
-    """Reserved."""
 
 
 class FeatureHealth:
@@ -249,15 +247,7 @@ class FeatureHealth:
         table = to_table(current, argument="current")
         if table.n_rows == 0:
             raise InputError("current: has no rows")
-        profiles = (
-            self._profile(table)
-            if self.columns is None
-            else {
-                name: profile_column(table[name], table.kinds[name], max_levels=self.max_levels)
-                for name in self.columns
-                if name in table
-            }
-        )
+        profiles = self._profile(table)
         findings: list[Finding] = []
         for name, ref in reference.items():
             cur = profiles.get(name)
