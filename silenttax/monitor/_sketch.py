@@ -173,7 +173,8 @@ class LatencySketch:
             self._fold()
 
     def add_many(self, seconds: npt.ArrayLike) -> None:
-        """Record many durations at once (vectorized; a few ns per value)."""
+        """Record many durations at once (vectorized; a few ns per value; small batches
+        join the buffer and are counted with it)."""
         try:
             values = np.asarray(seconds, dtype=np.float64).ravel()
         except (TypeError, ValueError) as exc:
@@ -185,6 +186,12 @@ class LatencySketch:
             )
         if self._strict and values.size and not (np.isfinite(values) & (values >= 0)).all():
             raise InputError("seconds must be finite numbers >= 0")
+        if values.size < _FOLD_AT:  # small batches join the buffer: one fold for many calls
+            buf = self._buf
+            buf.frombytes(values.tobytes())
+            if len(buf) >= _FOLD_AT:
+                self._fold()
+            return
         with self._lock:
             self._ingest(values)
 
@@ -298,12 +305,14 @@ class LatencySketch:
     @property
     def scale(self) -> int:
         """Current base-2 exponential scale (OpenTelemetry's meaning)."""
+        self._fold()
         return self._scale
 
     @property
     def effective_accuracy(self) -> float:
         """The relative error bound actually guaranteed now (<= ``relative_accuracy``
         unless ``max_buckets`` forced a coarser scale)."""
+        self._fold()
         return bound_for(self._scale)
 
     @property
