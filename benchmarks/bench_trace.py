@@ -57,7 +57,7 @@ def make_variants() -> tuple[dict[str, Callable[[], None]], InMemorySpanExporter
     off = Tracer(enabled=False)
     # The same tracer with its batched aggregation switched off: the recording path alone.
     recording = Tracer()
-    recording._fold = recording._done.clear  # type: ignore[method-assign]
+    recording._fold_quietly = recording._buf.clear  # type: ignore[method-assign]
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))

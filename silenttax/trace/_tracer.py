@@ -1,11 +1,14 @@
 """Tracer: an always-on, low-overhead request recorder that attributes time to stages.
 
-The hot path is two small ``__slots__`` classes: entering a span reads the
-monotonic clock and sets a ``ContextVar``; leaving it reads the clock again,
-resets the variable and links the span to its parent (or, for a top-level
-span, appends the finished request to a buffer). Everything else — self
-times, the tracer's own overhead correction, per-stage sketches, retention of
-the slowest requests — happens in batches off the per-span path.
+The hot path is one small ``__slots__`` class per tracer. Entering a span
+reads the monotonic clock and sets a ``ContextVar``; leaving it reads the
+clock again, restores the variable and appends five integers (name/stage key,
+start, end, its sequence number, its parent's) to a flat list. The span
+object itself is freed as soon as the ``with`` block ends, so recording keeps
+nothing the garbage collector has to walk. Everything else — linking spans to
+requests, self times, the tracer's own overhead correction, per-stage
+sketches, retention of recent and slowest requests — happens in NumPy batches
+off the per-span path.
 """
 
 from __future__ import annotations
@@ -20,9 +23,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar, Token
-from operator import attrgetter
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, NamedTuple, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -36,9 +38,14 @@ from silenttax.trace._breakdown import Breakdown, SpanStats, StageStats
 __all__ = ["SpanRecord", "Tracer"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-_FOLD_AT = 4096  # spans buffered before a batch is aggregated
+_FOLD_AT = 4096  # spans buffered before a batch is aggregated (when a request ends)
+_HARD_AT = 16 * _FOLD_AT  # ... and regardless, so no single long request can grow the buffer
+_MAX_CARRY = 16 * _FOLD_AT  # spans of unfinished requests carried between batches
+_FIELDS = 5  # per span in the buffer: key, start, end, seq, parent seq
+_KEY, _START, _END, _SEQ, _PARENT = range(_FIELDS)
 _OTHER = "<other>"
 _perf_ns = time.perf_counter_ns
+_Array = npt.NDArray[np.int64]
 
 
 class SpanRecord(BaseModel):
@@ -76,10 +83,21 @@ class SpanRecord(BaseModel):
         return out
 
 
+class _Root:
+    """The context value outside any span: the parent of every request."""
+
+    __slots__ = ()
+    seq: ClassVar[int] = -1
+
+
+_ROOT = _Root()
+
+
 class _NoopSpan:
     """Returned when the tracer is disabled or the request is not sampled."""
 
     __slots__ = ()
+    seq: ClassVar[int] = -1  # a span opened under it (recording switched on) is a request
 
     def __enter__(self) -> _NoopSpan:
         return self
@@ -109,35 +127,34 @@ class _SkipRoot:
 
     def __exit__(self, *exc: object) -> None:
         if self._token is not None:
-            self._var.reset(self._token)
+            try:
+                self._var.reset(self._token)
+            except ValueError:  # left in another context than it was entered in
+                self._var.set(_ROOT)
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Ignored."""
 
 
 class _Span:
-    """A span being recorded (the hot path: two clock reads, two ContextVar sets, one append).
+    """A span being recorded; use it as a context manager (``with tracer.span(...)``).
 
-    Each tracer makes its own subclass holding its context variable, buffer
-    and itself as class attributes, so the hot path reads them in one step.
+    Each tracer makes its own subclass whose methods close over the tracer's
+    context variable and buffer, so the hot path does no attribute lookups
+    beyond its own four slots.
     """
 
-    __slots__ = ("attributes", "end", "error", "name", "parent", "stage", "start")
-    _var: ClassVar[ContextVar[Any]]
-    _done: ClassVar[list[_Span]]
-    _tracer: ClassVar[Tracer]
+    __slots__ = ("key", "parent", "seq", "start")
+    key: int
+    parent: Any
+    seq: int
+    start: int
 
-    def __init__(self, name: str, stage: str | None, attributes: dict[str, Any]) -> None:
-        self.name = name
-        self.stage = stage  # None: the name (resolved when aggregating)
-        self.attributes = attributes
+    def __init__(self, name: str, *, stage: str | None = None, **attributes: Any) -> None:
+        raise NotImplementedError  # pragma: no cover - the tracer's subclass implements it
 
     def __enter__(self) -> _Span:
-        var = self._var
-        self.parent = var.get()
-        var.set(self)
-        self.start = _perf_ns()
-        return self
+        raise NotImplementedError  # pragma: no cover
 
     def __exit__(
         self,
@@ -145,93 +162,141 @@ class _Span:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.end = _perf_ns()
-        parent = self.parent
-        self._var.set(parent)
-        if exc_type is not None:
-            self.error = exc_type.__name__
-            self._tracer._errored.append(self)
-        done = self._done
-        done.append(self)
-        if parent is None and len(done) >= _FOLD_AT:
-            self._tracer._fold()
+        raise NotImplementedError  # pragma: no cover
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Attach an attribute to the span (kept on retained traces and replayed to OTel)."""
-        self.attributes[key] = value
+        raise NotImplementedError  # pragma: no cover
 
 
-class _Ids(dict[str | None, int]):
-    """Name -> dense int id, assigning new ids on first sight (C-speed lookups).
+def _span_class(tracer: Tracer) -> type[_Span]:
+    """The tracer's span class: every name it needs is a closure variable (fast to load)."""
+    get = tracer._var.get
+    set_ = tracer._var.set
+    buf = tracer._buf
+    extend = buf.extend
+    table = tracer._table
+    attrs = tracer._attrs
+    errors = tracer._errors
+    next_seq = tracer._seqs.__next__
+    new_key = tracer._new_key
+    fold_at = _FOLD_AT * _FIELDS
+    hard_at = _HARD_AT * _FIELDS
+    root = _ROOT
+    clock = _perf_ns
 
-    ``None`` (a span without an explicit stage) always has id 0.
-    """
+    class _TracerSpan(_Span):
+        __slots__ = ()
 
-    def __init__(self) -> None:
-        super().__init__({None: 0})
+        def __init__(self, name: str, *, stage: str | None = None, **attributes: Any) -> None:
+            try:
+                self.key = table[stage][name]
+            except (KeyError, TypeError):
+                self.key = new_key(name, stage)
+            self.seq = seq = next_seq()
+            if attributes:
+                attrs[seq] = attributes
 
-    def __missing__(self, key: str | None) -> int:
-        value = self[key] = len(self)
-        return value
+        def __enter__(self) -> _Span:
+            self.parent = get()
+            set_(self)
+            self.start = clock()
+            return self
 
+        def __exit__(
+            self,
+            exc_type: type[BaseException] | None,
+            exc: BaseException | None,
+            tb: TracebackType | None,
+        ) -> None:
+            end = clock()
+            parent = self.parent
+            set_(parent)
+            extend((self.key, self.start, end, self.seq, parent.seq))
+            if exc_type is not None:
+                errors[self.seq] = exc_type.__name__
+            if len(buf) >= fold_at and (parent is root or len(buf) >= hard_at):
+                tracer._fold_quietly()
 
-def _root_of(group: list[_Span]) -> _Span:
-    return next(span for span in reversed(group) if span.parent is None)
+        def set_attribute(self, key: str, value: Any) -> None:
+            """Attach an attribute to the span (kept on retained traces and replayed to OTel).
 
+            Only while the span is open in this context (or an enclosing one);
+            otherwise the attribute is ignored.
+            """
+            span = get()
+            while span is not self:  # walk the open spans: cheap, and rarely called
+                span = getattr(span, "parent", None)
+                if span is None:
+                    return
+            attrs.setdefault(self.seq, {})[key] = value
 
-def _error(span: _Span) -> str | None:
-    return getattr(span, "error", None)
-
-
-_parent = attrgetter("parent")
-_start = attrgetter("start")
-_end = attrgetter("end")
-_name = attrgetter("name")
-_stage = attrgetter("stage")
-
-
-def _stage_of(span: _Span) -> str:
-    return span.stage or span.name
-
-
-class _Batch:
-    """Finished spans of complete requests, with the per-span figures computed in NumPy."""
-
-    __slots__ = ("duration", "ids", "n_requests", "request", "roots", "self_ns", "spans")
-
-    def __init__(
-        self,
-        spans: list[_Span],
-        request: npt.NDArray[np.int64],
-        duration: npt.NDArray[np.int64],
-        self_ns: npt.NDArray[np.int64],
-        roots: npt.NDArray[np.int64],
-        ids: npt.NDArray[np.int64],
-    ) -> None:
-        self.spans = spans
-        self.ids = ids  # per span: id() of the span object
-        self.request = request  # per span: index of its request in ``roots``
-        self.duration = duration  # per span, overhead-corrected, ns
-        self.self_ns = self_ns  # per span, overhead-corrected, ns
-        self.roots = roots  # span index of each request's root
-        self.n_requests = len(roots)
+    return _TracerSpan
 
 
-def _analyse(spans: list[_Span], overhead: int) -> tuple[_Batch, list[_Span]]:
+class _Requests(NamedTuple):
+    """Spans of complete requests (rows of the span buffer) with figures computed in NumPy."""
+
+    rows: _Array  # (spans, 5): key, start, end, seq, parent seq
+    request: _Array  # per span: index of its request in ``roots``
+    duration: _Array  # per span, overhead-corrected, ns
+    self_ns: _Array  # per span, overhead-corrected, ns
+    roots: _Array  # row of each request's root span
+    attributes: dict[int, dict[str, Any]]  # by span seq, only spans that have any
+    errors: dict[int, str]  # by span seq: exception type name
+
+    @property
+    def n_requests(self) -> int:
+        return len(self.roots)
+
+    def split(self, requests: list[int]) -> list[_Requests]:
+        """The given requests (sorted indices), one each, in a single pass over the batch."""
+        chosen = np.zeros(self.n_requests, dtype=bool)
+        chosen[requests] = True
+        rows = np.flatnonzero(chosen[self.request])
+        rows = rows[np.argsort(self.request[rows], kind="stable")]
+        bounds = np.searchsorted(self.request[rows], [*requests, self.n_requests])
+        out = []
+        for r, lo, hi in zip(requests, bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            own = rows[lo:hi]
+            seqs = self.rows[own, _SEQ].tolist()
+            out.append(
+                _Requests(
+                    self.rows[own],
+                    np.zeros(own.size, dtype=np.int64),
+                    self.duration[own],
+                    self.self_ns[own],
+                    np.flatnonzero(own == self.roots[r]),
+                    {s: self.attributes[s] for s in seqs if s in self.attributes},
+                    {s: self.errors[s] for s in seqs if s in self.errors},
+                )
+            )
+        return out
+
+
+def _analyse(rows: _Array, overhead: int) -> tuple[_Requests, _Array]:
     """Link spans to parents and requests; returns the complete requests and the rest.
 
     Spans whose request has not finished yet (a concurrent request in another
-    thread) are returned to be carried over to the next batch.
+    thread, or a parent still open) are returned to be carried to the next batch.
     """
-    n = len(spans)
-    ids = np.fromiter(map(id, spans), np.int64, n)
-    parent_ids = np.fromiter(map(id, map(_parent, spans)), np.int64, n)
-    start = np.fromiter(map(_start, spans), np.int64, n)
-    end = np.fromiter(map(_end, spans), np.int64, n)
-    order = np.argsort(ids)
-    pos = np.minimum(np.searchsorted(ids[order], parent_ids), n - 1)
-    parent_row = np.where(ids[order][pos] == parent_ids, order[pos], -1)
-    is_root = parent_ids == id(None)
+    n = len(rows)
+    seq = rows[:, _SEQ]
+    parent_seq = rows[:, _PARENT]
+    # Sequence numbers are dense: a lookup table from seq to row links children to parents.
+    low = int(seq.min())
+    span = int(seq.max()) - low + 1
+    if span <= 8 * n:
+        row_of = np.full(span + 1, -1, dtype=np.int64)  # the extra cell: parents not here
+        row_of[seq - low] = np.arange(n)
+        offset = parent_seq - low
+        parent_row = row_of[np.where((offset >= 0) & (offset < span), offset, span)]
+    else:  # spans carried from long ago: search instead
+        order = np.argsort(seq, kind="stable")
+        sorted_seq = seq[order]
+        pos = np.minimum(np.searchsorted(sorted_seq, parent_seq), n - 1)
+        parent_row = np.where(sorted_seq[pos] == parent_seq, order[pos], -1)
+    is_root = parent_seq < 0
     # Walk up to the root (pointer jumping); -1 marks a chain whose root is not here yet.
     root = np.where(is_root, np.arange(n), parent_row)
     depth = np.where(is_root, 0, 1)
@@ -242,33 +307,46 @@ def _analyse(spans: list[_Span], overhead: int) -> tuple[_Batch, list[_Span]]:
         root = np.where(climbing, parent_row[np.maximum(root, 0)], root)
         depth = depth + climbing
     complete = root >= 0
-    carry = [spans[i] for i in np.flatnonzero(~complete)]
-    raw = end - start
+    raw = rows[:, _END] - rows[:, _START]
     has_parent = complete & (parent_row >= 0)
     child_ns = np.bincount(parent_row[has_parent], weights=raw[has_parent], minlength=n)
     n_child = np.bincount(parent_row[has_parent], minlength=n)
     n_desc = np.zeros(n, dtype=np.int64)
     for level in range(int(depth[complete].max(initial=0)), 0, -1):
-        rows = np.flatnonzero(complete & (depth == level))
-        np.add.at(n_desc, parent_row[rows], n_desc[rows] + 1)
-    duration = raw - n_desc * overhead
+        level_rows = np.flatnonzero(complete & (depth == level))
+        n_desc += np.bincount(
+            parent_row[level_rows], weights=n_desc[level_rows] + 1, minlength=n
+        ).astype(np.int64)
+    duration = np.maximum(0, raw - n_desc * overhead)
     self_ns = np.maximum(0, raw - child_ns.astype(np.int64) - n_child * overhead)
-    keep = np.flatnonzero(complete)
     roots = np.flatnonzero(complete & is_root)
     request_of_root = np.full(n, -1, dtype=np.int64)
     request_of_root[roots] = np.arange(roots.size)
-    kept_spans = [spans[i] for i in keep] if carry else spans
+    if complete.all():
+        requests = _Requests(rows, request_of_root[root], duration, self_ns, roots, {}, {})
+        return requests, rows[:0]
+    keep = np.flatnonzero(complete)
     remap = np.full(n, -1, dtype=np.int64)
     remap[keep] = np.arange(keep.size)
-    batch = _Batch(
-        kept_spans,
+    requests = _Requests(
+        rows[keep],
         request_of_root[root[keep]],
         duration[keep],
         self_ns[keep],
         remap[roots],
-        ids[keep],
+        {},
+        {},
     )
-    return batch, carry
+    return requests, rows[~complete]
+
+
+def _take(store: dict[int, Any], seqs: _Array) -> dict[int, Any]:
+    """Move the entries of ``store`` whose span is among ``seqs`` into a new dict."""
+    if not store:
+        return {}
+    keys = list(store)  # a snapshot: other threads may add entries meanwhile
+    found = np.isin(np.asarray(keys, dtype=np.int64), seqs)
+    return {k: store.pop(k) for k, f in zip(keys, found.tolist(), strict=True) if f}
 
 
 class _Stats:
@@ -318,12 +396,12 @@ class Tracer:
     "shadow pipeline": time outside the model, and stages that grew or
     appeared against a baseline.
 
-    The hot path only stamps times and appends finished spans to a buffer;
-    self times, the overhead correction, sketches and retention are computed
-    in NumPy batches every few hundred spans. The tracer measures its own
-    cost per span when created and subtracts it from every figure. Disabled
-    (``enabled=False``) it returns a shared no-op span; with ``sample < 1`` an
-    unsampled request costs one random draw.
+    The hot path only stamps times and appends five integers per span to a
+    buffer; self times, the overhead correction, sketches and retention are
+    computed in NumPy batches every few thousand spans, when a request ends.
+    The tracer measures its own cost per span when created and subtracts it
+    from every figure. Disabled (``enabled=False``) it returns a shared no-op
+    span; with ``sample < 1`` an unsampled request costs one random draw.
 
     Args:
         max_traces: Recent request trees kept for :meth:`traces`.
@@ -331,7 +409,8 @@ class Tracer:
             (default ``max_traces // 10``).
         sample: Share of requests recorded, in (0, 1].
         model_stages: Stages that count as model time.
-        max_names: Distinct span names (and stages) aggregated; more go to ``<other>``.
+        max_names: Distinct span names (and stages) kept; more are recorded as
+            ``<other>``, in the breakdown and in traces.
         max_spans_per_trace: Children kept per span in :meth:`traces` (all are aggregated).
         enabled: Record at all.
         seed: Seed of the sampling draws (for reproducible sampling).
@@ -364,8 +443,12 @@ class Tracer:
     ) -> None:
         if not (isinstance(max_traces, int) and max_traces >= 0):
             raise InputError(f"max_traces must be an int >= 0, got {max_traces!r}")
-        if not 0 < sample <= 1:
+        if max_slowest is not None and not (isinstance(max_slowest, int) and max_slowest >= 0):
+            raise InputError(f"max_slowest must be an int >= 0, got {max_slowest!r}")
+        if not (isinstance(sample, int | float) and 0 < sample <= 1):
             raise InputError(f"sample must be in (0, 1], got {sample!r}")
+        if not (isinstance(max_names, int) and max_names >= 1):
+            raise InputError(f"max_names must be an int >= 1, got {max_names!r}")
         if not model_stages:
             raise InputError("model_stages must name at least one stage")
         self.max_traces = max_traces
@@ -374,30 +457,38 @@ class Tracer:
         self.model_stages = tuple(model_stages)
         self.max_names = max_names
         self.max_spans_per_trace = max_spans_per_trace
-        self._enabled = enabled
+        self._enabled = bool(enabled)
         self._random = random.Random(seed).random
-        self._var: ContextVar[Any] = ContextVar(f"silenttax_tracer_{id(self)}", default=None)
-        self._done: list[_Span] = []
-        self._span = type(
-            "_Span",
-            (_Span,),
-            {"__slots__": (), "_var": self._var, "_done": self._done, "_tracer": self},
-        )
-        self._errored: list[_Span] = []  # spans that ended with an exception, not yet folded
-        self._plain = enabled and sample >= 1.0
         self._lock = threading.RLock()
-        self._segments: deque[_Batch] = deque()
+        self._var: ContextVar[Any] = ContextVar(f"silenttax_tracer_{id(self)}", default=_ROOT)
+        # The span buffer: five ints per finished span (see _FIELDS), appended lock-free.
+        self._buf: list[int] = []
+        self._seqs = itertools.count()
+        self._attrs: dict[int, dict[str, Any]] = {}  # by span seq, spans with attributes
+        self._errors: dict[int, str] = {}  # by span seq, spans that raised
+        self._carry: _Array = np.empty((0, _FIELDS), dtype=np.int64)
+        self._fold_error: BaseException | None = None
+        # (stage, name) -> key, and per key its (capped) name and resolved stage
+        self._table: dict[str | None, dict[str, int]] = {}
+        self._key_of: dict[tuple[str, str], int] = {}
+        self._key_names: list[str] = []
+        self._key_stages: list[str] = []
+        self._key_name_ids: list[int] = []
+        self._key_stage_ids: list[int] = []
+        self._names: dict[str, int] = {}  # name -> id (in order of first sight)
+        self._stages: dict[str, int] = {}
+        self._span = _span_class(self)
+        self._segments: deque[_Requests] = deque()
         self._segment_requests = 0
-        self._slowest: list[tuple[int, int, list[_Span]]] = []
-        self._seq = itertools.count()
+        self._slowest: list[tuple[int, int, _Requests]] = []
         # perf_counter_ns -> epoch ns, taken once so durations never jump with NTP
         self._epoch_offset = time.time_ns() - _perf_ns()
         self._requests = 0
         self._request_total = 0.0
         self._request_sketch = LatencySketch()
-        self._names = _Ids()
-        self._stage_stats: dict[int, _Stats] = {}
-        self._span_stats: dict[int, _Stats] = {}
+        self._stage_stats: dict[str, _Stats] = {}
+        self._span_stats: dict[str, _Stats] = {}
+        self._route()
         self.overhead_ns = self._measure_overhead() if _calibrate else 0
 
     @property
@@ -408,7 +499,14 @@ class Tracer:
     @enabled.setter
     def enabled(self, value: bool) -> None:
         self._enabled = bool(value)
-        self._plain = self._enabled and self.sample >= 1.0
+        self._route()
+
+    def _route(self) -> None:
+        """Point ``self.span`` straight at the span class when every request is recorded."""
+        if self._enabled and self.sample >= 1.0:
+            self.__dict__["span"] = self._span
+        else:
+            self.__dict__.pop("span", None)
 
     # ---------------------------------------------------------------- recording
     def span(self, name: str, *, stage: str | None = None, **attributes: Any) -> Any:
@@ -419,17 +517,16 @@ class Tracer:
             stage: What kind of work it is; default: ``name``.
             **attributes: Kept on retained traces and replayed to OpenTelemetry.
         """
-        if self._plain:
-            return self._span(name, stage, attributes)
+        # Recording every request, ``tracer.span`` is the span class itself (see _route).
         if not self._enabled:
             return _NOOP
         if self.sample < 1.0:
             parent = self._var.get()
             if parent is _NOOP:
                 return _NOOP
-            if parent is None and self._random() >= self.sample:
+            if parent is _ROOT and self._random() >= self.sample:
                 return _SkipRoot(self._var)
-        return self._span(name, stage, attributes)
+        return self._span(name, stage=stage, **attributes)
 
     def traced(self, name: str | None = None, *, stage: str | None = None) -> Callable[[_F], _F]:
         """Decorator: record each call of a sync or async function as a span.
@@ -468,68 +565,101 @@ class Tracer:
 
     def current_span(self) -> Any:
         """The span open in this context (or None): set attributes on it."""
-        return self._var.get()
+        span = self._var.get()
+        return None if span is _ROOT else span
+
+    def _new_key(self, name: Any, stage: Any) -> int:
+        """The key of a (name, stage) pair not seen yet (off the hot path, under the lock)."""
+        with self._lock:
+            name = name if isinstance(name, str) else str(name)
+            stage = stage if stage is None or isinstance(stage, str) else str(stage)
+            capped = False
+            if name not in self._names and len(self._names) >= self.max_names:
+                name, capped = _OTHER, True
+            resolved = name if stage is None else stage
+            if resolved not in self._stages and len(self._stages) >= self.max_names:
+                resolved, capped = _OTHER, True
+            key = self._key_of.get((name, resolved))
+            if key is None:
+                key = self._key_of[name, resolved] = len(self._key_names)
+                self._key_names.append(name)
+                self._key_stages.append(resolved)
+                self._key_name_ids.append(self._names.setdefault(name, len(self._names)))
+                self._key_stage_ids.append(self._stages.setdefault(resolved, len(self._stages)))
+            if not capped:  # capped pairs stay out of the table, so it stays bounded
+                self._table.setdefault(stage, {})[name] = key
+            return key
 
     # -------------------------------------------------------------- aggregation
     def _measure_overhead(self) -> int:
         """Cost of one child span, in ns, as seen from its parent (median of trials)."""
         probe = Tracer(max_traces=0, max_slowest=0, _calibrate=False)
-        probe._fold = lambda: probe._done.clear()  # type: ignore[method-assign]
-        with_child: list[int] = []
-        without: list[int] = []
+        probe._fold_quietly = lambda: None  # type: ignore[method-assign]
+        span = probe._span
         for _ in range(400):
-            with probe.span("p") as parent:
+            with span("without"):
                 pass
-            without.append(parent.end - parent.start)
-            with probe.span("p") as parent, probe.span("c"):
+            with span("with"), span("child"):
                 pass
-            with_child.append(parent.end - parent.start)
-        with_child.sort()
-        without.sort()
-        return max(0, with_child[len(with_child) // 2] - without[len(without) // 2])
+        rows = np.asarray(probe._buf, dtype=np.int64).reshape(-1, _FIELDS)
+        raw = rows[:, _END] - rows[:, _START]
+        keys = rows[:, _KEY]
+        without = np.median(raw[keys == probe._table[None]["without"]])
+        with_child = np.median(raw[keys == probe._table[None]["with"]])
+        return max(0, int(with_child - without))
+
+    def _fold_quietly(self) -> None:
+        """Fold from the request path: an internal failure is kept for the next query."""
+        try:
+            self._fold()
+        except Exception as error:  # never raise into the traced request
+            self._fold_error = error
 
     def _fold(self) -> None:
         """Aggregate finished requests (batched, under the lock)."""
         with self._lock:
-            done = self._done
-            n = len(done)
-            if not n:
+            buf = self._buf
+            m = len(buf)  # other threads only ever append whole spans
+            if not m and not self._carry.size:
                 return
-            spans = done[:n]
-            del done[:n]  # under the GIL, spans appended meanwhile stay in the buffer
-            batch, carry = _analyse(spans, self.overhead_ns)
-            if carry:
-                done.extend(carry)
-            if batch.n_requests:
-                self._aggregate(batch)
-                self._retain(batch)
+            rows = np.fromiter(buf, np.int64, m).reshape(-1, _FIELDS)
+            del buf[:m]
+            if self._carry.size:
+                rows = np.concatenate((self._carry, rows))
+            if not rows.size:
+                return
+            requests, carry = _analyse(rows, self.overhead_ns)
+            if len(carry) > _MAX_CARRY:  # parents that never end: drop the oldest
+                carry = carry[np.argsort(carry[:, _SEQ])[-_MAX_CARRY:]]
+            self._carry = carry
+            if requests.n_requests:
+                seqs = requests.rows[:, _SEQ]
+                requests = requests._replace(
+                    attributes=_take(self._attrs, seqs), errors=_take(self._errors, seqs)
+                )
+                self._aggregate(requests)
+                self._retain(requests)
 
-    def _key(self, table: dict[int, _Stats], ident: int) -> int:
-        if ident in table or len(table) < self.max_names:
-            return ident
-        return self._names[_OTHER]
-
-    def _aggregate(self, batch: _Batch) -> None:
-        spans = batch.spans
-        n = len(spans)
-        names = self._names
-        name_id = np.fromiter(map(names.__getitem__, map(_name, spans)), np.int64, n)
-        stage_id = np.fromiter(map(names.__getitem__, map(_stage, spans)), np.int64, n)
-        stage_id = np.where(stage_id == 0, name_id, stage_id)  # no stage: the span's name
+    def _aggregate(self, batch: _Requests) -> None:
+        rows = batch.rows
+        n = len(rows)
+        key = rows[:, _KEY]
+        name_id = np.asarray(self._key_name_ids, dtype=np.int64)[key]
+        stage_id = np.asarray(self._key_stage_ids, dtype=np.int64)[key]
+        names = list(self._names)
+        stages = list(self._stages)
         seconds = batch.duration / 1e9
         self_s = batch.self_ns / 1e9
         errors = np.zeros(n, dtype=bool)
-        if self._errored:  # rare: spans that raised, tracked off the hot path
-            failed = np.fromiter(map(id, self._errored), np.int64, len(self._errored))
-            errors = np.isin(batch.ids, failed)
-            folded = np.isin(failed, batch.ids)
-            self._errored = [span for span, f in zip(self._errored, folded, strict=True) if not f]
+        if batch.errors:
+            errors = np.isin(rows[:, _SEQ], np.fromiter(batch.errors, np.int64))
         requests = seconds[batch.roots]
         self._requests += batch.n_requests
         self._request_total += float(requests.sum())
         self._request_sketch.add_many(requests)
-        # per span name: sort once, then one slice per name
-        order = np.argsort(name_id, kind="stable")
+        # per span name: sort once (a radix sort on few ids), then one slice per name
+        small = name_id.astype(np.int16) if len(names) < 2**15 else name_id
+        order = np.argsort(small, kind="stable")
         counts = np.bincount(name_id)
         present = np.flatnonzero(counts)
         bounds = np.concatenate(([0], np.cumsum(counts[present])))
@@ -538,11 +668,11 @@ class Tracer:
         self_totals = np.add.reduceat(self_s[order], bounds[:-1])
         error_counts = np.add.reduceat(errors[order].astype(np.int64), bounds[:-1])
         for j, ident in enumerate(present.tolist()):
-            slot = self._key(self._span_stats, ident)
-            stats = self._span_stats.get(slot)
+            name = names[ident]
+            stats = self._span_stats.get(name)
             if stats is None:
                 first = int(order[bounds[j]])
-                stats = self._span_stats[slot] = _Stats(_stage_of(spans[first]))
+                stats = self._span_stats[name] = _Stats(stages[int(stage_id[first])])
                 stats.first = float(seconds[first])
                 stats.first_self = float(self_s[first])
             stats.spans += int(counts[ident])
@@ -551,27 +681,28 @@ class Tracer:
             stats.errors += int(error_counts[j])
             stats.sketch.add_many(by_name[bounds[j] : bounds[j + 1]])
         # per stage: self time summed per request (a dense requests x stages table)
-        stages = np.flatnonzero(np.bincount(stage_id))
-        local = np.searchsorted(stages, stage_id)
-        width = stages.size
+        present = np.flatnonzero(np.bincount(stage_id))
+        width = present.size
+        local = np.zeros(present[-1] + 1, dtype=np.int64)
+        local[present] = np.arange(width)
         cells = batch.n_requests * width
-        key = batch.request * width + local
-        per_cell = np.bincount(key, weights=self_s, minlength=cells).reshape(-1, width)
-        has = (np.bincount(key, minlength=cells) > 0).reshape(-1, width)
-        span_counts = np.bincount(local, minlength=width)
-        for j, ident in enumerate(stages.tolist()):
+        cell = batch.request * width + local[stage_id]
+        per_cell = np.bincount(cell, weights=self_s, minlength=cells).reshape(-1, width)
+        has = (np.bincount(cell, minlength=cells) > 0).reshape(-1, width)
+        span_counts = np.bincount(local[stage_id], minlength=width)
+        for j, ident in enumerate(present.tolist()):
             values = per_cell[has[:, j], j]
-            slot = self._key(self._stage_stats, ident)
-            stage_stats = self._stage_stats.get(slot)
+            stage = stages[ident]
+            stage_stats = self._stage_stats.get(stage)
             if stage_stats is None:
-                stage_stats = self._stage_stats[slot] = _Stats()
+                stage_stats = self._stage_stats[stage] = _Stats()
             stage_stats.spans += int(span_counts[j])
             stage_stats.requests += values.size
             stage_stats.total += float(values.sum())
             stage_stats.sq += float((values * values).sum())
             stage_stats.sketch.add_many(values)
 
-    def _retain(self, batch: _Batch) -> None:
+    def _retain(self, batch: _Requests) -> None:
         """Keep the batch for the recent ring, and the slowest requests' spans."""
         if self.max_traces:
             self._segments.append(batch)
@@ -581,48 +712,56 @@ class Tracer:
         if self.max_slowest:
             heap = self._slowest
             durations = batch.duration[batch.roots]
-            for r in np.argsort(durations)[::-1][: self.max_slowest].tolist():
-                if len(heap) >= self.max_slowest and durations[r] <= heap[0][0]:
-                    break
-                group = [batch.spans[i] for i in np.flatnonzero(batch.request == r)]
-                item = (int(durations[r]), next(self._seq), group)
+            candidates = np.arange(durations.size)
+            if len(heap) >= self.max_slowest:  # only requests slower than the slowest kept
+                candidates = np.flatnonzero(durations > heap[0][0])
+            ranked = candidates[np.argsort(durations[candidates])[::-1]][: self.max_slowest]
+            chosen = sorted(ranked.tolist())
+            for r, request in zip(chosen, batch.split(chosen), strict=True):
+                item = (int(durations[r]), int(batch.rows[batch.roots[r], _SEQ]), request)
                 if len(heap) < self.max_slowest:
                     heapq.heappush(heap, item)
-                else:
+                elif item[0] > heap[0][0]:
                     heapq.heapreplace(heap, item)
 
-    def _recent_groups(self) -> list[list[_Span]]:
-        """The last ``max_traces`` requests, each as its list of spans."""
-        groups: list[list[_Span]] = []
+    def _recent(self) -> list[_Requests]:
+        """The last ``max_traces`` requests, one each."""
+        out: list[_Requests] = []
+        skip = self._segment_requests - self.max_traces
         for batch in self._segments:
-            order = np.argsort(batch.request, kind="stable")
-            bounds = np.searchsorted(batch.request[order], np.arange(batch.n_requests + 1))
-            ordered = [batch.spans[i] for i in order]
-            groups.extend(ordered[bounds[r] : bounds[r + 1]] for r in range(batch.n_requests))
-        return groups[-self.max_traces :] if self.max_traces else []
+            first = max(0, skip)
+            skip -= batch.n_requests
+            out.extend(batch.split(list(range(first, batch.n_requests))))
+        return out
+
+    def _checked(self) -> None:
+        """Fold, and surface a failure of this or an earlier fold on the request path."""
+        self._fold_quietly()
+        error, self._fold_error = self._fold_error, None
+        if error is not None:
+            raise RuntimeError("silenttax tracer failed to aggregate a batch") from error
 
     # ------------------------------------------------------------------- queries
     def breakdown(self) -> Breakdown:
         """Per-stage and per-span aggregates over every request so far (JSON state)."""
-        self._fold()
+        self._checked()
         with self._lock:
-            label = {ident: name for name, ident in self._names.items() if name is not None}
             return Breakdown(
                 requests=self._requests,
                 request_total=self._request_total,
                 request_sketch=self._request_sketch.state(),
                 stages={
-                    label[ident]: StageStats(
+                    stage: StageStats(
                         spans=s.spans,
                         requests=s.requests,
                         total=s.total,
                         total_sq=s.sq,
                         sketch=s.sketch.state(),
                     )
-                    for ident, s in self._stage_stats.items()
+                    for stage, s in self._stage_stats.items()
                 },
                 spans={
-                    label[ident]: SpanStats(
+                    name: SpanStats(
                         stage=s.stage,
                         count=s.spans,
                         errors=s.errors,
@@ -632,7 +771,7 @@ class Tracer:
                         first_self=s.first_self,
                         sketch=s.sketch.state(),
                     )
-                    for ident, s in self._span_stats.items()
+                    for name, s in self._span_stats.items()
                 },
                 model_stages=list(self.model_stages),
                 overhead_per_span=self.overhead_ns / 1e9,
@@ -640,52 +779,49 @@ class Tracer:
 
     def traces(self) -> list[SpanRecord]:
         """Retained request trees (recent and slowest), oldest first."""
-        self._fold()
+        self._checked()
         with self._lock:
-            groups = {id(_root_of(g)): g for g in self._recent_groups()}
-            groups.update((id(_root_of(item[2])), item[2]) for item in self._slowest)
-            trees = [self._tree(g) for g in groups.values()]
+            requests = {int(r.rows[r.roots[0], _SEQ]): r for r in self._recent()}
+            requests.update((item[1], item[2]) for item in self._slowest)
+            trees = [self._tree(r) for r in requests.values()]
             return sorted(trees, key=lambda t: t.start_ns)
 
-    def _tree(self, group: list[_Span]) -> SpanRecord:
-        """Rebuild one request's tree from its spans."""
-        children: dict[int, list[_Span]] = {}
-        root = group[-1]
-        for span in group:
-            if span.parent is None:
-                root = span
-            else:
-                children.setdefault(id(span.parent), []).append(span)
-        for siblings in children.values():
-            siblings.sort(key=_end)
-        return self._record(root, children)
+    def _tree(self, request: _Requests) -> SpanRecord:
+        """Rebuild one request's tree from its rows."""
+        rows = request.rows.tolist()
+        children: dict[int, list[int]] = {}
+        for i in np.argsort(request.rows[:, _END], kind="stable").tolist():
+            children.setdefault(rows[i][_PARENT], []).append(i)
+        duration = request.duration.tolist()
+        self_ns = request.self_ns.tolist()
+        limit = self.max_spans_per_trace
 
-    def _record(self, span: _Span, children_of: dict[int, list[_Span]]) -> SpanRecord:
-        children = children_of.get(id(span), [])[: self.max_spans_per_trace]
-        records = [self._record(c, children_of) for c in children]
-        n_desc = sum(len(r.walk()) for r in records)
-        overhead = self.overhead_ns
-        duration_ns = max(0, span.end - span.start - n_desc * overhead)
-        child_ns = sum(c.end - c.start for c in children)
-        self_ns = max(0, span.end - span.start - child_ns - len(children) * overhead)
-        start_ns = span.start + self._epoch_offset
-        return SpanRecord(
-            name=span.name,
-            stage=_stage_of(span),
-            start=start_ns / 1e9,
-            start_ns=start_ns,
-            duration=duration_ns / 1e9,
-            self_time=self_ns / 1e9,
-            attributes={k: _jsonable(v) for k, v in span.attributes.items()},
-            error=_error(span),
-            children=records,
-        )
+        def record(i: int) -> SpanRecord:
+            key, start, _end, seq, _parent = rows[i]
+            start_ns = start + self._epoch_offset
+            attributes = request.attributes.get(seq, {})
+            return SpanRecord(
+                name=self._key_names[key],
+                stage=self._key_stages[key],
+                start=start_ns / 1e9,
+                start_ns=start_ns,
+                duration=duration[i] / 1e9,
+                self_time=self_ns[i] / 1e9,
+                attributes={k: _jsonable(v) for k, v in attributes.items()},
+                error=request.errors.get(seq),
+                children=[record(c) for c in children.get(seq, [])[:limit]],
+            )
+
+        return record(int(request.roots[0]))
 
     def reset(self) -> None:
         """Forget every request and aggregate (settings and calibration stay)."""
         with self._lock:
-            del self._done[:]
-            self._errored.clear()
+            del self._buf[:]
+            self._carry = self._carry[:0]
+            self._attrs.clear()
+            self._errors.clear()
+            self._fold_error = None
             self._segments.clear()
             self._segment_requests = 0
             self._slowest.clear()

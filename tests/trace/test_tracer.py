@@ -298,3 +298,77 @@ def test_current_span_attributes() -> None:
 
 def test_severity_import_smoke() -> None:
     assert Severity.OK < Severity.WARNING
+
+
+def test_recording_leaves_nothing_for_the_garbage_collector() -> None:
+    import gc
+
+    tracer = Tracer(max_traces=0, max_slowest=0)
+    gc.collect()
+    before = len(gc.get_objects())
+    for _ in range(1000):  # 3000 spans, below the batch size: all still buffered
+        with tracer.span("request"):
+            with tracer.span("parse", stage="preprocess"):
+                pass
+            with tracer.span("forward", stage="model"):
+                pass
+    assert len(gc.get_objects()) - before < 100
+    assert tracer.breakdown().requests == 1000
+
+
+def test_attributes_only_while_the_span_is_open() -> None:
+    tracer = Tracer()
+    with tracer.span("request") as request, tracer.span("inner"):
+        request.set_attribute("from_child", 1)  # an enclosing open span
+    request.set_attribute("too_late", 2)  # ended: ignored, nothing kept
+    (record,) = tracer.traces()
+    assert record.attributes == {"from_child": 1}
+    assert tracer._attrs == {}
+
+
+def test_capped_names_show_as_other_in_traces() -> None:
+    tracer = Tracer(max_names=2)
+    for name in ("a", "b", "c"):
+        with tracer.span(name, stage="io"):
+            pass
+    assert [t.name for t in tracer.traces()] == ["a", "b", "<other>"]
+    assert tracer.breakdown().stages["io"].requests == 3  # the stage still counts
+
+
+def test_a_request_that_never_ends_cannot_grow_the_buffer() -> None:
+    from silenttax.trace._tracer import _FIELDS, _HARD_AT, _MAX_CARRY
+
+    tracer = Tracer()
+    with tracer.span("server-loop"):
+        for _ in range(_HARD_AT + 10):
+            with tracer.span("step"):
+                pass
+        assert len(tracer._buf) < _HARD_AT * _FIELDS  # folded; children carried
+        assert tracer.breakdown().requests == 0
+    # what was carried for the unfinished request is capped: the oldest children went
+    assert tracer.breakdown().spans["step"].count == _MAX_CARRY
+
+
+def test_a_failing_batch_never_raises_into_the_request() -> None:
+    tracer = Tracer()
+
+    def broken(batch: object) -> None:
+        raise ValueError("boom")
+
+    tracer._aggregate = broken  # type: ignore[method-assign]  # fault injection
+    for _ in range(3000):  # several batches fold on the request path
+        with tracer.span("request"), tracer.span("x"):
+            pass
+    with pytest.raises(RuntimeError, match="aggregate") as info:
+        tracer.breakdown()
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_non_string_names_and_switching_on_mid_request() -> None:
+    tracer = Tracer(enabled=False)
+    with tracer.span("request"):
+        tracer.enabled = True
+        with tracer.span(42, stage="model"):  # type: ignore[arg-type]
+            pass
+    (record,) = tracer.traces()
+    assert record.name == "42" and record.stage == "model"
