@@ -119,6 +119,8 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo("pipeline.span_errors", _C.PIPELINE, "Spans that ended with an exception."),
     CodeInfo("pipeline.warmup", _C.PIPELINE, "A first call far slower than the p50 (warm-up)."),
     CodeInfo("pipeline.no_data", _C.PIPELINE, "No request was traced."),
+    CodeInfo("pipeline.gc_pauses", _C.PIPELINE, "Garbage-collection pauses inside a stage."),
+    CodeInfo("pipeline.threads", _C.PIPELINE, "CPU saturation and thread oversubscription."),
 )
 
 _BY_CODE = MappingProxyType({info.code: info for info in CODES})

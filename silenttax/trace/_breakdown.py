@@ -44,6 +44,8 @@ class StageStats(BaseModel):
     """Self time of the stage over all requests, seconds."""
     total_sq: float = 0.0
     """Sum over requests of the squared per-request stage time (for the variance)."""
+    gc_total: float = 0.0
+    """Garbage-collection pauses inside the stage's self time, seconds (runtime hints)."""
     sketch: LatencySketchState = Field(default_factory=_empty_sketch)
     """Per-request stage time (requests that have the stage), seconds."""
 
@@ -54,6 +56,7 @@ class StageStats(BaseModel):
             requests=self.requests + other.requests,
             total=self.total + other.total,
             total_sq=self.total_sq + other.total_sq,
+            gc_total=self.gc_total + other.gc_total,
             sketch=_merge_sketches(self.sketch, other.sketch),
         )
 
@@ -131,6 +134,33 @@ class Breakdown(State):
     """Stages that count as model time."""
     overhead_per_span: float = 0.0
     """The tracer's own cost per span (seconds) that was subtracted."""
+    runtime_hints: bool = False
+    """Whether GC pauses, CPU time and threads were recorded (the fields below)."""
+    wall_time: float = 0.0
+    """Wall time the tracer has been recording (since creation or reset), seconds."""
+    cpu_time: float = 0.0
+    """Process CPU time (all threads) over that wall time, seconds."""
+    cores: int = 0
+    """CPUs the process may use (its affinity)."""
+    max_threads: int = 0
+    """Most OS threads seen in the process."""
+    intra_op_threads: int | None = None
+    """Threads one model call may use (torch's setting, or ``OMP_NUM_THREADS``), if known."""
+
+    @property
+    def busy_cores(self) -> float:
+        """CPU time over wall time: how many cores' worth the process kept busy."""
+        return self.cpu_time / self.wall_time if self.wall_time > 0 else 0.0
+
+    @property
+    def concurrency(self) -> float:
+        """Mean requests in flight (request time over wall time, Little's law)."""
+        return self.request_total / self.wall_time if self.wall_time > 0 else 0.0
+
+    @property
+    def gc_total(self) -> float:
+        """Garbage-collection pauses inside requests, seconds."""
+        return sum(s.gc_total for s in self.stages.values())
 
     @property
     def model_time(self) -> float:
@@ -188,6 +218,15 @@ class Breakdown(State):
                 / total
                 if total
                 else self.overhead_per_span
+            ),
+            runtime_hints=self.runtime_hints and other.runtime_hints,
+            wall_time=self.wall_time + other.wall_time,
+            cpu_time=self.cpu_time + other.cpu_time,
+            cores=max(self.cores, other.cores),
+            max_threads=max(self.max_threads, other.max_threads),
+            intra_op_threads=max(
+                (t for t in (self.intra_op_threads, other.intra_op_threads) if t is not None),
+                default=None,
             ),
         )
 

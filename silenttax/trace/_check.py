@@ -29,6 +29,9 @@ def check_breakdown(
     min_added: float = 50e-6,
     min_added_share: float = 0.05,
     confidence: float = 0.95,
+    max_gc_share: float = 0.05,
+    min_gc: float = 20e-6,
+    busy_share: float = 0.9,
 ) -> Report:
     """Findings on where request time goes, and what changed against ``baseline``.
 
@@ -45,6 +48,13 @@ def check_breakdown(
     - ``pipeline.request_time``: request p50 against the baseline.
     - ``pipeline.span_errors``: spans that ended with an exception.
     - ``pipeline.warmup``: a span whose first call took far longer than its p50.
+    - ``pipeline.gc_pauses`` (runtime hints): WARNING per stage whose own time
+      had garbage-collection pauses above ``max_gc_share`` of it and at least
+      ``min_gc`` seconds per request; otherwise one OK finding with the total.
+    - ``pipeline.threads`` (runtime hints): cores kept busy, OS threads and
+      requests in flight (Little's law); WARNING when the CPU is saturated
+      (``busy_share`` of the usable cores) and requests in flight × intra-op
+      threads exceed the cores, or when intra-op threads alone exceed them.
 
     The tracer's own cost per span is already subtracted from every figure.
 
@@ -55,6 +65,9 @@ def check_breakdown(
         min_added: Smallest material added time per request, seconds.
         min_added_share: ... and as a share of the baseline request p50.
         confidence: Confidence level of the intervals.
+        max_gc_share: Largest acceptable share of a stage's time in GC pauses.
+        min_gc: Smallest material GC time per request, seconds.
+        busy_share: Share of the usable cores above which the CPU counts as saturated.
     """
     if not 0 < confidence < 1:
         raise InputError(f"confidence must be in (0, 1), got {confidence!r}")
@@ -109,6 +122,9 @@ def check_breakdown(
         )
     findings.extend(_errors(current))
     findings.extend(_warmups(current))
+    if current.runtime_hints:
+        findings.extend(_gc_pauses(current, max_gc_share, min_gc))
+        findings.extend(_threads(current, busy_share))
     return Report(
         findings=findings,
         source="Tracer.check",
@@ -358,3 +374,107 @@ def _warmups(current: Breakdown) -> list[Finding]:
                 )
             )
     return out
+
+
+def _gc_pauses(current: Breakdown, max_share: float, min_per_request: float) -> list[Finding]:
+    """Stages whose own time was eaten by garbage-collection pauses."""
+    out = []
+    for stage, stats in sorted(current.stages.items(), key=lambda kv: -kv[1].gc_total):
+        share = stats.gc_total / stats.total if stats.total > 0 else 0.0
+        per_request = stats.gc_total / current.requests
+        if share >= max_share and per_request >= min_per_request:
+            out.append(
+                make_finding(
+                    "pipeline.gc_pauses",
+                    severity=Severity.WARNING,
+                    subject=stage,
+                    message=(
+                        f"garbage collection took {share:.0%} of stage '{stage}' "
+                        f"({_dur(per_request)} per request)"
+                    ),
+                    metric="gc_share",
+                    value=share,
+                    threshold=max_share,
+                    evidence={"gc_per_request": per_request, "gc_total": stats.gc_total},
+                    recommendation=(
+                        "Call gc.freeze() once the model is loaded (long-lived objects leave "
+                        "the collected generations), raise gc.set_threshold(), or create fewer "
+                        "Python objects per request."
+                    ),
+                    detector="Tracer.check",
+                )
+            )
+    if out:
+        return out
+    total = current.gc_total
+    share = total / current.attributed_total if current.attributed_total > 0 else 0.0
+    return [
+        make_finding(
+            "pipeline.gc_pauses",
+            severity=Severity.OK,
+            subject="request",
+            message=(
+                f"garbage collection took {_dur(total / current.requests)} per request "
+                f"({share:.1%} of request time)"
+            ),
+            metric="gc_share",
+            value=share,
+            threshold=max_share,
+            detector="Tracer.check",
+        )
+    ]
+
+
+def _threads(current: Breakdown, busy_share: float) -> list[Finding]:
+    """CPU saturation with more compute threads wanted than there are cores."""
+    if current.wall_time <= 0 or current.cores <= 0:
+        return []
+    cores, busy, in_flight = current.cores, current.busy_cores, current.concurrency
+    intra = current.intra_op_threads
+    saturated = busy >= busy_share * cores
+    figures = (
+        f"{busy:.1f} of {cores} cores busy, {current.max_threads} threads, "
+        f"~{in_flight:.1f} requests in flight"
+    )
+    evidence: dict[str, Any] = {
+        "busy_cores": busy,
+        "cores": cores,
+        "max_threads": current.max_threads,
+        "requests_in_flight": in_flight,
+        "intra_op_threads": intra,
+    }
+    fix = (
+        "Size the compute threads to the cores: torch.set_num_threads() (or OMP_NUM_THREADS) "
+        "so that requests in flight x threads per call <= cores, e.g. 1 thread per call when "
+        "serving requests concurrently."
+    )
+    severity, message, recommendation = Severity.OK, figures, None
+    if intra is not None and intra > cores:
+        severity = Severity.WARNING
+        message = f"{intra} intra-op threads per model call on {cores} usable cores ({figures})"
+        recommendation = fix
+    elif saturated and intra is not None and max(in_flight, 1.0) * intra > cores:
+        severity = Severity.WARNING
+        message = (
+            f"CPU saturated and oversubscribed: ~{max(in_flight, 1.0):.1f} requests in flight x "
+            f"{intra} intra-op threads on {cores} cores ({figures})"
+        )
+        recommendation = fix
+    elif saturated:
+        severity = Severity.INFO
+        message = f"CPU saturated ({figures})"
+        recommendation = "Check the thread pools of the model runtime and the server."
+    return [
+        make_finding(
+            "pipeline.threads",
+            severity=severity,
+            subject="process",
+            message=message,
+            metric="busy_cores",
+            value=busy,
+            threshold=busy_share * cores,
+            evidence=evidence,
+            recommendation=recommendation,
+            detector="Tracer.check",
+        )
+    ]

@@ -13,6 +13,7 @@ off the per-span path.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import inspect
@@ -20,6 +21,7 @@ import itertools
 import random
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar, Token
@@ -28,12 +30,14 @@ from typing import Any, ClassVar, NamedTuple, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
+import psutil
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from silenttax.errors import InputError
 from silenttax.monitor._sketch import LatencySketch
 from silenttax.report import Report
 from silenttax.trace._breakdown import Breakdown, SpanStats, StageStats
+from silenttax.trace._runtime import gc_pauses, intra_op_threads, overlap_ns, usable_cores
 
 __all__ = ["SpanRecord", "Tracer"]
 
@@ -241,6 +245,7 @@ class _Requests(NamedTuple):
     request: _Array  # per span: index of its request in ``roots``
     duration: _Array  # per span, overhead-corrected, ns
     self_ns: _Array  # per span, overhead-corrected, ns
+    gc_ns: _Array  # per span: garbage-collection pauses inside its self time, ns
     roots: _Array  # row of each request's root span
     attributes: dict[int, dict[str, Any]]  # by span seq, only spans that have any
     errors: dict[int, str]  # by span seq: exception type name
@@ -266,6 +271,7 @@ class _Requests(NamedTuple):
                     np.zeros(own.size, dtype=np.int64),
                     self.duration[own],
                     self.self_ns[own],
+                    self.gc_ns[own],
                     np.flatnonzero(own == self.roots[r]),
                     {s: self.attributes[s] for s in seqs if s in self.attributes},
                     {s: self.errors[s] for s in seqs if s in self.errors},
@@ -274,8 +280,13 @@ class _Requests(NamedTuple):
         return out
 
 
-def _analyse(rows: _Array, overhead: int) -> tuple[_Requests, _Array]:
+def _analyse(
+    rows: _Array, overhead: int, pauses: tuple[_Array, _Array] | None = None
+) -> tuple[_Requests, _Array]:
     """Link spans to parents and requests; returns the complete requests and the rest.
+
+    ``pauses`` (sorted, disjoint garbage-collection pauses) are matched to each
+    span's self time.
 
     Spans whose request has not finished yet (a concurrent request in another
     thread, or a parent still open) are returned to be carried to the next batch.
@@ -319,11 +330,17 @@ def _analyse(rows: _Array, overhead: int) -> tuple[_Requests, _Array]:
         ).astype(np.int64)
     duration = np.maximum(0, raw - n_desc * overhead)
     self_ns = np.maximum(0, raw - child_ns.astype(np.int64) - n_child * overhead)
+    if pauses is not None and pauses[0].size:
+        gc_ns = overlap_ns(rows[:, _START], rows[:, _END], *pauses)
+        child_gc = np.bincount(parent_row[has_parent], weights=gc_ns[has_parent], minlength=n)
+        gc_ns = np.minimum(self_ns, np.maximum(0, gc_ns - child_gc.astype(np.int64)))
+    else:
+        gc_ns = np.zeros(n, dtype=np.int64)
     roots = np.flatnonzero(complete & is_root)
     request_of_root = np.full(n, -1, dtype=np.int64)
     request_of_root[roots] = np.arange(roots.size)
     if complete.all():
-        requests = _Requests(rows, request_of_root[root], duration, self_ns, roots, {}, {})
+        requests = _Requests(rows, request_of_root[root], duration, self_ns, gc_ns, roots, {}, {})
         return requests, rows[:0]
     keep = np.flatnonzero(complete)
     remap = np.full(n, -1, dtype=np.int64)
@@ -333,6 +350,7 @@ def _analyse(rows: _Array, overhead: int) -> tuple[_Requests, _Array]:
         request_of_root[root[keep]],
         duration[keep],
         self_ns[keep],
+        gc_ns[keep],
         remap[roots],
         {},
         {},
@@ -356,6 +374,7 @@ class _Stats:
         "errors",
         "first",
         "first_self",
+        "gc",
         "requests",
         "sketch",
         "spans",
@@ -373,6 +392,7 @@ class _Stats:
         self.total2 = 0.0  # self time (span stats)
         self.sq = 0.0  # sum of squared per-request time (stage stats)
         self.errors = 0
+        self.gc = 0.0  # garbage-collection pauses inside the stage's self time
         self.first: float | None = None
         self.first_self: float | None = None
         self.sketch = LatencySketch()
@@ -414,6 +434,10 @@ class Tracer:
         max_spans_per_trace: Children kept per span in :meth:`traces` (all are aggregated).
         enabled: Record at all.
         seed: Seed of the sampling draws (for reproducible sampling).
+        runtime_hints: Match garbage-collection pauses to spans (one process-wide
+            ``gc.callbacks`` hook) and sample the process's CPU time and threads once
+            per batch, for the ``pipeline.gc_pauses`` and ``pipeline.threads`` findings.
+            The per-span path is the same either way.
 
     Examples:
         >>> tracer = Tracer()
@@ -439,6 +463,7 @@ class Tracer:
         max_spans_per_trace: int = 1000,
         enabled: bool = True,
         seed: int | None = None,
+        runtime_hints: bool = True,
         _calibrate: bool = True,
     ) -> None:
         if not (isinstance(max_traces, int) and max_traces >= 0):
@@ -488,6 +513,13 @@ class Tracer:
         self._request_sketch = LatencySketch()
         self._stage_stats: dict[str, _Stats] = {}
         self._span_stats: dict[str, _Stats] = {}
+        self.runtime_hints = bool(runtime_hints)
+        self._process = psutil.Process() if self.runtime_hints else None
+        self._max_threads = 0
+        self._window = (_perf_ns(), time.process_time_ns())  # wall, CPU: since creation/reset
+        if self.runtime_hints:
+            gc_pauses.acquire()
+            weakref.finalize(self, gc_pauses.release)
         self._route()
         self.overhead_ns = self._measure_overhead() if _calibrate else 0
 
@@ -593,7 +625,7 @@ class Tracer:
     # -------------------------------------------------------------- aggregation
     def _measure_overhead(self) -> int:
         """Cost of one child span, in ns, as seen from its parent (median of trials)."""
-        probe = Tracer(max_traces=0, max_slowest=0, _calibrate=False)
+        probe = Tracer(max_traces=0, max_slowest=0, runtime_hints=False, _calibrate=False)
         probe._fold_quietly = lambda: None  # type: ignore[method-assign]
         span = probe._span
         for _ in range(400):
@@ -628,7 +660,11 @@ class Tracer:
                 rows = np.concatenate((self._carry, rows))
             if not rows.size:
                 return
-            requests, carry = _analyse(rows, self.overhead_ns)
+            pauses = None
+            if self.runtime_hints:
+                pauses = gc_pauses.between(int(rows[:, _START].min()), int(rows[:, _END].max()))
+                self._sample_threads()
+            requests, carry = _analyse(rows, self.overhead_ns, pauses)
             if len(carry) > _MAX_CARRY:  # parents that never end: drop the oldest
                 carry = carry[np.argsort(carry[:, _SEQ])[-_MAX_CARRY:]]
             self._carry = carry
@@ -639,6 +675,11 @@ class Tracer:
                 )
                 self._aggregate(requests)
                 self._retain(requests)
+
+    def _sample_threads(self) -> None:
+        if self._process is not None:
+            with contextlib.suppress(psutil.Error):  # the OS refused: keep what we have
+                self._max_threads = max(self._max_threads, self._process.num_threads())
 
     def _aggregate(self, batch: _Requests) -> None:
         rows = batch.rows
@@ -690,6 +731,7 @@ class Tracer:
         per_cell = np.bincount(cell, weights=self_s, minlength=cells).reshape(-1, width)
         has = (np.bincount(cell, minlength=cells) > 0).reshape(-1, width)
         span_counts = np.bincount(local[stage_id], minlength=width)
+        gc_by_stage = np.bincount(local[stage_id], weights=batch.gc_ns / 1e9, minlength=width)
         for j, ident in enumerate(present.tolist()):
             values = per_cell[has[:, j], j]
             stage = stages[ident]
@@ -700,6 +742,7 @@ class Tracer:
             stage_stats.requests += values.size
             stage_stats.total += float(values.sum())
             stage_stats.sq += float((values * values).sum())
+            stage_stats.gc += float(gc_by_stage[j])
             stage_stats.sketch.add_many(values)
 
     def _retain(self, batch: _Requests) -> None:
@@ -746,6 +789,9 @@ class Tracer:
         """Per-stage and per-span aggregates over every request so far (JSON state)."""
         self._checked()
         with self._lock:
+            wall0, cpu0 = self._window
+            if self.runtime_hints:
+                self._sample_threads()
             return Breakdown(
                 requests=self._requests,
                 request_total=self._request_total,
@@ -756,6 +802,7 @@ class Tracer:
                         requests=s.requests,
                         total=s.total,
                         total_sq=s.sq,
+                        gc_total=s.gc,
                         sketch=s.sketch.state(),
                     )
                     for stage, s in self._stage_stats.items()
@@ -775,6 +822,12 @@ class Tracer:
                 },
                 model_stages=list(self.model_stages),
                 overhead_per_span=self.overhead_ns / 1e9,
+                runtime_hints=self.runtime_hints,
+                wall_time=(_perf_ns() - wall0) / 1e9 if self.runtime_hints else 0.0,
+                cpu_time=(time.process_time_ns() - cpu0) / 1e9 if self.runtime_hints else 0.0,
+                cores=usable_cores() if self.runtime_hints else 0,
+                max_threads=self._max_threads,
+                intra_op_threads=intra_op_threads() if self.runtime_hints else None,
             )
 
     def traces(self) -> list[SpanRecord]:
@@ -829,6 +882,8 @@ class Tracer:
             self._request_sketch = LatencySketch()
             self._stage_stats.clear()
             self._span_stats.clear()
+            self._max_threads = 0
+            self._window = (_perf_ns(), time.process_time_ns())
 
     def check(self, baseline: Tracer | Breakdown | None = None, **options: Any) -> Report:
         """Shadow-pipeline findings against an optional baseline (a tracer or a saved

@@ -36,7 +36,13 @@ def test_same_pipeline_twice_is_quiet() -> None:
     report = pipeline().check(base)
     assert report.worst is Severity.OK, str(report)
     codes = {f.code for f in report}
-    assert codes == {"pipeline.shadow_overhead", "pipeline.request_time", "pipeline.stage_time"}
+    assert codes == {
+        "pipeline.shadow_overhead",
+        "pipeline.request_time",
+        "pipeline.stage_time",
+        "pipeline.gc_pauses",
+        "pipeline.threads",
+    }
 
 
 def test_new_logging_stage_is_found_and_named() -> None:
