@@ -6,9 +6,11 @@ InMemorySpanExporter) and <= 1/3 of the OTel no-op API tracer; <= 1 µs per
 span; retained bytes per span reported; 1 million requests keep memory bounded.
 
 Costs are process-CPU medians over interleaved repeats, including the tracer's
-batched aggregation (amortized) and garbage collection, minus an empty loop.
+batched aggregation (amortized) and the garbage collection each variant causes
+(the heap is collected before each timed run), minus an empty loop.
 
 Run: python benchmarks/bench_trace.py [--quick]
+(SILENTTAX_PURE_PYTHON=1 measures the pure-Python recorder.)
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def make_variants() -> tuple[dict[str, Callable[[], None]], InMemorySpanExporter
     off = Tracer(enabled=False)
     # The same tracer with its batched aggregation switched off: the recording path alone.
     recording = Tracer()
-    recording._fold_quietly = recording._buf.clear  # type: ignore[method-assign]
+    recording._fold_quietly = recording._discard  # type: ignore[method-assign]
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -127,6 +129,7 @@ def per_request_ns(
     for _ in range(repeats):
         for name, fn in fns.items():
             exporter.clear()
+            gc.collect()  # each variant pays for the collections it causes, not the last one's
             start = time.process_time_ns()
             for _ in range(n):
                 fn()
@@ -180,6 +183,8 @@ def main() -> None:
     args = parser.parse_args()
     fns, exporter = make_variants()
     costs = per_request_ns(fns, n=5_000 if args.quick else 20_000, repeats=7, exporter=exporter)
+    recorder = "compiled" if Tracer().compiled else "pure-Python"
+    print(f"silenttax recorder: {recorder} (SILENTTAX_PURE_PYTHON=1 for the pure-Python one)")
     print("3-span request (request + 2 children), process CPU ns, empty loop subtracted:")
     for name, ns in costs.items():
         print(f"  {name:34s} {ns:9.0f} ns/request  {ns / 3:8.0f} ns/span")

@@ -1,11 +1,12 @@
 """Tracer: an always-on, low-overhead request recorder that attributes time to stages.
 
-The hot path is one small ``__slots__`` class per tracer. Entering a span
-reads the monotonic clock and sets a ``ContextVar``; leaving it reads the
-clock again, restores the variable and appends five integers (name/stage key,
-start, end, its sequence number, its parent's) to a flat list. The span
-object itself is freed as soon as the ``with`` block ends, so recording keeps
-nothing the garbage collector has to walk. Everything else — linking spans to
+The hot path is one small ``__slots__`` class per tracer (or the same thing
+compiled, ``_speedups.c``, when it was built). Entering a span reads the
+monotonic clock and sets a ``ContextVar``; leaving it reads the clock again,
+restores the variable and appends five integers (name/stage key, start, end,
+its sequence number, its parent's) to a flat buffer. The span object itself
+is freed as soon as the ``with`` block ends, so recording keeps nothing the
+garbage collector has to walk. Everything else — linking spans to
 requests, self times, the tracer's own overhead correction, per-stage
 sketches, retention of recent and slowest requests — happens in NumPy batches
 off the per-span path.
@@ -18,6 +19,7 @@ import functools
 import heapq
 import inspect
 import itertools
+import os
 import random
 import threading
 import time
@@ -39,7 +41,15 @@ from silenttax.report import Report
 from silenttax.trace._breakdown import Breakdown, SpanStats, StageStats
 from silenttax.trace._runtime import gc_pauses, intra_op_threads, overlap_ns, usable_cores
 
+try:  # the compiled recorder; absent when silenttax was installed without a C compiler
+    from silenttax.trace import _speedups
+except ImportError:  # pragma: no cover - depends on the install
+    _speedups = None  # type: ignore[assignment]
+
 __all__ = ["SpanRecord", "Tracer"]
+
+# Use the compiled recorder when it was built (SILENTTAX_PURE_PYTHON=1 turns it off).
+SPEEDUPS = _speedups is not None and not os.environ.get("SILENTTAX_PURE_PYTHON")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _FOLD_AT = 4096  # spans buffered before a batch is aggregated (when a request ends)
@@ -174,7 +184,7 @@ class _Span:
 
 
 def _span_class(tracer: Tracer) -> type[_Span]:
-    """The tracer's span class: every name it needs is a closure variable (fast to load)."""
+    """The tracer's pure-Python span class: every name it needs is a closure variable."""
     get = tracer._var.get
     set_ = tracer._var.set
     buf = tracer._buf
@@ -502,7 +512,23 @@ class Tracer:
         self._key_stage_ids: list[int] = []
         self._names: dict[str, int] = {}  # name -> id (in order of first sight)
         self._stages: dict[str, int] = {}
-        self._span = _span_class(self)
+        self._recorder = (
+            _speedups.Recorder(
+                self,
+                self._var,
+                self._table,
+                self._attrs,
+                self._errors,
+                _ROOT,
+                _FOLD_AT * _FIELDS,
+                _HARD_AT * _FIELDS,
+            )
+            if SPEEDUPS
+            else None
+        )
+        self._span: Callable[..., Any] = (
+            self._recorder.span if self._recorder is not None else _span_class(self)
+        )
         self._segments: deque[_Requests] = deque()
         self._segment_requests = 0
         self._slowest: list[tuple[int, int, _Requests]] = []
@@ -516,6 +542,7 @@ class Tracer:
         self.runtime_hints = bool(runtime_hints)
         self._process = psutil.Process() if self.runtime_hints else None
         self._max_threads = 0
+        self._threads_at = 0
         self._window = (_perf_ns(), time.process_time_ns())  # wall, CPU: since creation/reset
         if self.runtime_hints:
             gc_pauses.acquire()
@@ -633,12 +660,38 @@ class Tracer:
                 pass
             with span("with"), span("child"):
                 pass
-        rows = np.asarray(probe._buf, dtype=np.int64).reshape(-1, _FIELDS)
+        rows = probe._take_rows()
         raw = rows[:, _END] - rows[:, _START]
         keys = rows[:, _KEY]
         without = np.median(raw[keys == probe._table[None]["without"]])
         with_child = np.median(raw[keys == probe._table[None]["with"]])
         return max(0, int(with_child - without))
+
+    @property
+    def compiled(self) -> bool:
+        """Whether spans are recorded by the compiled recorder (else pure Python)."""
+        return self._recorder is not None
+
+    def _buffered(self) -> int:
+        """Values (five per span) waiting to be aggregated."""
+        return self._recorder.values() if self._recorder is not None else len(self._buf)
+
+    def _take_rows(self) -> _Array:
+        """Take the finished spans out of the buffer, one row each."""
+        if self._recorder is not None:
+            data = np.frombuffer(self._recorder.take(), dtype=np.int64)
+        else:
+            buf = self._buf
+            m = len(buf)  # other threads only ever append whole spans
+            data = np.fromiter(buf, np.int64, m)
+            del buf[:m]
+        return data.reshape(-1, _FIELDS)
+
+    def _discard(self) -> None:
+        """Drop the finished spans without aggregating them."""
+        if self._recorder is not None:
+            self._recorder.clear()
+        del self._buf[:]
 
     def _fold_quietly(self) -> None:
         """Fold from the request path: an internal failure is kept for the next query."""
@@ -650,12 +703,9 @@ class Tracer:
     def _fold(self) -> None:
         """Aggregate finished requests (batched, under the lock)."""
         with self._lock:
-            buf = self._buf
-            m = len(buf)  # other threads only ever append whole spans
-            if not m and not self._carry.size:
+            if not self._buffered() and not self._carry.size:
                 return
-            rows = np.fromiter(buf, np.int64, m).reshape(-1, _FIELDS)
-            del buf[:m]
+            rows = self._take_rows()
             if self._carry.size:
                 rows = np.concatenate((self._carry, rows))
             if not rows.size:
@@ -676,8 +726,13 @@ class Tracer:
                 self._aggregate(requests)
                 self._retain(requests)
 
-    def _sample_threads(self) -> None:
-        if self._process is not None:
+    def _sample_threads(self, *, now: bool = False) -> None:
+        """Note the OS thread count (at most every 0.1 s while folding; always if ``now``)."""
+        if self._process is None:
+            return
+        t = _perf_ns()
+        if now or t - self._threads_at >= 100_000_000:
+            self._threads_at = t
             with contextlib.suppress(psutil.Error):  # the OS refused: keep what we have
                 self._max_threads = max(self._max_threads, self._process.num_threads())
 
@@ -791,7 +846,7 @@ class Tracer:
         with self._lock:
             wall0, cpu0 = self._window
             if self.runtime_hints:
-                self._sample_threads()
+                self._sample_threads(now=True)
             return Breakdown(
                 requests=self._requests,
                 request_total=self._request_total,
@@ -870,7 +925,7 @@ class Tracer:
     def reset(self) -> None:
         """Forget every request and aggregate (settings and calibration stay)."""
         with self._lock:
-            del self._buf[:]
+            self._discard()
             self._carry = self._carry[:0]
             self._attrs.clear()
             self._errors.clear()
