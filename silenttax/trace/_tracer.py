@@ -55,6 +55,7 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _FOLD_AT = 4096  # spans buffered before a batch is aggregated (when a request ends)
 _HARD_AT = 16 * _FOLD_AT  # ... and regardless, so no single long request can grow the buffer
 _MAX_CARRY = 16 * _FOLD_AT  # spans of unfinished requests carried between batches
+_MAX_PENDING = 4 * _MAX_CARRY  # attributes/errors of spans not aggregated yet
 _FIELDS = 5  # per span in the buffer: key, start, end, seq, parent seq
 _KEY, _START, _END, _SEQ, _PARENT = range(_FIELDS)
 _OTHER = "<other>"
@@ -725,6 +726,10 @@ class Tracer:
                 )
                 self._aggregate(requests)
                 self._retain(requests)
+            for store in (self._attrs, self._errors):
+                if len(store) > _MAX_PENDING:  # spans never entered, or dropped above
+                    for seq in sorted(store)[: len(store) - _MAX_PENDING // 2]:
+                        store.pop(seq, None)
 
     def _sample_threads(self, *, now: bool = False) -> None:
         """Note the OS thread count (at most every 0.1 s while folding; always if ``now``)."""

@@ -372,3 +372,16 @@ def test_non_string_names_and_switching_on_mid_request() -> None:
             pass
     (record,) = tracer.traces()
     assert record.name == "42" and record.stage == "model"
+
+
+def test_attributes_of_spans_never_entered_stay_bounded() -> None:
+    from silenttax.trace._tracer import _MAX_PENDING
+
+    tracer = Tracer()
+    for i in range(_MAX_PENDING + 10):
+        tracer.span("never-entered", i=i)  # created, never used: a misuse, but bounded
+    with tracer.span("request", kept=True):
+        pass
+    tracer.breakdown()
+    assert len(tracer._attrs) <= _MAX_PENDING
+    assert tracer.traces()[-1].attributes == {"kept": True}
