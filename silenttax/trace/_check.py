@@ -15,6 +15,19 @@ from silenttax.trace._breakdown import Breakdown
 __all__ = ["check_breakdown"]
 
 
+def _named(current: Breakdown, stage: str, *, quote: bool = False) -> str:
+    """The stage, with the spans in it when they have other names: "logging (audit_log)"."""
+    label = f"'{stage}'" if quote else stage
+    spans = sorted(
+        (name for name, s in current.spans.items() if s.stage == stage and name != stage),
+        key=lambda name: -current.spans[name].self_total,
+    )
+    if not spans:
+        return label
+    more = f", +{len(spans) - 3} more" if len(spans) > 3 else ""
+    return f"{label} ({', '.join(spans[:3])}{more})"
+
+
 def _p50_ci(
     stats_sketch: LatencySketch, confidence: float
 ) -> tuple[float, tuple[float, float] | None]:
@@ -273,7 +286,7 @@ def _stage_vs(
             "pipeline.stage_time",
             severity=Severity.CRITICAL if critical else Severity.WARNING,
             message=(
-                f"{stage} added {_dur(added)} ± {_dur(half)} at p50 per request "
+                f"{_named(current, stage)} added {_dur(added)} ± {_dur(half)} at p50 per request "
                 f"({_dur(base_value)} -> {_dur(value)}); now {current.share(stage):.0%} of "
                 "request time"
             ),
@@ -307,7 +320,8 @@ def _new_stage(current: Breakdown, stage: str, material: float) -> Finding:
         severity=severity,
         subject=stage,
         message=(
-            f"new stage '{stage}' adds {_dur(p50)} at p50 where it runs ({presence:.0%} of "
+            f"new stage {_named(current, stage, quote=True)} adds {_dur(p50)} at p50 where it "
+            f"runs ({presence:.0%} of "
             f"requests), {_dur(per_request)} per request on average: "
             f"{current.share(stage):.0%} of request time"
         ),

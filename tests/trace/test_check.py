@@ -53,6 +53,7 @@ def test_new_logging_stage_is_found_and_named() -> None:
     assert new.value == pytest.approx(0.0008, rel=0.25)
     assert "audit_log" not in new.message or "logging" in new.message
     assert "adds 8" in new.message  # "adds 800 µs at p50"
+    assert new.message.startswith("new stage 'logging' (audit_log) adds")
 
 
 def test_grown_stage_reports_added_time_with_confidence() -> None:
@@ -61,9 +62,10 @@ def test_grown_stage_reports_added_time_with_confidence() -> None:
     grown = next(f for f in report.filter(code="pipeline.stage_time") if f.subject == "logging")
     assert grown.severity >= Severity.WARNING
     assert grown.effect_size == pytest.approx(0.0008, rel=0.2)
+    assert grown.message.startswith("logging (audit_log) added ")  # the stage and its span
     lo, hi = grown.evidence["added_ci"]  # type: ignore[misc]
     assert 0 < lo <= grown.effect_size <= hi
-    assert grown.message.startswith("logging added ") and "± " in grown.message
+    assert "± " in grown.message
     assert "at p50" in grown.message
 
 
