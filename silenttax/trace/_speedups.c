@@ -68,7 +68,12 @@ static PyObject *Span_enter(Span *self, PyObject *Py_UNUSED(ignored)) {
     if (parent == NULL) { /* no default and never set: a request */
         parent = Py_NewRef(rec->root);
     }
-    Py_XSETREF(self->parent, parent);
+    if (parent == (PyObject *)self) { /* entered again inside itself: keep the first parent */
+        Py_DECREF(parent);           /* (a span is not GC-tracked: never let it own itself) */
+    }
+    else {
+        Py_XSETREF(self->parent, parent);
+    }
     PyObject *token = PyContextVar_Set(rec->var, (PyObject *)self);
     if (token == NULL) {
         return NULL;

@@ -213,7 +213,9 @@ def _span_class(tracer: Tracer) -> type[_Span]:
                 attrs[seq] = attributes
 
         def __enter__(self) -> _Span:
-            self.parent = get()
+            parent = get()
+            if parent is not self:  # entered again inside itself: keep the first parent
+                self.parent = parent
             set_(self)
             self.start = clock()
             return self
@@ -266,26 +268,36 @@ class _Requests(NamedTuple):
         return len(self.roots)
 
     def split(self, requests: list[int]) -> list[_Requests]:
-        """The given requests (sorted indices), one each, in a single pass over the batch."""
+        """The given requests (sorted indices), one each: one gather, then views of it."""
         chosen = np.zeros(self.n_requests, dtype=bool)
         chosen[requests] = True
         rows = np.flatnonzero(chosen[self.request])
         rows = rows[np.argsort(self.request[rows], kind="stable")]
-        bounds = np.searchsorted(self.request[rows], [*requests, self.n_requests])
+        bounds = np.searchsorted(self.request[rows], [*requests, self.n_requests]).tolist()
+        own_rows, duration = self.rows[rows], self.duration[rows]
+        self_ns, gc_ns = self.self_ns[rows], self.gc_ns[rows]
+        is_root = np.zeros(len(self.rows), dtype=bool)
+        is_root[self.roots] = True
+        root_at = np.flatnonzero(is_root[rows])  # one root per request, in request order
+        zeros = np.zeros(len(rows), dtype=np.int64)
         out = []
-        for r, lo, hi in zip(requests, bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-            own = rows[lo:hi]
-            seqs = self.rows[own, _SEQ].tolist()
+        for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+            attributes: dict[int, dict[str, Any]] = {}
+            errors: dict[int, str] = {}
+            if self.attributes or self.errors:
+                seqs = own_rows[lo:hi, _SEQ].tolist()
+                attributes = {q: self.attributes[q] for q in seqs if q in self.attributes}
+                errors = {q: self.errors[q] for q in seqs if q in self.errors}
             out.append(
                 _Requests(
-                    self.rows[own],
-                    np.zeros(own.size, dtype=np.int64),
-                    self.duration[own],
-                    self.self_ns[own],
-                    self.gc_ns[own],
-                    np.flatnonzero(own == self.roots[r]),
-                    {s: self.attributes[s] for s in seqs if s in self.attributes},
-                    {s: self.errors[s] for s in seqs if s in self.errors},
+                    own_rows[lo:hi],
+                    zeros[lo:hi],
+                    duration[lo:hi],
+                    self_ns[lo:hi],
+                    gc_ns[lo:hi],
+                    root_at[i : i + 1] - lo,
+                    attributes,
+                    errors,
                 )
             )
         return out

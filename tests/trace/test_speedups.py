@@ -79,3 +79,11 @@ def test_spans_left_in_another_context_restore_the_parent(recorder: str) -> None
         assert tracer.current_span() is not None
     assert tracer.current_span() is None
     assert tracer.breakdown().spans["request"].count == 1
+
+
+def test_a_span_entered_inside_itself_does_not_own_itself(recorder: str) -> None:
+    tracer = Tracer()
+    with tracer.span("request") as request, request:  # a misuse: the same span twice
+        pass
+    assert tracer.current_span() is None
+    assert tracer.breakdown().requests >= 1
