@@ -83,6 +83,8 @@ class SpanRecord(BaseModel):
     """Wall time from start to end, seconds."""
     self_time: float
     """Duration minus the children's durations, seconds (0 if children overlap it)."""
+    gc_time: float = 0.0
+    """Garbage-collection pauses inside the span's self time, seconds (runtime hints)."""
     attributes: dict[str, JsonValue] = Field(default_factory=dict)
     """Attributes given to ``span()`` or set on it."""
     error: str | None = None
@@ -919,6 +921,7 @@ class Tracer:
             children.setdefault(rows[i][_PARENT], []).append(i)
         duration = request.duration.tolist()
         self_ns = request.self_ns.tolist()
+        gc_ns = request.gc_ns.tolist()
         limit = self.max_spans_per_trace
 
         def record(i: int) -> SpanRecord:
@@ -932,6 +935,7 @@ class Tracer:
                 start_ns=start_ns,
                 duration=duration[i] / 1e9,
                 self_time=self_ns[i] / 1e9,
+                gc_time=gc_ns[i] / 1e9,
                 attributes={k: _jsonable(v) for k, v in attributes.items()},
                 error=request.errors.get(seq),
                 children=[record(c) for c in children.get(seq, [])[:limit]],

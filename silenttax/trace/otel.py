@@ -30,7 +30,8 @@ def replay(
 
     Each span keeps its name, explicit start/end timestamps (monotonic
     durations mapped to epoch nanoseconds once), parent link, attributes plus
-    ``silenttax.stage``, and an ERROR status with the exception type when it
+    ``silenttax.stage`` (and ``silenttax.gc_time``, seconds, when garbage
+    collection paused it), and an ERROR status with the exception type when it
     failed. Top-level spans become children of the OpenTelemetry span current
     at the call, if any.
 
@@ -74,6 +75,8 @@ def _emit(otel_trace: Any, otel_tracer: Any, record: SpanRecord, parent: Any) ->
         k: v for k, v in record.attributes.items() if isinstance(v, bool | int | float | str)
     }
     attributes["silenttax.stage"] = record.stage
+    if record.gc_time:
+        attributes["silenttax.gc_time"] = record.gc_time
     span = otel_tracer.start_span(
         record.name, context=context, start_time=record.start_ns, attributes=attributes
     )

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -75,3 +76,24 @@ def test_importing_trace_does_not_import_opentelemetry() -> None:
     code = "import sys, silenttax.trace; print('opentelemetry' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_replay_marks_spans_paused_by_garbage_collection() -> None:
+    import gc
+
+    class Cyclic:
+        def __init__(self) -> None:
+            self.me = self
+
+    tracer = Tracer()
+    for _ in range(50):
+        with tracer.span("request"), tracer.span("forward", stage="model"):
+            junk = [Cyclic() for _ in range(3000)]
+            del junk
+    gc.collect()
+    p, exporter = provider()
+    replay(tracer, tracer_provider=p)
+    paused = [s for s in exporter.get_finished_spans() if "silenttax.gc_time" in s.attributes]
+    assert paused and {s.name for s in paused} <= {"forward", "request"}
+    expected = sum(t.children[0].gc_time + t.gc_time for t in tracer.traces())
+    assert sum(s.attributes["silenttax.gc_time"] for s in paused) == pytest.approx(expected)

@@ -66,6 +66,11 @@ def test_gc_pauses_inside_the_model_stage_are_found() -> None:
     finding = tracer.check().filter(code="pipeline.gc_pauses")[0]
     assert finding.severity is Severity.WARNING and finding.subject == "model"
     assert "gc.freeze" in (finding.recommendation or "")
+    # the retained traces say which spans a collection paused
+    forwards = [t.children[0] for t in tracer.traces()]
+    assert {f.name for f in forwards} == {"forward"}
+    assert sum(f.gc_time for f in forwards) > 0
+    assert all(0 <= f.gc_time <= f.self_time for f in forwards)
 
 
 def test_no_collection_no_gc_finding() -> None:
