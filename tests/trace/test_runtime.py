@@ -123,7 +123,7 @@ def test_cpu_wall_threads_are_measured() -> None:
     assert b.cores == len(os.sched_getaffinity(0))
     assert b.max_threads >= 1
     assert 0.3 < b.busy_cores < 1.5  # one thread kept (about) one core busy
-    assert 0.8 < b.concurrency <= 1.05  # back-to-back requests: one in flight
+    assert 0.7 < b.concurrency <= 1.05  # back-to-back requests: about one in flight
     (finding,) = tracer.check().filter(code="pipeline.threads")
     assert finding.value == pytest.approx(b.busy_cores, rel=0.05)  # a moment later
 
