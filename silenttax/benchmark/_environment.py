@@ -12,6 +12,7 @@ from pydantic import Field
 
 from silenttax._deps import imported
 from silenttax._state import State
+from silenttax.monitor._resource import usable_cores
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 
@@ -240,7 +241,7 @@ def environment() -> Environment:
         (True, True)
     """
     model, flags = _cpu_info()
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    affinity = usable_cores()
     threads = {var: os.environ[var] for var in _THREAD_VARS if var in os.environ}
     accelerators: dict[str, str] = {}
     torch = imported("torch")

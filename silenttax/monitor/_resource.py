@@ -20,6 +20,14 @@ from silenttax.report._codes import make_finding
 from silenttax.report._render import format_bytes as _bytes
 from silenttax.report._render import format_duration as _dur
 
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity where the OS tells; at least 1)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, psutil.cpu_count() or 1)
+
+
 __all__ = ["ResourceMonitor", "ResourceSample"]
 
 _MIB = 1024 * 1024
@@ -138,8 +146,7 @@ class ResourceMonitor:
             self._process = psutil.Process(pid)
         except psutil.Error as exc:
             raise InputError(f"pid: cannot watch process {pid}: {exc}") from exc
-        self._cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        self._cores = max(1, self._cores or psutil.cpu_count() or 1)
+        self._cores = usable_cores()
         self._lock = threading.Lock()
         self._start = time.monotonic()
         self._samples: list[ResourceSample] = []

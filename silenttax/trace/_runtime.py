@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["GcPauses", "gc_pauses", "intra_op_threads", "overlap_ns", "usable_cores"]
+__all__ = ["GcPauses", "gc_pauses", "intra_op_threads", "overlap_ns"]
 
 _perf_ns = time.perf_counter_ns
 _Array = npt.NDArray[np.int64]
@@ -100,13 +100,6 @@ def overlap_ns(starts: _Array, ends: _Array, pause_starts: _Array, pause_ends: _
 
     overlap: _Array = np.maximum(0, paused_until(ends) - paused_until(starts))
     return overlap
-
-
-def usable_cores() -> int:
-    """CPUs this process may run on (its affinity where the OS tells)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def intra_op_threads() -> int | None:
