@@ -59,6 +59,8 @@ _FLAGS = (
     "amx_bf16",
     "neon",
     "asimd",
+    "asimddp",
+    "i8mm",
     "sve",
 )
 _THREAD_VARS = (

@@ -3,7 +3,16 @@
 ``import silenttax.quantize`` imports neither torch nor onnxruntime.
 """
 
+from silenttax.quantize._cpu import Int8Support, int8_support
 from silenttax.quantize._methods import METHODS
 from silenttax.quantize._study import Baseline, Candidate, QuantizationStudy, study
 
-__all__ = ["METHODS", "Baseline", "Candidate", "QuantizationStudy", "study"]
+__all__ = [
+    "METHODS",
+    "Baseline",
+    "Candidate",
+    "Int8Support",
+    "QuantizationStudy",
+    "int8_support",
+    "study",
+]

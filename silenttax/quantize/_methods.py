@@ -178,8 +178,10 @@ class Context:
         calibration: Sequence[Sequence[Any]] | None,
         threads: int | None,
         onnx_model: bytes | None,
+        reduce_range: bool = False,
     ) -> None:
         self.model = model
+        self.reduce_range = reduce_range
         self.example = example
         self.calibration = calibration
         self.threads = threads
@@ -354,19 +356,31 @@ def _ort_quantized(static: bool) -> Callable[[Context], Built]:
                     weight_type=quant.QuantType.QInt8,
                     # LayerNorm/Softmax inputs lose too much accuracy in int8
                     op_types_to_quantize=["MatMul", "Gemm", "Conv"],
+                    reduce_range=ctx.reduce_range,
                 )
             else:
-                quant.quantize_dynamic(str(src), str(dst), weight_type=quant.QuantType.QInt8)
+                quant.quantize_dynamic(
+                    str(src),
+                    str(dst),
+                    weight_type=quant.QuantType.QInt8,
+                    reduce_range=ctx.reduce_range,
+                )
             data = dst.read_bytes()
+        notes = (
+            ["static QDQ: MatMul/Gemm/Conv only (LayerNorm, Softmax kept fp32)"] if static else []
+        )
+        if ctx.reduce_range:
+            notes.append(
+                "reduce_range=True (7-bit weights): without VNNI, ONNX Runtime's u8 x s8 kernels "
+                "saturate their 16-bit intermediate and lose accuracy"
+            )
         return Built(
             run=onnx_runner(data, ctx.threads),
             artifact=data,
             applied=bool(_graph_ops(data) & _QUANT_ONNX_OPS),
             size_bytes=len(data),
             backend="onnxruntime",
-            notes=["static QDQ: MatMul/Gemm/Conv only (LayerNorm, Softmax kept fp32)"]
-            if static
-            else [],
+            notes=notes,
         )
 
     return build_ort
