@@ -54,3 +54,50 @@ def test_every_docs_page_is_in_the_nav() -> None:
     nav = (ROOT / "mkdocs.yml").read_text()
     for page in (ROOT / "docs").rglob("*.md"):
         assert str(page.relative_to(ROOT / "docs")) in nav, page
+
+
+SNIPPET = re.compile(r'^-{1,2}8<-{1,2}\s*"([^"]+)"\s*$', re.MULTILINE)
+
+
+def _render(page: Path) -> str:
+    """The page as mkdocs renders its Markdown (the extensions and options of mkdocs.yml)."""
+    import markdown
+    import yaml
+
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    extensions, options = [], {}
+    for item in config["markdown_extensions"]:
+        name, settings = next(iter(item.items())) if isinstance(item, dict) else (item, {})
+        extensions.append(name)
+        options[name] = dict(settings or {})
+    options["pymdownx.snippets"]["base_path"] = [str(ROOT)]
+    return markdown.markdown(page.read_text(), extensions=extensions, extension_configs=options)
+
+
+def _text(html_page: str) -> str:
+    import html
+
+    return html.unescape(re.sub(r"<[^>]+>", "", html_page))
+
+
+@pytest.mark.parametrize("page", sorted((ROOT / "docs").rglob("*.md")), ids=str)
+def test_every_snippet_include_renders_the_file_it_names(page: Path) -> None:
+    source = page.read_text()
+    assert not re.search(r"-+8 <", source), f"{page.name}: a formatter mangled a --8<-- include"
+    included = SNIPPET.findall(source)
+    if not included:
+        return
+    rendered = _text(_render(page))
+    assert "--8<--" not in rendered and "8 < --" not in rendered
+    for name in included:
+        code = (ROOT / name).read_text()
+        for line in code.splitlines():
+            if line.strip():
+                assert line.strip() in rendered, f"{page.name}: {name}: {line!r} not rendered"
+
+
+def test_snippet_check_catches_a_mangled_include(tmp_path: Path) -> None:
+    page = tmp_path / "p.md"
+    page.write_text('```python\n--8 < --"docs/examples/quickstart.py"\n```\n')
+    assert not SNIPPET.findall(page.read_text())
+    assert "import" not in _text(_render(page))  # what ruff's rewrite renders: no code at all
