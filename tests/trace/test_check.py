@@ -34,7 +34,10 @@ def pipeline(n: int = 200, *, audit: float = 0.0, validate: float = 0.0) -> Trac
 def test_same_pipeline_twice_is_quiet() -> None:
     base = pipeline()
     report = pipeline().check(base)
-    assert report.worst is Severity.OK, str(report)
+    # nothing changed: every comparison is OK. The threads finding describes this machine
+    # (a spinning loop saturates a 1-core machine: INFO there), never a warning.
+    assert report.worst <= Severity.INFO, str(report)
+    assert all(f.severity is Severity.OK for f in report if f.code != "pipeline.threads")
     codes = {f.code for f in report}
     assert codes == {
         "pipeline.shadow_overhead",

@@ -24,25 +24,48 @@ def names(record: SpanRecord) -> list[str]:
 
 
 def test_span_tree_and_self_time_arithmetic() -> None:
+    """Each span's duration lies between its body's time and the time around its ``with``
+    (same clock), whatever the machine's load: no band around a sleep."""
     tracer = Tracer()
+    pc = time.perf_counter
+    t = {}
+    t["outer0"] = pc()
     with tracer.span("request", route="/predict"):
         busy(0.002)
         with tracer.span("parse", stage="preprocess"):
             busy(0.003)
+        t["fwd_outer0"] = pc()
         with tracer.span("forward", stage="model"):
+            t["fwd0"] = pc()
             busy(0.005)
+            t["dev_outer0"] = pc()
             with tracer.span("to_device", stage="io"):
+                t["dev0"] = pc()
                 busy(0.001)
+                t["dev1"] = pc()
+            t["dev_outer1"] = pc()
+            t["fwd1"] = pc()
+        t["fwd_outer1"] = pc()
+    t["outer1"] = pc()
     (root,) = tracer.traces()
     assert names(root) == ["request", "parse", "forward", "to_device"]
     parse, forward = root.children
     (to_device,) = forward.children
     assert root.attributes == {"route": "/predict"}
     assert parse.stage == "preprocess" and root.stage == "request"
-    assert forward.duration == pytest.approx(0.006, abs=0.0008)
-    assert forward.self_time == pytest.approx(0.005, abs=0.0008)
-    assert to_device.duration == pytest.approx(0.001, abs=0.0005)
-    assert root.duration == pytest.approx(0.011, abs=0.0015)
+    slack = 5e-5  # the tracer takes its own overhead (about a microsecond) out
+
+    def between(span: SpanRecord, inner: str, outer: str) -> None:
+        body = t[inner + "1"] - t[inner + "0"]
+        around = t[outer + "1"] - t[outer + "0"]
+        assert body - slack <= span.duration <= around + slack, (span.name, body, around)
+
+    between(forward, "fwd", "fwd_outer")
+    between(to_device, "dev", "dev_outer")
+    assert root.duration <= t["outer1"] - t["outer0"] + slack
+    assert root.duration >= 0.011 and to_device.duration >= 0.001 - slack
+    # the parent's own time is its duration less its children's
+    assert forward.self_time == pytest.approx(forward.duration - to_device.duration, abs=slack)
     # self times add up to the request, with the tracer's overhead taken out
     total_self = sum(s.self_time for s in root.walk())
     assert total_self == pytest.approx(root.duration, abs=2e-5)
@@ -82,8 +105,9 @@ def test_overhead_is_measured_and_subtracted() -> None:
     b = tracer.breakdown()
     # 20 empty child spans: the parent's self time would be ~20 x overhead without the
     # correction; with it, the request's own (glue) time stays a small share.
+    # (the median request: a request the OS preempted on a loaded machine says nothing)
     raw_guess = 20 * tracer.overhead_ns / 1e9
-    assert b.per_request("request") < raw_guess
+    assert b.quantiles("request")["p50"] < raw_guess
 
 
 def test_decorator_sync_async_and_exceptions() -> None:
