@@ -47,12 +47,19 @@ class PerItem(Clean):
 X = torch.randn(64, 256)
 
 
+def compute_leads(profile: TorchProfile | OnnxProfile) -> bool:
+    """Dense compute is the largest op category (its share of the step depends on the CPU:
+    a CPU with AMX makes the matmuls, and so their share, small)."""
+    others = (profile.data_movement_share, profile.elementwise_share, profile.other_share)
+    return profile.compute_share > max(others)
+
+
 def test_a_clean_model_is_not_flagged() -> None:
     profile = profile_torch(Clean().eval(), X, steps=10)
     report = profile.report()
     assert report.worst < Severity.WARNING, str(report)
     assert profile.data_movement_share < 0.05  # the bias copy_ inside addmm counts as compute
-    assert profile.compute_share > 0.4
+    assert compute_leads(profile)
     assert profile.top()[0].name in ("aten::linear", "aten::addmm")
     shares = (
         profile.compute_share
@@ -130,7 +137,7 @@ def test_onnx_profile_of_a_clean_graph() -> None:
     profile = profile_onnx(onnx_model(), x, steps=10, threads=1)
     assert isinstance(profile, OnnxProfile) and profile.framework == "onnxruntime"
     assert profile.ops[0].name == "MatMul" and profile.ops[0].per_step == pytest.approx(2)
-    assert profile.compute_share > 0.5
+    assert compute_leads(profile)
     assert profile.report().worst < Severity.WARNING
     assert {n.name for n in profile.nodes}
 
@@ -149,7 +156,7 @@ def test_onnx_profile_of_a_torch_export(tmp_path: Path) -> None:
         warnings.simplefilter("ignore")
         torch.onnx.export(Clean().eval(), (X,), str(path), dynamo=True, external_data=False)
     profile = profile_onnx(path, X.numpy(), steps=5)
-    assert profile.model == "clean" and profile.compute_share > 0.3
+    assert profile.model == "clean" and compute_leads(profile)
 
 
 def test_onnx_bad_input() -> None:
