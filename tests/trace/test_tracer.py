@@ -6,6 +6,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from silenttax.errors import InputError, StateError
@@ -75,23 +76,37 @@ def test_span_tree_and_self_time_arithmetic() -> None:
 
 def test_breakdown_shares_and_model_share() -> None:
     tracer = Tracer()
-    for _ in range(50):
+    pc = time.perf_counter
+    truth: dict[str, list[float]] = {"model": [], "preprocess": [], "request": []}
+
+    def timed(stage: str, seconds: float) -> None:
+        t0 = pc()
+        busy(seconds)
+        truth[stage].append(pc() - t0)
+
+    for _ in range(50):  # the test's own clock is the truth, on whatever machine and load
+        t0 = pc()
         with tracer.span("request"):
             with tracer.span("parse", stage="preprocess"):
-                busy(0.0005)
+                timed("preprocess", 0.0005)
             with tracer.span("forward", stage="model"):
-                busy(0.0015)
+                timed("model", 0.0015)
+        truth["request"].append(pc() - t0)
     b = tracer.breakdown()
+    total = sum(truth["request"])
     assert b.requests == 50
-    assert b.model_share == pytest.approx(0.75, abs=0.05)
-    assert b.share("preprocess") == pytest.approx(0.25, abs=0.05)
+    assert b.model_share == pytest.approx(sum(truth["model"]) / total, abs=0.02)
+    assert b.share("preprocess") == pytest.approx(sum(truth["preprocess"]) / total, abs=0.02)
     assert sum(b.share(s) for s in b.stages) == pytest.approx(1.0, abs=1e-9)
     assert b.stages["model"].requests == 50 and b.stages["model"].spans == 50
     q = b.quantiles("model")
-    assert q["p50"] == pytest.approx(0.0015, rel=0.2)
+    # a quantile estimate is judged by rank: on a busy CPU the times are bimodal (preempted
+    # or not) and any value between the modes is a median
+    lo, hi = np.quantile(truth["model"], [0.4, 0.6])
+    assert lo * 0.97 <= q["p50"] <= hi * 1.03
     assert b.spans["forward"].count == 50 and b.spans["forward"].stage == "model"
-    assert b.per_request("preprocess") == pytest.approx(0.0005, rel=0.2)
-    assert b.table()[0]["stage"] == "model"
+    assert b.per_request("preprocess") == pytest.approx(np.mean(truth["preprocess"]), rel=0.1)
+    assert b.table()[0]["stage"] == max(("model", "preprocess"), key=lambda k: sum(truth[k]))
 
 
 def test_overhead_is_measured_and_subtracted() -> None:
