@@ -7,6 +7,7 @@ Examples:
     'latency.benchmark'
 """
 
+from silenttax._models import onnx_fn, onnx_session, torch_fn
 from silenttax.benchmark._environment import PACKAGES, Environment, environment
 from silenttax.benchmark._harness import (
     BenchmarkResult,
@@ -15,7 +16,6 @@ from silenttax.benchmark._harness import (
     compare,
     compare_results,
 )
-from silenttax.benchmark._models import onnx_fn, onnx_session, torch_fn
 
 __all__ = [
     "PACKAGES",

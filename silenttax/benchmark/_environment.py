@@ -12,7 +12,7 @@ from pydantic import Field
 
 from silenttax._deps import imported
 from silenttax._state import State
-from silenttax.monitor._resource import usable_cores
+from silenttax._system import usable_cores
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 

@@ -11,9 +11,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from silenttax._deps import imported
 from silenttax._state import State
 from silenttax._stats import hodges_lehmann, hodges_lehmann_shift, quantile_rank_interval
+from silenttax._system import torch_threads
 from silenttax.benchmark._environment import Environment, environment
 from silenttax.errors import InputError
 from silenttax.report import Finding, Report, Severity
@@ -68,25 +68,6 @@ def _warm_up(fns: list[Callable[[], Any]], warmup: int | Literal["auto"], budget
         previous = min(previous, median)
         if _pc() >= deadline:
             return calls
-
-
-class _Threads:
-    """Set torch's intra-op thread count for the run (when torch is imported)."""
-
-    def __init__(self, threads: int | None) -> None:
-        self.threads = threads
-        self.saved: int | None = None
-
-    def __enter__(self) -> None:
-        torch = imported("torch")
-        if self.threads is not None and torch is not None:
-            self.saved = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
-
-    def __exit__(self, *exc: object) -> None:
-        torch = imported("torch")
-        if self.saved is not None and torch is not None:
-            torch.set_num_threads(self.saved)
 
 
 class BenchmarkResult(State):
@@ -291,7 +272,7 @@ def benchmark(
     _validate(fn, "fn")
     _check_budget(min_samples, min_time, max_time)
     label = name or str(getattr(fn, "__name__", "fn"))
-    with _Threads(threads):
+    with torch_threads(threads):
         _call_checked(fn, label)
         warm = _warm_up([fn], warmup, max(0.5, 0.2 * max_time))
         samples, wall, cpu, peak = _measure(fn, min_samples, min_time, max_time, memory)
@@ -503,7 +484,7 @@ def compare(
     if not 0 < confidence < 1:
         raise InputError(f"confidence must be in (0, 1), got {confidence!r}")
     fns = [baseline_fn, candidate_fn]
-    with _Threads(threads):
+    with torch_threads(threads):
         _call_checked(baseline_fn, names[0])
         _call_checked(candidate_fn, names[1])
         warm = _warm_up(fns, warmup, max(0.5, 0.2 * max_time))

@@ -13,6 +13,7 @@ Examples:
     (8.0, True)
 """
 
+from silenttax._summary import CategoricalSummary, NumericSummary
 from silenttax.drift._detector import (
     DEFAULT_CRITICAL,
     DEFAULT_MIN_EFFECT,
@@ -34,7 +35,6 @@ from silenttax.drift._stattests import (
     wasserstein,
     z_test,
 )
-from silenttax.drift._summary import CategoricalSummary, NumericSummary
 
 __all__ = [
     "DEFAULT_CRITICAL",

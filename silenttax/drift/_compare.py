@@ -8,8 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
+from silenttax._summary import CategoricalSummary, NumericSummary, coarsen, from_t
 from silenttax.drift import _stattests as st
-from silenttax.drift._summary import CategoricalSummary, NumericSummary, coarsen, from_t
 from silenttax.errors import InputError
 
 __all__ = ["SUMMARY_TESTS", "aligned", "wasserstein_sd"]

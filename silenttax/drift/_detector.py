@@ -13,9 +13,7 @@ from pydantic import JsonValue
 from silenttax._input import NUMERIC_KINDS, Table, partitions, to_table
 from silenttax._parse import parse_numbers
 from silenttax._state import State
-from silenttax.drift import _stattests as st
-from silenttax.drift._compare import SUMMARY_TESTS, wasserstein_sd
-from silenttax.drift._summary import (
+from silenttax._summary import (
     K_MAX,
     CategoricalSummary,
     NumericSummary,
@@ -24,6 +22,8 @@ from silenttax.drift._summary import (
     summarize_labels,
     summarize_numbers,
 )
+from silenttax.drift import _stattests as st
+from silenttax.drift._compare import SUMMARY_TESTS, wasserstein_sd
 from silenttax.errors import InputError, NotFittedError
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding

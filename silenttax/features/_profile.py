@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from silenttax._input import NUMERIC_KINDS, TEXT_KINDS
 from silenttax._parse import DECIMAL_COMMA, THOUSANDS, parse_numbers
-from silenttax.drift._summary import NumericSummary, merge_summaries, summarize_numbers
+from silenttax._summary import NumericSummary, merge_summaries, summarize_numbers
 
 __all__ = ["ColumnProfile", "merge_profiles", "profile_column"]
 
@@ -238,7 +238,7 @@ def merge_profiles(a: ColumnProfile, b: ColumnProfile, *, max_levels: int = 1000
 
 def quantile(summary: NumericSummary, q: float) -> float:
     """Approximate q-quantile of a numeric summary (bucket midpoint; min/max at the ends)."""
-    from silenttax.drift._summary import from_t
+    from silenttax._summary import from_t
 
     index, counts = summary.buckets()
     if not counts.size:

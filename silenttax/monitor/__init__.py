@@ -5,12 +5,12 @@ recording, bounded memory, thread-safe, and it never raises into the request
 unless you pass ``strict=True``.
 """
 
+from silenttax._sketch import LatencySketch, LatencySketchState
 from silenttax.monitor._adwin import ADWIN
 from silenttax.monitor._detectors import CUSUM, ChangeDetector, DetectorState, PageHinkley
 from silenttax.monitor._gpu import GpuStats, gpu_snapshot
 from silenttax.monitor._latency import LatencyMonitor, quantile_interval
 from silenttax.monitor._resource import ResourceMonitor, ResourceSample
-from silenttax.monitor._sketch import LatencySketch, LatencySketchState
 
 __all__ = [
     "ADWIN",

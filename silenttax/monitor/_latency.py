@@ -10,9 +10,8 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
-from silenttax._stats import quantile_rank_interval
+from silenttax._sketch import LatencySketch, quantile_interval
 from silenttax.errors import InputError
-from silenttax.monitor._sketch import LatencySketch
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 from silenttax.report._render import format_duration as _dur
@@ -20,30 +19,6 @@ from silenttax.report._render import format_duration as _dur
 __all__ = ["LatencyMonitor", "quantile_interval"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def quantile_interval(
-    sketch: LatencySketch, q: float, confidence: float = 0.95
-) -> tuple[float, float] | None:
-    """Distribution-free confidence interval for the true q-quantile behind ``sketch``.
-
-    The order-statistic interval from the counts (binomial ranks), widened
-    to the edges of the buckets holding those ranks so that the sketch's own
-    resolution is inside the interval too. ``None`` when there are too few
-    observations for the interval to exist (e.g. < ~300 for p99 at 95%).
-
-    Examples:
-        >>> import numpy as np
-        >>> s = LatencySketch()
-        >>> s.add_many(np.random.default_rng(0).lognormal(np.log(0.02), 0.5, 20_000))
-        >>> lo, hi = quantile_interval(s, 0.5)
-        >>> lo < s.quantile(0.5) < hi, round(hi / lo, 2)
-        (True, 1.03)
-    """
-    ranks = quantile_rank_interval(sketch.count, q, confidence)
-    if ranks is None:
-        return None
-    return sketch.bucket_bounds(ranks[0])[0], sketch.bucket_bounds(ranks[1])[1]
 
 
 class _Timer:

@@ -13,20 +13,13 @@ import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
 from silenttax._state import State
+from silenttax._system import usable_cores
 from silenttax.errors import InputError
 from silenttax.monitor._gpu import GpuStats, gpu_snapshot
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 from silenttax.report._render import format_bytes as _bytes
 from silenttax.report._render import format_duration as _dur
-
-
-def usable_cores() -> int:
-    """CPUs this process may run on (its affinity where the OS tells; at least 1)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, psutil.cpu_count() or 1)
-
 
 __all__ = ["ResourceMonitor", "ResourceSample"]
 

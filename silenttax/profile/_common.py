@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import tempfile
-from collections.abc import Callable, Iterator
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from silenttax._state import State
+from silenttax._system import quiet_stderr
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 from silenttax.report._render import format_duration as _dur
@@ -200,32 +196,3 @@ class Profile(State):
 def _is_matmul(name: str) -> bool:
     lowered = name.lower()
     return any(k in lowered for k in ("mm", "matmul", "linear", "gemm"))
-
-
-@contextlib.contextmanager
-def quiet_stderr(drop: Callable[[str], bool] | None = None) -> Iterator[None]:
-    """Keep native libraries' noise (written to fd 2 by C++) out of the user's stderr.
-
-    By default drops Kineto's ``USDT:`` lines; ``drop`` decides per line
-    otherwise. Everything kept is passed through afterwards.
-    """
-    unwanted = drop or (lambda line: line.startswith("USDT:"))
-    fd = 2  # Kineto writes to the process's stderr, whatever sys.stderr is now
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        os.dup2(sink.fileno(), fd)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, fd)
-            os.close(saved)
-            sink.seek(0)
-            kept = [
-                line
-                for line in sink.read().decode(errors="replace").splitlines(keepends=True)
-                if not unwanted(line)
-            ]
-            if kept:
-                sys.stderr.write("".join(kept))

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from silenttax._deps import optional_import
-from silenttax.benchmark._models import onnx_feed, onnx_session
+from silenttax._models import onnx_feed, onnx_session
 from silenttax.errors import InputError
 from silenttax.profile._common import OpCategory, OpStat, Profile
 

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from silenttax._deps import optional_import
-from silenttax.benchmark._models import torch_fn
+from silenttax._models import torch_fn
+from silenttax._system import quiet_stderr
 from silenttax.errors import InputError
-from silenttax.profile._common import OpCategory, OpStat, Profile, quiet_stderr
+from silenttax.profile._common import OpCategory, OpStat, Profile
 
 __all__ = ["TorchProfile", "classify_aten", "profile_torch"]
 

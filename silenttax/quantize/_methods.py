@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from silenttax._deps import is_installed, optional_import
-from silenttax.benchmark._models import onnx_feed, onnx_session
-from silenttax.profile._common import quiet_stderr
+from silenttax._models import onnx_feed, onnx_session
+from silenttax._system import quiet_stderr
 
 __all__ = ["METHODS", "Built", "Skip", "build"]
 

@@ -12,10 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from silenttax._deps import imported, optional_import
 from silenttax._interleave import batch_means_interval, interleave
+from silenttax._models import _model_source
 from silenttax._state import State
-from silenttax.benchmark._environment import environment
-from silenttax.benchmark._models import _model_source
-from silenttax.cost._model import CostModel
+from silenttax._system import torch_threads
+from silenttax.benchmark import environment
+from silenttax.cost import CostModel
 from silenttax.errors import InputError
 from silenttax.quantize._cpu import Int8Support, int8_help, int8_support
 from silenttax.quantize._methods import (
@@ -26,6 +27,7 @@ from silenttax.quantize._methods import (
     build,
     onnx_runner,
     torch_runner,
+    torch_size,
 )
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
@@ -601,27 +603,20 @@ def study(
         ctx = Context(None, example, calib, threads, data, reduce_range=squeeze)
         baseline_run = onnx_runner(data, threads)
         label = name or "onnx model"
-    previous_threads = None
-    if threads is not None and torch is not None:
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return _run(
             ctx,
             chosen,
             baseline_run,
             evals,
-            metric,
-            classifier,
-            max_time,
-            threads,
-            label,
-            is_torch,
-            support,
+            metric=metric,
+            classifier=classifier,
+            max_time=max_time,
+            threads=threads,
+            label=label,
+            is_torch=is_torch,
+            support=support,
         )
-    finally:
-        if previous_threads is not None and torch is not None:
-            torch.set_num_threads(previous_threads)
 
 
 def _run(
@@ -629,6 +624,7 @@ def _run(
     methods: list[str],
     baseline_run: Callable[[Sequence[Any]], Any],
     evals: list[tuple[Any, ...]],
+    *,
     metric: Callable[[list[list[np.ndarray]]], float] | None,
     classifier: bool | None,
     max_time: float,
@@ -637,8 +633,6 @@ def _run(
     is_torch: bool,
     support: Int8Support,
 ) -> QuantizationStudy:
-    from silenttax.quantize._methods import torch_size
-
     try:
         reference = [_outputs(baseline_run(e)) for e in evals]
     except Exception as exc:

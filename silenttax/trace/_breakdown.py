@@ -7,9 +7,9 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from silenttax._sketch import LatencySketch, LatencySketchState
 from silenttax._state import State
 from silenttax.errors import InputError
-from silenttax.monitor._sketch import LatencySketch, LatencySketchState
 
 __all__ = ["Breakdown", "SpanStats", "StageStats"]
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from silenttax._sketch import LatencySketch, quantile_interval
 from silenttax.errors import InputError
-from silenttax.monitor._latency import quantile_interval
-from silenttax.monitor._sketch import LatencySketch
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 from silenttax.report._render import format_duration as _dur

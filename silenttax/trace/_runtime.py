@@ -9,8 +9,6 @@ is aggregated; CPU time and thread counts are sampled once per batch.
 from __future__ import annotations
 
 import gc
-import os
-import sys
 import threading
 import time
 from array import array
@@ -19,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["GcPauses", "gc_pauses", "intra_op_threads", "overlap_ns"]
+__all__ = ["GcPauses", "gc_pauses", "overlap_ns"]
 
 _perf_ns = time.perf_counter_ns
 _Array = npt.NDArray[np.int64]
@@ -100,13 +98,3 @@ def overlap_ns(starts: _Array, ends: _Array, pause_starts: _Array, pause_ends: _
 
     overlap: _Array = np.maximum(0, paused_until(ends) - paused_until(starts))
     return overlap
-
-
-def intra_op_threads() -> int | None:
-    """Threads one model call may use: torch's intra-op setting when torch is loaded,
-    else ``OMP_NUM_THREADS`` (never imports torch)."""
-    torch = sys.modules.get("torch")
-    if torch is not None and hasattr(torch, "get_num_threads"):
-        return int(torch.get_num_threads())
-    value = os.environ.get("OMP_NUM_THREADS", "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else None

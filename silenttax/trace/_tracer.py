@@ -35,12 +35,12 @@ import numpy.typing as npt
 import psutil
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from silenttax._sketch import LatencySketch
+from silenttax._system import intra_op_threads, usable_cores
 from silenttax.errors import InputError
-from silenttax.monitor._resource import usable_cores
-from silenttax.monitor._sketch import LatencySketch
 from silenttax.report import Report
 from silenttax.trace._breakdown import Breakdown, SpanStats, StageStats
-from silenttax.trace._runtime import gc_pauses, intra_op_threads, overlap_ns
+from silenttax.trace._runtime import gc_pauses, overlap_ns
 
 try:  # the compiled recorder; absent when silenttax was installed without a C compiler
     from silenttax.trace import _speedups

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
+from silenttax._summary import merge_summaries, summarize_labels, summarize_numbers
 from silenttax.drift import NumericSummary
 from silenttax.drift._compare import ks_summary, wasserstein_sd
-from silenttax.drift._summary import merge_summaries, summarize_labels, summarize_numbers
 
 
 def test_budget_and_size() -> None:

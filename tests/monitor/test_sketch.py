@@ -13,9 +13,9 @@ from opentelemetry.sdk.metrics._internal.exponential_histogram.mapping.logarithm
     LogarithmMapping,
 )
 
+from silenttax._sketch import bound_for, scale_for
 from silenttax.errors import InputError, StateError
 from silenttax.monitor import LatencySketch
-from silenttax.monitor._sketch import bound_for, scale_for
 
 QS = np.array([0.0, 0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0])
 

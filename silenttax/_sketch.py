@@ -30,10 +30,10 @@ import numpy.typing as npt
 from pydantic import Field
 
 from silenttax._state import State
-from silenttax._stats import lower_rank
+from silenttax._stats import lower_rank, quantile_rank_interval
 from silenttax.errors import InputError
 
-__all__ = ["LatencySketch", "LatencySketchState"]
+__all__ = ["LatencySketch", "LatencySketchState", "quantile_interval"]
 
 _FOLD_AT = 8192
 _CHUNK = 16384
@@ -582,3 +582,27 @@ class LatencySketch:
             f"LatencySketch(relative_accuracy={self.relative_accuracy}, count={n}, "
             f"p50={p50:.4g}, p99={p99:.4g})"
         )
+
+
+def quantile_interval(
+    sketch: LatencySketch, q: float, confidence: float = 0.95
+) -> tuple[float, float] | None:
+    """Distribution-free confidence interval for the true q-quantile behind ``sketch``.
+
+    The order-statistic interval from the counts (binomial ranks), widened
+    to the edges of the buckets holding those ranks so that the sketch's own
+    resolution is inside the interval too. ``None`` when there are too few
+    observations for the interval to exist (e.g. < ~300 for p99 at 95%).
+
+    Examples:
+        >>> import numpy as np
+        >>> s = LatencySketch()
+        >>> s.add_many(np.random.default_rng(0).lognormal(np.log(0.02), 0.5, 20_000))
+        >>> lo, hi = quantile_interval(s, 0.5)
+        >>> lo < s.quantile(0.5) < hi, round(hi / lo, 2)
+        (True, 1.03)
+    """
+    ranks = quantile_rank_interval(sketch.count, q, confidence)
+    if ranks is None:
+        return None
+    return sketch.bucket_bounds(ranks[0])[0], sketch.bucket_bounds(ranks[1])[1]

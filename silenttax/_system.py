@@ -1,0 +1,86 @@
+"""What the process may use: cores, thread settings, and quiet native libraries.
+
+Shared by the monitors, the tracer, the benchmark harness and the quantization
+study; imports nothing heavy (torch only when it is already imported).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+
+import psutil
+
+from silenttax._deps import imported
+
+__all__ = ["intra_op_threads", "quiet_stderr", "torch_threads", "usable_cores"]
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (its affinity where the OS tells; at least 1).
+
+    Examples:
+        >>> usable_cores() >= 1
+        True
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, psutil.cpu_count() or 1)
+
+
+def intra_op_threads() -> int | None:
+    """Threads one model call may use: torch's intra-op setting when torch is loaded,
+    else ``OMP_NUM_THREADS`` (never imports torch)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "get_num_threads"):
+        return int(torch.get_num_threads())
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Set torch's intra-op thread count inside the block and restore it after (a no-op
+    when ``threads`` is None or torch is not imported)."""
+    torch = imported("torch")
+    if threads is None or torch is None:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+@contextlib.contextmanager
+def quiet_stderr(drop: Callable[[str], bool] | None = None) -> Iterator[None]:
+    """Keep native libraries' noise (written to fd 2 by C++) out of the user's stderr.
+
+    By default drops Kineto's ``USDT:`` lines; ``drop`` decides per line
+    otherwise. Everything kept is passed through afterwards.
+    """
+    unwanted = drop or (lambda line: line.startswith("USDT:"))
+    fd = 2  # Kineto writes to the process's stderr, whatever sys.stderr is now
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            sink.seek(0)
+            kept = [
+                line
+                for line in sink.read().decode(errors="replace").splitlines(keepends=True)
+                if not unwanted(line)
+            ]
+            if kept:
+                sys.stderr.write("".join(kept))
