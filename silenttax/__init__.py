@@ -4,7 +4,8 @@ A model in production can keep its accuracy while it gets slower, costlier and
 more fragile. silenttax measures that decay (data drift, feature health,
 latency, resources, cost, model bloat, dependency rot, shadow pipelines) and
 reports every kind of it in one currency: a :class:`Finding`, collected in a
-:class:`Report`.
+:class:`Report`. Every saved state — a fitted detector, a monitor, a
+measurement — reads back with :func:`silenttax.load`, whatever its kind.
 
 ``import silenttax`` is light: it never imports torch, onnxruntime, pandas,
 polars, dask, matplotlib or ``scipy.stats``, and the public names load on
@@ -30,6 +31,7 @@ from silenttax._version import __version__
 from silenttax.errors import SilentTaxError
 
 if TYPE_CHECKING:
+    from silenttax._registry import load
     from silenttax.report import Category, Finding, Report, Severity
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "SilentTaxError",
     "__version__",
     "errors",
+    "load",
 ]
 
 # Public name -> module that defines it; loaded on first attribute access.
@@ -48,6 +51,7 @@ _LAZY = {
     "Finding": "silenttax.report",
     "Report": "silenttax.report",
     "Severity": "silenttax.report",
+    "load": "silenttax._registry",
 }
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 import threading
 from array import array
 from collections.abc import Iterable, Sequence
@@ -29,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from silenttax._state import State
+from silenttax._state import State, Stateful
 from silenttax._stats import lower_rank, quantile_rank_interval
 from silenttax.errors import InputError
 
@@ -83,9 +82,11 @@ class LatencySketchState(State):
     """Largest valid observation (-inf when empty)."""
     invalid: int = 0
     """Rejected values (NaN, negative, infinite or not a number)."""
+    max_buckets: int | None = None
+    """A custom bucket cap the sketch was created with (None: the default for its accuracy)."""
 
 
-class LatencySketch:
+class LatencySketch(Stateful[LatencySketchState]):
     """Mergeable quantile sketch of positive durations (seconds) with bounded relative error.
 
     Every quantile is within ``relative_accuracy`` of the exact lower order
@@ -115,6 +116,8 @@ class LatencySketch:
         0.24
     """
 
+    STATE: ClassVar[type[State]] = LatencySketchState
+
     __slots__ = (
         "_buf",
         "_count",
@@ -122,6 +125,7 @@ class LatencySketch:
         "_invalid",
         "_lock",
         "_max",
+        "_custom_buckets",
         "_max_buckets",
         "_min",
         "_offset",
@@ -145,6 +149,7 @@ class LatencySketch:
             raise InputError(f"max_buckets must be an int >= 16, got {max_buckets!r}")
         self.relative_accuracy = float(relative_accuracy)
         self._scale = scale_for(self.relative_accuracy)
+        self._custom_buckets = max_buckets
         self._max_buckets = max_buckets or max(1024, 64 << max(self._scale, 0))
         self._strict = strict
         self._lock = threading.Lock()
@@ -496,41 +501,20 @@ class LatencySketch:
                 min=self._min,
                 max=self._max,
                 invalid=self._invalid,
+                max_buckets=self._custom_buckets,
             )
 
     @classmethod
     def from_state(cls, state: LatencySketchState, *, strict: bool = False) -> Self:
         """Rebuild a sketch from :meth:`state`."""
-        sketch = cls(relative_accuracy=state.relative_accuracy, strict=strict)
+        sketch = cls(
+            relative_accuracy=state.relative_accuracy,
+            strict=strict,
+            max_buckets=state.max_buckets,
+        )
         with sketch._lock:
             sketch._merge_state(state)
         return sketch
-
-    def to_json(self) -> str:
-        """Serialize to JSON (compact; a few KiB for 1 µs-100 s at 1%)."""
-        return self.state().to_json()
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> Self:
-        """Rebuild a sketch from :meth:`to_json` output.
-
-        Raises:
-            StateError: the text is not a LatencySketch state.
-        """
-        return cls.from_state(LatencySketchState.from_json(text))
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the sketch as JSON (atomically)."""
-        self.state().save(path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Self:
-        """Read a sketch written by :meth:`save`.
-
-        Raises:
-            StateError: the file cannot be read or holds something else.
-        """
-        return cls.from_state(LatencySketchState.load(path))
 
     def copy(self) -> Self:
         """An independent copy."""

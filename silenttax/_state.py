@@ -24,13 +24,13 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from silenttax.errors import StateError
 
-__all__ = ["State"]
+__all__ = ["State", "Stateful"]
 
 
 class State(BaseModel):
@@ -131,3 +131,55 @@ class State(BaseModel):
         except OSError as exc:
             raise StateError(f"cannot read {cls.KIND!r} state from {str(path)!r}: {exc}") from exc
         return cls.from_json(text)
+
+
+S = TypeVar("S", bound=State)
+
+
+class Stateful(Generic[S]):
+    """Mixin for a component whose snapshot is a :class:`State`: it owns the plumbing.
+
+    A component defines ``STATE`` (its snapshot class), :meth:`state` and
+    :meth:`from_state`; this mixin gives it ``to_json``, ``from_json``,
+    ``save`` (atomic, returns the path) and ``load``, the same everywhere, and
+    :func:`silenttax.load` finds it by the snapshot's ``kind``.
+    """
+
+    STATE: ClassVar[type[State]]
+
+    def state(self) -> S:
+        """The snapshot: everything needed to rebuild and judge this component."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, state: S) -> Self:
+        """Rebuild the component from :meth:`state`."""
+        raise NotImplementedError
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The snapshot as JSON text."""
+        return self.state().to_json(indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Self:
+        """Rebuild from :meth:`to_json` output.
+
+        Raises:
+            StateError: invalid JSON, another kind, or a newer schema version.
+        """
+        state: Any = cls.STATE.from_json(text)
+        return cls.from_state(state)
+
+    def save(self, path: str | os.PathLike[str], *, indent: int | None = None) -> Path:
+        """Write the snapshot as JSON, atomically; returns the path."""
+        return self.state().save(path, indent=indent)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Self:
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            StateError: the file cannot be read or holds another kind of state.
+        """
+        state: Any = cls.STATE.load(path)
+        return cls.from_state(state)

@@ -33,6 +33,7 @@ def test_public_names_are_locked() -> None:
         "SilentTaxError",
         "__version__",
         "errors",
+        "load",
     ]
     assert report_pkg.__all__ == sorted(report_pkg.__all__)
     for name in silenttax.__all__ + report_pkg.__all__:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 import time
 from collections import deque
-from typing import ClassVar
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from silenttax._state import State
+from silenttax._state import State, Stateful
 from silenttax.cost._model import CostModel
 from silenttax.errors import InputError
 from silenttax.report import Finding, Report, Severity
@@ -84,6 +85,10 @@ class CostMonitorState(State):
     """Closed windows, oldest first."""
     baseline: CostWindow | None = None
     """The window later ones are compared with."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Constructor settings (older files: none, the defaults apply)."""
+    invalid: int = 0
+    """``record`` calls whose inferences or service time were not valid numbers."""
 
 
 def _merge(windows: list[CostWindow]) -> CostWindow:
@@ -103,7 +108,7 @@ def _merge(windows: list[CostWindow]) -> CostWindow:
     )
 
 
-class CostMonitor:
+class CostMonitor(Stateful[CostMonitorState]):
     """Track realized cost per 1000 inferences in time windows and explain changes.
 
     Call :meth:`record` for every inference (or batch), optionally with its
@@ -141,6 +146,8 @@ class CostMonitor:
         (<Severity.OK: 'ok'>, 1.0)
     """
 
+    STATE: ClassVar[type[State]] = CostMonitorState
+
     def __init__(
         self,
         model: CostModel,
@@ -168,6 +175,9 @@ class CostMonitor:
         self.compare_windows = compare_windows
         self.concurrency = concurrency
         self.name = name
+        self.max_windows = max_windows
+        self.invalid = 0
+        """``record`` calls with invalid inferences or service time (counted, not raised)."""
         self._windows: deque[CostWindow] = deque(maxlen=max_windows)
         self._lock = threading.Lock()
         self._start: float | None = None
@@ -197,16 +207,34 @@ class CostMonitor:
             elif when - self._start >= self.window:
                 self._close(self._start + self.window)
                 self._start = when
-            if isinstance(inferences, int) and inferences > 0:
-                self._inferences += inferences
-            if busy_seconds is None:
+            count: Any = inferences  # NumPy integers count too; anything else is invalid
+            if (
+                not isinstance(count, bool)
+                and isinstance(count, numbers.Integral)
+                and int(count) >= 0
+            ):
+                self._inferences += int(count)
+            else:
+                self.invalid += 1
+            busy: Any = busy_seconds
+            if busy is None:
                 self._busy_known = False
-            elif busy_seconds >= 0 and math.isfinite(busy_seconds):
-                self._busy += busy_seconds
+            elif isinstance(busy, numbers.Real) and math.isfinite(busy) and float(busy) >= 0:
+                self._busy += float(busy)
+            else:
+                self.invalid += 1
 
-    def set_price(self, price_per_hour: float, *, instances: float | None = None) -> None:
-        """Change the price (or instance count) from now on; closes the open window."""
-        self.close_window()
+    def set_price(
+        self, price_per_hour: float, *, instances: float | None = None, now: float | None = None
+    ) -> None:
+        """Change the price (or instance count) from ``now`` on; closes the open window there.
+
+        Args:
+            price_per_hour: The new hourly price of one instance.
+            instances: The new instance count (default: unchanged).
+            now: Seconds since the epoch (default: the current time), as for :meth:`record`.
+        """
+        self.close_window(now=now)
         self.model = CostModel(
             price_per_hour=price_per_hour,
             instances=self.model.instances if instances is None else instances,
@@ -240,10 +268,30 @@ class CostMonitor:
         return window
 
     def state(self) -> CostMonitorState:
-        """JSON-serializable snapshot (model, closed windows, baseline)."""
-        return CostMonitorState(
-            model=self.model, windows=list(self._windows), baseline=self.baseline
-        )
+        """JSON-serializable snapshot (model, closed windows, baseline, settings)."""
+        with self._lock:
+            return CostMonitorState(
+                model=self.model,
+                windows=list(self._windows),
+                baseline=self.baseline,
+                params={
+                    "window": self.window,
+                    "tolerance": self.tolerance,
+                    "compare_windows": self.compare_windows,
+                    "concurrency": self.concurrency,
+                    "max_windows": self.max_windows,
+                    "name": self.name,
+                },
+                invalid=self.invalid,
+            )
+
+    @classmethod
+    def from_state(cls, state: CostMonitorState) -> Self:
+        """Rebuild a monitor from :meth:`state` (closed windows, baseline and settings)."""
+        monitor = cls(state.model, baseline=state.baseline, **state.params)
+        monitor._windows.extend(state.windows)
+        monitor.invalid = state.invalid
+        return monitor
 
     # ---------------------------------------------------------------------- check
     def check(self) -> Report:

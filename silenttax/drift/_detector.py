@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -12,7 +11,7 @@ from pydantic import JsonValue
 
 from silenttax._input import NUMERIC_KINDS, Table, partitions, to_table
 from silenttax._parse import parse_numbers
-from silenttax._state import State
+from silenttax._state import State, Stateful
 from silenttax._summary import (
     K_MAX,
     CategoricalSummary,
@@ -161,7 +160,7 @@ class _Candidate:
         self.p_value = result.p_value
 
 
-class DriftDetector:
+class DriftDetector(Stateful[DriftDetectorState]):
     """Detect input drift column by column, with calibrated and material verdicts.
 
     ``fit(reference)`` keeps a bounded, exactly mergeable summary per column
@@ -222,6 +221,8 @@ class DriftDetector:
         >>> report.filter(subject="plan")[0].severity.value
         'ok'
     """
+
+    STATE: ClassVar[type[State]] = DriftDetectorState
 
     def __init__(
         self,
@@ -433,10 +434,6 @@ class DriftDetector:
             window_rows=self._window_rows,
         )
 
-    def to_json(self) -> str:
-        """Serialize the fitted detector."""
-        return self.state().to_json()
-
     @classmethod
     def from_state(cls, state: DriftDetectorState) -> Self:
         """Rebuild a detector from :meth:`state`."""
@@ -447,24 +444,6 @@ class DriftDetector:
         detector._window = dict(state.window) if state.window is not None else None
         detector._window_rows = state.window_rows
         return detector
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> Self:
-        """Rebuild a detector from :meth:`to_json` output."""
-        return cls.from_state(DriftDetectorState.from_json(text))
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the fitted detector as JSON (atomically)."""
-        self.state().save(path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Self:
-        """Read a detector written by :meth:`save`.
-
-        Raises:
-            StateError: the file is unreadable, of another kind or from a newer version.
-        """
-        return cls.from_state(DriftDetectorState.load(path))
 
     # ------------------------------------------------------------------- check
     @staticmethod

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, ClassVar, Self
 
 import numpy as np
 from pydantic import JsonValue
 
 from silenttax._input import NUMERIC_KINDS, TEXT_KINDS, Table, partitions, to_table
-from silenttax._state import State
+from silenttax._state import State, Stateful
 from silenttax.errors import InputError, NotFittedError
 from silenttax.features._profile import (
     ColumnProfile,
@@ -52,7 +51,7 @@ class FeatureHealthState(State):
     """Reference profile per column, in column order."""
 
 
-class FeatureHealth:
+class FeatureHealth(Stateful[FeatureHealthState]):
     """Catch "fat features": type decay, padding, nulls, precision, range and level changes.
 
     ``fit(reference)`` learns per column its kind, null and sentinel rates,
@@ -94,6 +93,8 @@ class FeatureHealth:
         >>> sorted(f.code for f in report.problems())
         ['feature.numeric_string', 'feature.type_change', 'feature.whitespace']
     """
+
+    STATE: ClassVar[type[State]] = FeatureHealthState
 
     def __init__(
         self,
@@ -208,10 +209,6 @@ class FeatureHealth:
         """JSON-serializable state."""
         return FeatureHealthState(params=self._params(), profiles=self._require())
 
-    def to_json(self) -> str:
-        """Serialize the fitted schema."""
-        return self.state().to_json()
-
     @classmethod
     def from_state(cls, state: FeatureHealthState) -> Self:
         """Rebuild from :meth:`state`."""
@@ -220,20 +217,6 @@ class FeatureHealth:
         health = cls(**params)
         health._profiles = dict(state.profiles)
         return health
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> Self:
-        """Rebuild from :meth:`to_json` output."""
-        return cls.from_state(FeatureHealthState.from_json(text))
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the schema as JSON (atomically)."""
-        self.state().save(path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Self:
-        """Read a schema written by :meth:`save`."""
-        return cls.from_state(FeatureHealthState.load(path))
 
     # ------------------------------------------------------------------- check
     def check(self, current: Any) -> Report:

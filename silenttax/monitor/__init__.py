@@ -9,7 +9,7 @@ from silenttax._sketch import LatencySketch, LatencySketchState
 from silenttax.monitor._adwin import ADWIN
 from silenttax.monitor._detectors import CUSUM, ChangeDetector, DetectorState, PageHinkley
 from silenttax.monitor._gpu import GpuStats, gpu_snapshot
-from silenttax.monitor._latency import LatencyMonitor, quantile_interval
+from silenttax.monitor._latency import LatencyMonitor, LatencyMonitorState, quantile_interval
 from silenttax.monitor._resource import ResourceMonitor, ResourceSample
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "DetectorState",
     "GpuStats",
     "LatencyMonitor",
+    "LatencyMonitorState",
     "LatencySketch",
     "LatencySketchState",
     "PageHinkley",

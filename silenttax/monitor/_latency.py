@@ -8,15 +8,16 @@ import math
 from collections.abc import Callable, Sequence
 from time import perf_counter
 from types import TracebackType
-from typing import Any, Self, TypeVar, cast
+from typing import Any, ClassVar, Self, TypeVar, cast
 
-from silenttax._sketch import LatencySketch, quantile_interval
+from silenttax._sketch import LatencySketch, LatencySketchState, quantile_interval
+from silenttax._state import State, Stateful
 from silenttax.errors import InputError
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 from silenttax.report._render import format_duration as _dur
 
-__all__ = ["LatencyMonitor", "quantile_interval"]
+__all__ = ["LatencyMonitor", "LatencyMonitorState", "quantile_interval"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -67,7 +68,20 @@ class _Timer:
         return cast(_F, wrapper)
 
 
-class LatencyMonitor:
+class LatencyMonitorState(State):
+    """JSON state of a :class:`LatencyMonitor`: its settings, recordings and baseline."""
+
+    KIND: ClassVar[str] = "silenttax.latency_monitor"
+
+    params: dict[str, Any]
+    """Constructor settings."""
+    sketch: LatencySketchState
+    """Everything recorded."""
+    baseline: LatencySketchState | None = None
+    """The reference the recordings are judged against."""
+
+
+class LatencyMonitor(Stateful[LatencyMonitorState]):
     """Record request latencies and judge them: quantiles, SLO, regression vs a baseline.
 
     Recording costs one sketch append (~0.1 µs); ``time()`` adds well under
@@ -110,6 +124,8 @@ class LatencyMonitor:
         ['latency.quantile', 'latency.quantile', 'latency.quantile', 'latency.slo']
     """
 
+    STATE: ClassVar[type[State]] = LatencyMonitorState
+
     def __init__(
         self,
         *,
@@ -145,6 +161,7 @@ class LatencyMonitor:
         self.critical_regression = critical_regression
         self.confidence = confidence
         self.baseline = baseline.sketch if isinstance(baseline, LatencyMonitor) else baseline
+        self.strict = strict
         self._sketch = LatencySketch(relative_accuracy=relative_accuracy, strict=strict)
 
     @property
@@ -165,9 +182,42 @@ class LatencyMonitor:
         return _Timer(self._sketch.add)
 
     def merge(self, other: LatencyMonitor) -> Self:
-        """Add another monitor's recordings (e.g. from another replica) into this one."""
+        """Add another monitor's recordings (e.g. from another replica) into this one.
+
+        Raises:
+            InputError: ``other`` is not a LatencyMonitor.
+        """
+        if not isinstance(other, LatencyMonitor):
+            raise InputError(f"can only merge a LatencyMonitor, got {type(other).__name__}")
         self._sketch.merge(other.sketch)
         return self
+
+    def state(self) -> LatencyMonitorState:
+        """JSON-serializable snapshot: settings, recordings and baseline."""
+        params = {
+            "slo": self.slo,
+            "slo_quantile": self.slo_quantile,
+            "name": self.name,
+            "quantiles": list(self.quantiles),
+            "min_regression": self.min_regression,
+            "critical_regression": self.critical_regression,
+            "confidence": self.confidence,
+            "relative_accuracy": self._sketch.relative_accuracy,
+            "strict": self.strict,
+        }
+        return LatencyMonitorState(
+            params=params,
+            sketch=self._sketch.state(),
+            baseline=self.baseline.state() if self.baseline is not None else None,
+        )
+
+    @classmethod
+    def from_state(cls, state: LatencyMonitorState) -> Self:
+        """Rebuild a monitor from :meth:`state`."""
+        baseline = LatencySketch.from_state(state.baseline) if state.baseline else None
+        monitor = cls(baseline=baseline, **state.params)
+        monitor._sketch = LatencySketch.from_state(state.sketch, strict=monitor.strict)
+        return monitor
 
     def reset(self) -> None:
         """Forget the recordings (the baseline and settings stay)."""

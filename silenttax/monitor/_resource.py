@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from typing import Any, ClassVar, Literal, Self
@@ -12,7 +11,7 @@ import numpy as np
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
-from silenttax._state import State
+from silenttax._state import State, Stateful
 from silenttax._system import usable_cores
 from silenttax.errors import InputError
 from silenttax.monitor._gpu import GpuStats, gpu_snapshot
@@ -62,9 +61,13 @@ class ResourceMonitorState(State):
     """Retained samples, oldest first."""
     stride: int = 1
     """Retained samples are every ``stride``-th of those taken."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Constructor settings (``pid`` excepted: a process is not portable); older files: none."""
+    errors: int = 0
+    """Samples that failed."""
 
 
-class ResourceMonitor:
+class ResourceMonitor(Stateful[ResourceMonitorState]):
     """Sample memory, CPU and GPU use of a process and report leaks and saturation.
 
     Call :meth:`sample` yourself (e.g. every N requests, passing the
@@ -103,6 +106,8 @@ class ResourceMonitor:
         >>> monitor.check().filter(code="resource.memory_growth")[0].severity
         <Severity.OK: 'ok'>
     """
+
+    STATE: ClassVar[type[State]] = ResourceMonitorState
 
     def __init__(
         self,
@@ -255,28 +260,36 @@ class ResourceMonitor:
 
     # --------------------------------------------------------------------- state
     def state(self) -> ResourceMonitorState:
-        """JSON-serializable snapshot of the retained samples."""
+        """JSON-serializable snapshot: the retained samples and the settings."""
+        params = {
+            "interval": self.interval,
+            "name": self.name,
+            "max_samples": self.max_samples,
+            "gpu": self._gpu,
+            "uss": self._uss,
+            "alpha": self.alpha,
+            "min_growth": self.min_growth,
+            "min_growth_fraction": self.min_growth_fraction,
+            "cpu_saturation": self.cpu_saturation,
+            "strict": self.strict,
+        }
         with self._lock:
             return ResourceMonitorState(
-                name=self.name, samples=list(self._samples), stride=self._stride
+                name=self.name,
+                samples=list(self._samples),
+                stride=self._stride,
+                params=params,
+                errors=self.errors,
             )
 
-    def to_json(self) -> str:
-        """The retained samples as JSON."""
-        return self.state().to_json()
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the retained samples as JSON (atomically)."""
-        self.state().save(path)
-
     @classmethod
-    def load(cls, path: str | os.PathLike[str], **options: Any) -> Self:
-        """A monitor holding samples saved by :meth:`save` (``options`` as for the constructor)."""
-        state = ResourceMonitorState.load(path)
-        monitor = cls(name=state.name, **options)
+    def from_state(cls, state: ResourceMonitorState) -> Self:
+        """A monitor of this process holding the saved samples and settings."""
+        monitor = cls(**{**state.params, "name": state.name})
         monitor._samples, monitor._stride = list(state.samples), state.stride
         monitor._taken = len(state.samples) * state.stride
         monitor._last = state.samples[-1] if state.samples else None
+        monitor.errors = state.errors
         return monitor
 
     # --------------------------------------------------------------------- check
