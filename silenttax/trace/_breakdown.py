@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from silenttax._merge import ALL, EACH, FIRST, MAX, SKETCH, SUM, UNION, WeightedMean, merge
 from silenttax._sketch import LatencySketch, LatencySketchState
 from silenttax._state import State
 from silenttax.errors import InputError
@@ -18,10 +19,6 @@ _QS = (0.5, 0.95, 0.99)
 
 def _empty_sketch() -> LatencySketchState:
     return LatencySketch().state()
-
-
-def _merge_sketches(a: LatencySketchState, b: LatencySketchState) -> LatencySketchState:
-    return LatencySketch.from_state(a).merge(LatencySketch.from_state(b)).state()
 
 
 def _quantiles(sketch: LatencySketchState) -> dict[str, float]:
@@ -36,29 +33,22 @@ class StageStats(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
-    spans: int = 0
+    spans: Annotated[int, SUM] = 0
     """Spans with this stage."""
-    requests: int = 0
+    requests: Annotated[int, SUM] = 0
     """Requests with at least one span of this stage."""
-    total: float = 0.0
+    total: Annotated[float, SUM] = 0.0
     """Self time of the stage over all requests, seconds."""
-    total_sq: float = 0.0
+    total_sq: Annotated[float, SUM] = 0.0
     """Sum over requests of the squared per-request stage time (for the variance)."""
-    gc_total: float = 0.0
+    gc_total: Annotated[float, SUM] = 0.0
     """Garbage-collection pauses inside the stage's self time, seconds (runtime hints)."""
-    sketch: LatencySketchState = Field(default_factory=_empty_sketch)
+    sketch: Annotated[LatencySketchState, SKETCH] = Field(default_factory=_empty_sketch)
     """Per-request stage time (requests that have the stage), seconds."""
 
     def merged(self, other: StageStats) -> StageStats:
         """Stats over both sets of requests."""
-        return StageStats(
-            spans=self.spans + other.spans,
-            requests=self.requests + other.requests,
-            total=self.total + other.total,
-            total_sq=self.total_sq + other.total_sq,
-            gc_total=self.gc_total + other.gc_total,
-            sketch=_merge_sketches(self.sketch, other.sketch),
-        )
+        return merge(self, other)
 
 
 class SpanStats(BaseModel):
@@ -66,35 +56,26 @@ class SpanStats(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
-    stage: str
+    stage: Annotated[str, FIRST]
     """The span's stage (the last one seen if it varies)."""
-    count: int = 0
+    count: Annotated[int, SUM] = 0
     """Spans with this name."""
-    errors: int = 0
+    errors: Annotated[int, SUM] = 0
     """Of which ended with an exception."""
-    total: float = 0.0
+    total: Annotated[float, SUM] = 0.0
     """Sum of their durations, seconds."""
-    self_total: float = 0.0
+    self_total: Annotated[float, SUM] = 0.0
     """Sum of their self times (duration minus children), seconds."""
-    first: float | None = None
+    first: Annotated[float | None, FIRST] = None
     """Duration of the first span with this name seen by the tracer (warm-up)."""
-    first_self: float | None = None
+    first_self: Annotated[float | None, FIRST] = None
     """Self time of that first span."""
-    sketch: LatencySketchState = Field(default_factory=_empty_sketch)
+    sketch: Annotated[LatencySketchState, SKETCH] = Field(default_factory=_empty_sketch)
     """Their durations, seconds."""
 
     def merged(self, other: SpanStats) -> SpanStats:
-        """Stats over both sets of spans."""
-        return SpanStats(
-            stage=self.stage,
-            count=self.count + other.count,
-            errors=self.errors + other.errors,
-            total=self.total + other.total,
-            self_total=self.self_total + other.self_total,
-            first=self.first if self.first is not None else other.first,
-            first_self=self.first_self if self.first is not None else other.first_self,
-            sketch=_merge_sketches(self.sketch, other.sketch),
-        )
+        """Stats over both sets of spans (the first one's stage and first call)."""
+        return merge(self, other)
 
 
 class Breakdown(State):
@@ -120,31 +101,31 @@ class Breakdown(State):
 
     KIND: ClassVar[str] = "silenttax.trace_breakdown"
 
-    requests: int = 0
+    requests: Annotated[int, SUM] = 0
     """Requests (top-level spans) aggregated."""
-    request_total: float = 0.0
+    request_total: Annotated[float, SUM] = 0.0
     """Sum of request durations, seconds."""
-    request_sketch: LatencySketchState = Field(default_factory=_empty_sketch)
+    request_sketch: Annotated[LatencySketchState, SKETCH] = Field(default_factory=_empty_sketch)
     """Request durations, seconds."""
-    stages: dict[str, StageStats] = Field(default_factory=dict)
+    stages: Annotated[dict[str, StageStats], EACH] = Field(default_factory=dict)
     """Per stage: self time per request."""
-    spans: dict[str, SpanStats] = Field(default_factory=dict)
+    spans: Annotated[dict[str, SpanStats], EACH] = Field(default_factory=dict)
     """Per span name: durations."""
-    model_stages: list[str] = Field(default_factory=lambda: ["model"])
+    model_stages: Annotated[list[str], UNION] = Field(default_factory=lambda: ["model"])
     """Stages that count as model time."""
-    overhead_per_span: float = 0.0
+    overhead_per_span: Annotated[float, WeightedMean("weighted", weight="requests")] = 0.0
     """The tracer's own cost per span (seconds) that was subtracted."""
-    runtime_hints: bool = False
+    runtime_hints: Annotated[bool, ALL] = False
     """Whether GC pauses, CPU time and threads were recorded (the fields below)."""
-    wall_time: float = 0.0
+    wall_time: Annotated[float, SUM] = 0.0
     """Wall time the tracer has been recording (since creation or reset), seconds."""
-    cpu_time: float = 0.0
+    cpu_time: Annotated[float, SUM] = 0.0
     """Process CPU time (all threads) over that wall time, seconds."""
-    cores: int = 0
+    cores: Annotated[int, MAX] = 0
     """CPUs the process may use (its affinity)."""
-    max_threads: int = 0
+    max_threads: Annotated[int, MAX] = 0
     """Most OS threads seen in the process."""
-    intra_op_threads: int | None = None
+    intra_op_threads: Annotated[int | None, MAX] = None
     """Threads one model call may use (torch's setting, or ``OMP_NUM_THREADS``), if known."""
 
     @property
@@ -196,39 +177,15 @@ class Breakdown(State):
         return stats.total / self.requests if stats and self.requests else 0.0
 
     def merge(self, other: Breakdown) -> Breakdown:
-        """A breakdown over the requests of both (e.g. two replicas)."""
+        """A breakdown over the requests of both (e.g. two replicas), field by field as
+        declared (sums, sketch merges, unions, the larger core count...).
+
+        Raises:
+            InputError: ``other`` is not a Breakdown.
+        """
         if not isinstance(other, Breakdown):
             raise InputError(f"can only merge a Breakdown, got {type(other).__name__}")
-        stages = dict(self.stages)
-        for name, stats in other.stages.items():
-            stages[name] = stages[name].merged(stats) if name in stages else stats
-        spans = dict(self.spans)
-        for name, span_stats in other.spans.items():
-            spans[name] = spans[name].merged(span_stats) if name in spans else span_stats
-        total = self.requests + other.requests
-        return Breakdown(
-            requests=total,
-            request_total=self.request_total + other.request_total,
-            request_sketch=_merge_sketches(self.request_sketch, other.request_sketch),
-            stages=stages,
-            spans=spans,
-            model_stages=sorted(set(self.model_stages) | set(other.model_stages)),
-            overhead_per_span=(
-                (self.overhead_per_span * self.requests + other.overhead_per_span * other.requests)
-                / total
-                if total
-                else self.overhead_per_span
-            ),
-            runtime_hints=self.runtime_hints and other.runtime_hints,
-            wall_time=self.wall_time + other.wall_time,
-            cpu_time=self.cpu_time + other.cpu_time,
-            cores=max(self.cores, other.cores),
-            max_threads=max(self.max_threads, other.max_threads),
-            intra_op_threads=max(
-                (t for t in (self.intra_op_threads, other.intra_op_threads) if t is not None),
-                default=None,
-            ),
-        )
+        return merge(self, other)
 
     def table(self) -> list[dict[str, Any]]:
         """One row per stage: share, mean per request and p50/p95/p99 (seconds)."""
@@ -261,7 +218,7 @@ class Breakdown(State):
         result = breakdowns[0]
         for other in breakdowns[1:]:
             result = result.merge(other)
-        return cls.model_validate(result.model_dump())
+        return result if isinstance(result, cls) else cls.model_validate(result.model_dump())
 
     def mean_ci(self, stage: str, z: float = 1.959963984540054) -> tuple[float, float] | None:
         """Normal-approximation CI for the mean stage time per request, seconds
