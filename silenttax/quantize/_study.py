@@ -437,6 +437,7 @@ class QuantizationStudy(State):
                 evidence={"notes": c.notes},
                 detector="quantize.study",
             )
+        why = next((n for n in c.notes if n.startswith(_NOT_FASTER)), None)
         if c.speedup is None or c.speedup_ci is None:
             message = f"{c.method}: not measured"
         else:
@@ -451,7 +452,6 @@ class QuantizationStudy(State):
                 f"{_num(c.max_abs_diff)}"
                 + (f", top-1 {c.top1_agreement:.1%}" if c.top1_agreement is not None else "")
             )
-            why = next((n for n in c.notes if n.startswith(_NOT_FASTER)), None)
             if why:
                 message += f"; {why}"
         return make_finding(
@@ -463,7 +463,7 @@ class QuantizationStudy(State):
             value=c.speedup,
             baseline=1.0,
             evidence=c.model_dump(mode="json", exclude={"artifact", "round_medians"}),
-            recommendation=_help(self) if c.slower else None,
+            recommendation=_help(self) if why else None,
             detector="quantize.study",
         )
 
@@ -672,7 +672,7 @@ def _run(
             speedup_ci=(1 / hi, 1 / lo),
             round_medians=session.blocks[:, slot].tolist(),
         )
-        if 1 / hi <= 1:
+        if 1 / hi <= 1 and "int8" in methods[i]:  # the CPU explains int8, not ORT fp32
             why = f"{_NOT_FASTER} ({1 / ratio:.2f}x): {support.summary}"
             if fields["backend"] == "torch" and support.engine:
                 why += f"; torch's quantized engine is {support.engine}"
