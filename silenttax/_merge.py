@@ -45,6 +45,7 @@ __all__ = [
     "WeightedMean",
     "merge",
     "rule_of",
+    "same_settings",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -151,3 +152,14 @@ def _apply(rule: Rule, name: str, a: BaseModel, b: BaseModel) -> Any:
     if rule is ALL:
         return bool(x and y)
     raise TypeError(f"unknown merge rule {rule!r}")
+
+
+def same_settings(owner: str, mine: dict[str, Any], theirs: dict[str, Any]) -> None:
+    """Raise :class:`InputError` naming the first setting that differs between two components
+    about to be merged (partitions and replicas must be configured alike)."""
+    for key in sorted(set(mine) | set(theirs)):
+        if mine.get(key) != theirs.get(key):
+            raise InputError(
+                f"cannot merge {owner}s with different settings: {key!r} is "
+                f"{mine.get(key)!r} here and {theirs.get(key)!r} in the other"
+            )

@@ -10,6 +10,7 @@ import numpy.typing as npt
 from pydantic import JsonValue
 
 from silenttax._input import NUMERIC_KINDS, Table, partitions, to_table
+from silenttax._merge import same_settings
 from silenttax._parse import parse_numbers
 from silenttax._state import State, Stateful
 from silenttax._summary import (
@@ -350,6 +351,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
         """
         if not isinstance(other, DriftDetector):
             raise InputError(f"can only merge a DriftDetector, got {type(other).__name__}")
+        same_settings("DriftDetector", self._params(), other._params())
         if other._reference is None:
             return self
         if self._reference is None:

@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import JsonValue
 
 from silenttax._input import NUMERIC_KINDS, TEXT_KINDS, Table, partitions, to_table
+from silenttax._merge import same_settings
 from silenttax._state import State, Stateful
 from silenttax.errors import InputError, NotFittedError
 from silenttax.features._profile import (
@@ -171,9 +172,15 @@ class FeatureHealth(Stateful[FeatureHealthState]):
         return self.merge(FeatureHealth(**self._params()).fit(table))  # type: ignore[arg-type]
 
     def merge(self, other: FeatureHealth) -> Self:
-        """Combine with a FeatureHealth fitted on other partitions."""
+        """Combine with a FeatureHealth fitted on other partitions (same settings; an int
+        partition and a float one of the same column merge as float, as in DriftDetector).
+
+        Raises:
+            InputError: the settings differ (named), or a column changed kind otherwise.
+        """
         if not isinstance(other, FeatureHealth):
             raise InputError(f"can only merge a FeatureHealth, got {type(other).__name__}")
+        same_settings("FeatureHealth", self._params(), other._params())
         if other._profiles is None:
             return self
         if self._profiles is None:
@@ -183,10 +190,14 @@ class FeatureHealth(Stateful[FeatureHealthState]):
         for name, profile in other._profiles.items():
             mine = merged.get(name)
             if mine is not None and mine.kind != profile.kind:
-                raise InputError(
-                    f"cannot merge: column {name!r} is {mine.kind} in one and "
-                    f"{profile.kind} in the other"
-                )
+                if {mine.kind, profile.kind} != {"int", "float"}:
+                    raise InputError(
+                        f"cannot merge: column {name!r} is {mine.kind} in one and "
+                        f"{profile.kind} in the other"
+                    )
+                # an int partition and a float one (as DriftDetector accepts): numbers
+                mine = mine.model_copy(update={"kind": "float"})
+                profile = profile.model_copy(update={"kind": "float"})
             merged[name] = (
                 profile
                 if mine is None

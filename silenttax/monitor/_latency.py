@@ -10,6 +10,7 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar, cast
 
+from silenttax._merge import same_settings
 from silenttax._sketch import LatencySketch, LatencySketchState, quantile_interval
 from silenttax._state import State, Stateful
 from silenttax.errors import InputError
@@ -189,6 +190,11 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         """
         if not isinstance(other, LatencyMonitor):
             raise InputError(f"can only merge a LatencyMonitor, got {type(other).__name__}")
+        local = ("relative_accuracy", "strict")  # sketches of any accuracy merge; strict is local
+        mine, theirs = (
+            {k: v for k, v in m.state().params.items() if k not in local} for m in (self, other)
+        )
+        same_settings("LatencyMonitor", mine, theirs)
         self._sketch.merge(other.sketch)
         return self
 

@@ -1,0 +1,273 @@
+"""One example per saved kind: how to build it cheaply, split it, and feed it bad input.
+
+A new component joins the conformance suite by adding its kind to
+``silenttax._registry.KINDS`` and one :class:`Example` here; every check in
+``test_conformance.py`` then runs on it. The suite fails when a kind has no
+example, so no component can skip it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from silenttax.benchmark import benchmark, compare, environment
+from silenttax.cost import CostModel, CostMonitor
+from silenttax.drift import DriftDetector
+from silenttax.features import FeatureHealth
+from silenttax.monitor import CUSUM, LatencyMonitor, LatencySketch, ResourceMonitor
+from silenttax.quantize import Baseline, Candidate, QuantizationStudy
+from silenttax.report import Finding, Report
+from silenttax.trace import Tracer, check_breakdown
+
+
+@dataclass
+class Example:
+    """How the suite drives one kind."""
+
+    make: Callable[[], Any]
+    """A fitted / recorded instance (new each call)."""
+    halves: Callable[[], tuple[Any, Any, Any]] | None = None
+    """(first half, second half, whole) for kinds whose partitions merge."""
+    merge: Callable[[Any, Any], Any] | None = None
+    """How two partitions merge (returns the merged object)."""
+    mismatched: Callable[[], tuple[Any, Any, str]] | None = None
+    """Two instances with different settings, and the setting's name."""
+    bad_input: Callable[[], Any] | None = None
+    """A call that must raise a SilentTaxError."""
+    judge: Callable[[Any], Report] | None = None
+    """What judges it (a report that must survive the round trip)."""
+
+
+def _frame(seed: int, n: int = 600) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    return {
+        "age": rng.normal(40, 10, n),
+        "income": rng.lognormal(10, 0.5, n),
+        "country": rng.choice(["DE", "FR", "US"], n).tolist(),
+    }
+
+
+_CURRENT = _frame(99)
+
+
+def _halves(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return (
+        {k: np.asarray(v)[0::2] for k, v in data.items()},
+        {k: np.asarray(v)[1::2] for k, v in data.items()},
+    )
+
+
+def _fit_halves(cls: Any, **kw: Any) -> tuple[Any, Any, Any]:
+    data = _frame(1)
+    a, b = _halves(data)
+    return cls(**kw).fit(a), cls(**kw).fit(b), cls(**kw).fit(data)
+
+
+def _latencies(seed: int, n: int = 3000) -> np.ndarray:
+    return np.random.default_rng(seed).lognormal(np.log(0.01), 0.4, n)
+
+
+def _sketch(values: np.ndarray) -> LatencySketch:
+    sketch = LatencySketch()
+    sketch.add_many(values)
+    return sketch
+
+
+def _monitor(values: np.ndarray, **kw: Any) -> LatencyMonitor:
+    monitor = LatencyMonitor(slo=0.05, **kw)
+    for v in values:
+        monitor.record(float(v))
+    return monitor
+
+
+def _split(make: Callable[[np.ndarray], Any]) -> tuple[Any, Any, Any]:
+    values = _latencies(2)
+    return make(values[::2]), make(values[1::2]), make(values)
+
+
+def _cusum() -> CUSUM:
+    detector = CUSUM(warmup=30)
+    for x in np.random.default_rng(3).normal(1.0, 0.1, 200):
+        detector.update(float(x))
+    return detector
+
+
+def _resource() -> ResourceMonitor:
+    monitor = ResourceMonitor(name="svc", gpu=False, uss=False)
+    for served in range(0, 500, 100):
+        monitor.sample(inferences=served)
+    return monitor
+
+
+def _cost() -> CostMonitor:
+    monitor = CostMonitor(CostModel(price_per_hour=2.0), window=3600, name="ranker")
+    t0 = 1_700_000_000.0
+    for hour, busy in enumerate((1800, 2700)):
+        monitor.record(inferences=360_000, busy_seconds=busy, now=t0 + 3600 * hour)
+        monitor.close_window(now=t0 + 3600 * (hour + 1))
+    return monitor
+
+
+def _tracer_breakdown(requests: int = 40) -> Any:
+    tracer = Tracer()
+    for _ in range(requests):
+        with tracer.span("predict"):
+            with tracer.span("parse", stage="preprocess"):
+                sum(range(200))
+            with tracer.span("forward", stage="model"):
+                sum(range(800))
+    return tracer.breakdown()
+
+
+def _spin() -> None:
+    sum(range(300))
+
+
+def _study() -> QuantizationStudy:
+    base = Baseline(backend="torch", p50=0.001, p99=0.002, size_bytes=4000, batch_size=8)
+    cand = Candidate(
+        method="torch_dynamic_int8",
+        backend="torch",
+        applied=True,
+        speedup=2.0,
+        speedup_ci=(1.9, 2.1),
+        p50=0.0005,
+        size_bytes=1000,
+        size_ratio=0.25,
+        max_abs_diff=0.01,
+        rel_error=0.01,
+    )
+    return QuantizationStudy(model="m", baseline=base, candidates=[cand], rounds=40)
+
+
+def _profile(kind: str) -> Any:
+    if kind == "torch":
+        import torch
+
+        from silenttax.profile import profile_torch
+
+        model = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU()).eval()
+        return profile_torch(model, torch.randn(4, 16), steps=3)
+    from onnx import TensorProto, helper, numpy_helper
+
+    from silenttax.profile import profile_onnx
+
+    w = numpy_helper.from_array(np.ones((16, 8), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 8])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return profile_onnx(model, np.ones((4, 16), np.float32), steps=3)
+
+
+def _report() -> Report:
+    finding = Finding(
+        code="latency.p99",
+        category="latency",
+        severity="warning",
+        subject="ranker",
+        message="p99 48 ms is above the 40 ms SLO",
+        metric="p99",
+        value=0.048,
+        threshold=0.04,
+        unit="s",
+    )
+    return Report(findings=[finding], source="conformance")
+
+
+def _merge_in_place(a: Any, b: Any) -> Any:
+    return a.merge(b)
+
+
+EXAMPLES: dict[str, Example] = {
+    "silenttax.drift_detector": Example(
+        make=lambda: DriftDetector().fit(_frame(1)),
+        halves=lambda: _fit_halves(DriftDetector),
+        merge=_merge_in_place,
+        mismatched=lambda: (
+            DriftDetector(alpha=0.05).fit(_frame(1)),
+            DriftDetector(alpha=0.01).fit(_frame(2)),
+            "alpha",
+        ),
+        bad_input=lambda: DriftDetector().fit({"x": []}),
+        judge=lambda d: d.check(_CURRENT),
+    ),
+    "silenttax.feature_health": Example(
+        make=lambda: FeatureHealth().fit(_frame(1)),
+        halves=lambda: _fit_halves(FeatureHealth),
+        merge=_merge_in_place,
+        mismatched=lambda: (
+            FeatureHealth(max_levels=100).fit(_frame(1)),
+            FeatureHealth(max_levels=50).fit(_frame(2)),
+            "max_levels",
+        ),
+        bad_input=lambda: FeatureHealth().check({"x": [1]}),
+        judge=lambda h: h.check(_CURRENT),
+    ),
+    "silenttax.latency_sketch": Example(
+        make=lambda: _sketch(_latencies(1)),
+        halves=lambda: _split(_sketch),
+        merge=_merge_in_place,
+        bad_input=lambda: LatencySketch(relative_accuracy=2.0),
+    ),
+    "silenttax.latency_monitor": Example(
+        make=lambda: _monitor(_latencies(1)),
+        halves=lambda: _split(_monitor),
+        merge=_merge_in_place,
+        mismatched=lambda: (
+            _monitor(_latencies(1)),
+            LatencyMonitor(slo=0.1),
+            "slo",
+        ),
+        bad_input=lambda: LatencyMonitor(slo=-1.0),
+        judge=lambda m: m.check(),
+    ),
+    "silenttax.change_detector": Example(
+        make=_cusum,
+        bad_input=lambda: CUSUM(warmup=-1),
+    ),
+    "silenttax.resource_monitor": Example(
+        make=_resource,
+        bad_input=lambda: ResourceMonitor(interval=0),
+        judge=lambda m: m.check(),
+    ),
+    "silenttax.cost_monitor": Example(
+        make=_cost,
+        bad_input=lambda: CostMonitor(CostModel(price_per_hour=1.0), window=0),
+        judge=lambda m: m.check(),
+    ),
+    "silenttax.trace_breakdown": Example(
+        make=_tracer_breakdown,
+        halves=lambda: (lambda a, b: (a, b, None))(_tracer_breakdown(), _tracer_breakdown()),
+        merge=lambda a, b: a.merge(b),
+        bad_input=lambda: _tracer_breakdown().merge(object()),
+        judge=lambda b: check_breakdown(b),
+    ),
+    "silenttax.benchmark_result": Example(
+        make=lambda: benchmark(_spin, min_samples=20, min_time=0.01, max_time=0.2, memory=False),
+        bad_input=lambda: benchmark(42),  # type: ignore[arg-type]
+        judge=lambda r: r.report(),
+    ),
+    "silenttax.comparison": Example(
+        make=lambda: compare(_spin, _spin, min_time=0.05, max_time=0.5),
+        bad_input=lambda: compare(_spin, _spin, min_rounds=2),
+        judge=lambda c: c.report(),
+    ),
+    "silenttax.environment": Example(make=environment, judge=lambda e: e.report()),
+    "silenttax.cost_model": Example(
+        make=lambda: CostModel(price_per_hour=0.8, instances=2),
+        bad_input=lambda: CostModel(price_per_hour=-1),
+    ),
+    "silenttax.report": Example(make=_report),
+    "silenttax.quantization_study": Example(make=_study, judge=lambda s: s.report()),
+    "silenttax.torch_profile": Example(make=lambda: _profile("torch"), judge=lambda p: p.report()),
+    "silenttax.onnx_profile": Example(make=lambda: _profile("onnx"), judge=lambda p: p.report()),
+}
