@@ -87,6 +87,22 @@ _EFFECT_NAMES = {
 }
 
 
+_METRICS = {
+    "Wasserstein distance in reference sd": "wasserstein_sd",
+    "total variation distance": "tv_distance",
+    "|Cohen's h|": "cohens_h",
+}
+
+
+def _metric_name(effect_name: str) -> str:
+    """The finding's ``metric``: a short name of the effect its ``value`` holds."""
+    known = _METRICS.get(effect_name)
+    return (
+        known
+        or "_".join("".join(ch if ch.isalnum() else " " for ch in effect_name).split()).lower()
+    )
+
+
 def adjust(p_values: list[float], method: str) -> list[float]:
     """Holm (family-wise) or Benjamini-Hochberg (``"fdr"``) adjusted p-values.
 
@@ -723,8 +739,12 @@ class DriftDetector(Stateful[DriftDetectorState]):
                 f"{'missing' if c.kind == 'null_rate' else 'non-finite'} more often; imputation "
                 "hides it from the model's metrics."
             )
+        adjusted = p_adj is not None and self.correction != "none"
         evidence: dict[str, Any] = {
             "test": r.method,
+            "statistic": r.statistic,
+            "p_value_raw": r.p_value,
+            "p_value_adjustment": self.correction if adjusted else "none",
             "n_reference": r.n_reference,
             "n_current": r.n_current,
             "p_value_adjusted": p_adj,
@@ -732,15 +752,17 @@ class DriftDetector(Stateful[DriftDetectorState]):
             "test_effect": r.effect_size,
             **r.details,
         }
+        # value and threshold are like for like (the effect and its materiality floor);
+        # p_value is the one the verdict used (adjusted across the check's tests)
         return make_finding(
             code,
             severity=severity,
             subject=c.column,
             message=f"'{c.column}': {what}: {verdict}",
-            metric=r.method if c.kind == "distribution" else c.kind,
-            value=r.statistic,
+            metric=_metric_name(c.effect_name),
+            value=c.effect,
             threshold=floor,
-            p_value=r.p_value,
+            p_value=p_adj if adjusted else r.p_value,
             effect_size=c.effect,
             evidence=evidence,
             recommendation=recommendation,

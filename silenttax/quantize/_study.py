@@ -407,7 +407,7 @@ class QuantizationStudy(State):
             value=after,
             baseline=before,
             unit=cost.currency,
-            effect_size=saving,
+            effect_size=after / before,  # a cost ratio, as in cost.per_1k_increase
             evidence={"batch_size": batch, "saving": saving},
             detector="quantize.study",
         )

@@ -29,10 +29,15 @@ def frame(seed: int, n: int, *, shift: float = 0.0) -> dict[str, np.ndarray]:
 def test_families_and_default_tests() -> None:
     report = DriftDetector().fit(frame(0, 2000)).check(frame(1, 2000))
     by = {f.subject: f for f in report if f.code != "drift.dataset"}
-    assert by["normal"].metric == "ks" and by["normal"].code == "drift.numeric"
-    assert by["count"].metric == "chi2" and by["count"].code == "drift.numeric"
-    assert by["city"].metric == "chi2" and by["city"].code == "drift.categorical"
-    assert by["premium"].metric == "proportion_z" and by["premium"].code == "drift.boolean"
+    test = {name: f.evidence["test"] for name, f in by.items()}
+    assert test["normal"] == "ks" and by["normal"].code == "drift.numeric"
+    assert test["count"] == "chi2" and by["count"].code == "drift.numeric"
+    assert test["city"] == "chi2" and by["city"].code == "drift.categorical"
+    assert test["premium"] == "proportion_z" and by["premium"].code == "drift.boolean"
+    # value and threshold are like for like: the effect and its materiality floor
+    assert by["normal"].metric == "wasserstein_sd" and by["premium"].metric == "cohens_h"
+    for f in by.values():
+        assert f.value == f.effect_size and f.threshold is not None
     assert report[0].code == "drift.dataset"
 
 
@@ -103,8 +108,8 @@ def test_categorical_with_unseen_and_vanished_levels() -> None:
     expected = stats.chi2_contingency(
         np.array([[600, 100, 300, 0], [500, 0, 300, 200]]), correction=False
     )
-    assert finding.value == pytest.approx(expected.statistic)
-    assert finding.effect_size == pytest.approx(0.2)
+    assert finding.evidence["statistic"] == pytest.approx(expected.statistic)
+    assert finding.value == finding.effect_size == pytest.approx(0.2)  # total variation
 
 
 def test_null_rate_change_is_reported_not_dropped() -> None:
@@ -236,8 +241,8 @@ def test_per_column_test_override_and_distances() -> None:
     )
     by = {f.subject: f for f in report}
     assert by["skewed"].metric == "psi" and by["skewed"].p_value is None
-    assert by["normal"].metric == "wasserstein"
-    assert by["city"].metric == "hellinger"
+    assert by["normal"].evidence["test"] == "wasserstein"
+    assert by["city"].evidence["test"] == "hellinger" and by["city"].metric == "hellinger_distance"
     assert report.worst is Severity.OK
 
 
@@ -246,8 +251,9 @@ def test_exact_mode_matches_scipy() -> None:
     a, b = rng.normal(0, 1, 400), rng.normal(0.3, 1, 300)
     finding = DriftDetector(exact=True).fit({"x": a}).check({"x": b}).filter(subject="x")[0]
     exact = stats.ks_2samp(a, b)
-    assert finding.value == pytest.approx(exact.statistic, abs=1e-12)
-    assert finding.p_value == pytest.approx(exact.pvalue)
+    assert finding.evidence["statistic"] == pytest.approx(exact.statistic, abs=1e-12)
+    assert finding.evidence["p_value_raw"] == pytest.approx(exact.pvalue)
+    assert finding.p_value == pytest.approx(exact.pvalue)  # one test: Holm leaves it as is
 
 
 def test_fdr_correction() -> None:

@@ -224,6 +224,7 @@ def test_report_with_and_without_cost(mlp_study: QuantizationStudy) -> None:
     priced = mlp_study.report(CostModel(price_per_hour=0.8, currency="EUR"), min_speedup=0)
     cost = priced.filter(code="quantize.cost")[0]
     assert cost.unit == "EUR" and "saving" in cost.message
+    assert cost.effect_size == pytest.approx(cost.value / cost.baseline)  # type: ignore[operator]
     # the price follows the latencies measured in the study's one session
     ratio = best.p50 / mlp_study.baseline.p50  # type: ignore[operator]
     assert cost.value == pytest.approx(cost.baseline * ratio)  # type: ignore[operator]
