@@ -12,8 +12,10 @@ catches ``ValueError`` or ``ImportError`` keeps working::
     ├── MissingDependencyError (+ ImportError)
     │                                   an optional extra is not installed; the message
     │                                   carries the exact ``pip install 'silenttax[extra]'``
-    └── StateError                      a saved state/report file is unreadable, of
-                                        another kind, or from a newer silenttax
+    ├── StateError                      a saved state/report file is unreadable, of
+    │                                   another kind, or from a newer silenttax
+    └── InternalError (+ RuntimeError)  silenttax itself failed (a bug to report); the
+                                        cause is chained
 
 Examples:
     >>> from silenttax.errors import InputError, SilentTaxError
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 __all__ = [
     "InputError",
+    "InternalError",
     "MissingDependencyError",
     "NotFittedError",
     "SchemaMismatchError",
@@ -88,3 +91,7 @@ Install it with: pip install 'silenttax[torch]'
 
 class StateError(SilentTaxError):
     """A saved state or report is unreadable, of another kind, or from a newer version."""
+
+
+class InternalError(SilentTaxError, RuntimeError):
+    """silenttax itself failed (a bug, not your input): the original error is its cause."""

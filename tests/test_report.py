@@ -93,7 +93,12 @@ def test_union_concatenates_in_order(report: Report) -> None:
     both = report | other
     assert [f.subject for f in both] == [f.subject for f in report] + ["b"]
     assert both.source == "test | other"
-    assert both.context == {"rows": 1000, "n": 2}
+    # each source keeps its own context: one module never overwrites another's figures
+    assert both.context == {"by_source": {"test": {"rows": 1000}, "other": {"n": 2}}}
+    again = both | Report(findings=[], source="test", context={"rows": 5})
+    assert again.context == {
+        "by_source": {"test": {"rows": 1000}, "other": {"n": 2}, "test#2": {"rows": 5}}
+    }
     assert (Report() | Report()).findings == ()
     with pytest.raises(TypeError):
         _ = report | 3  # type: ignore[operator]

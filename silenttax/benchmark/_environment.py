@@ -204,7 +204,11 @@ class Environment(State):
                 detector="Environment",
             )
         )
-        return Report(findings=findings, source="Environment.report")
+        return Report(
+            findings=findings,
+            source="Environment.report",
+            environment=self.model_dump(mode="json"),
+        )
 
 
 def _cpu_info() -> tuple[str, list[str]]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from silenttax._state import State
 from silenttax._stats import hodges_lehmann, hodges_lehmann_shift, quantile_rank_interval
@@ -105,8 +105,6 @@ class BenchmarkResult(State):
     """95% order-statistic CI of p99 (None: too few samples)."""
     noise: float
     """IQR / median (torch.utils.benchmark warns above 0.10)."""
-    noisy: bool
-    """Whether ``noise`` exceeds 0.10."""
     warmup_calls: int
     """Calls made before measuring."""
     wall_time: float
@@ -118,12 +116,28 @@ class BenchmarkResult(State):
     threads: int | None = None
     """torch intra-op threads set for the run, if any."""
     warnings: list[str] = Field(default_factory=list)
-    """Caveats (too few samples for a percentile, noisy machine...)."""
+    """Caveats of the measurement itself (too few samples for a percentile); whether the
+    run was too noisy is judged by :meth:`report` with its ``max_noise``."""
     environment: Environment
     """Where it ran."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_frozen_verdict(cls, data: Any) -> Any:
+        """Files from before the noise verdict moved to :meth:`report` still load."""
+        if isinstance(data, dict) and "noisy" in data:
+            data = {k: v for k, v in data.items() if k != "noisy"}
+            data["warnings"] = [w for w in data.get("warnings", []) if not w.startswith("noisy")]
+        return data
+
+    @property
+    def noisy(self) -> bool:
+        """Whether ``noise`` exceeds 0.10 (``report(max_noise=)`` judges with your limit)."""
+        return self.noise > 0.10
+
     def report(self, *, max_noise: float = 0.10) -> Report:
-        """``latency.benchmark``: the figures; WARNING when the run was too noisy to trust."""
+        """``latency.benchmark``: the figures; WARNING when the run was too noisy to trust
+        (IQR / median above ``max_noise``)."""
         noisy = self.noise > max_noise
         message = (
             f"{self.name}: p50 {_dur(self.p50)} (95% CI {_dur(self.ci_median[0])}-"
@@ -132,8 +146,11 @@ class BenchmarkResult(State):
             if self.ci_median
             else f"{self.name}: p50 {_dur(self.p50)} over {len(self.samples)} calls"
         )
-        if self.warnings:
-            message += "; " + "; ".join(self.warnings)
+        caveats = [*self.warnings]
+        if noisy:
+            caveats.append(f"noisy run: IQR is {self.noise:.0%} of the median")
+        if caveats:
+            message += "; " + "; ".join(caveats)
         finding = make_finding(
             "latency.benchmark",
             severity=Severity.WARNING if noisy else Severity.OK,
@@ -158,7 +175,11 @@ class BenchmarkResult(State):
             ),
             detector="benchmark",
         )
-        return Report(findings=[finding], source="BenchmarkResult.report")
+        return Report(
+            findings=[finding],
+            source="BenchmarkResult.report",
+            environment=self.environment.model_dump(mode="json"),
+        )
 
 
 def _summarize(
@@ -188,8 +209,6 @@ def _summarize(
         return None if ranks is None else (float(ordered[ranks[0]]), float(ordered[ranks[1]]))
 
     noise = float((p[2] - p[0]) / p[1]) if p[1] > 0 else 0.0
-    if noise > 0.10:
-        warnings.append(f"noisy run: IQR is {noise:.0%} of the median")
     mean = float(x.mean())
     return BenchmarkResult(
         name=name,
@@ -207,7 +226,6 @@ def _summarize(
         ci_median=ci(0.5),
         ci_p99=ci(0.99),
         noise=noise,
-        noisy=noise > 0.10,
         warmup_calls=warmup_calls,
         wall_time=wall,
         cpu_time=cpu,
@@ -380,7 +398,11 @@ class Comparison(State):
             )
         ]
         findings.extend(self._dependencies(change, ci_text))
-        return Report(findings=findings, source="Comparison.report")
+        return Report(
+            findings=findings,
+            source="Comparison.report",
+            environment=self.candidate.environment.model_dump(mode="json"),
+        )
 
     def _dependencies(self, change: str, ci_text: str) -> list[Finding]:
         differences = self.baseline.environment.diff(self.candidate.environment)

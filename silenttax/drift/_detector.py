@@ -24,7 +24,7 @@ from silenttax._summary import (
 )
 from silenttax.drift import _stattests as st
 from silenttax.drift._compare import SUMMARY_TESTS, wasserstein_sd
-from silenttax.errors import InputError, NotFittedError
+from silenttax.errors import InputError, NotFittedError, SchemaMismatchError
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 
@@ -350,7 +350,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
             summary = self._summarize(table[name], kind, None)
             if name in self._reference:
                 if self._kinds[name] != kind and not {self._kinds[name], kind} <= NUMERIC_KINDS:
-                    raise InputError(
+                    raise SchemaMismatchError(
                         f"reference: column {name!r} was {self._kinds[name]} and is now {kind}"
                     )
                 summary = merge_summaries(self._reference[name], summary)

@@ -11,7 +11,7 @@ from pydantic import JsonValue
 from silenttax._input import NUMERIC_KINDS, TEXT_KINDS, Table, partitions, to_table
 from silenttax._merge import same_settings
 from silenttax._state import State, Stateful
-from silenttax.errors import InputError, NotFittedError
+from silenttax.errors import InputError, NotFittedError, SchemaMismatchError
 from silenttax.features._profile import (
     ColumnProfile,
     merge_profiles,
@@ -191,7 +191,7 @@ class FeatureHealth(Stateful[FeatureHealthState]):
             mine = merged.get(name)
             if mine is not None and mine.kind != profile.kind:
                 if {mine.kind, profile.kind} != {"int", "float"}:
-                    raise InputError(
+                    raise SchemaMismatchError(
                         f"cannot merge: column {name!r} is {mine.kind} in one and "
                         f"{profile.kind} in the other"
                     )

@@ -84,17 +84,38 @@ class Report(State):
         return self.findings[index]
 
     def __or__(self, other: Report) -> Report:
-        """Concatenate: ``self``'s findings then ``other``'s; contexts are merged."""
+        """Concatenate: ``self``'s findings then ``other``'s.
+
+        Each side's ``context`` is kept under its ``source`` in
+        ``context["by_source"]`` (``"report"`` when unnamed; a repeated source
+        gets ``#2``, ``#3``...), so merging the reports of several modules never
+        lets one overwrite another's figures.
+        """
         if not isinstance(other, Report):
             return NotImplemented
         sources = [s for s in (self.source, other.source) if s]
+        context: dict[str, JsonValue] = {}
+        for part in (self, other):
+            for key, value in part._contexts().items():
+                name, n = key, 1
+                while name in context:
+                    n += 1
+                    name = f"{key}#{n}"
+                context[name] = value
         return Report(
             findings=self.findings + other.findings,
             created_at=max(self.created_at, other.created_at),
             source=" | ".join(dict.fromkeys(sources)) or None,
-            context={**self.context, **other.context},
+            context={"by_source": context},
             environment=self.environment or other.environment,
         )
+
+    def _contexts(self) -> dict[str, JsonValue]:
+        """This report's context keyed by source (a merged report's already is)."""
+        keyed = self.context.get("by_source")
+        if set(self.context) == {"by_source"} and isinstance(keyed, dict):
+            return dict(keyed)
+        return {self.source or "report": self.context} if self.context else {}
 
     def _with(self, findings: Iterable[Finding]) -> Report:
         return self.model_copy(update={"findings": tuple(findings)})

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from silenttax._sketch import LatencySketch
 from silenttax._system import intra_op_threads, usable_cores
-from silenttax.errors import InputError
+from silenttax.errors import InputError, InternalError
 from silenttax.report import Report
 from silenttax.trace._breakdown import Breakdown, SpanStats, StageStats
 from silenttax.trace._runtime import gc_pauses, overlap_ns
@@ -857,7 +857,7 @@ class Tracer:
         self._fold_quietly()
         error, self._fold_error = self._fold_error, None
         if error is not None:
-            raise RuntimeError("silenttax tracer failed to aggregate a batch") from error
+            raise InternalError("silenttax tracer failed to aggregate a batch") from error
 
     # ------------------------------------------------------------------- queries
     def breakdown(self) -> Breakdown:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -156,3 +157,30 @@ def test_order_statistic_cis_have_coverage() -> None:
         )
         covered += r.ci_median[0] <= true_median <= r.ci_median[1]  # type: ignore[index]
     assert covered / 200 >= 0.92
+
+
+def test_the_noise_verdict_follows_report_not_measurement_time() -> None:
+    from silenttax.benchmark._harness import _summarize
+
+    rng = np.random.default_rng(0)
+    samples = (0.001 * (1 + rng.uniform(-0.08, 0.08, 400))).tolist()  # IQR about 8% of median
+    result = _summarize(
+        "m",
+        samples,
+        batch_size=1,
+        warmup_calls=0,
+        wall=1,
+        cpu=1,
+        peak_rss=None,
+        threads=None,
+        env=environment(),
+    )
+    assert 0.05 < result.noise < 0.10 and not result.noisy
+    strict = result.report(max_noise=0.05)[0]
+    assert strict.severity is Severity.WARNING and "noisy run" in strict.message
+    lenient = result.report(max_noise=0.2)[0]
+    assert lenient.severity is Severity.OK and "noisy run" not in lenient.message
+    old = json.loads(result.to_json())  # a file from before: the verdict was stored
+    old["noisy"], old["warnings"] = True, ["noisy run: IQR is 12% of the median"]
+    loaded = BenchmarkResult.model_validate(old)
+    assert loaded.warnings == [] and loaded.report(max_noise=0.2)[0].severity is Severity.OK

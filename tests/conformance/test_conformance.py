@@ -217,6 +217,7 @@ PUBLIC = {
     ],
     "errors": [
         "InputError",
+        "InternalError",
         "MissingDependencyError",
         "NotFittedError",
         "SchemaMismatchError",
