@@ -14,6 +14,7 @@ from silenttax._merge import same_settings
 from silenttax._sketch import LatencySketch, LatencySketchState, quantile_interval
 from silenttax._state import State, Stateful
 from silenttax.errors import InputError
+from silenttax.monitor._creep import CreepState, CreepWatch
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 from silenttax.report._render import format_duration as _dur
@@ -80,6 +81,8 @@ class LatencyMonitorState(State):
     """Everything recorded."""
     baseline: LatencySketchState | None = None
     """The reference the recordings are judged against."""
+    creep: CreepState | None = None
+    """The creep detector's state (None when switched off)."""
 
 
 class LatencyMonitor(Stateful[LatencyMonitorState]):
@@ -121,7 +124,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         42
         >>> monitor.sketch.count
         2
-        >>> [f.code for f in monitor.check()]
+        >>> [f.code for f in monitor.check()]  # creep is judged after 12,800 requests
         ['latency.quantile', 'latency.quantile', 'latency.quantile', 'latency.slo']
     """
 
@@ -139,6 +142,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         critical_regression: float = 0.50,
         confidence: float = 0.95,
         relative_accuracy: float = 0.01,
+        creep: bool = True,
         strict: bool = False,
     ) -> None:
         if slo is not None and not (slo > 0 and math.isfinite(slo)):
@@ -164,6 +168,29 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         self.baseline = baseline.sketch if isinstance(baseline, LatencyMonitor) else baseline
         self.strict = strict
         self._sketch = LatencySketch(relative_accuracy=relative_accuracy, strict=strict)
+        self._creep = CreepWatch() if creep else None
+        self._bind()
+
+    def _bind(self) -> None:
+        """Build the recording closure (one sketch append, one buffer append)."""
+        add = self._sketch.add
+        watch = self._creep
+        if watch is None:
+            self._add = add
+            return
+        buffer, limit = watch.buffer, watch.batch
+        append, fold = buffer.append, watch.fold
+
+        def record(seconds: float) -> None:
+            add(seconds)
+            try:
+                append(seconds)
+            except (TypeError, ValueError, OverflowError):
+                return  # not a number: the sketch counted it as invalid
+            if len(buffer) >= limit:
+                fold()
+
+        self._add = record
 
     @property
     def sketch(self) -> LatencySketch:
@@ -171,8 +198,8 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         return self._sketch
 
     def record(self, seconds: float) -> None:
-        """Record one request's latency in seconds."""
-        self._sketch.add(seconds)
+        """Record one request's latency in seconds (never raises unless ``strict=True``)."""
+        self._add(seconds)
 
     def time(self) -> _Timer:
         """Time a block (``with monitor.time():``) or a function (``@monitor.time()``).
@@ -180,7 +207,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         Works on sync and async functions; the duration is recorded even when
         the block raises, and the exception propagates unchanged.
         """
-        return _Timer(self._sketch.add)
+        return _Timer(self._add)
 
     def merge(self, other: LatencyMonitor) -> Self:
         """Add another monitor's recordings (e.g. from another replica) into this one.
@@ -196,6 +223,8 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         )
         same_settings("LatencyMonitor", mine, theirs)
         self._sketch.merge(other.sketch)
+        if self._creep is not None and other._creep is not None:
+            self._creep.events.extend(other._creep.events)  # request numbers are per replica
         return self
 
     def state(self) -> LatencyMonitorState:
@@ -209,12 +238,14 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
             "critical_regression": self.critical_regression,
             "confidence": self.confidence,
             "relative_accuracy": self._sketch.relative_accuracy,
+            "creep": self._creep is not None,
             "strict": self.strict,
         }
         return LatencyMonitorState(
             params=params,
             sketch=self._sketch.state(),
             baseline=self.baseline.state() if self.baseline is not None else None,
+            creep=self._creep.state() if self._creep is not None else None,
         )
 
     @classmethod
@@ -223,11 +254,17 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         baseline = LatencySketch.from_state(state.baseline) if state.baseline else None
         monitor = cls(baseline=baseline, **state.params)
         monitor._sketch = LatencySketch.from_state(state.sketch, strict=monitor.strict)
+        if state.creep is not None and monitor._creep is not None:
+            monitor._creep = CreepWatch.from_state(state.creep)
+        monitor._bind()
         return monitor
 
     def reset(self) -> None:
-        """Forget the recordings (the baseline and settings stay)."""
+        """Forget the recordings and detected creep (the baseline and settings stay)."""
         self._sketch.reset()
+        if self._creep is not None:
+            self._creep.reset()
+        self._bind()
 
     # ---------------------------------------------------------------------- check
     def check(self) -> Report:
@@ -269,7 +306,60 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         findings.extend(self._quantile_finding(q) for q in self.quantiles)
         if self.slo is not None:
             findings.append(self._slo_finding())
+        findings.extend(self._creep_findings())
         return self._report(findings)
+
+    def _creep_findings(self) -> list[Finding]:
+        """``latency.creep``: the latest detected climb per watched quantile, or one OK."""
+        watch = self._creep
+        if watch is None:
+            return []
+        watch.fold()
+        latest = {e.quantile: e for e in watch.events}
+        watched = f"p50 and p95 of blocks of {watch.block} requests, {watch.seen} requests watched"
+        if not latest:
+            if watch.seen < watch.block * watch.warmup:
+                return []  # still learning the level: nothing judged yet, so no finding
+            return [
+                make_finding(
+                    "latency.creep",
+                    severity=Severity.OK,
+                    subject=self.name,
+                    message=f"no latency creep ({watched})",
+                    metric="creep_events",
+                    value=0.0,
+                    detector="LatencyMonitor",
+                )
+            ]
+        out = []
+        for name, event in sorted(latest.items()):
+            out.append(
+                make_finding(
+                    "latency.creep",
+                    severity=Severity.WARNING,
+                    subject=self.name,
+                    message=(
+                        f"{name} crept up {event.ratio - 1:+.0%} ({_dur(event.before)} -> "
+                        f"{_dur(event.after)}), from about request {event.started:,}, "
+                        f"confirmed at request {event.detected:,} ({watched})"
+                    ),
+                    metric=f"{name}_ratio",
+                    value=event.ratio,
+                    baseline=1.0,
+                    effect_size=event.ratio,
+                    evidence={
+                        **event.model_dump(),
+                        "events": sum(e.quantile == name for e in watch.events),
+                        "method": "one-sided CUSUM (k=0.5, h=16) on log block quantiles",
+                    },
+                    recommendation=(
+                        "Latency rose and stayed up: compare the deployment, traffic mix and "
+                        "resources around that request (silenttax.trace for the stage)."
+                    ),
+                    detector="LatencyMonitor",
+                )
+            )
+        return out
 
     def _report(self, findings: list[Finding]) -> Report:
         return Report(

@@ -42,6 +42,11 @@ CODES: tuple[CodeInfo, ...] = (
         "A latency quantile compared with a baseline, judged from confidence bounds.",
     ),
     CodeInfo("latency.slo", _C.LATENCY, "A latency quantile compared with its SLO."),
+    CodeInfo(
+        "latency.creep",
+        _C.LATENCY,
+        "A sustained rise of p50 or p95 in what a monitor recorded (CUSUM on block quantiles).",
+    ),
     CodeInfo("latency.invalid", _C.LATENCY, "Invalid durations (NaN, negative, None) recorded."),
     CodeInfo("latency.no_data", _C.LATENCY, "Nothing was recorded, so nothing was checked."),
     # silenttax.benchmark
