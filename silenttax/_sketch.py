@@ -21,7 +21,7 @@ import math
 import numbers
 import threading
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -129,6 +129,7 @@ class LatencySketch(Stateful[LatencySketchState]):
         "_max_buckets",
         "_min",
         "_offset",
+        "_on_fold",
         "_scale",
         "_strict",
         "_sum",
@@ -154,6 +155,9 @@ class LatencySketch(Stateful[LatencySketchState]):
         self._strict = strict
         self._lock = threading.Lock()
         self._buf = array("d")
+        self._on_fold: Callable[[npt.NDArray[np.float64]], None] | None = None
+        """Called with every batch of values in arrival order as it is folded (the latency
+        monitor's creep detector listens here, so recording pays nothing extra)."""
         self._counts: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self._offset = 0
         self._zero = 0
@@ -199,6 +203,8 @@ class LatencySketch(Stateful[LatencySketchState]):
             return
         with self._lock:
             self._ingest(values)
+            if self._on_fold is not None:
+                self._on_fold(values)
 
     @staticmethod
     def _validate(seconds: object) -> None:
@@ -223,6 +229,8 @@ class LatencySketch(Stateful[LatencySketchState]):
             # Under the GIL, values appended meanwhile sit after n and stay buffered.
             del buf[:n]
             self._ingest(values)
+            if self._on_fold is not None:
+                self._on_fold(values)
 
     def _ingest(self, values: npt.NDArray[np.float64]) -> None:
         """Add values to the counts (caller holds the lock)."""

@@ -120,8 +120,14 @@ class CreepWatch:
 
     @property
     def buffer(self) -> array[float]:
-        """Latencies not yet folded (the monitor's recording closure appends here)."""
+        """Latencies not yet folded into blocks."""
         return self._buf
+
+    def consume(self, values: np.ndarray) -> None:
+        """Take a batch of latencies in arrival order (the sketch's fold hook)."""
+        self._buf.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+        if len(self._buf) >= self.block:
+            self.fold()
 
     def fold(self) -> None:
         """Turn the buffered latencies into blocks and feed the detectors."""
@@ -135,11 +141,52 @@ class CreepWatch:
             return
         blocks = np.sort(np.log(values[: whole * self.block].reshape(whole, self.block)), axis=1)
         stats = {name: _quantile(blocks, q) for name, q in _QUANTILES.items()}
-        for i in range(whole):
-            self._blocks += 1
-            for name, detector in self._detectors.items():
-                self._step(name, detector, float(stats[name][i]))
+        base = self._blocks
+        for name, detector in self._detectors.items():
+            self._advance(name, detector, stats[name], base)
+        self._blocks = base + whole
         self.seen += whole * self.block
+
+    def _advance(self, name: str, detector: CUSUM, x: np.ndarray, base: int) -> None:
+        """Feed block quantiles ``x`` (blocks ``base + 1 ...``): value by value while the
+        detector learns its level or alarms, vectorised in between (the CUSUM recursion
+        ``S = max(0, S + z - k)`` is a reflected random walk: ``S_t = C_t - min(0, min C)``),
+        with the same result as :meth:`CUSUM.update` in a loop."""
+        i = 0
+        while i < x.size:
+            reference = detector.reference
+            if reference is None:
+                self._blocks = base + i + 1
+                self._step(name, detector, float(x[i]))
+                i += 1
+                continue
+            mean, sd = reference
+            sd = max(sd, 1e-9 * abs(mean), 1e-300)
+            z = np.clip((x[i:] - mean) / sd, -detector.clip, detector.clip)
+            walk = detector._pos + np.cumsum(z - detector.k)
+            level = walk - np.minimum(0.0, np.minimum.accumulate(walk))
+            over = np.flatnonzero(level > detector.threshold)
+            stop = int(over[0]) if over.size else level.size
+            if stop:
+                since = self._since[name]
+                zeros = np.flatnonzero(level[:stop] == 0.0)
+                if zeros.size:
+                    last = int(zeros[-1])
+                    since[:] = [float(base + i + last + 1), float(x[i + last + 1 : i + stop].sum())]
+                    since.append(float(stop - last - 1))
+                else:
+                    since[1] += float(x[i : i + stop].sum())
+                    since[2] += stop
+                neg = detector._neg + np.cumsum(-z[:stop] - detector.k)
+                detector._neg = float(neg[-1] - min(0.0, float(np.minimum.accumulate(neg)[-1])))
+                detector._pos = float(level[stop - 1])
+                detector._n += stop
+                detector._drift = False
+            i += stop
+            if i < x.size:  # the alarm: bookkept by the detector itself
+                self._blocks = base + i + 1
+                self._step(name, detector, float(x[i]))
+                i += 1
 
     def _step(self, name: str, detector: CUSUM, value: float) -> None:
         since = self._since[name]

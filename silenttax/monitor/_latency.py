@@ -172,25 +172,9 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         self._bind()
 
     def _bind(self) -> None:
-        """Build the recording closure (one sketch append, one buffer append)."""
-        add = self._sketch.add
-        watch = self._creep
-        if watch is None:
-            self._add = add
-            return
-        buffer, limit = watch.buffer, watch.batch
-        append, fold = buffer.append, watch.fold
-
-        def record(seconds: float) -> None:
-            add(seconds)
-            try:
-                append(seconds)
-            except (TypeError, ValueError, OverflowError):
-                return  # not a number: the sketch counted it as invalid
-            if len(buffer) >= limit:
-                fold()
-
-        self._add = record
+        """Recording is one sketch append; the creep watch listens to the sketch's folds."""
+        self._add = self._sketch.add
+        self._sketch._on_fold = self._creep.consume if self._creep is not None else None
 
     @property
     def sketch(self) -> LatencySketch:
@@ -314,6 +298,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         watch = self._creep
         if watch is None:
             return []
+        self._sketch._fold()  # hand the buffered latencies to the watch
         watch.fold()
         latest = {e.quantile: e for e in watch.events}
         watched = f"p50 and p95 of blocks of {watch.block} requests, {watch.seen} requests watched"

@@ -93,3 +93,23 @@ def test_state_round_trip_mid_stream_continues_the_same() -> None:
     monitor.record("x")  # type: ignore[arg-type]
     monitor.record(float("nan"))
     assert monitor.sketch.invalid == 2
+
+
+def test_the_vectorised_walk_equals_cusum_update_in_a_loop() -> None:
+    from silenttax.monitor import CUSUM
+
+    values = np.concatenate(
+        [lognormal(6, 0.01, 20_000), lognormal(7, 0.015, 8_000), lognormal(8, 0.02, 8_000)]
+    )
+    watch = CreepWatch()
+    for chunk in np.array_split(values, 7):  # folds of uneven sizes
+        watch.consume(chunk)
+    watch.fold()
+    blocks = np.sort(np.log(values[: values.size // 64 * 64].reshape(-1, 64)), axis=1)
+    medians = (blocks[:, 31] + blocks[:, 32]) / 2
+    loop = CUSUM(k=0.5, threshold=16.0, warmup=200, direction="up")
+    alarms = [(i + 1) * 64 for i, m in enumerate(medians) if loop.update(float(m))]
+    assert alarms and [e.detected for e in watch.events if e.quantile == "p50"] == alarms
+    state = watch.state().detectors["p50"]
+    assert state.stats["pos"] == pytest.approx(loop.state().stats["pos"])
+    assert state.stats["n"] == loop.state().stats["n"]
