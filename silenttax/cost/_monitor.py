@@ -241,6 +241,16 @@ class CostMonitor(Stateful[CostMonitorState]):
             currency=self.model.currency,
         )
 
+    def reset(self) -> None:
+        """Forget the windows, the open window and the learnt baseline (settings and price stay;
+        a baseline passed to the constructor is forgotten too)."""
+        with self._lock:
+            self._windows.clear()
+            self._start = None
+            self._inferences, self._busy, self._busy_known = 0, 0.0, True
+            self.baseline = None
+            self.invalid = 0
+
     def close_window(self, now: float | None = None) -> CostWindow | None:
         """Close the open window now; returns it (None if no window was open)."""
         with self._lock:

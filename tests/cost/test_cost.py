@@ -152,3 +152,20 @@ def test_state_json(tmp_path: Path) -> None:
     monitor.state().save(tmp_path / "c.json")
     back = CostMonitorState.load(tmp_path / "c.json")
     assert back.windows == list(monitor.windows) and back.model == monitor.model
+
+
+def test_cost_monitor_reset_numpy_counts_and_invalid_values() -> None:
+    import numpy as np
+
+    monitor = CostMonitor(CostModel(price_per_hour=1.0), window=60, name="m")
+    t0 = 1_700_000_000.0
+    monitor.record(inferences=np.int64(500), busy_seconds=np.float32(2.0), now=t0)
+    monitor.record(inferences=-3, now=t0 + 1)  # invalid: counted, not raised, not added
+    monitor.record(inferences="many", now=t0 + 2)  # type: ignore[arg-type]
+    window = monitor.close_window(now=t0 + 60)
+    assert window is not None and window.inferences == 500 and monitor.invalid == 2
+    monitor.set_price(2.0, now=t0 + 60)
+    assert monitor.model.price_per_hour == 2.0
+    monitor.reset()
+    assert monitor.windows == () and monitor.baseline is None and monitor.invalid == 0
+    assert [f.code for f in monitor.check()] == ["cost.no_data"]
