@@ -37,7 +37,7 @@ class ADWIN(ChangeDetector):
         >>> rng = np.random.default_rng(7)
         >>> stream = np.concatenate([rng.normal(100, 10, 1000), rng.normal(120, 10, 500)])
         >>> detector = ADWIN()
-        >>> [i for i, x in enumerate(stream) if detector.update(x)]
+        >>> [i for i, x in enumerate(stream) if detector.update(x).drift_detected]
         [1035]
     """
 

@@ -196,7 +196,7 @@ class CreepWatch:
             if detector.reference is not None:  # warm-up just ended
                 since[:] = [float(self._blocks), 0.0, 0.0]
             return
-        if detector.update(value):
+        if detector.update(value).drift_detected:
             before = math.exp(self._ref[name] / self.warmup)
             total, count = since[1] + value, since[2] + 1
             self.events.append(

@@ -91,8 +91,9 @@ class ChangeDetector(Stateful[DetectorState], ABC):
         del stats
 
     # ------------------------------------------------------------------- API
-    def update(self, x: float) -> bool:
-        """Feed one value; returns :attr:`drift_detected`.
+    def update(self, x: float) -> Self:
+        """Feed one value; returns the detector (read :attr:`drift_detected`), as river's
+        detectors do: ``if detector.update(x).drift_detected: ...``.
 
         Non-finite or non-numeric values are counted in :attr:`invalid` and
         ignored (they never raise).
@@ -102,17 +103,17 @@ class ChangeDetector(Stateful[DetectorState], ABC):
             value = float(x)
         except (TypeError, ValueError):
             self._invalid += 1
-            return False
+            return self
         if not math.isfinite(value):
             self._invalid += 1
-            return False
+            return self
         self._n += 1
         if self._w_n < self.warmup:
             self._w_n += 1
             delta = value - self._w_mean
             self._w_mean += delta / self._w_n
             self._w_m2 += delta * (value - self._w_mean)
-            return False
+            return self
         sd = math.sqrt(self._w_m2 / (self._w_n - 1))
         sd = max(sd, 1e-9 * abs(self._w_mean), 1e-300)
         z = min(self.clip, max(-self.clip, (value - self._w_mean) / sd))
@@ -122,7 +123,7 @@ class ChangeDetector(Stateful[DetectorState], ABC):
             self._last_detection = self._n
             self._start_warmup()
             self._restart()
-        return self._drift
+        return self
 
     @property
     def drift_detected(self) -> bool:
@@ -245,7 +246,7 @@ class CUSUM(ChangeDetector):
         >>> rng = np.random.default_rng(7)
         >>> stream = np.concatenate([rng.normal(20, 2, 1000), rng.normal(24, 2, 500)])
         >>> detector = CUSUM(direction="up")
-        >>> alarms = [i for i, x in enumerate(stream) if detector.update(x)]
+        >>> alarms = [i for i, x in enumerate(stream) if detector.update(x).drift_detected]
         >>> alarms
         [1010]
     """
@@ -306,7 +307,7 @@ class PageHinkley(ChangeDetector):
         >>> rng = np.random.default_rng(7)
         >>> stream = np.concatenate([rng.normal(5e-3, 1e-3, 1000), rng.normal(7e-3, 1e-3, 500)])
         >>> detector = PageHinkley()
-        >>> [i for i, x in enumerate(stream) if detector.update(x)]
+        >>> [i for i, x in enumerate(stream) if detector.update(x).drift_detected]
         [1014]
     """
 

@@ -12,7 +12,7 @@ DETECTORS: list[type[ChangeDetector]] = [CUSUM, PageHinkley, ADWIN]
 
 
 def alarms(detector: ChangeDetector, stream: np.ndarray) -> list[int]:
-    return [i for i, x in enumerate(stream.tolist()) if detector.update(x)]
+    return [i for i, x in enumerate(stream.tolist()) if detector.update(x).drift_detected]
 
 
 def step(seed: int, *, pre: int = 1000, post: int = 1000, shift_sd: float = 2.0) -> np.ndarray:
@@ -42,7 +42,7 @@ def false_alarm_rate(cls: type[ChangeDetector], streams: int, n: int = 20_000) -
         rng = np.random.default_rng(seed)
         stream = rng.normal(5.0, 1.0, n) if seed % 2 else rng.lognormal(np.log(0.02), 0.5, n)
         detector = cls()
-        hits += any(detector.update(x) for x in stream.tolist())
+        hits += any(detector.update(x).drift_detected for x in stream.tolist())
     return hits / streams
 
 
@@ -94,7 +94,7 @@ def test_reset_equals_fresh_and_drift_flag_is_read_only(cls: type[ChangeDetector
 def test_invalid_values_are_ignored(cls: type[ChangeDetector]) -> None:
     detector = cls()
     for bad in (float("nan"), None, "x", float("inf")):
-        assert detector.update(bad) is False  # type: ignore[arg-type]
+        assert detector.update(bad).drift_detected is False  # type: ignore[arg-type]
     assert detector.invalid == 4 and detector.n == 0
 
 
