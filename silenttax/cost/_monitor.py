@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import threading
@@ -304,8 +305,26 @@ class CostMonitor(Stateful[CostMonitorState]):
         return monitor
 
     # ---------------------------------------------------------------------- check
-    def check(self) -> Report:
-        """``cost.per_1k`` for the latest windows and ``cost.per_1k_increase`` vs baseline."""
+    def check(self, baseline: CostWindow | CostMonitor | None = None) -> Report:
+        """``cost.per_1k`` for the latest windows and ``cost.per_1k_increase`` vs baseline.
+
+        Args:
+            baseline: Compare with this window (or another monitor's baseline window)
+                instead of this monitor's own baseline.
+
+        Raises:
+            InputError: ``baseline`` is neither a CostWindow nor a CostMonitor.
+        """
+        if baseline is not None:
+            if isinstance(baseline, CostMonitor):
+                baseline = baseline.baseline
+            elif not isinstance(baseline, CostWindow):
+                raise InputError(
+                    f"baseline must be a CostWindow or CostMonitor, got {type(baseline).__name__}"
+                )
+            judge = copy.copy(self)
+            judge.baseline = baseline
+            return judge.check()
         served = [w for w in self._windows if w.inferences]
         findings: list[Finding] = []
         cur = self.model.currency

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import math
@@ -251,10 +252,29 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         self._bind()
 
     # ---------------------------------------------------------------------- check
-    def check(self) -> Report:
+    def check(self, baseline: LatencySketch | LatencyMonitor | None = None) -> Report:
         """Findings: ``latency.quantile`` (or ``latency.regression`` against the
-        baseline) per quantile, ``latency.slo`` when an SLO is set, and
-        ``latency.invalid`` when bad durations were recorded."""
+        baseline) per quantile, ``latency.slo`` when an SLO is set,
+        ``latency.creep`` once enough was recorded, and ``latency.invalid`` when bad
+        durations were recorded.
+
+        Args:
+            baseline: Judge against this instead of the constructor's baseline (a
+                sketch, or a monitor, e.g. last week's loaded with ``silenttax.load``),
+                as ``Tracer.check(baseline)`` and ``CostMonitor.check(baseline)`` do.
+
+        Raises:
+            InputError: ``baseline`` is neither a LatencySketch nor a LatencyMonitor.
+        """
+        if baseline is not None:
+            if not isinstance(baseline, LatencySketch | LatencyMonitor):
+                raise InputError(
+                    "baseline must be a LatencySketch or LatencyMonitor, got "
+                    f"{type(baseline).__name__}"
+                )
+            judge = copy.copy(self)
+            judge.baseline = baseline.sketch if isinstance(baseline, LatencyMonitor) else baseline
+            return judge.check()
         sketch = self._sketch
         findings: list[Finding] = []
         n = sketch.count

@@ -169,3 +169,19 @@ def test_cost_monitor_reset_numpy_counts_and_invalid_values() -> None:
     monitor.reset()
     assert monitor.windows == () and monitor.baseline is None and monitor.invalid == 0
     assert [f.code for f in monitor.check()] == ["cost.no_data"]
+
+
+def test_cost_baseline_can_come_at_check_time() -> None:
+    cheap, dear = (
+        CostMonitor(CostModel(price_per_hour=1.0)),
+        CostMonitor(CostModel(price_per_hour=2.0)),
+    )
+    t0 = 1_700_000_000.0
+    for monitor in (cheap, dear):
+        monitor.record(inferences=3600, now=t0)
+        monitor.close_window(now=t0 + 3600)
+    rise = dear.check(cheap).filter(code="cost.per_1k_increase")[0]
+    assert rise.effect_size == pytest.approx(2.0) and rise.severity >= Severity.WARNING
+    assert dear.baseline is not None and dear.baseline.price_per_hour == 2.0  # unchanged
+    with pytest.raises(InputError, match="baseline"):
+        dear.check(baseline=3.0)  # type: ignore[arg-type]

@@ -163,3 +163,18 @@ def test_quantile_interval_coverage() -> None:
         covered += interval[0] <= true_p95 <= interval[1]
     # Binomial(300, 0.95) is below 0.92 with probability < 1%.
     assert covered / trials >= 0.92
+
+
+def test_the_baseline_can_come_at_check_time() -> None:
+    """As Tracer.check(baseline): last week's monitor, loaded, judges today's."""
+    import silenttax
+
+    last_week = filled(lognormal(1, 5000))
+    today = filled(lognormal(2, 5000) * 1.3)
+    given = today.check(silenttax.load(last_week.to_json()))
+    built = filled(lognormal(2, 5000) * 1.3, baseline=last_week).check()
+    assert [(f.code, f.severity) for f in given] == [(f.code, f.severity) for f in built]
+    assert given.filter(code="latency.regression")[0].severity >= Severity.WARNING
+    assert today.baseline is None  # judging against another baseline changes nothing
+    with pytest.raises(InputError, match="baseline"):
+        today.check(baseline=[0.1, 0.2])  # type: ignore[arg-type]
