@@ -127,3 +127,15 @@ def test_adwin_window_adapts() -> None:
     stream = np.random.default_rng(0).normal(0, 1, 5000)
     alarms(detector, stream)
     assert 4000 < detector.width <= 5000 - detector.warmup
+
+
+@pytest.mark.parametrize("cls", [CUSUM, PageHinkley, ADWIN])
+def test_silenttax_load_returns_the_detector_class_that_saved_it(cls: type) -> None:
+    import silenttax
+
+    detector = cls(warmup=20) if cls is not ADWIN else cls()
+    for x in np.random.default_rng(0).normal(1.0, 0.1, 100):
+        detector.update(float(x))
+    back = silenttax.load(detector.to_json())
+    assert type(back) is cls and back.to_json() == detector.to_json()
+    assert type(ChangeDetector.from_json(detector.to_json())) is cls
