@@ -8,8 +8,8 @@ a shorter warm-up estimates the level too roughly and cries wolf). Block
 quantiles are close to normal, so per-request noise does not reach the
 CUSUM. Seeded simulations (log-normal, sigma 0.25-1): 1 run in 150 of 100k
 requests raises a false alarm; a +25% p50 is confirmed a few hundred
-requests after it starts. Recording appends to a buffer; blocks are folded in vectorised
-batches every ``batch`` values, so the request path pays one append.
+requests after it starts. The watch listens to the latency sketch's own
+fold (:meth:`CreepWatch.consume`), so recording pays nothing extra.
 
 A detection becomes a :class:`CreepEvent`: the request where the climb
 started (the CUSUM's last zero before the alarm, the textbook change-point
@@ -94,7 +94,6 @@ class CreepWatch:
         "_detectors",
         "_ref",
         "_since",
-        "batch",
         "block",
         "events",
         "seen",
@@ -106,7 +105,6 @@ class CreepWatch:
         self.block = block
         self.warmup = warmup
         self.threshold = threshold
-        self.batch = block * 32
         self._buf = array("d")
         self.seen = 0
         self._blocks = 0

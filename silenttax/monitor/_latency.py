@@ -204,7 +204,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
             raise InputError(f"can only merge a LatencyMonitor, got {type(other).__name__}")
         local = ("relative_accuracy", "strict")  # sketches of any accuracy merge; strict is local
         mine, theirs = (
-            {k: v for k, v in m.state().params.items() if k not in local} for m in (self, other)
+            {k: v for k, v in m._params().items() if k not in local} for m in (self, other)
         )
         same_settings("LatencyMonitor", mine, theirs)
         self._sketch.merge(other.sketch)
@@ -212,9 +212,9 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
             self._creep.events.extend(other._creep.events)  # request numbers are per replica
         return self
 
-    def state(self) -> LatencyMonitorState:
-        """JSON-serializable snapshot: settings, recordings and baseline."""
-        params = {
+    def _params(self) -> dict[str, Any]:
+        """The constructor settings, as saved."""
+        return {
             "slo": self.slo,
             "slo_quantile": self.slo_quantile,
             "name": self.name,
@@ -226,8 +226,11 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
             "creep": self._creep is not None,
             "strict": self.strict,
         }
+
+    def state(self) -> LatencyMonitorState:
+        """JSON-serializable snapshot: settings, recordings and baseline."""
         return LatencyMonitorState(
-            params=params,
+            params=self._params(),
             sketch=self._sketch.state(),
             baseline=self.baseline.state() if self.baseline is not None else None,
             creep=self._creep.state() if self._creep is not None else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -646,9 +647,10 @@ def _run(
     size = torch_size(ctx.model) if is_torch else len(ctx.onnx_bytes())
     built = [_build(m, ctx, evals, reference, metric, classifier, size) for m in methods]
     example = ctx.example
-    timed = [i for i, (fields, run) in enumerate(built) if run is not None and fields["applied"]]
+    runners = {i: run for i, (fields, run) in enumerate(built) if run and fields["applied"]}
+    timed = list(runners)
     fns: list[Callable[[], Any]] = [lambda: baseline_run(example)]
-    fns += [_bind(built[i][1], example) for i in timed]
+    fns += [functools.partial(runners[i], example) for i in timed]
     session = interleave(
         fns,
         ["fp32", *(methods[i] for i in timed)],
@@ -696,11 +698,6 @@ def _run(
         int8=support.summary,
         quantized_engine=support.engine,
     )
-
-
-def _bind(run: Callable[[Sequence[Any]], Any] | None, example: Sequence[Any]) -> Callable[[], Any]:
-    assert run is not None
-    return lambda: run(example)
 
 
 def _build(

@@ -246,7 +246,7 @@ EXAMPLES: dict[str, Example] = {
     ),
     "silenttax.trace_breakdown": Example(
         make=_tracer_breakdown,
-        halves=lambda: (lambda a, b: (a, b, None))(_tracer_breakdown(), _tracer_breakdown()),
+        halves=lambda: (_tracer_breakdown(), _tracer_breakdown(), None),  # no one-pass twin
         merge=lambda a, b: a.merge(b),
         bad_input=lambda: _tracer_breakdown().merge(object()),
         judge=lambda b: check_breakdown(b),
