@@ -355,18 +355,30 @@ class Comparison(State):
     rounds: int = 0
     """Interleaved rounds (0 for results measured separately)."""
 
-    def report(self, *, max_regression: float = 0.05) -> Report:
+    def report(self, *, min_effect: float = 0.05, critical_effect: float = 0.50) -> Report:
         """``latency.ab_regression`` (plus ``dependency.*`` when the environments differ).
 
-        WARNING when the whole CI is above ``1 + max_regression`` (significant and
-        material), CRITICAL above 1.5; an improvement is INFO; otherwise OK.
+        WARNING when the whole CI of the ratio is above ``1 + min_effect``
+        (significant and material), CRITICAL when it is above
+        ``1 + critical_effect``; an improvement is INFO; otherwise OK.
+
+        Args:
+            min_effect: Smallest material slowdown (0.05 = 5%).
+            critical_effect: Slowdown that is CRITICAL (0.50 = 50%).
+
+        Raises:
+            InputError: not ``0 <= min_effect <= critical_effect``.
         """
+        if not 0 <= min_effect <= critical_effect:
+            raise InputError(
+                f"need 0 <= min_effect <= critical_effect, got {min_effect!r}, {critical_effect!r}"
+            )
         lo, hi = self.ci
         name = f"{self.candidate.name} vs {self.baseline.name}"
         change = f"{(self.ratio - 1) * 100:+.1f}%"
         ci_text = f"{self.confidence:.0%} CI {(lo - 1) * 100:+.1f}% to {(hi - 1) * 100:+.1f}%"
-        if lo > 1 + max_regression:
-            severity = Severity.CRITICAL if lo > 1.5 else Severity.WARNING
+        if lo > 1 + min_effect:
+            severity = Severity.CRITICAL if lo > 1 + critical_effect else Severity.WARNING
             verdict = "slower"
         elif hi < 1:
             severity, verdict = Severity.INFO, "faster"
@@ -384,12 +396,12 @@ class Comparison(State):
                 metric="latency_ratio",
                 value=self.ratio,
                 baseline=1.0,
-                threshold=1 + max_regression,
+                threshold=1 + min_effect,
                 p_value=self.p_value,
                 effect_size=self.ratio,
                 evidence={"ci": list(self.ci), "method": self.method, "rounds": self.rounds},
                 recommendation=(
-                    "The candidate is slower beyond the tolerance: profile it "
+                    "The candidate is slower beyond min_effect: profile it "
                     "(silenttax.profile) before shipping."
                     if severity >= Severity.WARNING
                     else None

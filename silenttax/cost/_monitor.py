@@ -116,7 +116,7 @@ class CostMonitor(Stateful[CostMonitorState]):
     service time; windows of ``window`` seconds close by themselves (or call
     :meth:`close_window`). :meth:`check` compares the latest windows with the
     baseline (the first closed window unless given) and, when cost per 1000
-    rose by more than ``tolerance``, says which factor moved:
+    rose by more than ``min_effect``, says which factor moved:
 
     ``cost/cost0 = (price/price0) * (throughput0/throughput) * (utilization0/utilization)``
 
@@ -128,7 +128,8 @@ class CostMonitor(Stateful[CostMonitorState]):
         model: Price of the deployment.
         window: Window length in seconds.
         baseline: A window to compare with (default: the first closed one).
-        tolerance: Relative rise of cost per 1000 that is material (0.10 = 10%).
+        min_effect: Relative rise of cost per 1000 that is material (0.10 = 10%).
+        critical_effect: Relative rise that is CRITICAL (0.50 = 50%).
         compare_windows: How many of the latest windows :meth:`check` pools.
         concurrency: Requests one instance serves at once (for utilisation).
         max_windows: Closed windows kept (older ones are dropped).
@@ -155,7 +156,8 @@ class CostMonitor(Stateful[CostMonitorState]):
         *,
         window: float = 3600.0,
         baseline: CostWindow | None = None,
-        tolerance: float = 0.10,
+        min_effect: float = 0.10,
+        critical_effect: float = 0.50,
         compare_windows: int = 1,
         concurrency: int = 1,
         max_windows: int = 1000,
@@ -165,14 +167,17 @@ class CostMonitor(Stateful[CostMonitorState]):
             raise InputError(f"model must be a CostModel, got {type(model).__name__}")
         if not window > 0:
             raise InputError(f"window must be > 0 seconds, got {window!r}")
-        if tolerance < 0 or compare_windows < 1 or concurrency < 1 or max_windows < 2:
+        if not 0 <= min_effect <= critical_effect:
             raise InputError(
-                "need tolerance >= 0, compare_windows >= 1, concurrency >= 1, max_windows >= 2"
+                f"need 0 <= min_effect <= critical_effect, got {min_effect!r}, {critical_effect!r}"
             )
+        if compare_windows < 1 or concurrency < 1 or max_windows < 2:
+            raise InputError("need compare_windows >= 1, concurrency >= 1, max_windows >= 2")
         self.model = model
         self.window = float(window)
         self.baseline = baseline
-        self.tolerance = tolerance
+        self.min_effect = min_effect
+        self.critical_effect = critical_effect
         self.compare_windows = compare_windows
         self.concurrency = concurrency
         self.name = name
@@ -287,7 +292,8 @@ class CostMonitor(Stateful[CostMonitorState]):
                 baseline=self.baseline,
                 params={
                     "window": self.window,
-                    "tolerance": self.tolerance,
+                    "min_effect": self.min_effect,
+                    "critical_effect": self.critical_effect,
                     "compare_windows": self.compare_windows,
                     "concurrency": self.concurrency,
                     "max_windows": self.max_windows,
@@ -395,10 +401,10 @@ class CostMonitor(Stateful[CostMonitorState]):
             change = factor - 1 if key == "price" else 1 / factor - 1
             parts.append(f"{words[key]} {change * 100:+.0f}% (cost x{factor:.2f})")
         driver = max(factors, key=lambda k: abs(math.log(factors[k])))
-        rose = ratio > 1 + self.tolerance
+        rose = ratio > 1 + self.min_effect
         severity = Severity.OK
         if rose:
-            severity = Severity.CRITICAL if ratio > 1.5 else Severity.WARNING
+            severity = Severity.CRITICAL if ratio > 1 + self.critical_effect else Severity.WARNING
         verdict = "rose" if ratio > 1 else "fell"
         message = (
             f"cost per 1000 inferences {verdict} {abs(ratio - 1) * 100:.0f}%: "
@@ -422,7 +428,7 @@ class CostMonitor(Stateful[CostMonitorState]):
             metric="cost_per_1k",
             value=current.cost_per_1k,
             baseline=base.cost_per_1k,
-            threshold=base.cost_per_1k * (1 + self.tolerance),
+            threshold=base.cost_per_1k * (1 + self.min_effect),
             unit=cur,
             effect_size=ratio,
             evidence={

@@ -72,14 +72,18 @@ class FeatureHealth(Stateful[FeatureHealthState]):
     healthy column.
 
     Rate increases need both significance (one-sided two-proportion z-test,
-    p < ``alpha``) and materiality (at least ``min_share`` of rows and
-    Cohen's h >= 0.1), so a clean draw from the reference distribution stays
-    quiet.
+    p < ``alpha``) and materiality (at least ``min_effect`` of rows more than in
+    the reference, and Cohen's h >= 0.1), so a clean draw from the reference
+    distribution stays quiet; an increase of ``critical_effect`` of the rows
+    or more is CRITICAL.
 
     Args:
         columns: Only these columns (default: all).
         alpha: Significance level for rate increases (strict by default: many checks run).
-        min_share: Smallest share of rows that makes a change material.
+        min_effect: Smallest increase in the share of rows affected that is material
+            (0.01 = one percentage point).
+        critical_effect: Increase in the share of rows affected that is CRITICAL
+            (0.05: five more rows in a hundred reach the model broken).
         range_quantiles: Reference quantiles that bound the expected range.
         max_levels: Levels kept per column.
         low_cardinality: Numeric columns with at most this many distinct reference
@@ -102,15 +106,19 @@ class FeatureHealth(Stateful[FeatureHealthState]):
         *,
         columns: list[str] | None = None,
         alpha: float = 1e-3,
-        min_share: float = 0.01,
+        min_effect: float = 0.01,
+        critical_effect: float = 0.05,
         range_quantiles: tuple[float, float] = (0.001, 0.999),
         max_levels: int = 1000,
         low_cardinality: int = 20,
     ) -> None:
         if not 0 < alpha < 1:
             raise InputError(f"alpha must be in (0, 1), got {alpha!r}")
-        if not 0 < min_share < 1:
-            raise InputError(f"min_share must be in (0, 1), got {min_share!r}")
+        if not 0 < min_effect <= critical_effect < 1:
+            raise InputError(
+                "need 0 < min_effect <= critical_effect < 1, got "
+                f"min_effect={min_effect!r}, critical_effect={critical_effect!r}"
+            )
         lo, hi = range_quantiles
         if not 0 <= lo < hi <= 1:
             raise InputError(
@@ -118,7 +126,8 @@ class FeatureHealth(Stateful[FeatureHealthState]):
             )
         self.columns = list(columns) if columns is not None else None
         self.alpha = alpha
-        self.min_share = min_share
+        self.min_effect = min_effect
+        self.critical_effect = critical_effect
         self.range_quantiles = (float(lo), float(hi))
         self.max_levels = max_levels
         self.low_cardinality = low_cardinality
@@ -129,7 +138,8 @@ class FeatureHealth(Stateful[FeatureHealthState]):
         return {
             "columns": self.columns,  # type: ignore[dict-item]
             "alpha": self.alpha,
-            "min_share": self.min_share,
+            "min_effect": self.min_effect,
+            "critical_effect": self.critical_effect,
             "range_quantiles": list(self.range_quantiles),
             "max_levels": self.max_levels,
             "low_cardinality": self.low_cardinality,
@@ -338,9 +348,9 @@ class FeatureHealth(Stateful[FeatureHealthState]):
             return None
         p_value, h, rate = _rate_increase(k_ref, n_ref, k_cur, n_cur)
         base = k_ref / n_ref if n_ref else 0.0
-        if p_value >= self.alpha or rate - base < self.min_share or h < 0.1:
+        if p_value >= self.alpha or rate - base < self.min_effect or h < 0.1:
             return None
-        severity = Severity.CRITICAL if rate >= 0.5 or h >= 0.5 else Severity.WARNING
+        severity = Severity.CRITICAL if rate - base >= self.critical_effect else Severity.WARNING
         return self._f(
             code,
             severity,
@@ -348,7 +358,7 @@ class FeatureHealth(Stateful[FeatureHealthState]):
             f"'{column}': {what} in {rate:.1%} of rows (reference {base:.1%}){detail}",
             share=rate,
             baseline=base,
-            threshold=base + self.min_share,
+            threshold=base + self.min_effect,
             p_value=p_value,
             effect_size=h,
             example=example,
@@ -386,7 +396,7 @@ class FeatureHealth(Stateful[FeatureHealthState]):
             share = cur.numeric_strings / present
             ref_share = ref.numeric_strings / ref.present if ref_text and ref.present else 0.0
             if (ref_numeric and share > 0) or (
-                share - ref_share >= self.min_share and share >= 0.5
+                share - ref_share >= self.min_effect and share >= 0.5
             ):
                 forms = []
                 if cur.padded:
@@ -542,7 +552,7 @@ class FeatureHealth(Stateful[FeatureHealthState]):
         cur_typical = int(np.searchsorted(np.cumsum(cur_share), 0.5))
         noisy = float(cur_share[ref_max + 1 :].sum())
         example = cur.examples.get("precise") or cur.examples.get("value")
-        if ref_max < 16 and noisy >= max(self.min_share, 0.05):
+        if ref_max < 16 and noisy >= max(self.min_effect, 0.05):
             return [
                 self._f(
                     "feature.precision",
@@ -590,7 +600,7 @@ class FeatureHealth(Stateful[FeatureHealthState]):
                 if k not in ref.levels and k.strip() not in missing_like and k not in missing_like
             }
             share = sum(new.values()) / present
-            if new and share >= self.min_share:
+            if new and share >= self.min_effect:
                 top = sorted(new, key=lambda k: -new[k])[:5]
                 out.append(
                     self._f(
@@ -610,7 +620,7 @@ class FeatureHealth(Stateful[FeatureHealthState]):
                 k: n / ref_present
                 for k, n in ref.levels.items()
                 if k not in cur.levels
-                and n / ref_present >= self.min_share
+                and n / ref_present >= self.min_effect
                 and n / ref_present * present >= 10
             }
             if gone:

@@ -97,7 +97,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
     bounds, not point estimates: the current quantile's lower bound divided
     by the baseline's upper bound (both distribution-free order-statistic
     intervals, widened by the sketch resolution) must exceed
-    ``1 + min_regression`` for a WARNING, ``1 + critical_regression`` for
+    ``1 + min_effect`` for a WARNING, ``1 + critical_effect`` for
     CRITICAL. The same distribution measured twice stays quiet; 25% slower
     traffic is flagged once there are a few thousand requests.
 
@@ -107,8 +107,8 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         slo_quantile: Which quantile the SLO is on (default p99).
         name: Subject of the findings (the model or endpoint).
         quantiles: The quantiles reported.
-        min_regression: Smallest material slowdown (0.10 = 10%).
-        critical_regression: Slowdown (with confidence) that is CRITICAL.
+        min_effect: Smallest material slowdown (0.10 = 10%).
+        critical_effect: Slowdown (with confidence) that is CRITICAL.
         confidence: Confidence level of the intervals.
         relative_accuracy: Accuracy of the underlying sketch.
         strict: Raise :class:`~silenttax.errors.InputError` on invalid durations.
@@ -139,8 +139,8 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         slo_quantile: float = 0.99,
         name: str = "model",
         quantiles: Sequence[float] = (0.5, 0.95, 0.99),
-        min_regression: float = 0.10,
-        critical_regression: float = 0.50,
+        min_effect: float = 0.10,
+        critical_effect: float = 0.50,
         confidence: float = 0.95,
         relative_accuracy: float = 0.01,
         creep: bool = True,
@@ -153,8 +153,8 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
                 raise InputError(f"{arg}: quantiles must be in (0, 1), got {q!r}")
         if not 0 < confidence < 1:
             raise InputError(f"confidence must be in (0, 1), got {confidence!r}")
-        if not 0 <= min_regression <= critical_regression:
-            raise InputError("need 0 <= min_regression <= critical_regression")
+        if not 0 <= min_effect <= critical_effect:
+            raise InputError("need 0 <= min_effect <= critical_effect")
         if baseline is not None and not isinstance(baseline, LatencySketch | LatencyMonitor):
             raise InputError(
                 f"baseline must be a LatencySketch or LatencyMonitor, got {type(baseline).__name__}"
@@ -163,8 +163,8 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         self.slo = slo
         self.slo_quantile = slo_quantile
         self.quantiles = tuple(quantiles)
-        self.min_regression = min_regression
-        self.critical_regression = critical_regression
+        self.min_effect = min_effect
+        self.critical_effect = critical_effect
         self.confidence = confidence
         self.baseline = baseline.sketch if isinstance(baseline, LatencyMonitor) else baseline
         self.strict = strict
@@ -219,8 +219,8 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
             "slo_quantile": self.slo_quantile,
             "name": self.name,
             "quantiles": list(self.quantiles),
-            "min_regression": self.min_regression,
-            "critical_regression": self.critical_regression,
+            "min_effect": self.min_effect,
+            "critical_effect": self.critical_effect,
             "confidence": self.confidence,
             "relative_accuracy": self._sketch.relative_accuracy,
             "creep": self._creep is not None,
@@ -415,7 +415,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
             "baseline_count": base.count,
             "baseline_ci": list(base_ci) if base_ci else None,
         }
-        threshold = base_value * (1 + self.min_regression)
+        threshold = base_value * (1 + self.min_effect)
         common: dict[str, Any] = {
             "subject": self.name,
             "metric": label,
@@ -443,9 +443,9 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         ratio_hi = ci[1] / base_ci[0] if base_ci[0] > 0 else math.inf
         evidence |= {"ratio_ci": [ratio_lo, ratio_hi]}
         slower = f"{(ratio - 1) * 100:+.0f}%"
-        if ratio_lo > 1 + self.min_regression:
+        if ratio_lo > 1 + self.min_effect:
             severity = (
-                Severity.CRITICAL if ratio_lo > 1 + self.critical_regression else Severity.WARNING
+                Severity.CRITICAL if ratio_lo > 1 + self.critical_effect else Severity.WARNING
             )
             message = (
                 f"{label} latency regressed: {_dur(value)} vs baseline {_dur(base_value)} "

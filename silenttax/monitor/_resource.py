@@ -92,9 +92,12 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
         gpu: Include GPU stats: ``"auto"`` (when NVML sees a GPU), True or False.
         uss: Read USS: ``"auto"`` keeps it when one read costs < 2 ms.
         alpha: Significance level of the memory-trend test.
-        min_growth: Smallest material growth over the window, bytes.
-        min_growth_fraction: ... or as a fraction of the first RSS (the larger wins).
-        cpu_saturation: Utilisation (fraction of available cores) that is saturation.
+        min_effect: Smallest material memory growth over the window, as a fraction
+            of the first RSS (0.10 = 10%; the finding's ``effect_size``).
+        min_bytes: ... and never less than this many bytes (the larger wins).
+        critical_hours_left: Growth that would exhaust the available memory within
+            this many hours is CRITICAL.
+        saturation: Utilisation (fraction of available cores) that is saturation.
         strict: Let sampling errors raise instead of being counted.
 
     Examples:
@@ -119,9 +122,10 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
         gpu: bool | Literal["auto"] = "auto",
         uss: bool | Literal["auto"] = "auto",
         alpha: float = 0.01,
-        min_growth: int = 32 * _MIB,
-        min_growth_fraction: float = 0.10,
-        cpu_saturation: float = 0.90,
+        min_effect: float = 0.10,
+        min_bytes: int = 32 * _MIB,
+        critical_hours_left: float = 1.0,
+        saturation: float = 0.90,
         strict: bool = False,
     ) -> None:
         if not interval > 0:
@@ -134,9 +138,14 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
         self.name = name
         self.max_samples = max_samples
         self.alpha = alpha
-        self.min_growth = int(min_growth)
-        self.min_growth_fraction = float(min_growth_fraction)
-        self.cpu_saturation = float(cpu_saturation)
+        if min_effect < 0 or min_bytes < 0 or critical_hours_left < 0:
+            raise InputError("need min_effect, min_bytes and critical_hours_left >= 0")
+        if not 0 < saturation <= 1:
+            raise InputError(f"saturation must be in (0, 1], got {saturation!r}")
+        self.min_effect = float(min_effect)
+        self.min_bytes = int(min_bytes)
+        self.critical_hours_left = float(critical_hours_left)
+        self.saturation = float(saturation)
         self.strict = strict
         self._gpu: bool | Literal["auto"] = gpu
         self._uss: bool | Literal["auto"] = uss
@@ -268,9 +277,10 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
             "gpu": self._gpu,
             "uss": self._uss,
             "alpha": self.alpha,
-            "min_growth": self.min_growth,
-            "min_growth_fraction": self.min_growth_fraction,
-            "cpu_saturation": self.cpu_saturation,
+            "min_effect": self.min_effect,
+            "min_bytes": self.min_bytes,
+            "critical_hours_left": self.critical_hours_left,
+            "saturation": self.saturation,
             "strict": self.strict,
         }
         with self._lock:
@@ -379,7 +389,7 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
         t = np.array([s.t for s in samples])
         rss = np.array([s.rss for s in samples], dtype=np.float64)
         duration = float(t[-1] - t[0])
-        material = max(float(self.min_growth), self.min_growth_fraction * rss[0])
+        material = max(float(self.min_bytes), self.min_effect * rss[0])
         common: dict[str, Any] = {
             "subject": self.name,
             "metric": "rss_growth",
@@ -418,7 +428,9 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
             available = psutil.virtual_memory().available
             hours_left = available / slope / 3600 if slope > 0 else math.inf
             evidence["hours_to_exhaust_available_memory"] = hours_left
-            severity = Severity.CRITICAL if hours_left < 1 else Severity.WARNING
+            severity = (
+                Severity.CRITICAL if hours_left < self.critical_hours_left else Severity.WARNING
+            )
             message = (
                 f"memory grows steadily: +{_bytes(growth)} over {_dur(duration)} "
                 f"({_bytes(slope * 3600)}/h, Kendall tau {tau.statistic:.2f}, p = {p_value:.2g})"
@@ -455,7 +467,7 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
         per_inf = self._per_inference(samples, "cpu_time")
         # CPU time ticks in 10 ms steps: shorter windows cannot tell busy from idle.
         judged = elapsed >= _MIN_CPU_WINDOW_S
-        saturated = judged and util >= self.cpu_saturation
+        saturated = judged and util >= self.saturation
         threads = last.threads
         message = (
             f"CPU {util:.0%} of {self._cores} available core(s) over {_dur(elapsed)}, "
@@ -479,7 +491,7 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
             message=message,
             metric="cpu_utilization",
             value=util,
-            threshold=self.cpu_saturation,
+            threshold=self.saturation,
             evidence={
                 "cores": self._cores,
                 "threads": threads,

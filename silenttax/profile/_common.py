@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from silenttax._state import State
 from silenttax._system import quiet_stderr
+from silenttax.errors import InputError
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 from silenttax.report._render import format_duration as _dur
@@ -81,10 +82,27 @@ class Profile(State):
         self,
         *,
         max_data_movement: float = 0.10,
+        critical_data_movement: float = 0.30,
         max_overhead: float = 0.50,
         max_per_item_ops: float = 8.0,
     ) -> Report:
-        """``model_bloat.*`` findings: data movement, framework overhead, Python loops."""
+        """``model_bloat.*`` findings: data movement, framework overhead, Python loops.
+
+        Args:
+            max_data_movement: Largest acceptable share of step time spent moving or
+                converting data (WARNING from there).
+            critical_data_movement: Share of step time moving data that is CRITICAL.
+            max_overhead: Largest acceptable share of framework overhead.
+            max_per_item_ops: Largest acceptable number of per-item indexing ops per step.
+
+        Raises:
+            InputError: ``max_data_movement > critical_data_movement``.
+        """
+        if not 0 <= max_data_movement <= critical_data_movement:
+            raise InputError(
+                "need 0 <= max_data_movement <= critical_data_movement, got "
+                f"{max_data_movement!r}, {critical_data_movement!r}"
+            )
         subject = self.model
         findings: list[Finding] = [
             make_finding(
@@ -114,7 +132,9 @@ class Profile(State):
             findings.append(
                 self._finding(
                     "model_bloat.data_movement",
-                    Severity.CRITICAL if self.data_movement_share >= 0.3 else Severity.WARNING,
+                    Severity.CRITICAL
+                    if self.data_movement_share >= critical_data_movement
+                    else Severity.WARNING,
                     f"{self.data_movement_share:.0%} of step time moves or converts data "
                     f"instead of computing: {worst}",
                     "data_movement_share",

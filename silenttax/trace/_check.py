@@ -38,23 +38,27 @@ def check_breakdown(
     baseline: Breakdown | None = None,
     *,
     max_shadow_share: float = 0.5,
-    min_added: float = 50e-6,
-    min_added_share: float = 0.05,
+    critical_shadow_share: float = 0.8,
+    min_effect: float = 0.05,
+    critical_effect: float = 0.5,
+    min_seconds: float = 50e-6,
     confidence: float = 0.95,
     max_gc_share: float = 0.05,
     min_gc: float = 20e-6,
-    busy_share: float = 0.9,
+    saturation: float = 0.9,
 ) -> Report:
     """Findings on where request time goes, and what changed against ``baseline``.
 
     - ``pipeline.shadow_overhead``: the share of request time outside the model
-      stages; WARNING above ``max_shadow_share``, CRITICAL above 80%.
+      stages; WARNING above ``max_shadow_share``, CRITICAL above
+      ``critical_shadow_share``.
     - ``pipeline.stage_time`` per stage: its share and p50 per request; with a
       baseline, WARNING when the stage's p50 per request grew by a material
-      amount (at least ``min_added`` seconds and ``min_added_share`` of the
-      baseline request p50) **and** the confidence interval of the increase
-      excludes zero (order-statistic intervals of both p50s, widened by the
-      sketch resolution) — e.g. "audit_log added 0.80 ms ± 0.05 at p50".
+      amount (at least ``min_seconds`` and ``min_effect`` of the baseline
+      request p50) **and** the confidence interval of the increase excludes
+      zero (order-statistic intervals of both p50s, widened by the sketch
+      resolution) — e.g. "audit_log added 0.80 ms ± 0.05 at p50"; CRITICAL
+      when it added ``critical_effect`` of the baseline request p50 or more.
     - ``pipeline.new_stage``: a stage absent from the baseline, with the time it
       adds per request; ``pipeline.removed_stage`` for the reverse (INFO).
     - ``pipeline.request_time``: request p50 against the baseline.
@@ -65,7 +69,7 @@ def check_breakdown(
       ``min_gc`` seconds per request; otherwise one OK finding with the total.
     - ``pipeline.threads`` (runtime hints): cores kept busy, OS threads and
       requests in flight (Little's law); WARNING when the CPU is saturated
-      (``busy_share`` of the usable cores) and requests in flight × intra-op
+      (``saturation`` of the usable cores) and requests in flight × intra-op
       threads exceed the cores, or when intra-op threads alone exceed them.
 
     The tracer's own cost per span is already subtracted from every figure.
@@ -74,17 +78,31 @@ def check_breakdown(
         current: The breakdown to judge.
         baseline: The breakdown to compare with (e.g. the previous release).
         max_shadow_share: Largest acceptable share of request time outside the model.
-        min_added: Smallest material added time per request, seconds.
-        min_added_share: ... and as a share of the baseline request p50.
+        critical_shadow_share: Share of request time outside the model that is CRITICAL.
+        min_effect: Smallest material added time per request, as a share of the
+            baseline request p50 (0.05 = 5%).
+        critical_effect: Added time per request, as a share of the baseline
+            request p50, that is CRITICAL.
+        min_seconds: ... and never less than this many seconds per request.
         confidence: Confidence level of the intervals.
         max_gc_share: Largest acceptable share of a stage's time in GC pauses.
         min_gc: Smallest material GC time per request, seconds.
-        busy_share: Share of the usable cores above which the CPU counts as saturated.
+        saturation: Share of the usable cores above which the CPU counts as saturated.
+
+    Raises:
+        InputError: a setting is out of range.
     """
     if not 0 < confidence < 1:
         raise InputError(f"confidence must be in (0, 1), got {confidence!r}")
-    if not 0 < max_shadow_share <= 1:
-        raise InputError(f"max_shadow_share must be in (0, 1], got {max_shadow_share!r}")
+    if not 0 < max_shadow_share <= critical_shadow_share <= 1:
+        raise InputError(
+            "need 0 < max_shadow_share <= critical_shadow_share <= 1, got "
+            f"{max_shadow_share!r}, {critical_shadow_share!r}"
+        )
+    if not 0 <= min_effect <= critical_effect:
+        raise InputError(
+            f"need 0 <= min_effect <= critical_effect, got {min_effect!r}, {critical_effect!r}"
+        )
     findings: list[Finding] = []
     if current.requests == 0:
         findings.append(
@@ -97,7 +115,7 @@ def check_breakdown(
             )
         )
         return Report(findings=findings, source="Tracer.check")
-    findings.append(_shadow(current, baseline, max_shadow_share))
+    findings.append(_shadow(current, baseline, max_shadow_share, critical_shadow_share))
     if baseline is not None and baseline.requests:
         findings.append(_request_time(current, baseline, confidence))
     base_request_p50 = (
@@ -105,12 +123,13 @@ def check_breakdown(
         if baseline is not None and baseline.requests
         else 0.0
     )
-    material = max(min_added, min_added_share * base_request_p50)
+    material = max(min_seconds, min_effect * base_request_p50)
+    critical = max(min_seconds, critical_effect * base_request_p50)
     for stage in sorted(current.stages, key=lambda s: -current.stages[s].total):
         if baseline is None or not baseline.requests:
             findings.append(_stage_figures(current, stage))
         elif stage in baseline.stages:
-            findings.append(_stage_vs(current, baseline, stage, material, confidence))
+            findings.append(_stage_vs(current, baseline, stage, material, critical, confidence))
         else:
             findings.append(_new_stage(current, stage, material))
     if baseline is not None:
@@ -136,7 +155,7 @@ def check_breakdown(
     findings.extend(_warmups(current))
     if current.runtime_hints:
         findings.extend(_gc_pauses(current, max_gc_share, min_gc))
-        findings.extend(_threads(current, busy_share))
+        findings.extend(_threads(current, saturation))
     return Report(
         findings=findings,
         source="Tracer.check",
@@ -149,7 +168,9 @@ def check_breakdown(
     )
 
 
-def _shadow(current: Breakdown, baseline: Breakdown | None, limit: float) -> Finding:
+def _shadow(
+    current: Breakdown, baseline: Breakdown | None, limit: float, critical: float
+) -> Finding:
     has_model = any(s in current.stages for s in current.model_stages)
     if not has_model:
         return make_finding(
@@ -173,7 +194,7 @@ def _shadow(current: Breakdown, baseline: Breakdown | None, limit: float) -> Fin
     if baseline is not None and baseline.requests:
         base_share = 1.0 - baseline.model_share
     severity = Severity.OK
-    if shadow > 0.8 and shadow > limit:
+    if shadow > critical:
         severity = Severity.CRITICAL
     elif shadow > limit:
         severity = Severity.WARNING
@@ -249,7 +270,12 @@ def _stage_figures(current: Breakdown, stage: str) -> Finding:
 
 
 def _stage_vs(
-    current: Breakdown, baseline: Breakdown, stage: str, material: float, confidence: float
+    current: Breakdown,
+    baseline: Breakdown,
+    stage: str,
+    material: float,
+    critical: float,
+    confidence: float,
 ) -> Finding:
     cur = LatencySketch.from_state(current.stages[stage].sketch)
     base = LatencySketch.from_state(baseline.stages[stage].sketch)
@@ -280,10 +306,9 @@ def _stage_vs(
     half = (hi - lo) / 2
     evidence = {"added_ci": [lo, hi], "ci": list(ci), "baseline_ci": list(base_ci)}
     if lo > 0 and added >= material:
-        critical = base_value > 0 and added > base_value  # the stage more than doubled
         return make_finding(
             "pipeline.stage_time",
-            severity=Severity.CRITICAL if critical else Severity.WARNING,
+            severity=Severity.CRITICAL if added >= critical else Severity.WARNING,
             message=(
                 f"{_named(current, stage)} added {_dur(added)} ± {_dur(half)} at p50 per request "
                 f"({_dur(base_value)} -> {_dur(value)}); now {current.share(stage):.0%} of "
@@ -438,13 +463,13 @@ def _gc_pauses(current: Breakdown, max_share: float, min_per_request: float) -> 
     ]
 
 
-def _threads(current: Breakdown, busy_share: float) -> list[Finding]:
+def _threads(current: Breakdown, saturation: float) -> list[Finding]:
     """CPU saturation with more compute threads wanted than there are cores."""
     if current.wall_time <= 0 or current.cores <= 0:
         return []
     cores, busy, in_flight = current.cores, current.busy_cores, current.concurrency
     intra = current.intra_op_threads
-    saturated = busy >= busy_share * cores
+    saturated = busy >= saturation * cores
     figures = (
         f"{busy:.1f} of {cores} cores busy, {current.max_threads} threads, "
         f"~{in_flight:.1f} requests in flight"
@@ -485,7 +510,7 @@ def _threads(current: Breakdown, busy_share: float) -> list[Finding]:
             message=message,
             metric="busy_cores",
             value=busy,
-            threshold=busy_share * cores,
+            threshold=saturation * cores,
             evidence=evidence,
             recommendation=recommendation,
             detector="Tracer.check",

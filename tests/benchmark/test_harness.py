@@ -55,7 +55,7 @@ def test_compare_flags_a_slower_candidate() -> None:
     assert c.ratio == pytest.approx(1.3, rel=0.1)
     assert c.ci[0] > 1.05 and c.ci[0] <= c.ratio <= c.ci[1]
     assert c.p_value < 0.01 and c.rounds >= 20
-    finding = c.report(max_regression=0.05)[0]
+    finding = c.report(min_effect=0.05)[0]
     assert finding.code == "latency.ab_regression" and finding.severity is Severity.WARNING
     assert "slower" in finding.message
 
@@ -64,7 +64,7 @@ def test_compare_flags_a_slower_candidate() -> None:
 def test_a_a_comparisons_stay_quiet(attempt: int) -> None:
     c = compare(lambda: spin(2e-4), lambda: spin(2e-4), min_time=0.4, max_time=5)
     assert c.ci[0] < 1.05 and abs(c.ratio - 1) < 0.05
-    assert c.report(max_regression=0.05).worst < Severity.WARNING
+    assert c.report(min_effect=0.05).worst < Severity.WARNING
 
 
 def test_compare_results_attributes_the_change_to_the_environment() -> None:

@@ -166,5 +166,5 @@ def test_bad_input() -> None:
         FeatureHealth().check({"x": [1]})
     with pytest.raises(InputError, match="no rows"):
         FeatureHealth().fit({"x": [1, 2]}).check({"x": np.array([])})
-    with pytest.raises(InputError, match="min_share"):
-        FeatureHealth(min_share=0)
+    with pytest.raises(InputError, match="min_effect"):
+        FeatureHealth(min_effect=0)

@@ -52,7 +52,7 @@ def test_a_real_leak_is_reported() -> None:
 
 
 def test_small_growth_is_not_material() -> None:
-    monitor = ResourceMonitor(min_growth=64 * 2**20)
+    monitor = ResourceMonitor(min_bytes=64 * 2**20)
     held = []
     for _ in range(20):
         held.append(np.ones(100_000))  # 0.8 MB per step: 16 MB in all
@@ -61,7 +61,7 @@ def test_small_growth_is_not_material() -> None:
 
 
 def test_cpu_saturation_and_idle() -> None:
-    monitor = ResourceMonitor(cpu_saturation=0.05)
+    monitor = ResourceMonitor(saturation=0.05)
     process = psutil.Process()
     monitor.sample()
     before, began = process.cpu_times(), time.perf_counter()
@@ -77,7 +77,7 @@ def test_cpu_saturation_and_idle() -> None:
     assert cpu.value == pytest.approx(used / wall / cores, rel=0.25, abs=0.02)  # type: ignore[operator]
     assert 0 < cpu.value <= 1.05  # type: ignore[operator]
     assert cpu.severity is Severity.WARNING and "saturated" in cpu.message
-    short = ResourceMonitor(cpu_saturation=0.01)
+    short = ResourceMonitor(saturation=0.01)
     short.sample()
     short.sample()
     assert short.check().filter(code="resource.cpu")[0].severity is Severity.OK
