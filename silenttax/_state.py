@@ -21,8 +21,10 @@ Examples:
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -30,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from silenttax.errors import StateError
 
-__all__ = ["State", "Stateful"]
+__all__ = ["State", "Stateful", "settings"]
 
 
 class State(BaseModel):
@@ -146,6 +148,8 @@ class Stateful(Generic[S]):
     """
 
     STATE: ClassVar[type[State]]
+    RENAMED: ClassVar[Mapping[str, str]] = {}
+    """Settings renamed since files were first saved: old name -> new name."""
 
     def state(self) -> S:
         """The snapshot: everything needed to rebuild and judge this component."""
@@ -183,3 +187,32 @@ class Stateful(Generic[S]):
         """
         state: Any = cls.STATE.load(path)
         return cls.from_state(state)
+
+
+def settings(cls: type[Stateful[Any]], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Constructor keywords from a saved state's settings.
+
+    A setting renamed since the file was written (``cls.RENAMED``) is read under
+    its new name. The keywords are checked against the constructor's own
+    signature, so a setting the class does not take is a clear error, never a
+    ``TypeError`` from deep inside :func:`silenttax.load`.
+
+    Raises:
+        StateError: a setting is not a keyword of ``cls``.
+
+    Examples:
+        >>> from silenttax.monitor import LatencyMonitor
+        >>> settings(LatencyMonitor, {"min_regression": 0.2})  # the old name
+        {'min_effect': 0.2}
+    """
+    accepted = inspect.signature(cls.__init__).parameters
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        new = name if name in accepted else cls.RENAMED.get(name, name)
+        if new not in accepted or new == "self":
+            raise StateError(
+                f"{cls.STATE.KIND!r} state has a setting {name!r} that {cls.__name__} does not "
+                "take (written by another silenttax version?)"
+            )
+        out[new] = value
+    return out

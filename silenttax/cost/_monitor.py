@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from silenttax._state import State, Stateful
+from silenttax._state import State, Stateful, settings
 from silenttax.cost._model import CostModel
 from silenttax.errors import InputError
 from silenttax.report import Finding, Report, Severity
@@ -149,6 +149,7 @@ class CostMonitor(Stateful[CostMonitorState]):
     """
 
     STATE: ClassVar[type[State]] = CostMonitorState
+    RENAMED: ClassVar[dict[str, str]] = {"tolerance": "min_effect"}
 
     def __init__(
         self,
@@ -305,7 +306,7 @@ class CostMonitor(Stateful[CostMonitorState]):
     @classmethod
     def from_state(cls, state: CostMonitorState) -> Self:
         """Rebuild a monitor from :meth:`state` (closed windows, baseline and settings)."""
-        monitor = cls(state.model, baseline=state.baseline, **state.params)
+        monitor = cls(state.model, baseline=state.baseline, **settings(cls, state.params))
         monitor._windows.extend(state.windows)
         monitor.invalid = state.invalid
         return monitor

@@ -12,7 +12,7 @@ from pydantic import JsonValue
 from silenttax._input import NUMERIC_KINDS, Table, partitions, to_table
 from silenttax._merge import same_settings
 from silenttax._parse import parse_numbers
-from silenttax._state import State, Stateful
+from silenttax._state import State, Stateful, settings
 from silenttax._summary import (
     K_MAX,
     CategoricalSummary,
@@ -455,7 +455,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
     @classmethod
     def from_state(cls, state: DriftDetectorState) -> Self:
         """Rebuild a detector from :meth:`state`."""
-        detector = cls(**state.params)  # type: ignore[arg-type]
+        detector = cls(**settings(cls, state.params))
         detector._reference = dict(state.reference)
         detector._kinds = dict(state.kinds)
         detector._rows = state.rows

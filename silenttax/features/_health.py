@@ -10,7 +10,7 @@ from pydantic import JsonValue
 
 from silenttax._input import NUMERIC_KINDS, TEXT_KINDS, Table, partitions, to_table
 from silenttax._merge import same_settings
-from silenttax._state import State, Stateful
+from silenttax._state import State, Stateful, settings
 from silenttax.errors import InputError, NotFittedError, SchemaMismatchError
 from silenttax.features._profile import (
     ColumnProfile,
@@ -100,6 +100,7 @@ class FeatureHealth(Stateful[FeatureHealthState]):
     """
 
     STATE: ClassVar[type[State]] = FeatureHealthState
+    RENAMED: ClassVar[dict[str, str]] = {"min_share": "min_effect"}
 
     def __init__(
         self,
@@ -233,7 +234,7 @@ class FeatureHealth(Stateful[FeatureHealthState]):
     @classmethod
     def from_state(cls, state: FeatureHealthState) -> Self:
         """Rebuild from :meth:`state`."""
-        params: dict[str, Any] = dict(state.params)
+        params = settings(cls, state.params)
         params["range_quantiles"] = tuple(params["range_quantiles"])
         health = cls(**params)
         health._profiles = dict(state.profiles)

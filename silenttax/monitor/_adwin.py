@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 from silenttax.errors import InputError
 from silenttax.monitor._detectors import ChangeDetector, Direction
@@ -15,18 +15,20 @@ class ADWIN(ChangeDetector):
     """ADWIN on the standardised stream: keeps the longest recent window whose
     halves agree, and alarms when two sub-windows' means differ significantly.
 
-    The window is stored as an exponential histogram (at most ``max_buckets``
+    The window is stored as an exponential histogram (at most ``buckets_per_size``
     buckets per size class), so memory is O(log n). Every ``clock`` values it
     tests each split point with MOA's bound
-    ``eps = sqrt(2 m v ln(2 ln(W) / delta)) + 2/3 m ln(2 ln(W) / delta)``,
+    ``eps = sqrt(2 m v ln(2 ln(W) / alpha)) + 2/3 m ln(2 ln(W) / alpha)``,
     ``m = 1/(n0 - L + 1) + 1/(n1 - L + 1)``, ``v`` the window variance and
     ``L`` the minimum sub-window length. ``direction`` limits alarms to
-    increases or decreases of the mean.
+    increases or decreases of the mean. ``alpha`` is the paper's ``delta``: a
+    bound on the false-alarm probability, so it carries the library's name for
+    a significance level.
 
     Args:
-        delta: Confidence parameter (smaller: fewer false alarms, slower).
+        alpha: Significance level (smaller: fewer false alarms, slower).
         clock: Test for a cut every ``clock`` values.
-        max_buckets: Buckets kept per size class (the paper's M).
+        buckets_per_size: Buckets kept per size class (the paper's M).
         min_window: Minimum length of each sub-window.
         warmup: Values used to learn the mean and sd.
         direction: ``"up"``, ``"down"`` or ``"both"``.
@@ -41,32 +43,34 @@ class ADWIN(ChangeDetector):
         [1035]
     """
 
+    RENAMED: ClassVar[dict[str, str]] = {"delta": "alpha", "max_buckets": "buckets_per_size"}
+
     def __init__(
         self,
         *,
-        delta: float = 0.002,
+        alpha: float = 0.002,
         clock: int = 32,
-        max_buckets: int = 5,
+        buckets_per_size: int = 5,
         min_window: int = 16,
         warmup: int = 300,
         direction: Direction = "both",
         clip: float = 3.0,
     ) -> None:
-        if not 0 < delta < 1:
-            raise InputError(f"delta must be in (0, 1), got {delta!r}")
-        if clock < 1 or max_buckets < 2 or min_window < 1:
-            raise InputError("need clock >= 1, max_buckets >= 2 and min_window >= 1")
-        self.delta = float(delta)
+        if not 0 < alpha < 1:
+            raise InputError(f"alpha must be in (0, 1), got {alpha!r}")
+        if clock < 1 or buckets_per_size < 2 or min_window < 1:
+            raise InputError("need clock >= 1, buckets_per_size >= 2 and min_window >= 1")
+        self.alpha = float(alpha)
         self.clock = int(clock)
-        self.max_buckets = int(max_buckets)
+        self.buckets_per_size = int(buckets_per_size)
         self.min_window = int(min_window)
         super().__init__(warmup=warmup, direction=direction, clip=clip)
 
     def _params(self) -> dict[str, Any]:
         return {
-            "delta": self.delta,
+            "alpha": self.alpha,
             "clock": self.clock,
-            "max_buckets": self.max_buckets,
+            "buckets_per_size": self.buckets_per_size,
             "min_window": self.min_window,
             **super()._params(),
         }
@@ -102,7 +106,7 @@ class ADWIN(ChangeDetector):
 
     def _compress(self) -> None:
         i = 0
-        while i < len(self._rows) and len(self._rows[i]) > self.max_buckets:
+        while i < len(self._rows) and len(self._rows[i]) > self.buckets_per_size:
             size = 1 << i
             (t1, v1), (t2, v2) = self._rows[i][0], self._rows[i][1]
             del self._rows[i][:2]
@@ -126,7 +130,7 @@ class ADWIN(ChangeDetector):
         """None if no cut; else whether the cut is in the watched direction."""
         width, total = self._width, self._total
         variance = self._variance / width
-        log_term = math.log(2.0 * math.log(width) / self.delta)
+        log_term = math.log(2.0 * math.log(width) / self.alpha)
         n0, t0 = 0, 0.0
         for i in range(len(self._rows) - 1, -1, -1):  # oldest (largest) buckets first
             size = 1 << i

@@ -72,7 +72,7 @@ class CreepState(BaseModel):
 
     block: int
     warmup: int
-    threshold: float
+    h: float
     seen: int = 0
     """Valid latencies folded into blocks so far."""
     pending: list[float] = Field(default_factory=list)
@@ -96,22 +96,21 @@ class CreepWatch:
         "_since",
         "block",
         "events",
+        "h",
         "seen",
-        "threshold",
         "warmup",
     )
 
-    def __init__(self, *, block: int = 64, warmup: int = 200, threshold: float = 16.0) -> None:
+    def __init__(self, *, block: int = 64, warmup: int = 200, h: float = 16.0) -> None:
         self.block = block
         self.warmup = warmup
-        self.threshold = threshold
+        self.h = h
         self._buf = array("d")
         self.seen = 0
         self._blocks = 0
         self.events: list[CreepEvent] = []
         self._detectors = {
-            name: CUSUM(k=0.5, threshold=threshold, warmup=warmup, direction="up")
-            for name in _QUANTILES
+            name: CUSUM(k=0.5, h=h, warmup=warmup, direction="up") for name in _QUANTILES
         }
         self._ref = dict.fromkeys(_QUANTILES, 0.0)
         self._since = {name: [0.0, 0.0, 0.0] for name in _QUANTILES}
@@ -163,7 +162,7 @@ class CreepWatch:
             z = np.clip((x[i:] - mean) / sd, -detector.clip, detector.clip)
             walk = detector._pos + np.cumsum(z - detector.k)
             level = walk - np.minimum(0.0, np.minimum.accumulate(walk))
-            over = np.flatnonzero(level > detector.threshold)
+            over = np.flatnonzero(level > detector.h)
             stop = int(over[0]) if over.size else level.size
             if stop:
                 since = self._since[name]
@@ -215,13 +214,13 @@ class CreepWatch:
             since[2] += 1
 
     def reset(self) -> None:
-        self.__init__(block=self.block, warmup=self.warmup, threshold=self.threshold)  # type: ignore[misc]
+        self.__init__(block=self.block, warmup=self.warmup, h=self.h)  # type: ignore[misc]
 
     def state(self) -> CreepState:
         return CreepState(
             block=self.block,
             warmup=self.warmup,
-            threshold=self.threshold,
+            h=self.h,
             seen=self.seen,
             pending=list(self._buf),
             detectors={n: d.state() for n, d in self._detectors.items()},
@@ -232,7 +231,7 @@ class CreepWatch:
 
     @classmethod
     def from_state(cls, state: CreepState) -> CreepWatch:
-        watch = cls(block=state.block, warmup=state.warmup, threshold=state.threshold)
+        watch = cls(block=state.block, warmup=state.warmup, h=state.h)
         watch.seen = state.seen
         watch._blocks = state.seen // state.block
         watch._buf.extend(state.pending)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field
 
-from silenttax._state import State, Stateful
+from silenttax._state import State, Stateful, settings
 from silenttax.errors import InputError, StateError
 
 __all__ = ["CUSUM", "ChangeDetector", "DetectorState", "PageHinkley"]
@@ -206,7 +206,7 @@ class ChangeDetector(Stateful[DetectorState], ABC):
             return detector
         if state.detector != cls.__name__:
             raise StateError(f"state is of a {state.detector} detector, not {cls.__name__}")
-        detector = cls(**state.params)
+        detector = cls(**settings(cls, state.params))
         s = dict(state.stats)
         detector._n, detector._invalid = s.pop("n"), s.pop("invalid")
         detector._detections, detector._last_detection = (
@@ -231,12 +231,12 @@ class CUSUM(ChangeDetector):
     """Two-sided (or one-sided) CUSUM on the standardised stream.
 
     ``S+ = max(0, S+ + z - k)`` and ``S- = max(0, S- - z - k)``; an alarm when
-    either exceeds ``threshold``. ``k`` (in sd) is half the shift the detector
-    is tuned for; the default ``k = 1`` is optimal for 2-sd steps.
+    either exceeds ``h``. ``k`` (in sd) is half the shift the detector is
+    tuned for; the default ``k = 1`` is optimal for 2-sd steps.
 
     Args:
         k: Allowance in standard deviations.
-        threshold: Decision threshold ``h`` in standard deviations.
+        h: Decision boundary in standard deviations.
         warmup: Values used to learn the mean and sd.
         direction: ``"up"`` (latency creep, memory growth), ``"down"`` or ``"both"``.
         clip: Standardised values are clipped to ``[-clip, clip]``.
@@ -251,23 +251,25 @@ class CUSUM(ChangeDetector):
         [1010]
     """
 
+    RENAMED: ClassVar[dict[str, str]] = {"threshold": "h"}
+
     def __init__(
         self,
         *,
         k: float = 1.0,
-        threshold: float = 16.0,
+        h: float = 16.0,
         warmup: int = 300,
         direction: Direction = "both",
         clip: float = 3.0,
     ) -> None:
-        if not k >= 0 or not threshold > 0:
-            raise InputError("need k >= 0 and threshold > 0")
+        if not k >= 0 or not h > 0:
+            raise InputError(f"need k >= 0 and h > 0, got k={k!r}, h={h!r}")
         self.k = float(k)
-        self.threshold = float(threshold)
+        self.h = float(h)
         super().__init__(warmup=warmup, direction=direction, clip=clip)
 
     def _params(self) -> dict[str, Any]:
-        return {"k": self.k, "threshold": self.threshold, **super()._params()}
+        return {"k": self.k, "h": self.h, **super()._params()}
 
     def _restart(self) -> None:
         self._pos = 0.0
@@ -276,8 +278,8 @@ class CUSUM(ChangeDetector):
     def _step(self, z: float) -> bool:
         self._pos = max(0.0, self._pos + z - self.k)
         self._neg = max(0.0, self._neg - z - self.k)
-        up = self.direction != "down" and self._pos > self.threshold
-        down = self.direction != "up" and self._neg > self.threshold
+        up = self.direction != "down" and self._pos > self.h
+        down = self.direction != "up" and self._neg > self.h
         return up or down
 
     def _get_stats(self) -> dict[str, Any]:
@@ -290,14 +292,15 @@ class CUSUM(ChangeDetector):
 class PageHinkley(ChangeDetector):
     """Page-Hinkley test on the standardised stream.
 
-    ``m_t = alpha * m_{t-1} + (z_t - mean_t - delta)`` with ``mean_t`` the
-    running mean since the warm-up; an alarm when ``m_t - min(m) > threshold``
-    (and the mirror image for downward changes).
+    ``m_t = forgetting * m_{t-1} + (z_t - mean_t - k)`` with ``mean_t`` the
+    running mean since the warm-up; an alarm when ``m_t - min(m) > h`` (and
+    the mirror image for downward changes). ``k`` and ``h`` mean what they
+    mean in :class:`CUSUM` (the literature's ``delta`` and ``lambda``).
 
     Args:
-        delta: Tolerated drift per value, in standard deviations.
-        threshold: Decision threshold ``lambda`` in standard deviations.
-        alpha: Forgetting factor of the cumulative sum (1 = none).
+        k: Tolerated drift per value, in standard deviations.
+        h: Decision boundary in standard deviations.
+        forgetting: Forgetting factor of the cumulative sum (1 = none).
         warmup: Values used to learn the mean and sd.
         direction: ``"up"``, ``"down"`` or ``"both"``.
         clip: Standardised values are clipped to ``[-clip, clip]``.
@@ -311,28 +314,33 @@ class PageHinkley(ChangeDetector):
         [1014]
     """
 
+    RENAMED: ClassVar[dict[str, str]] = {"delta": "k", "threshold": "h", "alpha": "forgetting"}
+
     def __init__(
         self,
         *,
-        delta: float = 0.5,
-        threshold: float = 25.0,
-        alpha: float = 1.0,
+        k: float = 0.5,
+        h: float = 25.0,
+        forgetting: float = 1.0,
         warmup: int = 300,
         direction: Direction = "both",
         clip: float = 3.0,
     ) -> None:
-        if not delta >= 0 or not threshold > 0 or not 0 < alpha <= 1:
-            raise InputError("need delta >= 0, threshold > 0 and 0 < alpha <= 1")
-        self.delta = float(delta)
-        self.threshold = float(threshold)
-        self.alpha = float(alpha)
+        if not k >= 0 or not h > 0 or not 0 < forgetting <= 1:
+            raise InputError(
+                f"need k >= 0, h > 0 and 0 < forgetting <= 1, got k={k!r}, h={h!r}, "
+                f"forgetting={forgetting!r}"
+            )
+        self.k = float(k)
+        self.h = float(h)
+        self.forgetting = float(forgetting)
         super().__init__(warmup=warmup, direction=direction, clip=clip)
 
     def _params(self) -> dict[str, Any]:
         return {
-            "delta": self.delta,
-            "threshold": self.threshold,
-            "alpha": self.alpha,
+            "k": self.k,
+            "h": self.h,
+            "forgetting": self.forgetting,
             **super()._params(),
         }
 
@@ -345,12 +353,12 @@ class PageHinkley(ChangeDetector):
     def _step(self, z: float) -> bool:
         self._count += 1
         self._mean += (z - self._mean) / self._count
-        self._up = self.alpha * self._up + (z - self._mean - self.delta)
-        self._down = self.alpha * self._down + (self._mean - z - self.delta)
+        self._up = self.forgetting * self._up + (z - self._mean - self.k)
+        self._down = self.forgetting * self._down + (self._mean - z - self.k)
         self._up_min = min(self._up_min, self._up)
         self._down_min = min(self._down_min, self._down)
-        up = self.direction != "down" and self._up - self._up_min > self.threshold
-        down = self.direction != "up" and self._down - self._down_min > self.threshold
+        up = self.direction != "down" and self._up - self._up_min > self.h
+        down = self.direction != "up" and self._down - self._down_min > self.h
         return up or down
 
     def _get_stats(self) -> dict[str, Any]:

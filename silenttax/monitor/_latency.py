@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Self, TypeVar, cast
 
 from silenttax._merge import same_settings
 from silenttax._sketch import LatencySketch, LatencySketchState, quantile_interval
-from silenttax._state import State, Stateful
+from silenttax._state import State, Stateful, settings
 from silenttax.errors import InputError
 from silenttax.monitor._creep import CreepState, CreepWatch
 from silenttax.report import Finding, Report, Severity
@@ -130,6 +130,10 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
     """
 
     STATE: ClassVar[type[State]] = LatencyMonitorState
+    RENAMED: ClassVar[dict[str, str]] = {
+        "min_regression": "min_effect",
+        "critical_regression": "critical_effect",
+    }
 
     def __init__(
         self,
@@ -240,7 +244,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
     def from_state(cls, state: LatencyMonitorState) -> Self:
         """Rebuild a monitor from :meth:`state`."""
         baseline = LatencySketch.from_state(state.baseline) if state.baseline else None
-        monitor = cls(baseline=baseline, **state.params)
+        monitor = cls(baseline=baseline, **settings(cls, state.params))
         monitor._sketch = LatencySketch.from_state(state.sketch, strict=monitor.strict)
         if state.creep is not None and monitor._creep is not None:
             monitor._creep = CreepWatch.from_state(state.creep)

@@ -11,7 +11,7 @@ import numpy as np
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
-from silenttax._state import State, Stateful
+from silenttax._state import State, Stateful, settings
 from silenttax._system import usable_cores
 from silenttax.errors import InputError
 from silenttax.monitor._gpu import GpuStats, gpu_snapshot
@@ -111,6 +111,11 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
     """
 
     STATE: ClassVar[type[State]] = ResourceMonitorState
+    RENAMED: ClassVar[dict[str, str]] = {
+        "min_growth_fraction": "min_effect",
+        "min_growth": "min_bytes",
+        "cpu_saturation": "saturation",
+    }
 
     def __init__(
         self,
@@ -295,7 +300,7 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
     @classmethod
     def from_state(cls, state: ResourceMonitorState) -> Self:
         """A monitor of this process holding the saved samples and settings."""
-        monitor = cls(**{**state.params, "name": state.name})
+        monitor = cls(**settings(cls, {**state.params, "name": state.name}))
         monitor._samples, monitor._stride = list(state.samples), state.stride
         monitor._taken = len(state.samples) * state.stride
         monitor._last = state.samples[-1] if state.samples else None

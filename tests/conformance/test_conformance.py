@@ -11,6 +11,7 @@ message naming kind and versions.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import pytest
 
 import silenttax
 from silenttax._registry import KINDS
-from silenttax._state import State
+from silenttax._state import State, Stateful
 from silenttax.errors import SilentTaxError, StateError
 from tests.conformance.components import EXAMPLES
 
@@ -288,3 +289,33 @@ def test_public_names_are_exported_and_locked(name: str) -> None:
     }
     assert public == set(exported), f"silenttax.{name}: public but not in __all__, or vice versa"
     assert exported == PUBLIC[name]
+
+
+def _component(kind: str) -> Any:
+    module, name = KINDS[kind].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+WITH_SETTINGS = [
+    k
+    for k in KIND_IDS
+    if issubclass(_component(k), Stateful) and "params" in _component(k).STATE.model_fields
+]
+
+
+@pytest.mark.parametrize("kind", WITH_SETTINGS)
+def test_every_constructor_setting_is_saved(kind: str) -> None:
+    """The settings a state saves are exactly the constructor's keywords (less those
+    the state keeps in a field of their own, such as ``baseline``), so a new
+    keyword cannot be forgotten in ``state()`` and reload with its default."""
+    obj = EXAMPLES[kind].make()
+    state = obj.state()
+    keywords = {
+        name
+        for name, p in inspect.signature(type(obj).__init__).parameters.items()
+        if name != "self" and p.kind is not p.VAR_KEYWORD
+    }
+    own_fields = set(type(state).model_fields) & keywords
+    local = {"pid"} if kind == "silenttax.resource_monitor" else set()  # another process's
+    assert set(state.params) <= keywords, "a saved setting the constructor does not take"
+    assert keywords - local <= set(state.params) | own_fields, "a keyword is not saved"

@@ -107,7 +107,7 @@ def test_the_vectorised_walk_equals_cusum_update_in_a_loop() -> None:
     watch.fold()
     blocks = np.sort(np.log(values[: values.size // 64 * 64].reshape(-1, 64)), axis=1)
     medians = (blocks[:, 31] + blocks[:, 32]) / 2
-    loop = CUSUM(k=0.5, threshold=16.0, warmup=200, direction="up")
+    loop = CUSUM(k=0.5, h=16.0, warmup=200, direction="up")
     alarms = [(i + 1) * 64 for i, m in enumerate(medians) if loop.update(float(m)).drift_detected]
     assert alarms and [e.detected for e in watch.events if e.quantile == "p50"] == alarms
     state = watch.state().detectors["p50"]

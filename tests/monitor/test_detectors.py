@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
 
+import silenttax
 from silenttax.errors import InputError, StateError
 from silenttax.monitor import ADWIN, CUSUM, ChangeDetector, PageHinkley
 
@@ -108,8 +110,27 @@ def test_bad_parameters() -> None:
         CUSUM(warmup=1)
     with pytest.raises(InputError, match="direction"):
         PageHinkley(direction="sideways")  # type: ignore[arg-type]
-    with pytest.raises(InputError, match="delta"):
-        ADWIN(delta=2)
+    with pytest.raises(InputError, match="alpha"):
+        ADWIN(alpha=2)
+
+
+def test_files_with_the_old_setting_names_still_load() -> None:
+    """``threshold``/``delta``/``alpha`` were renamed ``h``/``k``/``forgetting`` (and
+    ADWIN's ``delta`` is ``alpha``); a file written before the rename loads."""
+    old = PageHinkley(k=0.25, h=12.0, forgetting=0.99).to_json()
+    for new, was in [('"k"', '"delta"'), ('"h"', '"threshold"'), ('"forgetting"', '"alpha"')]:
+        old = old.replace(new, was)
+    loaded = silenttax.load(old)
+    assert isinstance(loaded, PageHinkley)
+    assert (loaded.k, loaded.h, loaded.forgetting) == (0.25, 12.0, 0.99)
+    adwin = ADWIN(alpha=0.01).to_json().replace('"alpha"', '"delta"')
+    assert cast(ADWIN, silenttax.load(adwin)).alpha == 0.01
+
+
+def test_a_setting_the_class_does_not_take_is_a_state_error() -> None:
+    text = CUSUM().to_json().replace('"k"', '"kappa"')
+    with pytest.raises(StateError, match="kappa"):
+        silenttax.load(text)
 
 
 def test_warmup_reference() -> None:
