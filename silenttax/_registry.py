@@ -25,6 +25,7 @@ KINDS: dict[str, str] = {
     "silenttax.benchmark_result": "silenttax.benchmark._harness:BenchmarkResult",
     "silenttax.change_detector": "silenttax.monitor._detectors:ChangeDetector",
     "silenttax.comparison": "silenttax.benchmark._harness:Comparison",
+    "silenttax.cost_comparison": "silenttax.cost._model:CostComparison",
     "silenttax.cost_model": "silenttax.cost._model:CostModel",
     "silenttax.cost_monitor": "silenttax.cost._monitor:CostMonitor",
     "silenttax.drift_detector": "silenttax.drift._detector:DriftDetector",

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from silenttax.errors import StateError
 
-__all__ = ["State", "Stateful", "settings"]
+__all__ = ["State", "Stateful", "settings", "with_policy"]
 
 
 class State(BaseModel):
@@ -216,3 +216,25 @@ def settings(cls: type[Stateful[Any]], params: Mapping[str, Any]) -> dict[str, A
             )
         out[new] = value
     return out
+
+
+C = TypeVar("C", bound=Stateful[Any])
+
+
+def with_policy(cls: type[C], state: Any, policy: Mapping[str, Any]) -> C:
+    """Rebuild ``cls`` from ``state`` with some settings replaced: how a pure check
+    judges a snapshot under a policy other than the one it was recorded with.
+
+    ``None`` keeps the saved setting. The constructor validates the others, so
+    an out-of-range policy is the same clear error as in the constructor.
+
+    Examples:
+        >>> from silenttax.monitor import LatencyMonitor
+        >>> state = LatencyMonitor(min_effect=0.1).state()
+        >>> with_policy(LatencyMonitor, state, {"min_effect": 0.3, "slo": None}).min_effect
+        0.3
+    """
+    chosen = {name: value for name, value in policy.items() if value is not None}
+    if chosen:
+        state = state.model_copy(update={"params": {**state.params, **chosen}})
+    return cls.from_state(state)

@@ -7,6 +7,14 @@ Examples:
 """
 
 from silenttax.cost._model import SECONDS_PER_MONTH, CostComparison, CostModel
-from silenttax.cost._monitor import CostMonitor, CostWindow
+from silenttax.cost._monitor import CostMonitor, CostMonitorState, CostWindow, check_cost
 
-__all__ = ["SECONDS_PER_MONTH", "CostComparison", "CostModel", "CostMonitor", "CostWindow"]
+__all__ = [
+    "SECONDS_PER_MONTH",
+    "CostComparison",
+    "CostModel",
+    "CostMonitor",
+    "CostMonitorState",
+    "CostWindow",
+    "check_cost",
+]

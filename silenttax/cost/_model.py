@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from silenttax._state import State
 from silenttax.errors import InputError
@@ -160,10 +160,13 @@ class CostModel(State):
         )
 
 
-class CostComparison(BaseModel):
-    """Cost before and after a change in throughput (from :meth:`CostModel.what_if`)."""
+class CostComparison(State):
+    """Cost before and after a change in throughput (from :meth:`CostModel.what_if`).
 
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    A measurement, so a snapshot: it saves, and reloads with ``silenttax.load``.
+    """
+
+    KIND: ClassVar[str] = "silenttax.cost_comparison"
 
     label: str
     """Name of the change."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 import threading
@@ -12,13 +11,13 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from silenttax._state import State, Stateful, settings
+from silenttax._state import State, Stateful, settings, with_policy
 from silenttax.cost._model import CostModel
 from silenttax.errors import InputError
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 
-__all__ = ["CostMonitor", "CostWindow"]
+__all__ = ["CostMonitor", "CostMonitorState", "CostWindow", "check_cost"]
 
 
 class CostWindow(BaseModel):
@@ -76,12 +75,13 @@ class CostWindow(BaseModel):
 
 
 class CostMonitorState(State):
-    """JSON state of a :class:`CostMonitor`: the model and the closed windows."""
+    """JSON state of a :class:`CostMonitor`: the pricing and the closed windows."""
 
     KIND: ClassVar[str] = "silenttax.cost_monitor"
+    SCHEMA_VERSION: ClassVar[int] = 2
 
-    model: CostModel
-    """The price model in force."""
+    pricing: CostModel
+    """The price in force."""
     windows: list[CostWindow]
     """Closed windows, oldest first."""
     baseline: CostWindow | None = None
@@ -90,6 +90,13 @@ class CostMonitorState(State):
     """Constructor settings (older files: none, the defaults apply)."""
     invalid: int = 0
     """``record`` calls whose inferences or service time were not valid numbers."""
+
+    @classmethod
+    def _migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
+        """Version 1 called the price ``model``."""
+        if "model" in data:
+            data["pricing"] = data.pop("model")
+        return data
 
 
 def _merge(windows: list[CostWindow]) -> CostWindow:
@@ -125,7 +132,7 @@ class CostMonitor(Stateful[CostMonitorState]):
     served rate can be told apart.
 
     Args:
-        model: Price of the deployment.
+        pricing: Price of the deployment.
         window: Window length in seconds.
         baseline: A window to compare with (default: the first closed one).
         min_effect: Relative rise of cost per 1000 that is material (0.10 = 10%).
@@ -153,7 +160,7 @@ class CostMonitor(Stateful[CostMonitorState]):
 
     def __init__(
         self,
-        model: CostModel,
+        pricing: CostModel,
         *,
         window: float = 3600.0,
         baseline: CostWindow | None = None,
@@ -164,8 +171,8 @@ class CostMonitor(Stateful[CostMonitorState]):
         max_windows: int = 1000,
         name: str = "model",
     ) -> None:
-        if not isinstance(model, CostModel):
-            raise InputError(f"model must be a CostModel, got {type(model).__name__}")
+        if not isinstance(pricing, CostModel):
+            raise InputError(f"pricing must be a CostModel, got {type(pricing).__name__}")
         if not window > 0:
             raise InputError(f"window must be > 0 seconds, got {window!r}")
         if not 0 <= min_effect <= critical_effect:
@@ -174,7 +181,7 @@ class CostMonitor(Stateful[CostMonitorState]):
             )
         if compare_windows < 1 or concurrency < 1 or max_windows < 2:
             raise InputError("need compare_windows >= 1, concurrency >= 1, max_windows >= 2")
-        self.model = model
+        self.pricing = pricing
         self.window = float(window)
         self.baseline = baseline
         self.min_effect = min_effect
@@ -242,10 +249,10 @@ class CostMonitor(Stateful[CostMonitorState]):
             now: Seconds since the epoch (default: the current time), as for :meth:`record`.
         """
         self.close_window(now=now)
-        self.model = CostModel(
+        self.pricing = CostModel(
             price_per_hour=price_per_hour,
-            instances=self.model.instances if instances is None else instances,
-            currency=self.model.currency,
+            instances=self.pricing.instances if instances is None else instances,
+            currency=self.pricing.currency,
         )
 
     def reset(self) -> None:
@@ -274,8 +281,8 @@ class CostMonitor(Stateful[CostMonitorState]):
             seconds=max(0.0, end - self._start),
             inferences=self._inferences,
             busy_seconds=self._busy if self._busy_known else None,
-            price_per_hour=self.model.price_per_hour,
-            instances=self.model.instances,
+            price_per_hour=self.pricing.price_per_hour,
+            instances=self.pricing.instances,
             concurrency=self.concurrency,
         )
         self._windows.append(window)
@@ -285,10 +292,10 @@ class CostMonitor(Stateful[CostMonitorState]):
         return window
 
     def state(self) -> CostMonitorState:
-        """JSON-serializable snapshot (model, closed windows, baseline, settings)."""
+        """JSON-serializable snapshot (pricing, closed windows, baseline, settings)."""
         with self._lock:
             return CostMonitorState(
-                model=self.model,
+                pricing=self.pricing,
                 windows=list(self._windows),
                 baseline=self.baseline,
                 params={
@@ -306,35 +313,30 @@ class CostMonitor(Stateful[CostMonitorState]):
     @classmethod
     def from_state(cls, state: CostMonitorState) -> Self:
         """Rebuild a monitor from :meth:`state` (closed windows, baseline and settings)."""
-        monitor = cls(state.model, baseline=state.baseline, **settings(cls, state.params))
+        monitor = cls(state.pricing, baseline=state.baseline, **settings(cls, state.params))
         monitor._windows.extend(state.windows)
         monitor.invalid = state.invalid
         return monitor
 
     # ---------------------------------------------------------------------- check
-    def check(self, baseline: CostWindow | CostMonitor | None = None) -> Report:
+    def check(self, baseline: CostWindow | CostMonitor | CostMonitorState | None = None) -> Report:
         """``cost.per_1k`` for the latest windows and ``cost.per_1k_increase`` vs baseline.
+
+        The same as :func:`check_cost` on :meth:`state`.
 
         Args:
             baseline: Compare with this window (or another monitor's baseline window)
                 instead of this monitor's own baseline.
 
         Raises:
-            InputError: ``baseline`` is neither a CostWindow nor a CostMonitor.
+            InputError: ``baseline`` is not a CostWindow, a CostMonitor or its state.
         """
-        if baseline is not None:
-            if isinstance(baseline, CostMonitor):
-                baseline = baseline.baseline
-            elif not isinstance(baseline, CostWindow):
-                raise InputError(
-                    f"baseline must be a CostWindow or CostMonitor, got {type(baseline).__name__}"
-                )
-            judge = copy.copy(self)
-            judge.baseline = baseline
-            return judge.check()
+        return check_cost(self, baseline)
+
+    def _judge(self) -> Report:
         served = [w for w in self._windows if w.inferences]
         findings: list[Finding] = []
-        cur = self.model.currency
+        cur = self.pricing.currency
         if not served:
             findings.append(
                 make_finding(
@@ -378,7 +380,7 @@ class CostMonitor(Stateful[CostMonitorState]):
         )
 
     def _compare(self, base: CostWindow, current: CostWindow) -> Finding:
-        cur = self.model.currency
+        cur = self.pricing.currency
         assert base.cost_per_1k is not None and current.cost_per_1k is not None
         ratio = current.cost_per_1k / base.cost_per_1k
         factors: dict[str, float] = {
@@ -443,3 +445,64 @@ class CostMonitor(Stateful[CostMonitorState]):
             recommendation=recommendation,
             detector="CostMonitor",
         )
+
+
+def check_cost(
+    current: CostMonitor | CostMonitorState,
+    baseline: CostWindow | CostMonitor | CostMonitorState | None = None,
+    *,
+    min_effect: float | None = None,
+    critical_effect: float | None = None,
+    compare_windows: int | None = None,
+) -> Report:
+    """Judge a cost snapshot, optionally against a baseline, under a policy (pure).
+
+    The policy defaults to the monitor's settings; a keyword given here
+    replaces it. The baseline defaults to the monitor's own (the first closed
+    window unless one was given); a monitor or its state as ``baseline``
+    stands for its baseline window. ``CostMonitor.check`` is this function on
+    the live monitor.
+
+    Args:
+        current: The monitor or its state.
+        baseline: A window, or a monitor (or its state) whose baseline window to use.
+        min_effect: Relative rise of cost per 1000 that is material (0.10 = 10%).
+        critical_effect: Relative rise that is CRITICAL.
+        compare_windows: How many of the latest windows to pool.
+
+    Raises:
+        InputError: an argument of another type, or a policy value out of range.
+
+    Examples:
+        >>> monitor = CostMonitor(CostModel(price_per_hour=2.0), window=3600)
+        >>> t0 = 1_700_000_000.0
+        >>> monitor.record(inferences=360_000, now=t0)
+        >>> _ = monitor.close_window(now=t0 + 3600)
+        >>> monitor.set_price(3.0, now=t0 + 3600)             # the bill rose by half
+        >>> monitor.record(inferences=360_000, now=t0 + 3600)
+        >>> _ = monitor.close_window(now=t0 + 7200)
+        >>> check_cost(monitor.state(), critical_effect=0.4).worst.value
+        'critical'
+    """
+    state = current.state() if isinstance(current, CostMonitor) else current
+    if not isinstance(state, CostMonitorState):
+        raise InputError(
+            f"current must be a CostMonitor or its state, got {type(current).__name__}"
+        )
+    policy = {
+        "min_effect": min_effect,
+        "critical_effect": critical_effect,
+        "compare_windows": compare_windows,
+    }
+    judge = with_policy(CostMonitor, state, policy)
+    if baseline is not None:
+        if isinstance(baseline, CostMonitor | CostMonitorState):
+            judge.baseline = baseline.baseline
+        elif isinstance(baseline, CostWindow):
+            judge.baseline = baseline
+        else:
+            raise InputError(
+                "baseline must be a CostWindow, a CostMonitor or its state, got "
+                f"{type(baseline).__name__}"
+            )
+    return judge._judge()

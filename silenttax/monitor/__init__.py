@@ -9,8 +9,18 @@ from silenttax._sketch import LatencySketch, LatencySketchState
 from silenttax.monitor._adwin import ADWIN
 from silenttax.monitor._detectors import CUSUM, ChangeDetector, DetectorState, PageHinkley
 from silenttax.monitor._gpu import GpuStats, gpu_snapshot
-from silenttax.monitor._latency import LatencyMonitor, LatencyMonitorState, quantile_interval
-from silenttax.monitor._resource import ResourceMonitor, ResourceSample
+from silenttax.monitor._latency import (
+    LatencyMonitor,
+    LatencyMonitorState,
+    check_latency,
+    quantile_interval,
+)
+from silenttax.monitor._resource import (
+    ResourceMonitor,
+    ResourceMonitorState,
+    ResourceSample,
+    check_resource,
+)
 
 __all__ = [
     "ADWIN",
@@ -24,7 +34,10 @@ __all__ = [
     "LatencySketchState",
     "PageHinkley",
     "ResourceMonitor",
+    "ResourceMonitorState",
     "ResourceSample",
+    "check_latency",
+    "check_resource",
     "gpu_snapshot",
     "quantile_interval",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import inspect
 import math
@@ -13,14 +12,14 @@ from typing import Any, ClassVar, Self, TypeVar, cast
 
 from silenttax._merge import same_settings
 from silenttax._sketch import LatencySketch, LatencySketchState, quantile_interval
-from silenttax._state import State, Stateful, settings
+from silenttax._state import State, Stateful, settings, with_policy
 from silenttax.errors import InputError
 from silenttax.monitor._creep import CreepState, CreepWatch
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 from silenttax.report._render import format_duration as _dur
 
-__all__ = ["LatencyMonitor", "LatencyMonitorState", "quantile_interval"]
+__all__ = ["LatencyMonitor", "LatencyMonitorState", "check_latency", "quantile_interval"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -259,11 +258,13 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         self._bind()
 
     # ---------------------------------------------------------------------- check
-    def check(self, baseline: LatencySketch | LatencyMonitor | None = None) -> Report:
+    def check(
+        self, baseline: LatencySketch | LatencyMonitor | LatencyMonitorState | None = None
+    ) -> Report:
         """Findings: ``latency.quantile`` (or ``latency.regression`` against the
         baseline) per quantile, ``latency.slo`` when an SLO is set,
         ``latency.creep`` once enough was recorded, and ``latency.invalid`` when bad
-        durations were recorded.
+        durations were recorded. The same as :func:`check_latency` on :meth:`state`.
 
         Args:
             baseline: Judge against this instead of the constructor's baseline (a
@@ -271,17 +272,12 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
                 as ``Tracer.check(baseline)`` and ``CostMonitor.check(baseline)`` do.
 
         Raises:
-            InputError: ``baseline`` is neither a LatencySketch nor a LatencyMonitor.
+            InputError: ``baseline`` is not a sketch, a monitor or a monitor's state.
         """
-        if baseline is not None:
-            if not isinstance(baseline, LatencySketch | LatencyMonitor):
-                raise InputError(
-                    "baseline must be a LatencySketch or LatencyMonitor, got "
-                    f"{type(baseline).__name__}"
-                )
-            judge = copy.copy(self)
-            judge.baseline = baseline.sketch if isinstance(baseline, LatencyMonitor) else baseline
-            return judge.check()
+        return check_latency(self, baseline)
+
+    def _judge(self) -> Report:
+        """The findings on this monitor's recordings against ``self.baseline``."""
         sketch = self._sketch
         findings: list[Finding] = []
         n = sketch.count
@@ -506,3 +502,86 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
             else "Find where the time goes: silenttax.trace and silenttax.profile.",
             detector="LatencyMonitor",
         )
+
+
+def _sketch_of(
+    value: LatencySketch | LatencySketchState | LatencyMonitor | LatencyMonitorState, role: str
+) -> LatencySketch:
+    if isinstance(value, LatencySketch):
+        return value
+    if isinstance(value, LatencyMonitor):
+        return value.sketch
+    if isinstance(value, LatencySketchState):
+        return LatencySketch.from_state(value)
+    if isinstance(value, LatencyMonitorState):
+        return LatencySketch.from_state(value.sketch)
+    raise InputError(
+        f"{role} must be a LatencyMonitor, a LatencySketch or the state of one, got "
+        f"{type(value).__name__}"
+    )
+
+
+def check_latency(
+    current: LatencyMonitor | LatencyMonitorState,
+    baseline: LatencyMonitor
+    | LatencyMonitorState
+    | LatencySketch
+    | LatencySketchState
+    | None = None,
+    *,
+    confidence: float | None = None,
+    min_effect: float | None = None,
+    critical_effect: float | None = None,
+    slo: float | None = None,
+    slo_quantile: float | None = None,
+    quantiles: Sequence[float] | None = None,
+) -> Report:
+    """Judge a latency snapshot, optionally against a baseline, under a policy.
+
+    A pure function: nothing is recorded or changed. The policy defaults to the
+    settings the monitor was built with; a keyword given here replaces it. The
+    baseline defaults to the monitor's own. ``LatencyMonitor.check`` is this
+    function on the live monitor.
+
+    Args:
+        current: The monitor, or its state (e.g. the merge of every replica's).
+        baseline: What to compare with: a monitor, a sketch or the state of one.
+        confidence: Confidence level of the quantile intervals.
+        min_effect: Smallest material slowdown, relative (0.10 = 10%).
+        critical_effect: Slowdown that is CRITICAL, relative.
+        slo: Latency objective in seconds for ``slo_quantile``.
+        slo_quantile: Which quantile the SLO is on.
+        quantiles: The quantiles reported.
+
+    Raises:
+        InputError: a baseline of another type, or a policy value out of range.
+
+    Examples:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> last_week, today = LatencyMonitor(), LatencyMonitor()
+        >>> for x in rng.lognormal(-5, 0.3, 5000):
+        ...     last_week.record(float(x))
+        >>> for x in rng.lognormal(-5, 0.3, 5000) * 1.3:
+        ...     today.record(float(x))
+        >>> report = check_latency(today.state(), last_week.state(), min_effect=0.2)
+        >>> [f.severity.value for f in report.filter(code="latency.regression")]
+        ['warning', 'warning', 'warning']
+    """
+    state = current.state() if isinstance(current, LatencyMonitor) else current
+    if not isinstance(state, LatencyMonitorState):
+        raise InputError(
+            f"current must be a LatencyMonitor or its state, got {type(current).__name__}"
+        )
+    policy = {
+        "confidence": confidence,
+        "min_effect": min_effect,
+        "critical_effect": critical_effect,
+        "slo": slo,
+        "slo_quantile": slo_quantile,
+        "quantiles": list(quantiles) if quantiles is not None else None,
+    }
+    judge = with_policy(LatencyMonitor, state, policy)
+    if baseline is not None:
+        judge.baseline = _sketch_of(baseline, "baseline")
+    return judge._judge()

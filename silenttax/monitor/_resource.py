@@ -11,7 +11,7 @@ import numpy as np
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
-from silenttax._state import State, Stateful, settings
+from silenttax._state import State, Stateful, settings, with_policy
 from silenttax._system import usable_cores
 from silenttax.errors import InputError
 from silenttax.monitor._gpu import GpuStats, gpu_snapshot
@@ -20,7 +20,7 @@ from silenttax.report._codes import make_finding
 from silenttax.report._render import format_bytes as _bytes
 from silenttax.report._render import format_duration as _dur
 
-__all__ = ["ResourceMonitor", "ResourceSample"]
+__all__ = ["ResourceMonitor", "ResourceMonitorState", "ResourceSample", "check_resource"]
 
 _MIB = 1024 * 1024
 _USS_BUDGET_S = 0.002  # "cheap enough": one USS read under 2 ms
@@ -309,7 +309,13 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
 
     # --------------------------------------------------------------------- check
     def check(self) -> Report:
-        """Findings on memory, memory growth, CPU and GPUs (see the class docs)."""
+        """Findings on memory, memory growth, CPU and GPUs (see the class docs).
+
+        The same as :func:`check_resource` on :meth:`state`.
+        """
+        return check_resource(self)
+
+    def _judge(self) -> Report:
         samples = self.samples
         findings: list[Finding] = []
         if len(samples) < 2:
@@ -542,3 +548,54 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
                 )
             )
         return findings
+
+
+def check_resource(
+    current: ResourceMonitor | ResourceMonitorState,
+    *,
+    alpha: float | None = None,
+    min_effect: float | None = None,
+    min_bytes: int | None = None,
+    critical_hours_left: float | None = None,
+    saturation: float | None = None,
+) -> Report:
+    """Judge a resource snapshot under a policy (a pure function).
+
+    Resource findings need no baseline: a leak is a trend within the samples,
+    saturation a level. The policy defaults to the monitor's settings; a
+    keyword given here replaces it. ``ResourceMonitor.check`` is this function
+    on the live monitor.
+
+    Args:
+        current: The monitor or its state (e.g. loaded from yesterday's file).
+        alpha: Significance level of the memory-trend test.
+        min_effect: Smallest material memory growth, as a fraction of the first RSS.
+        min_bytes: ... and never less than this many bytes.
+        critical_hours_left: Growth that exhausts available memory within this
+            many hours is CRITICAL.
+        saturation: Utilisation of the available cores that counts as saturated.
+
+    Raises:
+        InputError: ``current`` is of another type, or a policy value is out of range.
+
+    Examples:
+        >>> monitor = ResourceMonitor(gpu=False)
+        >>> for served in range(0, 1000, 100):
+        ...     _ = monitor.sample(inferences=served)
+        >>> report = check_resource(monitor.state(), alpha=0.001)
+        >>> report.filter(code="resource.memory_growth")[0].severity.value
+        'ok'
+    """
+    state = current.state() if isinstance(current, ResourceMonitor) else current
+    if not isinstance(state, ResourceMonitorState):
+        raise InputError(
+            f"current must be a ResourceMonitor or its state, got {type(current).__name__}"
+        )
+    policy = {
+        "alpha": alpha,
+        "min_effect": min_effect,
+        "min_bytes": min_bytes,
+        "critical_hours_left": critical_hours_left,
+        "saturation": saturation,
+    }
+    return with_policy(ResourceMonitor, state, policy)._judge()

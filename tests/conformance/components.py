@@ -262,6 +262,12 @@ EXAMPLES: dict[str, Example] = {
         judge=lambda c: c.report(),
     ),
     "silenttax.environment": Example(make=environment, judge=lambda e: e.report()),
+    "silenttax.cost_comparison": Example(
+        make=lambda: CostModel(price_per_hour=0.8).what_if(
+            throughput_before=100, throughput_after=80, traffic=50
+        ),
+        judge=lambda c: c.report(),
+    ),
     "silenttax.cost_model": Example(
         make=lambda: CostModel(price_per_hour=0.8, instances=2),
         bad_input=lambda: CostModel(price_per_hour=-1),

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pytest
 
+import silenttax
 from silenttax.cost import SECONDS_PER_MONTH, CostModel, CostMonitor
 from silenttax.cost._monitor import CostMonitorState
 from silenttax.errors import InputError
@@ -80,7 +82,7 @@ def test_window_figures() -> None:
     assert w.utilization == pytest.approx(3600 / (2 * 2 * 3600))
     assert w.throughput == pytest.approx(4 * 720_000 / 3600)
     # capacity formula at the window's throughput and utilisation == realized cost
-    capacity = monitor.model.cost_per_1k(w.throughput, w.utilization)  # type: ignore[arg-type]
+    capacity = monitor.pricing.cost_per_1k(w.throughput, w.utilization)  # type: ignore[arg-type]
     assert capacity == pytest.approx(w.cost_per_1k)
 
 
@@ -102,7 +104,7 @@ def test_price_change_is_blamed_on_price() -> None:
     run(monitor, [(360_000, 1800.0)], start=T0 + 3600)
     finding = increase(monitor)
     assert finding.evidence["driver"] == "price" and finding.effect_size == pytest.approx(1.5)
-    assert monitor.model.price_per_hour == 3.0
+    assert monitor.pricing.price_per_hour == 3.0
 
 
 def test_idle_capacity_is_blamed_on_utilization() -> None:
@@ -151,7 +153,21 @@ def test_state_json(tmp_path: Path) -> None:
     run(monitor, [(1000, 10.0), (2000, 20.0)])
     monitor.state().save(tmp_path / "c.json")
     back = CostMonitorState.load(tmp_path / "c.json")
-    assert back.windows == list(monitor.windows) and back.model == monitor.model
+    assert back.windows == list(monitor.windows) and back.pricing == monitor.pricing
+
+
+def test_a_version_1_file_loads(tmp_path: Path) -> None:
+    """Version 1 called the price ``model`` and the materiality ``tolerance``."""
+    monitor = CostMonitor(CostModel(price_per_hour=2.0), min_effect=0.2)
+    run(monitor, [(1000, 10.0), (2000, 20.0)])
+    data = json.loads(monitor.to_json())
+    data["schema_version"] = 1
+    data["model"] = data.pop("pricing")
+    data["params"]["tolerance"] = data["params"].pop("min_effect")
+    back = silenttax.load(data)
+    assert isinstance(back, CostMonitor)
+    assert back.pricing == monitor.pricing and back.min_effect == 0.2
+    assert back.state() == monitor.state()
 
 
 def test_cost_monitor_reset_numpy_counts_and_invalid_values() -> None:
@@ -165,7 +181,7 @@ def test_cost_monitor_reset_numpy_counts_and_invalid_values() -> None:
     window = monitor.close_window(now=t0 + 60)
     assert window is not None and window.inferences == 500 and monitor.invalid == 2
     monitor.set_price(2.0, now=t0 + 60)
-    assert monitor.model.price_per_hour == 2.0
+    assert monitor.pricing.price_per_hour == 2.0
     monitor.reset()
     assert monitor.windows == () and monitor.baseline is None and monitor.invalid == 0
     assert [f.code for f in monitor.check()] == ["cost.no_data"]
