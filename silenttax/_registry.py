@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from silenttax._state import State
 from silenttax.errors import StateError
 
 __all__ = ["KINDS", "load"]
@@ -54,8 +55,9 @@ def target(kind: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def load(source: str | bytes | os.PathLike[str] | dict[str, Any]) -> Any:
-    """Read any saved silenttax state: a path, JSON text or bytes, or a parsed dict.
+def load(source: str | bytes | os.PathLike[str] | dict[str, Any] | State) -> Any:
+    """Read any saved silenttax state: a path, JSON text or bytes, a parsed dict, or a
+    snapshot already in memory (a component's ``state()``, e.g. after a merge).
 
     Returns what saved it: a component (``DriftDetector``, ``FeatureHealth``,
     ``LatencySketch``, ``LatencyMonitor``, change detectors,
@@ -81,6 +83,11 @@ def load(source: str | bytes | os.PathLike[str] | dict[str, Any]) -> Any:
         silenttax.errors.StateError: unknown state kind 'silenttax.future_thing': ...
     """
     text: str | bytes
+    if isinstance(source, State):
+        reader = target(source.kind)
+        if isinstance(source, reader):
+            return source  # a measurement is its own snapshot
+        return reader.from_state(source)
     if isinstance(source, dict):
         data, text = source, json.dumps(source)
     else:

@@ -21,6 +21,7 @@ from silenttax.drift._detector import (
     DriftDetector,
     DriftDetectorState,
     adjust,
+    check_drift,
 )
 from silenttax.drift._stattests import (
     DriftResult,
@@ -47,6 +48,7 @@ __all__ = [
     "NumericSummary",
     "adjust",
     "anderson_darling",
+    "check_drift",
     "chi2",
     "cramer_von_mises",
     "hellinger",

@@ -12,7 +12,7 @@ from pydantic import JsonValue
 from silenttax._input import NUMERIC_KINDS, Table, partitions, to_table
 from silenttax._merge import same_settings
 from silenttax._parse import parse_numbers
-from silenttax._state import State, Stateful, settings
+from silenttax._state import State, Stateful, settings, with_policy
 from silenttax._summary import (
     K_MAX,
     CategoricalSummary,
@@ -28,7 +28,14 @@ from silenttax.errors import InputError, NotFittedError, SchemaMismatchError
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 
-__all__ = ["DEFAULT_CRITICAL", "DEFAULT_MIN_EFFECT", "DEFAULT_TESTS", "DriftDetector"]
+__all__ = [
+    "DEFAULT_CRITICAL",
+    "DEFAULT_MIN_EFFECT",
+    "DEFAULT_TESTS",
+    "DriftDetector",
+    "DriftDetectorState",
+    "check_drift",
+]
 
 Family = Literal["continuous", "discrete", "boolean", "categorical", "skipped"]
 
@@ -539,30 +546,77 @@ class DriftDetector(Stateful[DriftDetectorState]):
     def check(self, current: Any = None) -> Report:
         """Test ``current`` (or the window built with :meth:`update`) against the reference.
 
+        The same as :func:`check_drift` with this detector as the reference.
+
         Raises:
             NotFittedError: before :meth:`fit`.
             InputError: ``current`` has no rows (or there is no window to check).
         """
+        self._require()
+        return self._judge_data(current) if current is not None else self._judge_window()
+
+    def _judge_window(self) -> Report:
+        self._require()
+        if self._window is None:
+            raise InputError("current: nothing to check; pass data or call update() first")
+        return self._judge(dict(self._window), self._window_rows, set(self._window), {})
+
+    def _judge_data(self, current: Any) -> Report:
         reference = self._require()
-        if current is None:
-            if self._window is None:
-                raise InputError("current: nothing to check; pass data or call update() first")
-            summaries, n_rows = dict(self._window), self._window_rows
-            coercions: dict[str, dict[str, Any]] = {}
-            present = set(summaries)
-        else:
-            table = to_table(current, argument="current")
-            if table.n_rows == 0:
-                raise InputError("current: has no rows")
-            summaries, coercions = {}, {}
-            for name in reference:
-                if name not in table:
-                    continue
-                summaries[name], how = self._summarize_current(table, name)
-                if how is not None:
-                    coercions[name] = how
-            n_rows = table.n_rows
-            present = set(table.names)
+        table = to_table(current, argument="current")
+        if table.n_rows == 0:
+            raise InputError("current: has no rows")
+        summaries: dict[str, NumericSummary | CategoricalSummary] = {}
+        coercions: dict[str, dict[str, Any]] = {}
+        for name in reference:
+            if name not in table:
+                continue
+            summaries[name], how = self._summarize_current(table, name)
+            if how is not None:
+                coercions[name] = how
+        return self._judge(summaries, table.n_rows, set(table.names), coercions)
+
+    def _judge_summaries(self, current: DriftDetectorState) -> Report:
+        """Judge another detector's reference summaries (of the current data) as the window."""
+        summaries: dict[str, NumericSummary | CategoricalSummary] = {}
+        retyped: dict[str, dict[str, Any]] = {}
+        for name, summary in current.reference.items():
+            mine = self._kinds.get(name)
+            if mine is None or _same_family(mine, current.kinds[name]):
+                summaries[name] = summary
+            else:
+                retyped[name] = {"from": current.kinds[name], "to": mine}
+        report = self._judge(summaries, current.rows, set(current.reference), {})
+        if not retyped:
+            return report
+        changed = [
+            make_finding(
+                "drift.type_change",
+                severity=Severity.CRITICAL,
+                subject=name,
+                message=(
+                    f"'{name}' was summarised as {how['from']} instead of {how['to']}: not "
+                    "tested (summaries of another kind cannot be converted; check the raw "
+                    "data to test it after conversion)"
+                ),
+                evidence=how,
+                detector="DriftDetector",
+            )
+            for name, how in sorted(retyped.items())
+        ]
+        kept = [
+            f for f in report if not (f.code == "drift.missing_column" and f.subject in retyped)
+        ]
+        return Report(findings=kept + changed, source=report.source, context=report.context)
+
+    def _judge(
+        self,
+        summaries: dict[str, NumericSummary | CategoricalSummary],
+        n_rows: int,
+        present: set[str],
+        coercions: dict[str, dict[str, Any]],
+    ) -> Report:
+        reference = self._require()
         findings: list[Finding] = []
         candidates: list[_Candidate] = []
         for name, ref in reference.items():
@@ -856,3 +910,82 @@ class DriftDetector(Stateful[DriftDetectorState]):
             evidence={"drifted": drifted, "columns": total},
             detector="DriftDetector",
         )
+
+
+def _same_family(a: str, b: str) -> bool:
+    """Whether summaries of two column kinds compare (numbers with numbers)."""
+    return a == b or (a in NUMERIC_KINDS and b in NUMERIC_KINDS)
+
+
+def check_drift(
+    current: Any,
+    reference: DriftDetector | DriftDetectorState | None = None,
+    *,
+    alpha: float | None = None,
+    correction: Literal["holm", "fdr", "none"] | None = None,
+    min_effect: float | dict[str, float] | None = None,
+    critical_effect: float | dict[str, float] | None = None,
+) -> Report:
+    """Judge current data, or its snapshot, against a reference under a policy (pure).
+
+    ``current`` is one of:
+
+    - data (any dataframe or dict of columns), summarised on the reference's grid;
+    - a detector (or its state) fitted on the current data with the same settings,
+      for instance the merge of every partition's or replica's; its reference
+      summaries are what is judged;
+    - with ``reference=None``, a fitted detector (or state) whose :meth:`~DriftDetector.update`
+      window is judged against its own reference.
+
+    The policy defaults to the reference detector's settings; a keyword given
+    here replaces it. ``DriftDetector.check`` is this function with the
+    detector as the reference.
+
+    Args:
+        current: Data, a detector or a detector's state.
+        reference: The fitted reference detector or its state.
+        alpha: Dataset-level false-alarm rate.
+        correction: ``"holm"``, ``"fdr"`` or ``"none"``.
+        min_effect: Materiality threshold(s), as for :class:`DriftDetector`.
+        critical_effect: CRITICAL threshold(s), same forms.
+
+    Raises:
+        InputError: bad arguments or a policy value out of range.
+        NotFittedError: the reference is not fitted.
+
+    Examples:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> settings = {"columns": ["age"]}
+        >>> reference = DriftDetector(**settings).fit({"age": rng.normal(40, 10, 20_000)})
+        >>> today = DriftDetector(**settings).fit({"age": rng.normal(41, 10, 20_000)})
+        >>> check_drift(today.state(), reference.state()).filter(code="drift.numeric")[0].severity
+        <Severity.WARNING: 'warning'>
+        >>> check_drift(today.state(), reference.state(), min_effect=0.2)[1].severity
+        <Severity.INFO: 'info'>
+    """
+    policy = {
+        "alpha": alpha,
+        "correction": correction,
+        "min_effect": min_effect,
+        "critical_effect": critical_effect,
+    }
+    if reference is None:
+        if not isinstance(current, DriftDetector | DriftDetectorState):
+            raise InputError(
+                "reference: needed unless current is a detector (or its state) with a window"
+            )
+        state = current.state() if isinstance(current, DriftDetector) else current
+        return with_policy(DriftDetector, state, policy)._judge_window()
+    if isinstance(reference, DriftDetector):
+        reference = reference.state()
+    if not isinstance(reference, DriftDetectorState):
+        raise InputError(
+            f"reference must be a DriftDetector or its state, got {type(reference).__name__}"
+        )
+    judge = with_policy(DriftDetector, reference, policy)
+    if isinstance(current, DriftDetector):
+        current = current.state()
+    if isinstance(current, DriftDetectorState):
+        return judge._judge_summaries(current)
+    return judge._judge_data(current)

@@ -8,7 +8,7 @@ Examples:
     0.5
 """
 
-from silenttax.features._health import FeatureHealth, FeatureHealthState
+from silenttax.features._health import FeatureHealth, FeatureHealthState, check_health
 from silenttax.features._profile import ColumnProfile
 
-__all__ = ["ColumnProfile", "FeatureHealth", "FeatureHealthState"]
+__all__ = ["ColumnProfile", "FeatureHealth", "FeatureHealthState", "check_health"]

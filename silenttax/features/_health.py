@@ -10,7 +10,7 @@ from pydantic import JsonValue
 
 from silenttax._input import NUMERIC_KINDS, TEXT_KINDS, Table, partitions, to_table
 from silenttax._merge import same_settings
-from silenttax._state import State, Stateful, settings
+from silenttax._state import State, Stateful, settings, with_policy
 from silenttax.errors import InputError, NotFittedError, SchemaMismatchError
 from silenttax.features._profile import (
     ColumnProfile,
@@ -21,7 +21,7 @@ from silenttax.features._profile import (
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 
-__all__ = ["FeatureHealth", "FeatureHealthState"]
+__all__ = ["FeatureHealth", "FeatureHealthState", "check_health"]
 
 _DETECTOR = "FeatureHealth"
 
@@ -244,15 +244,21 @@ class FeatureHealth(Stateful[FeatureHealthState]):
     def check(self, current: Any) -> Report:
         """Compare ``current`` with the learnt schema.
 
+        The same as :func:`check_health` with this FeatureHealth as the reference.
+
         Raises:
             NotFittedError: before :meth:`fit`.
             InputError: ``current`` has no rows.
         """
-        reference = self._require()
+        self._require()
         table = to_table(current, argument="current")
         if table.n_rows == 0:
             raise InputError("current: has no rows")
-        profiles = self._profile(table)
+        return self._judge(self._profile(table), table.n_rows)
+
+    def _judge(self, profiles: dict[str, ColumnProfile], n_rows: int) -> Report:
+        """Findings on current column profiles (made with this object's settings)."""
+        reference = self._require()
         findings: list[Finding] = []
         for name, ref in reference.items():
             cur = profiles.get(name)
@@ -284,16 +290,16 @@ class FeatureHealth(Stateful[FeatureHealthState]):
                     "feature.unexpected_column",
                     Severity.INFO,
                     name,
-                    f"column '{name}' ({table.kinds[name]}) is not in the reference schema",
+                    f"column '{name}' ({profile.kind}) is not in the reference schema",
                     share=1.0,
                 )
-                for name in table.names
+                for name, profile in profiles.items()
                 if name not in reference
             )
         return Report(
             findings=findings,
             source="FeatureHealth.check",
-            context={"columns": len(reference), "current_rows": table.n_rows},
+            context={"columns": len(reference), "current_rows": n_rows},
         )
 
     def _f(
@@ -657,3 +663,63 @@ class FeatureHealth(Stateful[FeatureHealthState]):
                     )
                 )
         return out
+
+
+def check_health(
+    current: Any,
+    reference: FeatureHealth | FeatureHealthState,
+    *,
+    alpha: float | None = None,
+    min_effect: float | None = None,
+    critical_effect: float | None = None,
+) -> Report:
+    """Judge current data, or its profiles, against a reference schema under a policy (pure).
+
+    ``current`` is data (profiled with the reference's settings) or a
+    FeatureHealth (or its state) fitted on the current data with the same
+    settings, for instance the merge of every partition's. The policy defaults
+    to the reference's settings; a keyword given here replaces it.
+    ``FeatureHealth.check`` is this function with the object as the reference.
+
+    Args:
+        current: Data, a FeatureHealth or its state.
+        reference: The fitted reference or its state.
+        alpha: Significance level for rate increases.
+        min_effect: Smallest material increase in the share of rows affected.
+        critical_effect: Increase in the share of rows affected that is CRITICAL.
+
+    Raises:
+        InputError: bad arguments, different profiling settings, or a policy out of range.
+        NotFittedError: the reference or the current FeatureHealth is not fitted.
+
+    Examples:
+        >>> reference = FeatureHealth().fit({"age": [30.0, 41.0, 52.0] * 400})
+        >>> today = FeatureHealth().fit({"age": [30.0, None, 52.0] * 400})
+        >>> check_health(today.state(), reference.state()).worst.value
+        'critical'
+        >>> check_health(today.state(), reference.state(), critical_effect=0.5).worst.value
+        'warning'
+    """
+    if isinstance(reference, FeatureHealth):
+        reference = reference.state()
+    if not isinstance(reference, FeatureHealthState):
+        raise InputError(
+            f"reference must be a FeatureHealth or its state, got {type(reference).__name__}"
+        )
+    policy = {"alpha": alpha, "min_effect": min_effect, "critical_effect": critical_effect}
+    judge = with_policy(FeatureHealth, reference, policy)
+    if isinstance(current, FeatureHealthState):
+        current = FeatureHealth.from_state(current)
+    if not isinstance(current, FeatureHealth):
+        return judge.check(current)
+    profiling = ("columns", "range_quantiles", "max_levels", "low_cardinality")
+    same_settings(
+        "FeatureHealth",
+        {k: v for k, v in judge._params().items() if k in profiling},
+        {k: v for k, v in current._params().items() if k in profiling},
+    )
+    profiles = current._require()
+    rows = max((p.rows for p in profiles.values()), default=0)
+    if rows == 0:
+        raise InputError("current: has no rows")
+    return judge._judge(dict(profiles), rows)

@@ -214,6 +214,7 @@ PUBLIC = {
         "NumericSummary",
         "adjust",
         "anderson_darling",
+        "check_drift",
         "chi2",
         "cramer_von_mises",
         "hellinger",
@@ -233,7 +234,7 @@ PUBLIC = {
         "SilentTaxError",
         "StateError",
     ],
-    "features": ["ColumnProfile", "FeatureHealth", "FeatureHealthState"],
+    "features": ["ColumnProfile", "FeatureHealth", "FeatureHealthState", "check_health"],
     "monitor": [
         "ADWIN",
         "CUSUM",
