@@ -14,7 +14,16 @@ Examples:
 """
 
 from silenttax.trace._breakdown import Breakdown, SpanStats, StageStats
-from silenttax.trace._check import check_breakdown
-from silenttax.trace._tracer import SpanRecord, Tracer
+from silenttax.trace._check import BreakdownPolicy, check_breakdown
+from silenttax.trace._records import SpanRecord
+from silenttax.trace._tracer import Tracer
 
-__all__ = ["Breakdown", "SpanRecord", "SpanStats", "StageStats", "Tracer", "check_breakdown"]
+__all__ = [
+    "Breakdown",
+    "BreakdownPolicy",
+    "SpanRecord",
+    "SpanStats",
+    "StageStats",
+    "Tracer",
+    "check_breakdown",
+]

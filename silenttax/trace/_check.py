@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from silenttax._sketch import LatencySketch, quantile_interval
 from silenttax.errors import InputError
@@ -11,7 +11,7 @@ from silenttax.report._codes import make_finding
 from silenttax.report._render import format_duration as _dur
 from silenttax.trace._breakdown import Breakdown
 
-__all__ = ["check_breakdown"]
+__all__ = ["BreakdownPolicy", "check_breakdown"]
 
 
 def _named(current: Breakdown, stage: str, *, quote: bool = False) -> str:
@@ -31,6 +31,20 @@ def _p50_ci(
     stats_sketch: LatencySketch, confidence: float
 ) -> tuple[float, tuple[float, float] | None]:
     return stats_sketch.quantile(0.5), quantile_interval(stats_sketch, 0.5, confidence)
+
+
+class BreakdownPolicy(TypedDict, total=False):
+    """The policy keywords of :func:`check_breakdown` (for ``Tracer.check(**policy)``)."""
+
+    max_shadow_share: float
+    critical_shadow_share: float
+    min_effect: float
+    critical_effect: float
+    min_seconds: float
+    confidence: float
+    max_gc_share: float
+    min_gc: float
+    saturation: float
 
 
 def check_breakdown(

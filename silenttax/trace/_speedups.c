@@ -1,6 +1,6 @@
 /* silenttax.trace._speedups: the tracer's per-span hot path in C.
  *
- * The same recorder as silenttax/trace/_tracer.py's _span_class, compiled:
+ * The same recorder as silenttax/trace/_spans.py's _span_class, compiled:
  * entering a span reads the monotonic clock and sets the tracer's context
  * variable; leaving it restores the variable and appends five int64 (key,
  * start, end, seq, parent seq) to the recorder's buffer, which the tracer

@@ -26,21 +26,38 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from contextvars import ContextVar, Token
-from types import TracebackType
-from typing import Any, ClassVar, NamedTuple, TypeVar, cast
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, cast
 
 import numpy as np
-import numpy.typing as npt
 import psutil
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from silenttax._sketch import LatencySketch
 from silenttax._system import intra_op_threads, usable_cores
 from silenttax.errors import InputError, InternalError
 from silenttax.report import Report
+from silenttax.trace._analyse import _analyse, _Array, _Requests, _Stats, _take
 from silenttax.trace._breakdown import Breakdown, SpanStats, StageStats
-from silenttax.trace._runtime import gc_pauses, overlap_ns
+from silenttax.trace._records import SpanRecord, _jsonable
+from silenttax.trace._runtime import gc_pauses
+from silenttax.trace._spans import (
+    _END,
+    _FIELDS,
+    _FOLD_AT,
+    _HARD_AT,
+    _KEY,
+    _NOOP,
+    _PARENT,
+    _ROOT,
+    _SEQ,
+    _START,
+    _perf_ns,
+    _SkipRoot,
+    _span_class,
+)
+
+if TYPE_CHECKING:
+    from silenttax.trace._check import BreakdownPolicy
 
 try:  # the compiled recorder; absent when silenttax was installed without a C compiler
     from silenttax.trace import _speedups
@@ -53,375 +70,9 @@ __all__ = ["SpanRecord", "Tracer"]
 SPEEDUPS = _speedups is not None and not os.environ.get("SILENTTAX_PURE_PYTHON")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-_FOLD_AT = 4096  # spans buffered before a batch is aggregated (when a request ends)
-_HARD_AT = 16 * _FOLD_AT  # ... and regardless, so no single long request can grow the buffer
 _MAX_CARRY = 16 * _FOLD_AT  # spans of unfinished requests carried between batches
 _MAX_PENDING = 4 * _MAX_CARRY  # attributes/errors of spans not aggregated yet
-_FIELDS = 5  # per span in the buffer: key, start, end, seq, parent seq
-_KEY, _START, _END, _SEQ, _PARENT = range(_FIELDS)
 _OTHER = "<other>"
-_perf_ns = time.perf_counter_ns
-_Array = npt.NDArray[np.int64]
-
-
-class SpanRecord(BaseModel):
-    """One retained span and its children (from :meth:`Tracer.traces`).
-
-    Durations are corrected for the tracer's own measured overhead.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
-
-    name: str
-    """Span name."""
-    stage: str
-    """What the span is (``model``, ``preprocess``, ``serialize``, ...)."""
-    start: float
-    """Start, seconds since the epoch (monotonic clock mapped to wall time once)."""
-    start_ns: int
-    """Start, nanoseconds since the epoch."""
-    duration: float
-    """Wall time from start to end, seconds."""
-    self_time: float
-    """Duration minus the children's durations, seconds (0 if children overlap it)."""
-    gc_time: float = 0.0
-    """Garbage-collection pauses inside the span's self time, seconds (runtime hints)."""
-    attributes: dict[str, JsonValue] = Field(default_factory=dict)
-    """Attributes given to ``span()`` or set on it."""
-    error: str | None = None
-    """Exception type name if the span ended with an exception."""
-    children: list[SpanRecord] = Field(default_factory=list)
-    """Child spans in the order they ended."""
-
-    def walk(self) -> list[SpanRecord]:
-        """This span and all its descendants, depth first."""
-        out = [self]
-        for child in self.children:
-            out.extend(child.walk())
-        return out
-
-
-class _Root:
-    """The context value outside any span: the parent of every request."""
-
-    __slots__ = ()
-    seq: ClassVar[int] = -1
-
-
-_ROOT = _Root()
-
-
-class _NoopSpan:
-    """Returned when the tracer is disabled or the request is not sampled."""
-
-    __slots__ = ()
-    seq: ClassVar[int] = -1  # a span opened under it (recording switched on) is a request
-
-    def __enter__(self) -> _NoopSpan:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        """Ignored."""
-
-
-_NOOP = _NoopSpan()
-
-
-class _SkipRoot:
-    """An unsampled request: marks the context so its children cost nothing."""
-
-    __slots__ = ("_token", "_var")
-
-    def __init__(self, var: ContextVar[Any]) -> None:
-        self._var = var
-        self._token: Token[Any] | None = None
-
-    def __enter__(self) -> _SkipRoot:
-        self._token = self._var.set(_NOOP)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._token is not None:
-            try:
-                self._var.reset(self._token)
-            except ValueError:  # left in another context than it was entered in
-                self._var.set(_ROOT)
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        """Ignored."""
-
-
-class _Span:
-    """A span being recorded; use it as a context manager (``with tracer.span(...)``).
-
-    Each tracer makes its own subclass whose methods close over the tracer's
-    context variable and buffer, so the hot path does no attribute lookups
-    beyond its own four slots.
-    """
-
-    __slots__ = ("key", "parent", "seq", "start")
-    key: int
-    parent: Any
-    seq: int
-    start: int
-
-    def __init__(self, name: str, *, stage: str | None = None, **attributes: Any) -> None:
-        raise NotImplementedError  # pragma: no cover - the tracer's subclass implements it
-
-    def __enter__(self) -> _Span:
-        raise NotImplementedError  # pragma: no cover
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        raise NotImplementedError  # pragma: no cover
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        """Attach an attribute to the span (kept on retained traces and replayed to OTel)."""
-        raise NotImplementedError  # pragma: no cover
-
-
-def _span_class(tracer: Tracer) -> type[_Span]:
-    """The tracer's pure-Python span class: every name it needs is a closure variable."""
-    get = tracer._var.get
-    set_ = tracer._var.set
-    buf = tracer._buf
-    extend = buf.extend
-    table = tracer._table
-    attrs = tracer._attrs
-    errors = tracer._errors
-    next_seq = tracer._seqs.__next__
-    new_key = tracer._new_key
-    fold_at = _FOLD_AT * _FIELDS
-    hard_at = _HARD_AT * _FIELDS
-    root = _ROOT
-    clock = _perf_ns
-
-    class _TracerSpan(_Span):
-        __slots__ = ()
-
-        def __init__(self, name: str, *, stage: str | None = None, **attributes: Any) -> None:
-            try:
-                self.key = table[stage][name]
-            except (KeyError, TypeError):
-                self.key = new_key(name, stage)
-            self.seq = seq = next_seq()
-            if attributes:
-                attrs[seq] = attributes
-
-        def __enter__(self) -> _Span:
-            parent = get()
-            if parent is not self:  # entered again inside itself: keep the first parent
-                self.parent = parent
-            set_(self)
-            self.start = clock()
-            return self
-
-        def __exit__(
-            self,
-            exc_type: type[BaseException] | None,
-            exc: BaseException | None,
-            tb: TracebackType | None,
-        ) -> None:
-            end = clock()
-            parent = self.parent
-            set_(parent)
-            extend((self.key, self.start, end, self.seq, parent.seq))
-            if exc_type is not None:
-                errors[self.seq] = exc_type.__name__
-            if len(buf) >= fold_at and (parent is root or len(buf) >= hard_at):
-                tracer._fold_quietly()
-
-        def set_attribute(self, key: str, value: Any) -> None:
-            """Attach an attribute to the span (kept on retained traces and replayed to OTel).
-
-            Only while the span is open in this context (or an enclosing one);
-            otherwise the attribute is ignored.
-            """
-            span = get()
-            while span is not self:  # walk the open spans: cheap, and rarely called
-                span = getattr(span, "parent", None)
-                if span is None:
-                    return
-            attrs.setdefault(self.seq, {})[key] = value
-
-    return _TracerSpan
-
-
-class _Requests(NamedTuple):
-    """Spans of complete requests (rows of the span buffer) with figures computed in NumPy."""
-
-    rows: _Array  # (spans, 5): key, start, end, seq, parent seq
-    request: _Array  # per span: index of its request in ``roots``
-    duration: _Array  # per span, overhead-corrected, ns
-    self_ns: _Array  # per span, overhead-corrected, ns
-    gc_ns: _Array  # per span: garbage-collection pauses inside its self time, ns
-    roots: _Array  # row of each request's root span
-    attributes: dict[int, dict[str, Any]]  # by span seq, only spans that have any
-    errors: dict[int, str]  # by span seq: exception type name
-
-    @property
-    def n_requests(self) -> int:
-        return len(self.roots)
-
-    def split(self, requests: list[int]) -> list[_Requests]:
-        """The given requests (sorted indices), one each: one gather, then views of it."""
-        chosen = np.zeros(self.n_requests, dtype=bool)
-        chosen[requests] = True
-        rows = np.flatnonzero(chosen[self.request])
-        rows = rows[np.argsort(self.request[rows], kind="stable")]
-        bounds = np.searchsorted(self.request[rows], [*requests, self.n_requests]).tolist()
-        own_rows, duration = self.rows[rows], self.duration[rows]
-        self_ns, gc_ns = self.self_ns[rows], self.gc_ns[rows]
-        is_root = np.zeros(len(self.rows), dtype=bool)
-        is_root[self.roots] = True
-        root_at = np.flatnonzero(is_root[rows])  # one root per request, in request order
-        zeros = np.zeros(len(rows), dtype=np.int64)
-        out = []
-        for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-            attributes: dict[int, dict[str, Any]] = {}
-            errors: dict[int, str] = {}
-            if self.attributes or self.errors:
-                seqs = own_rows[lo:hi, _SEQ].tolist()
-                attributes = {q: self.attributes[q] for q in seqs if q in self.attributes}
-                errors = {q: self.errors[q] for q in seqs if q in self.errors}
-            out.append(
-                _Requests(
-                    own_rows[lo:hi],
-                    zeros[lo:hi],
-                    duration[lo:hi],
-                    self_ns[lo:hi],
-                    gc_ns[lo:hi],
-                    root_at[i : i + 1] - lo,
-                    attributes,
-                    errors,
-                )
-            )
-        return out
-
-
-def _analyse(
-    rows: _Array, overhead: int, pauses: tuple[_Array, _Array] | None = None
-) -> tuple[_Requests, _Array]:
-    """Link spans to parents and requests; returns the complete requests and the rest.
-
-    ``pauses`` (sorted, disjoint garbage-collection pauses) are matched to each
-    span's self time.
-
-    Spans whose request has not finished yet (a concurrent request in another
-    thread, or a parent still open) are returned to be carried to the next batch.
-    """
-    n = len(rows)
-    seq = rows[:, _SEQ]
-    parent_seq = rows[:, _PARENT]
-    # Sequence numbers are dense: a lookup table from seq to row links children to parents.
-    low = int(seq.min())
-    span = int(seq.max()) - low + 1
-    if span <= 8 * n:
-        row_of = np.full(span + 1, -1, dtype=np.int64)  # the extra cell: parents not here
-        row_of[seq - low] = np.arange(n)
-        offset = parent_seq - low
-        parent_row = row_of[np.where((offset >= 0) & (offset < span), offset, span)]
-    else:  # spans carried from long ago: search instead
-        order = np.argsort(seq, kind="stable")
-        sorted_seq = seq[order]
-        pos = np.minimum(np.searchsorted(sorted_seq, parent_seq), n - 1)
-        parent_row = np.where(sorted_seq[pos] == parent_seq, order[pos], -1)
-    is_root = parent_seq < 0
-    # Walk up to the root (pointer jumping); -1 marks a chain whose root is not here yet.
-    root = np.where(is_root, np.arange(n), parent_row)
-    depth = np.where(is_root, 0, 1)
-    while True:
-        climbing = (root >= 0) & ~is_root[np.maximum(root, 0)]
-        if not climbing.any():
-            break
-        root = np.where(climbing, parent_row[np.maximum(root, 0)], root)
-        depth = depth + climbing
-    complete = root >= 0
-    raw = rows[:, _END] - rows[:, _START]
-    has_parent = complete & (parent_row >= 0)
-    child_ns = np.bincount(parent_row[has_parent], weights=raw[has_parent], minlength=n)
-    n_child = np.bincount(parent_row[has_parent], minlength=n)
-    n_desc = np.zeros(n, dtype=np.int64)
-    for level in range(int(depth[complete].max(initial=0)), 0, -1):
-        level_rows = np.flatnonzero(complete & (depth == level))
-        n_desc += np.bincount(
-            parent_row[level_rows], weights=n_desc[level_rows] + 1, minlength=n
-        ).astype(np.int64)
-    duration = np.maximum(0, raw - n_desc * overhead)
-    self_ns = np.maximum(0, raw - child_ns.astype(np.int64) - n_child * overhead)
-    if pauses is not None and pauses[0].size:
-        gc_ns = overlap_ns(rows[:, _START], rows[:, _END], *pauses)
-        child_gc = np.bincount(parent_row[has_parent], weights=gc_ns[has_parent], minlength=n)
-        gc_ns = np.minimum(self_ns, np.maximum(0, gc_ns - child_gc.astype(np.int64)))
-    else:
-        gc_ns = np.zeros(n, dtype=np.int64)
-    roots = np.flatnonzero(complete & is_root)
-    request_of_root = np.full(n, -1, dtype=np.int64)
-    request_of_root[roots] = np.arange(roots.size)
-    if complete.all():
-        requests = _Requests(rows, request_of_root[root], duration, self_ns, gc_ns, roots, {}, {})
-        return requests, rows[:0]
-    keep = np.flatnonzero(complete)
-    remap = np.full(n, -1, dtype=np.int64)
-    remap[keep] = np.arange(keep.size)
-    requests = _Requests(
-        rows[keep],
-        request_of_root[root[keep]],
-        duration[keep],
-        self_ns[keep],
-        gc_ns[keep],
-        remap[roots],
-        {},
-        {},
-    )
-    return requests, rows[~complete]
-
-
-def _take(store: dict[int, Any], seqs: _Array) -> dict[int, Any]:
-    """Move the entries of ``store`` whose span is among ``seqs`` into a new dict."""
-    if not store:
-        return {}
-    keys = list(store)  # a snapshot: other threads may add entries meanwhile
-    found = np.isin(np.asarray(keys, dtype=np.int64), seqs)
-    return {k: store.pop(k) for k, f in zip(keys, found.tolist(), strict=True) if f}
-
-
-class _Stats:
-    """Mutable accumulators behind a Breakdown entry."""
-
-    __slots__ = (
-        "errors",
-        "first",
-        "first_self",
-        "gc",
-        "requests",
-        "sketch",
-        "spans",
-        "sq",
-        "stage",
-        "total",
-        "total2",
-    )
-
-    def __init__(self, stage: str = "") -> None:
-        self.stage = stage
-        self.spans = 0
-        self.requests = 0
-        self.total = 0.0
-        self.total2 = 0.0  # self time (span stats)
-        self.sq = 0.0  # sum of squared per-request time (stage stats)
-        self.errors = 0
-        self.gc = 0.0  # garbage-collection pauses inside the stage's self time
-        self.first: float | None = None
-        self.first_self: float | None = None
-        self.sketch = LatencySketch()
 
 
 class Tracer:
@@ -962,9 +613,12 @@ class Tracer:
             self._max_threads = 0
             self._window = (_perf_ns(), time.process_time_ns())
 
-    def check(self, baseline: Tracer | Breakdown | None = None, **options: Any) -> Report:
+    def check(
+        self, baseline: Tracer | Breakdown | None = None, **policy: Unpack[BreakdownPolicy]
+    ) -> Report:
         """Shadow-pipeline findings against an optional baseline (a tracer or a saved
-        breakdown); ``options`` as for :func:`silenttax.trace.check_breakdown`."""
+        breakdown): :func:`silenttax.trace.check_breakdown` on :meth:`breakdown`, with
+        the same policy keywords."""
         from silenttax.trace._check import check_breakdown
 
         if baseline is not None and not isinstance(baseline, Tracer | Breakdown):
@@ -972,12 +626,4 @@ class Tracer:
                 f"baseline must be a Tracer or a Breakdown, got {type(baseline).__name__}"
             )
         base = baseline.breakdown() if isinstance(baseline, Tracer) else baseline
-        return check_breakdown(self.breakdown(), base, **options)
-
-
-def _jsonable(value: Any) -> JsonValue:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return str(value)
+        return check_breakdown(self.breakdown(), base, **policy)

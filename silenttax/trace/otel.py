@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from silenttax._deps import optional_import
-from silenttax.trace._tracer import SpanRecord, Tracer
+from silenttax.trace._records import SpanRecord
+from silenttax.trace._tracer import Tracer
 
 __all__ = ["replay"]
 

@@ -283,7 +283,15 @@ PUBLIC = {
         "finding_codes",
         "format_number",
     ],
-    "trace": ["Breakdown", "SpanRecord", "SpanStats", "StageStats", "Tracer", "check_breakdown"],
+    "trace": [
+        "Breakdown",
+        "BreakdownPolicy",
+        "SpanRecord",
+        "SpanStats",
+        "StageStats",
+        "Tracer",
+        "check_breakdown",
+    ],
 }
 
 
