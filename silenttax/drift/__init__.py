@@ -14,15 +14,8 @@ Examples:
 """
 
 from silenttax._summary import CategoricalSummary, NumericSummary
-from silenttax.drift._detector import (
-    DEFAULT_CRITICAL,
-    DEFAULT_MIN_EFFECT,
-    DEFAULT_TESTS,
-    DriftDetector,
-    DriftDetectorState,
-    adjust,
-    check_drift,
-)
+from silenttax.drift._detector import DriftDetector, DriftDetectorState, check_drift
+from silenttax.drift._policy import DEFAULT_CRITICAL, DEFAULT_MIN_EFFECT, DEFAULT_TESTS, adjust
 from silenttax.drift._stattests import (
     DriftResult,
     anderson_darling,

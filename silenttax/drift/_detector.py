@@ -24,120 +24,33 @@ from silenttax._summary import (
 )
 from silenttax.drift import _stattests as st
 from silenttax.drift._compare import SUMMARY_TESTS, wasserstein_sd
+from silenttax.drift._findings import (
+    all_null,
+    dataset,
+    missing,
+    retyped,
+    summarised_as,
+    test_finding,
+)
+from silenttax.drift._policy import (
+    _DISTANCES,
+    _EFFECT_NAMES,
+    _LABEL_TESTS,
+    _NUMERIC_TESTS,
+    DEFAULT_TESTS,
+    Family,
+    _Candidate,
+    decide,
+)
 from silenttax.errors import InputError, NotFittedError, SchemaMismatchError
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 
 __all__ = [
-    "DEFAULT_CRITICAL",
-    "DEFAULT_MIN_EFFECT",
-    "DEFAULT_TESTS",
     "DriftDetector",
     "DriftDetectorState",
     "check_drift",
 ]
-
-Family = Literal["continuous", "discrete", "boolean", "categorical", "skipped"]
-
-#: The test each column family gets with ``tests="auto"``.
-DEFAULT_TESTS: dict[str, str] = {
-    "continuous": "ks",
-    "discrete": "chi2",
-    "boolean": "proportion_z",
-    "categorical": "chi2",
-}
-#: Smallest material effect per family (WARNING needs significance *and* this).
-DEFAULT_MIN_EFFECT: dict[str, float] = {
-    "continuous": 0.05,  # Wasserstein / reference sd: the distribution moved 5% of an sd
-    "discrete": 0.05,  # total variation: 5% of the mass moved between values
-    "categorical": 0.05,  # total variation between level shares
-    "boolean": 0.1,  # |Cohen's h|
-    "missing": 0.1,  # |Cohen's h| of the null (or non-finite) rate
-    "psi": 0.1,
-    "jensen_shannon": 0.1,
-    "hellinger": 0.1,
-    "wasserstein": 0.05,
-}
-#: Effect at which a significant change is CRITICAL.
-DEFAULT_CRITICAL: dict[str, float] = {
-    "continuous": 0.5,
-    "discrete": 0.25,
-    "categorical": 0.25,
-    "boolean": 0.5,
-    "missing": 0.5,
-    "psi": 0.25,
-    "jensen_shannon": 0.3,
-    "hellinger": 0.3,
-    "wasserstein": 0.5,
-}
-_DISTANCES = frozenset({"psi", "jensen_shannon", "hellinger", "wasserstein"})
-_NUMERIC_TESTS = frozenset(
-    {
-        "ks",
-        "wasserstein",
-        "psi",
-        "jensen_shannon",
-        "hellinger",
-        "anderson_darling",
-        "cramer_von_mises",
-        "z_test",
-        "chi2",
-        "proportion_z",
-    }
-)
-_LABEL_TESTS = frozenset({"chi2", "psi", "jensen_shannon", "hellinger"})
-_EFFECT_NAMES = {
-    "continuous": "Wasserstein distance in reference sd",
-    "discrete": "total variation distance",
-    "categorical": "total variation distance",
-    "boolean": "|Cohen's h|",
-}
-
-
-_METRICS = {
-    "Wasserstein distance in reference sd": "wasserstein_sd",
-    "total variation distance": "tv_distance",
-    "|Cohen's h|": "cohens_h",
-}
-
-
-def _metric_name(effect_name: str) -> str:
-    """The finding's ``metric``: a short name of the effect its ``value`` holds."""
-    known = _METRICS.get(effect_name)
-    return (
-        known
-        or "_".join("".join(ch if ch.isalnum() else " " for ch in effect_name).split()).lower()
-    )
-
-
-def adjust(p_values: list[float], method: str) -> list[float]:
-    """Holm (family-wise) or Benjamini-Hochberg (``"fdr"``) adjusted p-values.
-
-    Examples:
-        >>> [round(p, 3) for p in adjust([0.01, 0.04, 0.03], "holm")]
-        [0.03, 0.06, 0.06]
-        >>> [round(p, 3) for p in adjust([0.01, 0.04, 0.03], "fdr")]
-        [0.03, 0.04, 0.04]
-    """
-    m = len(p_values)
-    if m == 0:
-        return []
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [0.0] * m
-    if method == "holm":
-        running = 0.0
-        for rank, i in enumerate(order):
-            running = max(running, min(1.0, (m - rank) * p_values[i]))
-            adjusted[i] = running
-    elif method == "fdr":
-        running = 1.0
-        for rank in range(m - 1, -1, -1):
-            i = order[rank]
-            running = min(running, min(1.0, m * p_values[i] / (rank + 1)))
-            adjusted[i] = running
-    else:
-        adjusted = [min(1.0, p) for p in p_values]
-    return adjusted
 
 
 class DriftDetectorState(State):
@@ -157,31 +70,6 @@ class DriftDetectorState(State):
     """Reference rows."""
     window_rows: int = 0
     """Rows in the window."""
-
-
-class _Candidate:
-    """One test awaiting the multiple-testing adjustment."""
-
-    __slots__ = ("code", "column", "effect", "effect_name", "family", "kind", "p_value", "result")
-
-    def __init__(
-        self,
-        column: str,
-        kind: str,
-        family: str,
-        result: st.DriftResult,
-        effect: float,
-        effect_name: str,
-        code: str,
-    ) -> None:
-        self.code = code
-        self.column = column
-        self.kind = kind  # "distribution", "null_rate", "non_finite"
-        self.family = family
-        self.result = result
-        self.effect = effect
-        self.effect_name = effect_name
-        self.p_value = result.p_value
 
 
 class DriftDetector(Stateful[DriftDetectorState]):
@@ -528,21 +416,6 @@ class DriftDetector(Stateful[DriftDetectorState]):
             return DEFAULT_TESTS[family]
         return chosen
 
-    def _threshold(
-        self,
-        override: float | dict[str, float] | None,
-        defaults: dict[str, float],
-        name: str,
-        key: str,
-    ) -> float:
-        if isinstance(override, int | float):
-            return float(override)
-        if isinstance(override, dict):
-            for candidate in (name, key):
-                if candidate in override:
-                    return float(override[candidate])
-        return defaults[key]
-
     def check(self, current: Any = None) -> Report:
         """Test ``current`` (or the window built with :meth:`update`) against the reference.
 
@@ -589,21 +462,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
         report = self._judge(summaries, current.rows, set(current.reference), {})
         if not retyped:
             return report
-        changed = [
-            make_finding(
-                "drift.type_change",
-                severity=Severity.CRITICAL,
-                subject=name,
-                message=(
-                    f"'{name}' was summarised as {how['from']} instead of {how['to']}: not "
-                    "tested (summaries of another kind cannot be converted; check the raw "
-                    "data to test it after conversion)"
-                ),
-                evidence=how,
-                detector="DriftDetector",
-            )
-            for name, how in sorted(retyped.items())
-        ]
+        changed = [summarised_as(name, how) for name, how in sorted(retyped.items())]
         kept = [
             f for f in report if not (f.code == "drift.missing_column" and f.subject in retyped)
         ]
@@ -622,11 +481,11 @@ class DriftDetector(Stateful[DriftDetectorState]):
         for name, ref in reference.items():
             family = self._family(name)
             if name not in present or name not in summaries:
-                findings.append(self._missing(name))
+                findings.append(missing(name))
                 continue
             cur = summaries[name]
             if name in coercions:
-                findings.append(self._retyped(name, coercions[name]))
+                findings.append(retyped(name, coercions[name]))
             if family == "skipped":
                 findings.append(
                     make_finding(
@@ -639,7 +498,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
                 )
                 continue
             if cur.count == 0:
-                findings.append(self._all_null(name, ref, cur))
+                findings.append(all_null(name, ref, cur))
                 continue
             if ref.count == 0:
                 findings.append(
@@ -667,8 +526,25 @@ class DriftDetector(Stateful[DriftDetectorState]):
                     candidates.append(
                         self._rate(name, "non_finite", ref_inf, ref.rows, cur_inf, cur.rows)
                     )
-        findings.extend(self._decide(candidates))
-        findings.insert(0, self._dataset(findings, n_rows))
+        verdicts = decide(
+            candidates,
+            alpha=self.alpha,
+            correction=self.correction,
+            min_effect=self.min_effect,
+            critical_effect=self.critical_effect,
+        )
+        findings.extend(test_finding(v, self.correction) for v in verdicts)
+        findings.insert(
+            0,
+            dataset(
+                findings,
+                columns=len(reference),
+                rows=n_rows,
+                reference_rows=self._rows,
+                correction=self.correction,
+                alpha=self.alpha,
+            ),
+        )
         return Report(
             findings=findings,
             source="DriftDetector.check",
@@ -697,13 +573,13 @@ class DriftDetector(Stateful[DriftDetectorState]):
             effect_key = test if test in _DISTANCES else family
             effect_name = "total variation distance" if test == "chi2" else result.effect
             return _Candidate(
-                name,
-                "distribution",
-                effect_key,
-                result,
-                abs(result.effect_size),
-                effect_name,
-                "drift.categorical",
+                column=name,
+                kind="distribution",
+                family=effect_key,
+                result=result,
+                effect=abs(result.effect_size),
+                effect_name=effect_name,
+                code="drift.categorical",
             )
         assert isinstance(ref, NumericSummary) and isinstance(cur, NumericSummary)
         applies, fn = SUMMARY_TESTS[test]
@@ -711,204 +587,54 @@ class DriftDetector(Stateful[DriftDetectorState]):
         code = "drift.boolean" if family == "boolean" else "drift.numeric"
         if test in _DISTANCES:
             return _Candidate(
-                name, "distribution", test, result, abs(result.effect_size), result.effect, code
+                column=name,
+                kind="distribution",
+                family=test,
+                result=result,
+                effect=abs(result.effect_size),
+                effect_name=result.effect,
+                code=code,
             )
         if family == "continuous":
             effect = wasserstein_sd(ref, cur)
             return _Candidate(
-                name, "distribution", family, result, effect, _EFFECT_NAMES[family], code
+                column=name,
+                kind="distribution",
+                family=family,
+                result=result,
+                effect=effect,
+                effect_name=_EFFECT_NAMES[family],
+                code=code,
             )
         return _Candidate(
-            name,
-            "distribution",
-            family,
-            result,
-            abs(result.effect_size),
-            _EFFECT_NAMES.get(family, result.effect),
-            code,
+            column=name,
+            kind="distribution",
+            family=family,
+            result=result,
+            effect=abs(result.effect_size),
+            effect_name=_EFFECT_NAMES.get(family, result.effect),
+            code=code,
         )
 
     def _rate(
-        self, name: str, what: str, k_ref: int, n_ref: int, k_cur: int, n_cur: int
+        self,
+        name: str,
+        what: Literal["null_rate", "non_finite"],
+        k_ref: int,
+        n_ref: int,
+        k_cur: int,
+        n_cur: int,
     ) -> _Candidate:
         result = st.proportion_from_counts(k_ref, n_ref, k_cur, n_cur)
         code = "drift.null_rate" if what == "null_rate" else "drift.non_finite"
         return _Candidate(
-            name, what, "missing", result, abs(result.effect_size), "|Cohen's h|", code
-        )
-
-    def _decide(self, candidates: list[_Candidate]) -> list[Finding]:
-        tested = [c for c in candidates if c.p_value is not None]
-        adjusted = adjust(
-            [float(c.p_value) for c in tested if c.p_value is not None], self.correction
-        )
-        adj = {id(c): a for c, a in zip(tested, adjusted, strict=True)}
-        findings = []
-        for c in candidates:
-            floor = self._threshold(self.min_effect, DEFAULT_MIN_EFFECT, c.column, c.family)
-            critical = self._threshold(self.critical_effect, DEFAULT_CRITICAL, c.column, c.family)
-            p_adj = adj.get(id(c))
-            significant = p_adj is None or p_adj < self.alpha
-            if significant and c.effect >= critical:
-                severity = Severity.CRITICAL
-            elif significant and c.effect >= floor:
-                severity = Severity.WARNING
-            elif significant and p_adj is not None:
-                severity = Severity.INFO
-            else:
-                severity = Severity.OK
-            findings.append(self._finding(c, severity, p_adj, floor))
-        return findings
-
-    def _finding(
-        self, c: _Candidate, severity: Severity, p_adj: float | None, floor: float
-    ) -> Finding:
-        r = c.result
-        code = c.code
-        p_text = ""
-        if r.p_value is not None:
-            p_text = f" (p = {r.p_value:.2g}"
-            if p_adj is not None and self.correction != "none":
-                p_text += f", {self.correction}-adjusted {p_adj:.2g}"
-            p_text += ")"
-        if c.kind == "distribution":
-            what = f"{r.method} {r.statistic:.4g}{p_text}; effect {c.effect:.3g} ({c.effect_name})"
-        else:
-            rate_r, rate_c = r.details["rate_reference"], r.details["rate_current"]
-            label = "missing" if c.kind == "null_rate" else "non-finite"
-            what = f"{label} rate {rate_r:.2%} -> {rate_c:.2%}{p_text}"
-        verdict = {
-            Severity.OK: "no drift",
-            Severity.INFO: f"detectable but below the {floor:g} materiality threshold",
-            Severity.WARNING: "drifted",
-            Severity.CRITICAL: "drifted strongly",
-        }[severity]
-        recommendation = None
-        if severity >= Severity.WARNING:
-            recommendation = (
-                f"Check the source of '{c.column}' (pipeline change, upstream schema, new "
-                "traffic); retrain or recalibrate if the shift is real."
-                if c.kind == "distribution"
-                else f"Find why '{c.column}' is "
-                f"{'missing' if c.kind == 'null_rate' else 'non-finite'} more often; imputation "
-                "hides it from the model's metrics."
-            )
-        adjusted = p_adj is not None and self.correction != "none"
-        evidence: dict[str, Any] = {
-            "test": r.method,
-            "statistic": r.statistic,
-            "p_value_raw": r.p_value,
-            "p_value_adjustment": self.correction if adjusted else "none",
-            "n_reference": r.n_reference,
-            "n_current": r.n_current,
-            "p_value_adjusted": p_adj,
-            "effect": c.effect_name,
-            "test_effect": r.effect_size,
-            **r.details,
-        }
-        # value and threshold are like for like (the effect and its materiality floor);
-        # p_value is the one the verdict used (adjusted across the check's tests)
-        return make_finding(
-            code,
-            severity=severity,
-            subject=c.column,
-            message=f"'{c.column}': {what}: {verdict}",
-            metric=_metric_name(c.effect_name),
-            value=c.effect,
-            threshold=floor,
-            p_value=p_adj if adjusted else r.p_value,
-            effect_size=c.effect,
-            evidence=evidence,
-            recommendation=recommendation,
-            detector="DriftDetector",
-        )
-
-    def _missing(self, name: str) -> Finding:
-        return make_finding(
-            "drift.missing_column",
-            severity=Severity.CRITICAL,
-            subject=name,
-            message=f"column '{name}' is in the reference but missing from the current data",
-            recommendation=(
-                "Restore the column upstream; the model is receiving a default or failing."
-            ),
-            detector="DriftDetector",
-        )
-
-    def _retyped(self, name: str, how: dict[str, Any]) -> Finding:
-        share = how["parsed_share"]
-        if how["from"] in NUMERIC_KINDS or share >= 0.99:
-            severity = Severity.WARNING
-            message = (
-                f"'{name}' arrived as {how['from']} instead of {how['to']}; "
-                f"{share:.0%} of values could be read as {how['to']}, tested after conversion"
-            )
-        else:
-            severity = Severity.CRITICAL
-            message = (
-                f"'{name}' arrived as {how['from']} instead of {how['to']}; only {share:.0%} of "
-                "values could be converted"
-            )
-        if how.get("example"):
-            message += f" (e.g. {how['example']!r})"
-        return make_finding(
-            "drift.type_change",
-            severity=severity,
-            subject=name,
-            message=message,
-            metric="parsed_share",
-            value=share,
-            evidence={
-                k: v for k, v in how.items() if isinstance(v, str | int | float | type(None))
-            },
-            recommendation=(
-                "Fix the type upstream: silenttax.features.FeatureHealth names the decay."
-            ),
-            detector="DriftDetector",
-        )
-
-    def _all_null(
-        self,
-        name: str,
-        ref: NumericSummary | CategoricalSummary,
-        cur: NumericSummary | CategoricalSummary,
-    ) -> Finding:
-        return make_finding(
-            "drift.all_null",
-            severity=Severity.CRITICAL,
-            subject=name,
-            message=(
-                f"'{name}' has no usable value in the current data ({cur.rows} rows, all missing "
-                f"or non-finite; reference null rate {ref.nulls / max(ref.rows, 1):.1%})"
-            ),
-            metric="usable_rows",
-            value=0.0,
-            baseline=float(ref.count),
-            recommendation="The feature is gone: the model sees only imputed values.",
-            detector="DriftDetector",
-        )
-
-    def _dataset(self, findings: list[Finding], n_rows: int) -> Finding:
-        columns = [f for f in findings if f.code != "drift.dataset"]
-        drifted = sorted({f.subject for f in columns if f.severity >= Severity.WARNING})
-        worst = max((f.severity for f in columns), default=Severity.OK)
-        total = len(self._require())
-        message = (
-            f"{len(drifted)} of {total} columns drifted"
-            + (f": {', '.join(drifted[:8])}{' ...' if len(drifted) > 8 else ''}" if drifted else "")
-            + f" ({n_rows} current rows vs {self._rows} reference rows, {self.correction} at "
-            f"alpha {self.alpha:g})"
-        )
-        return make_finding(
-            "drift.dataset",
-            severity=worst,
-            subject="dataset",
-            message=message,
-            metric="drifted_columns",
-            value=float(len(drifted)),
-            threshold=0.0,
-            evidence={"drifted": drifted, "columns": total},
-            detector="DriftDetector",
+            column=name,
+            kind=what,
+            family="missing",
+            result=result,
+            effect=abs(result.effect_size),
+            effect_name="|Cohen's h|",
+            code=code,
         )
 
 
