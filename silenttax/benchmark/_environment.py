@@ -154,7 +154,7 @@ class Environment(State):
                         value=float(value),
                         threshold=float(cores),
                         recommendation=f"Set {var} to at most {cores}.",
-                        detector="Environment",
+                        detector="benchmark.Environment",
                     )
                 )
         if {"torch", "onnxruntime"} <= set(self.runtimes):
@@ -171,7 +171,7 @@ class Environment(State):
                         "Create ORT sessions with session.intra_op.allow_spinning=0 (the "
                         "silenttax.benchmark.onnx_fn default) or use one backend per process."
                     ),
-                    detector="Environment",
+                    detector="benchmark.Environment",
                 )
             )
         if self.load_average and self.load_average[0] > cores:
@@ -187,7 +187,7 @@ class Environment(State):
                     metric="load_average",
                     value=self.load_average[0],
                     threshold=float(cores),
-                    detector="Environment",
+                    detector="benchmark.Environment",
                 )
             )
         findings.append(
@@ -201,12 +201,12 @@ class Environment(State):
                     f"flags); " + ", ".join(f"{k} {v}" for k, v in sorted(self.packages.items()))
                 ),
                 evidence=self.model_dump(mode="json"),
-                detector="Environment",
+                detector="benchmark.Environment",
             )
         )
         return Report(
             findings=findings,
-            source="Environment.report",
+            source="benchmark.Environment.report",
             environment=self.model_dump(mode="json"),
         )
 

@@ -173,11 +173,11 @@ class BenchmarkResult(State):
                 if noisy
                 else None
             ),
-            detector="benchmark",
+            detector="benchmark.BenchmarkResult",
         )
         return Report(
             findings=[finding],
-            source="BenchmarkResult.report",
+            source="benchmark.BenchmarkResult.report",
             environment=self.environment.model_dump(mode="json"),
         )
 
@@ -406,13 +406,13 @@ class Comparison(State):
                     if severity >= Severity.WARNING
                     else None
                 ),
-                detector="benchmark.compare",
+                detector="benchmark.Comparison",
             )
         ]
         findings.extend(self._dependencies(change, ci_text))
         return Report(
             findings=findings,
-            source="Comparison.report",
+            source="benchmark.Comparison.report",
             environment=self.candidate.environment.model_dump(mode="json"),
         )
 
@@ -435,7 +435,7 @@ class Comparison(State):
                         f"{subject}: {old} -> {new}; measured change with it: {change} ({ci_text})"
                     ),
                     evidence={"from": _plain(old), "to": _plain(new), "ratio": self.ratio},
-                    detector="benchmark.compare",
+                    detector="benchmark.Comparison",
                 )
             )
         if out:
@@ -455,7 +455,7 @@ class Comparison(State):
                     metric="differences",
                     value=float(len(out)),
                     evidence={k: [_plain(a), _plain(b)] for k, (a, b) in differences.items()},
-                    detector="benchmark.compare",
+                    detector="benchmark.Comparison",
                 ),
             )
         return out

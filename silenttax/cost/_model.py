@@ -224,8 +224,8 @@ class CostComparison(State):
                     unit=cur,
                     effect_size=self.ratio,
                     evidence=self.model_dump(),
-                    detector="CostModel.what_if",
+                    detector="cost.CostComparison",
                 )
             ],
-            source="CostModel.what_if",
+            source="cost.CostComparison.report",
         )

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from silenttax._merge import same_settings
 from silenttax._state import State, Stateful, settings, with_policy
 from silenttax.cost._model import CostModel
 from silenttax.errors import InputError
@@ -99,6 +100,32 @@ class CostMonitorState(State):
         return data
 
 
+def _side_by_side(windows: list[CostWindow]) -> CostWindow:
+    """Windows of several replicas over (about) the same time as one window of the fleet.
+
+    Money adds exactly: the instances are time-weighted over the union of the
+    windows, so ``price * instances * seconds`` is the sum of the replicas'.
+    """
+    start = min(w.start for w in windows)
+    seconds = max(w.start + w.seconds for w in windows) - start
+    paid = sum(w.instances * w.seconds for w in windows)
+    money = sum(w.price_per_hour * w.instances * w.seconds for w in windows)
+    busy = [w.busy_seconds for w in windows]
+    if seconds <= 0 or paid <= 0:
+        instances, price = sum(w.instances for w in windows), windows[0].price_per_hour
+    else:
+        instances, price = paid / seconds, money / paid
+    return CostWindow(
+        start=start,
+        seconds=seconds,
+        inferences=sum(w.inferences for w in windows),
+        busy_seconds=None if None in busy else sum(b for b in busy if b is not None),
+        price_per_hour=price,
+        instances=instances,
+        concurrency=windows[0].concurrency,
+    )
+
+
 def _merge(windows: list[CostWindow]) -> CostWindow:
     """Several consecutive windows as one (price and instances time-weighted)."""
     seconds = sum(w.seconds for w in windows)
@@ -140,7 +167,8 @@ class CostMonitor(Stateful[CostMonitorState]):
         compare_windows: How many of the latest windows :meth:`check` pools.
         concurrency: Requests one instance serves at once (for utilisation).
         max_windows: Closed windows kept (older ones are dropped).
-        name: Subject of the findings.
+        name: The model or endpoint: the subject of the findings and
+            ``context["name"]`` of the report, as in every monitor.
 
     Examples:
         >>> monitor = CostMonitor(CostModel(price_per_hour=2.0), window=3600)
@@ -255,6 +283,56 @@ class CostMonitor(Stateful[CostMonitorState]):
             currency=self.pricing.currency,
         )
 
+    def merge(self, other: CostMonitor) -> Self:
+        """Add another replica's closed windows into this one (in place): the fleet's cost.
+
+        Windows that start in the same slot of ``window`` seconds are combined
+        into one window of the fleet: inferences and busy time add up, and the
+        money billed adds up exactly (instances are time-weighted). The price in
+        force becomes the fleet's (instances added up). The baselines combine
+        the same way when both replicas have one in the same slot.
+
+        Raises:
+            InputError: ``other`` is not a CostMonitor, a setting differs (named), or
+                the currencies differ.
+        """
+        if not isinstance(other, CostMonitor):
+            raise InputError(f"can only merge a CostMonitor, got {type(other).__name__}")
+        state, theirs = self.state(), other.state()
+        local = ("max_windows",)
+        same_settings(
+            "CostMonitor",
+            {k: v for k, v in state.params.items() if k not in local},
+            {k: v for k, v in theirs.params.items() if k not in local},
+        )
+        if self.pricing.currency != other.pricing.currency:
+            raise InputError(
+                f"currency: cannot merge {other.pricing.currency!r} costs into "
+                f"{self.pricing.currency!r} ones"
+            )
+        slots: dict[int, list[CostWindow]] = {}
+        for window in [*state.windows, *theirs.windows]:
+            slots.setdefault(math.floor(window.start / self.window), []).append(window)
+        merged = [_side_by_side(group) for _, group in sorted(slots.items())]
+        baselines = [b for b in (state.baseline, theirs.baseline) if b is not None]
+        baseline = baselines[0] if baselines else None
+        if len(baselines) == 2 and len({math.floor(b.start / self.window) for b in baselines}) == 1:
+            baseline = _side_by_side(baselines)
+        instances = self.pricing.instances + other.pricing.instances
+        price = (
+            self.pricing.price_per_hour * self.pricing.instances
+            + other.pricing.price_per_hour * other.pricing.instances
+        ) / instances
+        with self._lock:
+            self._windows.clear()
+            self._windows.extend(merged)
+            self.baseline = baseline
+            self.invalid += theirs.invalid
+            self.pricing = CostModel(
+                price_per_hour=price, instances=instances, currency=self.pricing.currency
+            )
+        return self
+
     def reset(self) -> None:
         """Forget the windows, the open window and the learnt baseline (settings and price stay;
         a baseline passed to the constructor is forgotten too)."""
@@ -344,10 +422,10 @@ class CostMonitor(Stateful[CostMonitorState]):
                     severity=Severity.INFO,
                     subject=self.name,
                     message="no closed window with served inferences yet",
-                    detector="CostMonitor",
+                    detector="cost.CostMonitor",
                 )
             )
-            return Report(findings=findings, source="CostMonitor.check")
+            return Report(findings=findings, source="cost.check_cost")
         current = _merge(served[-self.compare_windows :])
         cost = current.cost_per_1k
         assert cost is not None
@@ -367,7 +445,7 @@ class CostMonitor(Stateful[CostMonitorState]):
                 value=cost,
                 unit=cur,
                 evidence=current.model_dump(),
-                detector="CostMonitor",
+                detector="cost.CostMonitor",
             )
         )
         base = self.baseline
@@ -375,8 +453,8 @@ class CostMonitor(Stateful[CostMonitorState]):
             findings.append(self._compare(base, current))
         return Report(
             findings=findings,
-            source="CostMonitor.check",
-            context={"windows": len(self._windows), "currency": cur},
+            source="cost.check_cost",
+            context={"name": self.name, "windows": len(self._windows), "currency": cur},
         )
 
     def _compare(self, base: CostWindow, current: CostWindow) -> Finding:
@@ -443,7 +521,7 @@ class CostMonitor(Stateful[CostMonitorState]):
                 },
             },
             recommendation=recommendation,
-            detector="CostMonitor",
+            detector="cost.CostMonitor",
         )
 
 

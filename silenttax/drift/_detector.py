@@ -493,7 +493,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
                         severity=Severity.INFO,
                         subject=name,
                         message=f"'{name}' is a {self._kinds[name]} column: not tested for drift",
-                        detector="DriftDetector",
+                        detector="drift.DriftDetector",
                     )
                 )
                 continue
@@ -511,7 +511,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
                         ),
                         metric="non_null_rows",
                         value=float(cur.count),
-                        detector="DriftDetector",
+                        detector="drift.DriftDetector",
                     )
                 )
                 continue
@@ -547,7 +547,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
         )
         return Report(
             findings=findings,
-            source="DriftDetector.check",
+            source="drift.check_drift",
             context={
                 "alpha": self.alpha,
                 "correction": self.correction,

@@ -87,7 +87,7 @@ def test_finding(judged: _Verdict, correction: str) -> Finding:
         effect_size=c.effect,
         evidence=evidence,
         recommendation=recommendation,
-        detector="DriftDetector",
+        detector="drift.DriftDetector",
     )
 
 
@@ -100,7 +100,7 @@ def missing(name: str) -> Finding:
         recommendation=(
             "Restore the column upstream; the model is receiving a default or failing."
         ),
-        detector="DriftDetector",
+        detector="drift.DriftDetector",
     )
 
 
@@ -129,7 +129,7 @@ def retyped(name: str, how: dict[str, Any]) -> Finding:
         value=share,
         evidence={k: v for k, v in how.items() if isinstance(v, str | int | float | type(None))},
         recommendation=("Fix the type upstream: silenttax.features.FeatureHealth names the decay."),
-        detector="DriftDetector",
+        detector="drift.DriftDetector",
     )
 
 
@@ -150,7 +150,7 @@ def all_null(
         value=0.0,
         baseline=float(ref.count),
         recommendation="The feature is gone: the model sees only imputed values.",
-        detector="DriftDetector",
+        detector="drift.DriftDetector",
     )
 
 
@@ -183,7 +183,7 @@ def dataset(
         value=float(len(drifted)),
         threshold=0.0,
         evidence={"drifted": drifted, "columns": total},
-        detector="DriftDetector",
+        detector="drift.DriftDetector",
     )
 
 
@@ -201,5 +201,5 @@ def summarised_as(name: str, how: dict[str, Any]) -> Finding:
         ),
         evidence=how,
         recommendation="Fix the type upstream: silenttax.features.FeatureHealth names the decay.",
-        detector="DriftDetector",
+        detector="drift.DriftDetector",
     )

@@ -23,7 +23,7 @@ from silenttax.report._codes import make_finding
 
 __all__ = ["FeatureHealth", "FeatureHealthState", "check_health"]
 
-_DETECTOR = "FeatureHealth"
+_DETECTOR = "features.FeatureHealth"
 
 
 def _rate_increase(k_ref: int, n_ref: int, k_cur: int, n_cur: int) -> tuple[float, float, float]:
@@ -298,7 +298,7 @@ class FeatureHealth(Stateful[FeatureHealthState]):
             )
         return Report(
             findings=findings,
-            source="FeatureHealth.check",
+            source="features.check_health",
             context={"columns": len(reference), "current_rows": n_rows},
         )
 

@@ -104,7 +104,8 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         baseline: The reference: a :class:`LatencySketch` or another monitor.
         slo: Latency objective in seconds for ``slo_quantile``.
         slo_quantile: Which quantile the SLO is on (default p99).
-        name: Subject of the findings (the model or endpoint).
+        name: The model or endpoint: the subject of the findings and
+            ``context["name"]`` of the report, as in every monitor.
         quantiles: The quantiles reported.
         min_effect: Smallest material slowdown (0.10 = 10%).
         critical_effect: Slowdown (with confidence) that is CRITICAL.
@@ -294,7 +295,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
                     metric="invalid_count",
                     value=float(sketch.invalid),
                     recommendation="Check the timing code that feeds the monitor.",
-                    detector="LatencyMonitor",
+                    detector="monitor.LatencyMonitor",
                 )
             )
         if n == 0:
@@ -306,7 +307,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
                     message="no latencies were recorded, so none could be checked",
                     metric="count",
                     value=0.0,
-                    detector="LatencyMonitor",
+                    detector="monitor.LatencyMonitor",
                 )
             )
             return self._report(findings)
@@ -336,7 +337,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
                     message=f"no latency creep ({watched})",
                     metric="creep_events",
                     value=0.0,
-                    detector="LatencyMonitor",
+                    detector="monitor.LatencyMonitor",
                 )
             ]
         out = []
@@ -364,7 +365,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
                         "Latency rose and stayed up: compare the deployment, traffic mix and "
                         "resources around that request (silenttax.trace for the stage)."
                     ),
-                    detector="LatencyMonitor",
+                    detector="monitor.LatencyMonitor",
                 )
             )
         return out
@@ -372,7 +373,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
     def _report(self, findings: list[Finding]) -> Report:
         return Report(
             findings=findings,
-            source="LatencyMonitor.check",
+            source="monitor.check_latency",
             context={
                 "name": self.name,
                 "count": self._sketch.count,
@@ -406,7 +407,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
                 value=value,
                 unit="s",
                 evidence=evidence,
-                detector="LatencyMonitor",
+                detector="monitor.LatencyMonitor",
             )
         base_value = base.quantile(q)
         base_ci = quantile_interval(base, q, self.confidence)
@@ -424,7 +425,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
             "threshold": threshold,
             "unit": "s",
             "effect_size": ratio,
-            "detector": "LatencyMonitor",
+            "detector": "monitor.LatencyMonitor",
         }
         if ci is None or base_ci is None:
             need = "current" if ci is None else "baseline"
@@ -500,7 +501,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
             recommendation=None
             if severity is Severity.OK
             else "Find where the time goes: silenttax.trace and silenttax.profile.",
-            detector="LatencyMonitor",
+            detector="monitor.LatencyMonitor",
         )
 
 

@@ -86,7 +86,8 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
 
     Args:
         interval: Seconds between background samples (used by :meth:`start`).
-        name: Subject of the findings.
+        name: The model or endpoint watched: the subject of the findings and
+            ``context["name"]`` of the report, as in every monitor.
         pid: Process to watch (default: this one).
         max_samples: Samples held before thinning.
         gpu: Include GPU stats: ``"auto"`` (when NVML sees a GPU), True or False.
@@ -121,7 +122,7 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
         self,
         *,
         interval: float = 1.0,
-        name: str = "process",
+        name: str = "model",
         pid: int | None = None,
         max_samples: int = 2048,
         gpu: bool | Literal["auto"] = "auto",
@@ -327,7 +328,7 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
                     message=f"{len(samples)} resource sample(s): need at least 2 to judge",
                     metric="samples",
                     value=float(len(samples)),
-                    detector="ResourceMonitor",
+                    detector="monitor.ResourceMonitor",
                 )
             )
         else:
@@ -342,13 +343,14 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
                     message=f"{self.errors} resource samples failed and were skipped",
                     metric="errors",
                     value=float(self.errors),
-                    detector="ResourceMonitor",
+                    detector="monitor.ResourceMonitor",
                 )
             )
         return Report(
             findings=findings,
-            source="ResourceMonitor.check",
+            source="monitor.check_resource",
             context={
+                "name": self.name,
                 "samples": len(samples),
                 "stride": self._stride,
                 "window_s": samples[-1].t - samples[0].t if samples else 0.0,
@@ -391,7 +393,7 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
                 "uss": last.uss,
                 "bytes_per_inference": per_inf,
             },
-            detector="ResourceMonitor",
+            detector="monitor.ResourceMonitor",
         )
 
     def _growth(self, samples: tuple[ResourceSample, ...]) -> Finding:
@@ -406,7 +408,7 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
             "metric": "rss_growth",
             "unit": "B",
             "threshold": material,
-            "detector": "ResourceMonitor",
+            "detector": "monitor.ResourceMonitor",
         }
         if len(samples) < 8 or duration <= 0 or np.ptp(rss) == 0:
             return make_finding(
@@ -509,7 +511,7 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
                 "cpu_seconds_per_inference": per_inf,
             },
             recommendation=recommendation,
-            detector="ResourceMonitor",
+            detector="monitor.ResourceMonitor",
         )
 
     def _gpus(self, samples: tuple[ResourceSample, ...]) -> list[Finding]:
@@ -544,7 +546,7 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
                     recommendation="GPU memory nearly full: smaller batches or a quantized model."
                     if full
                     else None,
-                    detector="ResourceMonitor",
+                    detector="monitor.ResourceMonitor",
                 )
             )
         return findings

@@ -122,7 +122,7 @@ class Profile(State):
                     "steps": self.steps,
                     "notes": list(self.notes),
                 },
-                detector=f"profile_{'torch' if self.framework == 'torch' else 'onnx'}",
+                detector=f"profile.{type(self).__name__}",
             )
         ]
         worst = ", ".join(
@@ -187,7 +187,7 @@ class Profile(State):
                     "Measure int8 candidates with silenttax.quantize.study(model, inputs).",
                 )
             )
-        return Report(findings=findings, source=f"{type(self).__name__}.report")
+        return Report(findings=findings, source=f"profile.{type(self).__name__}.report")
 
     def _finding(
         self,
@@ -209,7 +209,7 @@ class Profile(State):
             threshold=threshold,
             evidence={"top_ops": [op.model_dump() for op in self.top(n=5)]},
             recommendation=recommendation,
-            detector=f"profile_{'torch' if self.framework == 'torch' else 'onnx'}",
+            detector=f"profile.{type(self).__name__}",
         )
 
 

@@ -324,7 +324,7 @@ class QuantizationStudy(State):
         findings.extend(self._candidate(c) for c in self.candidates)
         return Report(
             findings=findings,
-            source="QuantizationStudy.report",
+            source="quantize.QuantizationStudy.report",
             context={"model": self.model, "baseline_p50": self.baseline.p50, "int8": self.int8},
         )
 
@@ -348,7 +348,7 @@ class QuantizationStudy(State):
                     "budgets: keep fp32" + (f" ({self.int8})" if none_pays and self.int8 else "")
                 ),
                 recommendation=_help(self) if none_pays else None,
-                detector="quantize.study",
+                detector="quantize.QuantizationStudy",
             )
         ties = (
             f"; {' and '.join([best.method, *(c.method for c in tied)])} are within noise of "
@@ -387,7 +387,7 @@ class QuantizationStudy(State):
                 "within_noise": [c.method for c in tied],
             },
             recommendation=f"Ship the {best.method} artifact (candidate.artifact) after a canary.",
-            detector="quantize.study",
+            detector="quantize.QuantizationStudy",
         )
 
     def _cost(self, best: Candidate, cost: CostModel) -> Finding:
@@ -410,7 +410,7 @@ class QuantizationStudy(State):
             unit=cost.currency,
             effect_size=after / before,  # a cost ratio, as in cost.per_1k_increase
             evidence={"batch_size": batch, "saving": saving},
-            detector="quantize.study",
+            detector="quantize.QuantizationStudy",
         )
 
     def _candidate(self, c: Candidate) -> Finding:
@@ -422,7 +422,7 @@ class QuantizationStudy(State):
                 subject=c.method,
                 message=f"{c.method}: {c.error}",
                 evidence={"notes": c.notes},
-                detector="quantize.study",
+                detector="quantize.QuantizationStudy",
             )
         if not c.applied:
             return make_finding(
@@ -436,7 +436,7 @@ class QuantizationStudy(State):
                     + (f"; {c.notes[0]}" if c.notes else "")
                 ),
                 evidence={"notes": c.notes},
-                detector="quantize.study",
+                detector="quantize.QuantizationStudy",
             )
         why = next((n for n in c.notes if n.startswith(_NOT_FASTER)), None)
         if c.speedup is None or c.speedup_ci is None:
@@ -465,7 +465,7 @@ class QuantizationStudy(State):
             baseline=1.0,
             evidence=c.model_dump(mode="json", exclude={"artifact", "round_medians"}),
             recommendation=_help(self) if why else None,
-            detector="quantize.study",
+            detector="quantize.QuantizationStudy",
         )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from silenttax.report._enums import Category, Severity
 from silenttax.report._finding import CODE_PATTERN, Finding
@@ -142,8 +142,28 @@ def finding_codes() -> MappingProxyType[str, CodeInfo]:
     return _BY_CODE
 
 
+class FindingFields(TypedDict, total=False):
+    """The optional fields of a :class:`Finding`, typed (a misspelt one is a type error)."""
+
+    metric: str | None
+    value: float | None
+    baseline: float | None
+    threshold: float | None
+    unit: str | None
+    p_value: float | None
+    effect_size: float | None
+    evidence: dict[str, Any]
+    recommendation: str | None
+    detector: str | None
+
+
 def make_finding(
-    code: str, *, severity: Severity | str, subject: str, message: str, **fields: Any
+    code: str,
+    *,
+    severity: Severity | str,
+    subject: str,
+    message: str,
+    **fields: Unpack[FindingFields],
 ) -> Finding:
     """Build a :class:`Finding` for a registered ``code``, its category filled in.
 

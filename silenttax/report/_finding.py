@@ -11,7 +11,7 @@ from silenttax.report._enums import Category, Severity
 
 __all__ = ["CODE_PATTERN", "Finding"]
 
-#: Finding codes are lower-case dotted ``area.what`` ids (``latency.p99_creep``).
+#: Finding codes are lower-case dotted ``area.what`` ids (``latency.creep``).
 CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 
 
@@ -75,7 +75,9 @@ class Finding(BaseModel):
     recommendation: str | None = None
     """What to do about it, when there is something to do."""
     detector: str | None = None
-    """The method or component that produced the finding (e.g. ``DriftDetector/ks``)."""
+    """The component or check that judged, as ``<subpackage>.<name>`` (e.g.
+    ``drift.DriftDetector``, ``trace.check_breakdown``); the statistical test, where
+    there is one, is in ``evidence["test"]``."""
     created_at: datetime = Field(default_factory=_utcnow)
     """When the finding was made (UTC, timezone-aware)."""
 
@@ -85,7 +87,7 @@ class Finding(BaseModel):
         if not CODE_PATTERN.match(code):
             raise ValueError(
                 f"finding code {code!r} must be lower-case dotted 'area.what' "
-                "(letters, digits, underscores), e.g. 'latency.p99_creep'"
+                "(letters, digits, underscores), e.g. 'latency.creep'"
             )
         return code
 

@@ -60,7 +60,8 @@ class Report(State):
     created_at: datetime = Field(default_factory=_utcnow)
     """When the report was made (UTC)."""
     source: str | None = None
-    """What produced it (e.g. ``DriftDetector.check``); None for hand-built reports."""
+    """The public check that produced it, as ``<subpackage>.<name>`` (e.g.
+    ``drift.check_drift``); None for hand-built reports."""
     context: dict[str, JsonValue] = Field(default_factory=dict)
     """Free-form JSON-able detail of the run: parameters, data sizes, timings."""
     environment: dict[str, JsonValue] | None = None

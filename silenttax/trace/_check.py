@@ -125,10 +125,10 @@ def check_breakdown(
                 severity=Severity.INFO,
                 subject="tracer",
                 message="no request was traced, so nothing could be checked",
-                detector="Tracer.check",
+                detector="trace.check_breakdown",
             )
         )
-        return Report(findings=findings, source="Tracer.check")
+        return Report(findings=findings, source="trace.check_breakdown")
     findings.append(_shadow(current, baseline, max_shadow_share, critical_shadow_share))
     if baseline is not None and baseline.requests:
         findings.append(_request_time(current, baseline, confidence))
@@ -160,7 +160,7 @@ def check_breakdown(
                 value=0.0,
                 baseline=baseline.per_request(stage),
                 unit="s",
-                detector="Tracer.check",
+                detector="trace.check_breakdown",
             )
             for stage in baseline.stages
             if stage not in current.stages
@@ -172,7 +172,7 @@ def check_breakdown(
         findings.extend(_threads(current, saturation))
     return Report(
         findings=findings,
-        source="Tracer.check",
+        source="trace.check_breakdown",
         context={
             "requests": current.requests,
             "baseline_requests": baseline.requests if baseline is not None else None,
@@ -196,7 +196,7 @@ def _shadow(
                 "outside the model cannot be told apart; mark the model call with "
                 "stage='model'"
             ),
-            detector="Tracer.check",
+            detector="trace.check_breakdown",
         )
     shadow = 1.0 - current.model_share
     others = sorted(
@@ -233,7 +233,7 @@ def _shadow(
             if severity >= Severity.WARNING
             else None
         ),
-        detector="Tracer.check",
+        detector="trace.check_breakdown",
     )
 
 
@@ -260,7 +260,7 @@ def _request_time(current: Breakdown, baseline: Breakdown, confidence: float) ->
             "ci": list(ci) if ci else None,
             "baseline_ci": list(base_ci) if base_ci else None,
         },
-        detector="Tracer.check",
+        detector="trace.check_breakdown",
     )
 
 
@@ -279,7 +279,7 @@ def _stage_figures(current: Breakdown, stage: str) -> Finding:
         metric="share",
         value=current.share(stage),
         evidence={"per_request": current.per_request(stage), **p},
-        detector="Tracer.check",
+        detector="trace.check_breakdown",
     )
 
 
@@ -304,7 +304,7 @@ def _stage_vs(
         "threshold": base_value + material,
         "unit": "s",
         "effect_size": added,
-        "detector": "Tracer.check",
+        "detector": "trace.check_breakdown",
     }
     if ci is None or base_ci is None:
         return make_finding(
@@ -374,7 +374,7 @@ def _new_stage(current: Breakdown, stage: str, material: float) -> Finding:
             if severity is Severity.WARNING
             else None
         ),
-        detector="Tracer.check",
+        detector="trace.check_breakdown",
     )
 
 
@@ -390,7 +390,7 @@ def _errors(current: Breakdown) -> list[Finding]:
             ),
             metric="error_rate",
             value=stats.errors / stats.count,
-            detector="Tracer.check",
+            detector="trace.check_breakdown",
         )
         for name, stats in current.spans.items()
         if stats.errors
@@ -422,7 +422,7 @@ def _warmups(current: Breakdown) -> list[Finding]:
                     baseline=p50,
                     unit="s",
                     recommendation="Warm the model up before taking traffic.",
-                    detector="Tracer.check",
+                    detector="trace.check_breakdown",
                 )
             )
     return out
@@ -453,7 +453,7 @@ def _gc_pauses(current: Breakdown, max_share: float, min_per_request: float) -> 
                         "the collected generations), raise gc.set_threshold(), or create fewer "
                         "Python objects per request."
                     ),
-                    detector="Tracer.check",
+                    detector="trace.check_breakdown",
                 )
             )
     if out:
@@ -472,7 +472,7 @@ def _gc_pauses(current: Breakdown, max_share: float, min_per_request: float) -> 
             metric="gc_share",
             value=share,
             threshold=max_share,
-            detector="Tracer.check",
+            detector="trace.check_breakdown",
         )
     ]
 
@@ -527,6 +527,6 @@ def _threads(current: Breakdown, saturation: float) -> list[Finding]:
             threshold=saturation * cores,
             evidence=evidence,
             recommendation=recommendation,
-            detector="Tracer.check",
+            detector="trace.check_breakdown",
         )
     ]

@@ -103,13 +103,22 @@ def _resource() -> ResourceMonitor:
     return monitor
 
 
-def _cost() -> CostMonitor:
-    monitor = CostMonitor(CostModel(price_per_hour=2.0), window=3600, name="ranker")
+def _cost(share: float = 1.0, instances: float = 1.0, name: str = "ranker") -> CostMonitor:
+    monitor = CostMonitor(
+        CostModel(price_per_hour=2.0, instances=instances), window=3600, name=name
+    )
     t0 = 1_700_000_000.0
     for hour, busy in enumerate((1800, 2700)):
-        monitor.record(inferences=360_000, busy_seconds=busy, now=t0 + 3600 * hour)
+        monitor.record(
+            inferences=int(360_000 * share), busy_seconds=busy * share, now=t0 + 3600 * hour
+        )
         monitor.close_window(now=t0 + 3600 * (hour + 1))
     return monitor
+
+
+def _cost_replicas() -> tuple[CostMonitor, CostMonitor, CostMonitor]:
+    """Two one-instance replicas serving half the traffic each, and the fleet as one."""
+    return _cost(0.5), _cost(0.5), _cost(1.0, instances=2.0)
 
 
 def _tracer_breakdown(requests: int = 40) -> Any:
@@ -241,6 +250,9 @@ EXAMPLES: dict[str, Example] = {
     ),
     "silenttax.cost_monitor": Example(
         make=_cost,
+        halves=_cost_replicas,
+        merge=_merge_in_place,
+        mismatched=lambda: (_cost(), _cost(name="other"), "name"),
         bad_input=lambda: CostMonitor(CostModel(price_per_hour=1.0), window=0),
         judge=lambda m: m.check(),
     ),

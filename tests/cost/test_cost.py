@@ -201,3 +201,39 @@ def test_cost_baseline_can_come_at_check_time() -> None:
     assert dear.baseline is not None and dear.baseline.price_per_hour == 2.0  # unchanged
     with pytest.raises(InputError, match="baseline"):
         dear.check(baseline=3.0)  # type: ignore[arg-type]
+
+
+def test_merging_replicas_gives_the_fleet_cost_exactly() -> None:
+    """Two replicas (different prices, offset windows) merge into the fleet: money,
+    inferences and busy time add up, and cost per 1000 is the fleet's."""
+    t0 = 1_700_000_000.0
+    a = CostMonitor(CostModel(price_per_hour=2.0), window=3600)
+    b = CostMonitor(CostModel(price_per_hour=3.0), window=3600)
+    for hour in range(3):
+        a.record(inferences=1000, busy_seconds=900, now=t0 + 3600 * hour)
+        a.close_window(now=t0 + 3600 * (hour + 1))
+        b.record(inferences=3000, busy_seconds=1800, now=t0 + 3600 * hour + 60)
+        b.close_window(now=t0 + 3600 * (hour + 1) + 60)
+    windows_a, windows_b = a.windows, b.windows
+    a.merge(b)
+    assert len(a.windows) == 3
+    for fleet, wa, wb in zip(a.windows, windows_a, windows_b, strict=True):
+        assert fleet.inferences == wa.inferences + wb.inferences
+        assert fleet.busy_seconds == pytest.approx(wa.busy_seconds + wb.busy_seconds)
+        assert fleet.cost == pytest.approx(wa.cost + wb.cost)
+        assert fleet.cost_per_1k == pytest.approx(1000 * (wa.cost + wb.cost) / 4000)
+    assert a.pricing.instances == 2 and a.pricing.price_per_hour == pytest.approx(2.5)
+    assert a.baseline is not None and a.baseline.inferences == 4000
+
+
+def test_merge_refuses_another_currency_or_window_and_changes_nothing() -> None:
+    a = CostMonitor(CostModel(price_per_hour=2.0))
+    run(a, [(1000, 10.0)])
+    before = a.to_json()
+    with pytest.raises(InputError, match="currency"):
+        a.merge(CostMonitor(CostModel(price_per_hour=2.0, currency="EUR")))
+    with pytest.raises(InputError, match="'window'"):
+        a.merge(CostMonitor(CostModel(price_per_hour=2.0), window=60))
+    with pytest.raises(InputError, match="CostMonitor"):
+        a.merge(object())  # type: ignore[arg-type]
+    assert a.to_json() == before
