@@ -126,6 +126,14 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo("pipeline.no_data", _C.PIPELINE, "No request was traced."),
     CodeInfo("pipeline.gc_pauses", _C.PIPELINE, "Garbage-collection pauses inside a stage."),
     CodeInfo("pipeline.threads", _C.PIPELINE, "CPU saturation and thread oversubscription."),
+    CodeInfo("gate.verdict", _C.LATENCY, "The deployment gate's verdict over its metrics."),
+    CodeInfo("gate.latency", _C.LATENCY, "A latency quantile ratio candidate / baseline, gated."),
+    CodeInfo("gate.memory", _C.RESOURCE, "Peak memory ratio candidate / baseline, gated."),
+    CodeInfo("gate.cost", _C.COST, "Cost per 1000 inferences ratio candidate / baseline, gated."),
+    CodeInfo("gate.inefficiency", _C.MODEL_BLOAT, "A major inefficiency new in the candidate."),
+    CodeInfo("canary.decision", _C.LATENCY, "The canary's decision: continue, promote, rollback, halt."),
+    CodeInfo("canary.latency", _C.LATENCY, "Tail exceedances of the canary vs the control at one edge."),
+    CodeInfo("canary.split", _C.STABILITY, "The realized traffic split vs the declared one."),
 )
 
 _BY_CODE = MappingProxyType({info.code: info for info in CODES})

@@ -1,0 +1,559 @@
+"""Canary: an anytime-valid performance canary, read after every request if you like.
+
+The test counts tail exceedances, as in Lindon & Malek's anytime-valid
+multinomial tests (NeurIPS 2022) used for Netflix's canaries. Fix an edge
+``e`` per watched quantile from the control arm: during a declared burn-in,
+or from a production baseline given up front. After that, a request is an
+*event* at that edge when
+
+- it is a control request above ``e``, or
+- it is a canary request above ``e * (1 + max_regression)``.
+
+If the canary is at most ``1 + max_regression`` times slower than the
+control at that quantile, an event comes from the canary with probability
+at most the canary's traffic share ``split``. Load that varies over the day
+cancels out, because both arms share it. Each edge keeps two integers. A
+one-sided beta-binomial mixture over the canary's share of events is an
+e-process. By Ville's inequality, the chance that it *ever* reaches
+``K / alpha`` (for K watched quantiles) is at most ``alpha / K``, however
+often it is read. The same counts, tested in the other direction, certify
+that the canary is faster than the tolerance allows, and that promotes it.
+A realized split far from the declared one (the sample-ratio mismatch of
+A/B tests) makes that argument void, so it **halts** instead of rolling back.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field
+
+from silenttax._sketch import LatencySketch, LatencySketchState
+from silenttax._state import State, Stateful, settings
+from silenttax.errors import InputError
+from silenttax.report import Finding, Report, Severity
+from silenttax.report._codes import make_finding
+from silenttax.report._render import format_duration as _dur
+
+__all__ = ["Canary", "CanaryState", "Decision", "log_e_above", "log_e_below", "log_e_split"]
+
+Decision = Literal["continue", "promote", "rollback", "halt"]
+_METRIC = re.compile(r"^p(\d+(?:\.\d+)?)$")
+_Array = npt.NDArray[np.float64]
+
+
+def _prior(split: float, strength: float) -> tuple[float, float]:
+    return strength * split, strength * (1.0 - split)
+
+
+def _log(x: Any) -> Any:
+    with np.errstate(divide="ignore"):
+        return np.log(x)
+
+
+def log_e_above(canary_events: Any, events: Any, split: float, strength: float = 100.0) -> Any:
+    """log e-value against "the canary's share of events is at most ``split``".
+
+    A beta-binomial mixture over shares above ``split`` (a Beta(strength *
+    split, strength * (1 - split)) prior truncated there): the likelihood of
+    the observed labels under the mixture over their likelihood at
+    ``split``. Under the null it is a nonnegative supermartingale, so it
+    reaches ``1 / alpha`` with probability at most ``alpha``, ever. Works on
+    NumPy arrays of counts too (a whole path at once).
+
+    Examples:
+        >>> round(float(log_e_above(30, 200, 0.05)), 2)  # 15% of events from a 5% arm
+        10.23
+        >>> float(log_e_above(10, 200, 0.05)) < 0
+        True
+    """
+    from scipy.special import betaincc, betaln
+
+    k = np.asarray(canary_events, dtype=np.float64)
+    n = np.asarray(events, dtype=np.float64)
+    a, b = _prior(split, strength)
+    mixture = betaln(a + k, b + n - k) + _log(betaincc(a + k, b + n - k, split))
+    norm = betaln(a, b) + math.log(float(betaincc(a, b, split)))
+    return mixture - norm - (k * math.log(split) + (n - k) * math.log1p(-split))
+
+
+def log_e_below(canary_events: Any, events: Any, split: float, strength: float = 100.0) -> Any:
+    """log e-value against "the canary's share of events is at least ``split``".
+
+    The mirror image of :func:`log_e_above` (prior truncated below ``split``):
+    large when the canary has clearly fewer events than its share.
+
+    Examples:
+        >>> float(log_e_below(0, 2000, 0.05)) > math.log(2 / 0.05)
+        True
+    """
+    from scipy.special import betainc, betaln
+
+    k = np.asarray(canary_events, dtype=np.float64)
+    n = np.asarray(events, dtype=np.float64)
+    a, b = _prior(split, strength)
+    mixture = betaln(a + k, b + n - k) + _log(betainc(a + k, b + n - k, split))
+    norm = betaln(a, b) + math.log(float(betainc(a, b, split)))
+    return mixture - norm - (k * math.log(split) + (n - k) * math.log1p(-split))
+
+
+def log_e_split(canary: Any, total: Any, split: float, strength: float = 100.0) -> Any:
+    """log e-value against "requests reach the canary with probability ``split``"
+    (two-sided: an untruncated beta-binomial mixture).
+
+    Examples:
+        >>> float(log_e_split(500, 10_000, 0.05)) < 0   # 5.0%: as declared
+        True
+        >>> float(log_e_split(400, 10_000, 0.05)) > math.log(1 / 0.05)  # 4.0%
+        True
+    """
+    from scipy.special import betaln
+
+    m = np.asarray(canary, dtype=np.float64)
+    n = np.asarray(total, dtype=np.float64)
+    a, b = _prior(split, strength)
+    mixture = betaln(a + m, b + n - m) - betaln(a, b)
+    return mixture - (m * math.log(split) + (n - m) * math.log1p(-split))
+
+
+def _quantile(metric: str) -> float:
+    match = _METRIC.match(metric)
+    q = float(match.group(1)) / 100 if match else -1.0
+    if not 0 < q < 1:
+        raise InputError(f"metrics: {metric!r} is not a quantile such as 'p50' or 'p99.9'")
+    return q
+
+
+class CanaryState(State):
+    """JSON state of a :class:`Canary`: settings, edges and the event counts."""
+
+    KIND: ClassVar[str] = "silenttax.canary"
+
+    params: dict[str, Any]
+    """Constructor settings."""
+    edges: dict[str, float] | None = None
+    """Control edge per watched quantile, seconds (None during the burn-in)."""
+    burn_in_values: list[float] = Field(default_factory=list)
+    """Control latencies of the burn-in so far."""
+    control_events: dict[str, int] = Field(default_factory=dict)
+    """Control requests above the edge, per quantile."""
+    canary_events: dict[str, int] = Field(default_factory=dict)
+    """Canary requests above ``edge * (1 + max_regression)``, per quantile."""
+    control: int = 0
+    """Control requests recorded (burn-in included)."""
+    canary: int = 0
+    """Canary requests recorded (burn-in included)."""
+    invalid: int = 0
+    """Latencies that were not finite, non-negative numbers (ignored)."""
+    decided: str | None = None
+    """The first terminal decision reached (it stays)."""
+
+
+class Canary(Stateful[CanaryState]):
+    """A performance canary with an anytime-valid decision (see the module docs).
+
+    ``record_control(seconds)`` and ``record_canary(seconds)`` for every
+    request of each arm (O(number of quantiles), never raises unless
+    ``strict=True``); :attr:`decision` may be read after every request:
+
+    - ``"rollback"``: at some quantile the canary is slower than
+      ``1 + max_regression`` times the control, with anytime-valid confidence;
+    - ``"promote"``: at every quantile it is certified faster than that;
+    - ``"halt"``: the realized traffic split is not the declared ``split``, so
+      neither verdict can be trusted; fix the router;
+    - ``"continue"`` otherwise (and during the burn-in).
+
+    A terminal decision stays once reached. Under no regression, the chance
+    of *ever* rolling back is at most ``alpha`` (Bonferroni over the quantiles,
+    Ville's inequality over time), and so is the chance of ever halting on a
+    correct split.
+
+    Args:
+        max_regression: Tolerated slowdown at each watched quantile (0.05 = 5%).
+        alpha: Chance of ever rolling back a canary within tolerance (and of
+            ever halting on a correct split).
+        metrics: The quantiles watched, as ``"p50"``, ``"p99"``, ``"p99.9"``.
+        split: The canary's declared share of the traffic (the router weight).
+        burn_in: Control requests that fix the edges before anything is tested
+            (ignored when ``baseline`` is given).
+        baseline: Production latencies that fix the edges up front: a
+            ``LatencySketch`` or ``LatencyMonitor`` (or their state), or seconds.
+            Canaries with the same edges merge (replicas of each arm).
+        prior_strength: Concentration of the beta mixture (100, as in Lindon &
+            Malek's multinomial test).
+        strict: Raise :class:`~silenttax.errors.InputError` on an invalid latency.
+
+    Examples:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(1)
+        >>> canary = Canary(split=0.05, burn_in=2000)
+        >>> for _ in range(60_000):
+        ...     if rng.random() < 0.05:
+        ...         canary.record_canary(rng.lognormal(-4.0, 0.5) * 1.3)  # 30% slower
+        ...     else:
+        ...         canary.record_control(rng.lognormal(-4.0, 0.5))
+        >>> canary.decision
+        'rollback'
+    """
+
+    STATE: ClassVar[type[State]] = CanaryState
+
+    def __init__(
+        self,
+        *,
+        max_regression: float = 0.05,
+        alpha: float = 0.05,
+        metrics: Sequence[str] = ("p50", "p99"),
+        split: float = 0.05,
+        burn_in: int = 1000,
+        baseline: Any = None,
+        prior_strength: float = 100.0,
+        strict: bool = False,
+    ) -> None:
+        if not (0 <= max_regression < 10 and math.isfinite(max_regression)):
+            raise InputError(f"max_regression must be in [0, 10), got {max_regression!r}")
+        if not 0 < alpha < 1:
+            raise InputError(f"alpha must be in (0, 1), got {alpha!r}")
+        if not 0 < split < 1:
+            raise InputError(f"split must be in (0, 1), got {split!r}")
+        if not isinstance(burn_in, int) or burn_in < 10:
+            raise InputError(f"burn_in must be an int >= 10, got {burn_in!r}")
+        if not prior_strength > 0:
+            raise InputError(f"prior_strength must be > 0, got {prior_strength!r}")
+        if not metrics:
+            raise InputError("metrics: watch at least one quantile")
+        self._quantiles = {m: _quantile(m) for m in metrics}
+        self.max_regression = float(max_regression)
+        self.alpha = float(alpha)
+        self.metrics = tuple(metrics)
+        self.split = float(split)
+        self.burn_in = burn_in
+        self.prior_strength = float(prior_strength)
+        self.strict = strict
+        self._edges: dict[str, float] | None = None
+        self._burn: list[float] = []
+        self._control_events = dict.fromkeys(self.metrics, 0)
+        self._canary_events = dict.fromkeys(self.metrics, 0)
+        self.control = 0
+        self.canary = 0
+        self.invalid = 0
+        self._decided: Decision | None = None
+        self._from_baseline = baseline is not None
+        if baseline is not None:
+            self._fix_edges(_baseline_quantiles(baseline, self._quantiles))
+        self._bind()
+
+    # ----------------------------------------------------------------- recording
+    def _fix_edges(self, edges: dict[str, float]) -> None:
+        self._edges = edges
+        self._burn = []
+        self._bind()
+
+    def _bind(self) -> None:
+        edges = self._edges or {}
+        scale = 1.0 + self.max_regression
+        self._watch = [(m, edges[m], edges[m] * scale) for m in self.metrics if m in edges]
+
+    def _valid(self, seconds: float) -> bool:
+        try:
+            ok = seconds >= 0 and math.isfinite(seconds)
+        except TypeError:
+            ok = False
+        if not ok:
+            self.invalid += 1
+            if self.strict:
+                raise InputError(f"seconds must be a finite number >= 0, got {seconds!r}")
+        return ok
+
+    def record_control(self, seconds: float) -> None:
+        """Record one control request's latency (never raises unless ``strict=True``)."""
+        if not self._valid(seconds):
+            return
+        self.control += 1
+        if self._edges is None:
+            self._burn.append(float(seconds))
+            if len(self._burn) >= self.burn_in:
+                values = np.asarray(self._burn)
+                self._fix_edges(
+                    {m: float(np.quantile(values, q)) for m, q in self._quantiles.items()}
+                )
+            return
+        events = self._control_events
+        for metric, edge, _ in self._watch:
+            if seconds > edge:
+                events[metric] += 1
+
+    def record_canary(self, seconds: float) -> None:
+        """Record one canary request's latency (never raises unless ``strict=True``)."""
+        if not self._valid(seconds):
+            return
+        self.canary += 1
+        events = self._canary_events
+        for metric, _, scaled in self._watch:
+            if seconds > scaled:
+                events[metric] += 1
+
+    # ------------------------------------------------------------------ decision
+    @property
+    def edges(self) -> dict[str, float] | None:
+        """The control edge per watched quantile (None during the burn-in)."""
+        return dict(self._edges) if self._edges is not None else None
+
+    def _evidence(self) -> tuple[float, dict[str, tuple[float, float]]]:
+        strength = self.prior_strength
+        srm = float(log_e_split(self.canary, self.control + self.canary, self.split, strength))
+        per_metric: dict[str, tuple[float, float]] = {}
+        if self._edges is not None:
+            for m in self.metrics:
+                k = self._canary_events[m]
+                n = k + self._control_events[m]
+                per_metric[m] = (
+                    float(log_e_above(k, n, self.split, strength)),
+                    float(log_e_below(k, n, self.split, strength)),
+                )
+        return srm, per_metric
+
+    @property
+    def decision(self) -> Decision:
+        """``"continue"``, ``"promote"``, ``"rollback"`` or ``"halt"`` (see the class docs)."""
+        if self._decided is not None:
+            return self._decided
+        srm, per_metric = self._evidence()
+        bar = math.log(len(self.metrics) / self.alpha)
+        decided: Decision | None = None
+        if srm >= math.log(1 / self.alpha):
+            decided = "halt"
+        elif any(up >= bar for up, _ in per_metric.values()):
+            decided = "rollback"
+        elif per_metric and all(down >= bar for _, down in per_metric.values()):
+            decided = "promote"
+        if decided is not None:
+            self._decided = decided
+            return decided
+        return "continue"
+
+    # ------------------------------------------------------------------- merging
+    def merge(self, other: Canary) -> Self:
+        """Add another replica's counts (same settings and edges) into this canary.
+
+        Raises:
+            InputError: ``other`` is not a Canary, a setting differs (named), or
+                either canary's edges are not fixed yet or differ.
+        """
+        from silenttax._merge import same_settings
+
+        if not isinstance(other, Canary):
+            raise InputError(f"can only merge a Canary, got {type(other).__name__}")
+        local = ("strict", "burn_in")
+        same_settings(
+            "Canary",
+            {k: v for k, v in self._params().items() if k not in local},
+            {k: v for k, v in other._params().items() if k not in local},
+        )
+        if self._edges is None or other._edges is None or self._edges != other._edges:
+            raise InputError(
+                "edges: canaries merge only with the same fixed edges; give every replica "
+                "the same baseline= (edges from one production sketch)"
+            )
+        for m in self.metrics:
+            self._control_events[m] += other._control_events[m]
+            self._canary_events[m] += other._canary_events[m]
+        self.control += other.control
+        self.canary += other.canary
+        self.invalid += other.invalid
+        if self._decided is None:
+            self._decided = other._decided
+        return self
+
+    def reset(self) -> None:
+        """Forget every request (settings stay; edges from a burn-in are learnt again)."""
+        edges = self._edges if self._from_baseline else None
+        self._burn = []
+        self._control_events = dict.fromkeys(self.metrics, 0)
+        self._canary_events = dict.fromkeys(self.metrics, 0)
+        self.control = self.canary = self.invalid = 0
+        self._decided = None
+        self._edges = edges
+        self._bind()
+
+    # --------------------------------------------------------------------- state
+    def _params(self) -> dict[str, Any]:
+        return {
+            "max_regression": self.max_regression,
+            "alpha": self.alpha,
+            "metrics": list(self.metrics),
+            "split": self.split,
+            "burn_in": self.burn_in,
+            "prior_strength": self.prior_strength,
+            "strict": self.strict,
+        }
+
+    def state(self) -> CanaryState:
+        """JSON-serializable snapshot: settings, edges and counts."""
+        return CanaryState(
+            params={**self._params(), "edges_from_baseline": self._from_baseline},
+            edges=self.edges,
+            burn_in_values=list(self._burn),
+            control_events=dict(self._control_events),
+            canary_events=dict(self._canary_events),
+            control=self.control,
+            canary=self.canary,
+            invalid=self.invalid,
+            decided=self._decided,
+        )
+
+    @classmethod
+    def from_state(cls, state: CanaryState) -> Self:
+        """Rebuild a canary from :meth:`state`."""
+        params = dict(state.params)
+        from_baseline = bool(params.pop("edges_from_baseline", False))
+        canary = cls(**settings(cls, params))
+        canary._from_baseline = from_baseline
+        canary._burn = list(state.burn_in_values)
+        canary._edges = dict(state.edges) if state.edges is not None else None
+        canary._control_events.update(state.control_events)
+        canary._canary_events.update(state.canary_events)
+        canary.control, canary.canary, canary.invalid = state.control, state.canary, state.invalid
+        canary._decided = state.decided  # type: ignore[assignment]
+        canary._bind()
+        return canary
+
+    # --------------------------------------------------------------------- check
+    def check(self) -> Report:
+        """``canary.decision``, one ``canary.latency`` per watched quantile and ``canary.split``."""
+        decision = self.decision
+        srm, per_metric = self._evidence()
+        bar = len(self.metrics) / self.alpha
+        findings: list[Finding] = []
+        severity = {
+            "continue": Severity.INFO,
+            "promote": Severity.OK,
+            "rollback": Severity.CRITICAL,
+            "halt": Severity.WARNING,
+        }[decision]
+        total = self.control + self.canary
+        findings.append(
+            make_finding(
+                "canary.decision",
+                severity=severity,
+                subject="canary",
+                message=(
+                    f"canary: {decision} after {total:,} requests ({self.canary:,} canary)"
+                    + (
+                        f"; burn-in {len(self._burn)}/{self.burn_in} control requests"
+                        if self._edges is None
+                        else ""
+                    )
+                ),
+                evidence={
+                    "decision": decision,
+                    "control": self.control,
+                    "canary": self.canary,
+                    "alpha": self.alpha,
+                },
+                recommendation={
+                    "rollback": "Roll the canary back and profile it against production.",
+                    "halt": "The realized split differs from the declared one: fix the router "
+                    "(or the split=) before trusting a verdict.",
+                }.get(decision),
+                detector="gate.Canary",
+            )
+        )
+        for m, (up, down) in per_metric.items():
+            assert self._edges is not None
+            k, c = self._canary_events[m], self._control_events[m]
+            rate = (k / self.split) / (c / (1 - self.split)) if c else math.inf if k else 1.0
+            verdict = (
+                "regression" if up >= math.log(bar) else "pass" if down >= math.log(bar) else "open"
+            )
+            findings.append(
+                make_finding(
+                    "canary.latency",
+                    severity=Severity.WARNING
+                    if verdict == "regression"
+                    else Severity.OK
+                    if verdict == "pass"
+                    else Severity.INFO,
+                    subject="canary",
+                    message=(
+                        f"{m}: {k} canary requests above "
+                        f"{_dur(self._edges[m] * (1 + self.max_regression))} "
+                        f"vs {c} control above {_dur(self._edges[m])}; exceedance-rate ratio "
+                        f"{rate:.2f} (e-values {math.exp(min(up, 700)):.3g} up, "
+                        f"{math.exp(min(down, 700)):.3g} down; decide at {bar:g}): {verdict}"
+                    ),
+                    metric=f"{m}_exceedance_ratio",
+                    value=rate if math.isfinite(rate) else None,
+                    baseline=1.0,
+                    threshold=1.0,
+                    evidence={
+                        "edge": self._edges[m],
+                        "canary_edge": self._edges[m] * (1 + self.max_regression),
+                        "canary_events": k,
+                        "control_events": c,
+                        "log_e_rollback": up,
+                        "log_e_promote": down,
+                        "verdict": verdict,
+                    },
+                    detector="gate.Canary",
+                )
+            )
+        share = self.canary / total if total else self.split
+        findings.append(
+            make_finding(
+                "canary.split",
+                severity=Severity.WARNING if srm >= math.log(1 / self.alpha) else Severity.OK,
+                subject="canary",
+                message=(
+                    f"canary share {share:.2%} of {total:,} requests vs declared {self.split:.2%} "
+                    f"(e-value {math.exp(min(srm, 700)):.3g}; halt at {1 / self.alpha:g})"
+                ),
+                metric="canary_share",
+                value=share,
+                baseline=self.split,
+                evidence={"log_e": srm},
+                detector="gate.Canary",
+            )
+        )
+        if self.invalid:
+            findings[0] = findings[0].model_copy(
+                update={"evidence": {**findings[0].evidence, "invalid": self.invalid}}
+            )
+        return Report(
+            findings=findings,
+            source="gate.Canary.check",
+            context={"decision": decision, "requests": total},
+        )
+
+
+def _baseline_quantiles(baseline: Any, quantiles: dict[str, float]) -> dict[str, float]:
+    from silenttax.monitor import LatencyMonitor, LatencyMonitorState
+
+    sketch: LatencySketch | None = None
+    if isinstance(baseline, LatencySketch):
+        sketch = baseline
+    elif isinstance(baseline, LatencySketchState):
+        sketch = LatencySketch.from_state(baseline)
+    elif isinstance(baseline, LatencyMonitor):
+        sketch = baseline.sketch
+    elif isinstance(baseline, LatencyMonitorState):
+        sketch = LatencySketch.from_state(baseline.sketch)
+    if sketch is not None:
+        if sketch.count == 0:
+            raise InputError("baseline: the sketch is empty")
+        return {m: sketch.quantile(q) for m, q in quantiles.items()}
+    try:
+        values: _Array = np.asarray(baseline, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"baseline: expected a sketch, a monitor or latencies, got {type(baseline).__name__}"
+        ) from exc
+    values = values[np.isfinite(values) & (values >= 0)]
+    if len(values) < 10:
+        raise InputError("baseline: need at least 10 valid latencies")
+    return {m: float(np.quantile(values, q)) for m, q in quantiles.items()}

@@ -1,0 +1,571 @@
+"""performance_gate: is the candidate slower than the baseline, beyond a tolerance?
+
+Per metric a ratio candidate / baseline with a confidence interval, and a
+three-way verdict:
+
+- **pass**: the one-sided upper bound of the ratio is below ``1 + tolerance``;
+- **regression**: the one-sided lower bound is above 1 (after Holm's
+  adjustment over the gated metrics) *and* the estimate is above
+  ``1 + tolerance``;
+- **inconclusive** otherwise, with how many samples per side would decide it.
+
+Quantile ratios use distribution-free order-statistic intervals, turned into
+a standard error of the log quantile on each side. Ties from timings rounded
+to a clock's resolution are spread evenly inside their rounding cell first,
+so a median that flips between two clock ticks is not read as a change.
+When a side comes in blocks (interleaved rounds, separate runs), the spread
+of the block-level log quantiles bounds its standard error from below and
+the test becomes a Welch t on the blocks: noise between processes is in the
+interval, which is what makes a run-to-run shift of 10% stop failing builds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from silenttax._sketch import LatencySketch, LatencySketchState, quantile_interval
+from silenttax._stats import quantile_rank_interval
+from silenttax.errors import InputError
+from silenttax.report import Finding, Report, Severity
+from silenttax.report._codes import make_finding
+from silenttax.report._render import format_duration as _dur
+
+__all__ = ["Verdict", "exit_status", "performance_gate", "verdict"]
+
+Verdict = Literal["pass", "regression", "inconclusive"]
+_Z95 = 1.959963984540054  # the two-sided 95% intervals the standard errors are read from
+_Float = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """One side's figures for one metric: log estimate, its standard error, sizes."""
+
+    log_value: float
+    se: float
+    n: int
+    blocks: int
+    df: float | None  # degrees of freedom when the block spread sets ``se``
+
+
+@dataclass(frozen=True, slots=True)
+class _Latency:
+    """A side as the gate reads it: raw blocks of samples, or a sketch."""
+
+    blocks: list[_Float]
+    sketch: LatencySketch | None
+    peak_rss: list[float]
+
+    @property
+    def n(self) -> int:
+        if self.sketch is not None:
+            return int(self.sketch.count)
+        return sum(len(b) for b in self.blocks)
+
+
+def _dequantize(x: _Float) -> _Float:
+    """Spread tied values evenly over their rounding cell (sorted output).
+
+    Timings rounded to a clock's resolution put many samples on one value;
+    order statistics of such data jump a whole tick. Spreading each tie
+    group uniformly inside ``[v - res/2, v + res/2]`` (``res`` the smallest
+    gap between distinct values) gives the continuous values a finer clock
+    would have shown, on average, without changing anything for data
+    without ties.
+    """
+    x = np.sort(x)
+    values, start, counts = np.unique(x, return_index=True, return_counts=True)
+    if len(values) == len(x) or len(values) < 2:
+        return x
+    res = float(np.min(np.diff(values)))
+    rank = np.arange(len(x)) - np.repeat(start, counts)
+    width = np.repeat(counts, counts)
+    spread = np.repeat(values, counts) + res * ((rank + 0.5) / width - 0.5)
+    return np.maximum(spread, np.nextafter(0.0, 1.0))
+
+
+def _quantile_side(side: _Latency, q: float) -> _Side | None:
+    """log q-quantile and its standard error; None when too few samples."""
+    if side.sketch is not None:
+        sketch = side.sketch
+        ci = quantile_interval(sketch, q, 0.95)
+        value = sketch.quantile(q)
+        if ci is None or not (ci[0] > 0 and value > 0):
+            return None
+        se = (math.log(ci[1]) - math.log(ci[0])) / (2 * _Z95)
+        return _Side(math.log(value), se, sketch.count, 1, None)
+    pooled = _dequantize(np.concatenate(side.blocks))
+    n = len(pooled)
+    ranks = quantile_rank_interval(n, q, 0.95)
+    if ranks is None:
+        return None
+    value = float(np.quantile(pooled, q))
+    lo, hi = float(pooled[ranks[0] - 1]), float(pooled[ranks[1] - 1])
+    if not (lo > 0 and value > 0):
+        return None
+    se = (math.log(hi) - math.log(lo)) / (2 * _Z95)
+    k = len(side.blocks)
+    if k >= 2:
+        per_block = []
+        for block in side.blocks:
+            b = _dequantize(block)
+            if len(b) and float(np.quantile(b, q)) > 0:
+                per_block.append(math.log(float(np.quantile(b, q))))
+        if len(per_block) >= 2:
+            between = float(np.std(per_block, ddof=1)) / math.sqrt(len(per_block))
+            if between > se:
+                return _Side(math.log(value), between, n, k, float(len(per_block) - 1))
+    return _Side(math.log(value), se, n, k, None)
+
+
+def _mean_side(side: _Latency) -> _Side | None:
+    """log mean latency (cost per inference at a fixed price) and its standard error."""
+    if side.sketch is not None:
+        return None  # a sketch keeps no exact sum of squares
+    pooled = np.concatenate(side.blocks)
+    n = len(pooled)
+    if n < 30:
+        return None
+    mean = float(pooled.mean())
+    if mean <= 0:
+        return None
+    se = float(pooled.std(ddof=1)) / (mean * math.sqrt(n))
+    k = len(side.blocks)
+    if k >= 2:
+        means = [float(b.mean()) for b in side.blocks if len(b)]
+        if len(means) >= 2 and min(means) > 0:
+            between = float(np.std(np.log(means), ddof=1)) / math.sqrt(len(means))
+            if between > se:
+                return _Side(math.log(mean), between, n, k, float(len(means) - 1))
+    return _Side(math.log(mean), se, n, k, None)
+
+
+def _memory_side(side: _Latency) -> _Side | None:
+    """log peak RSS over runs (one value per run); needs two runs per side."""
+    values = [v for v in side.peak_rss if v > 0]
+    if len(values) < 2:
+        return None
+    logs = np.log(values)
+    se = float(np.std(logs, ddof=1)) / math.sqrt(len(values))
+    return _Side(float(logs.mean()), max(se, 1e-12), len(values), len(values), len(values) - 1.0)
+
+
+def _read(value: Any, role: str) -> _Latency:
+    """Samples, blocks of samples, BenchmarkResults, sketches or monitors (or their states)."""
+    from silenttax.benchmark import BenchmarkResult
+    from silenttax.monitor import LatencyMonitor, LatencyMonitorState
+
+    def sketch_of(item: Any) -> LatencySketch | None:
+        if isinstance(item, LatencySketch):
+            return item
+        if isinstance(item, LatencySketchState):
+            return LatencySketch.from_state(item)
+        if isinstance(item, LatencyMonitor):
+            return item.sketch
+        if isinstance(item, LatencyMonitorState):
+            return LatencySketch.from_state(item.sketch)
+        return None
+
+    items = value if isinstance(value, list | tuple) else [value]
+    if not items:
+        raise InputError(f"{role}: no samples")
+    sketches = [sketch_of(item) for item in items]
+    if all(s is not None for s in sketches):
+        return _Latency([], LatencySketch.merged(s for s in sketches if s is not None), [])
+    if isinstance(value, BenchmarkResult | np.ndarray) or (
+        isinstance(value, list | tuple) and all(isinstance(v, int | float) for v in value)
+    ):
+        items = [value]
+    blocks: list[_Float] = []
+    peaks: list[float] = []
+    for item in items:
+        if isinstance(item, BenchmarkResult):
+            samples: Any = item.samples
+            if item.peak_rss:
+                peaks.append(float(item.peak_rss))
+        elif sketch_of(item) is not None:
+            raise InputError(f"{role}: mix of sketches and raw samples; pass one kind")
+        else:
+            samples = item
+        try:
+            block = np.asarray(samples, dtype=np.float64).ravel()
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"{role}: expected latencies in seconds, a BenchmarkResult, a sketch or a "
+                f"monitor (or a list of them), got {type(item).__name__}"
+            ) from exc
+        if not np.all(np.isfinite(block)) or np.any(block < 0):
+            bad = int(np.count_nonzero(~np.isfinite(block) | (block < 0)))
+            raise InputError(f"{role}: {bad} latencies are negative, NaN or infinite")
+        if len(block):
+            blocks.append(block)
+    if not blocks:
+        raise InputError(f"{role}: no samples")
+    return _Latency(blocks, None, peaks)
+
+
+def _min_n(q: float) -> int:
+    """Smallest sample for a two-sided 95% order-statistic interval on the q-quantile."""
+    for n in range(2, 1_000_000):
+        if quantile_rank_interval(n, q, 0.95) is not None:
+            return n
+    return 1_000_000  # pragma: no cover - unreachable for the quantiles gated
+
+
+@dataclass(frozen=True, slots=True)
+class _Metric:
+    name: str
+    tolerance: float
+    base: _Side | None
+    cand: _Side | None
+    need: str  # why a side is missing
+    unit_value: tuple[float, float] | None = None  # baseline, candidate on their own scale
+
+
+def _p_one_sided(z: float, df: float | None) -> float:
+    from scipy.stats import norm, t
+
+    return float(t.sf(z, df)) if df is not None else float(norm.sf(z))
+
+
+def _quantile_of(p: float, df: float | None) -> float:
+    from scipy.stats import norm, t
+
+    return float(t.ppf(p, df)) if df is not None else float(norm.ppf(p))
+
+
+def _holm(p_values: list[float]) -> list[float]:
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    out = [0.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        out[i] = running
+    return out
+
+
+def _welch_df(a: _Side, b: _Side) -> float | None:
+    if a.df is None and b.df is None:
+        return None
+    parts = [(s.se**2, s.df if s.df is not None else math.inf) for s in (a, b)]
+    num = sum(v for v, _ in parts) ** 2
+    den = sum(v**2 / d for v, d in parts if math.isfinite(d))
+    return num / den if den > 0 else None
+
+
+def performance_gate(
+    baseline: Any,
+    candidate: Any,
+    *,
+    max_p50_regression: float = 0.05,
+    max_p99_regression: float = 0.10,
+    max_memory_regression: float | None = None,
+    max_cost_regression: float | None = None,
+    alpha: float = 0.05,
+    cost: Any = None,
+    profiles: tuple[Any, Any] | None = None,
+) -> Report:
+    """Gate a candidate against the baseline on latency (and memory, cost).
+
+    ``baseline`` and ``candidate`` each are latencies in seconds (an array),
+    blocks of them (a list of arrays: rounds or runs, whose spread then counts),
+    a :class:`~silenttax.benchmark.BenchmarkResult` or a list of them (one per
+    run), or a ``LatencySketch`` / ``LatencyMonitor`` (or the state of one, or a
+    list of them, merged first: replicas of one deployment).
+
+    Each gated metric gets a ``gate.*`` finding with both values, the ratio
+    and its interval, the tolerance and the verdict (in ``evidence["verdict"]``):
+    OK for pass, WARNING for a regression (CRITICAL when even the lower bound is
+    above ``1 + 2 * tolerance``), INFO for inconclusive, with how many samples
+    per side would decide it. A ``gate.verdict`` finding sums up:
+    ``report.context["verdict"]`` is ``"pass"``, ``"regression"`` or
+    ``"inconclusive"`` (see :func:`verdict`). Holm's step-down keeps the chance
+    of any false regression at most ``alpha`` over the gated metrics.
+
+    Args:
+        baseline: What runs in production (see above).
+        candidate: What would replace it.
+        max_p50_regression: Tolerated p50 slowdown (0.05 = 5%).
+        max_p99_regression: Tolerated p99 slowdown.
+        max_memory_regression: Tolerated rise of peak RSS (needs BenchmarkResults
+            with ``peak_rss``, at least two runs per side); None: not gated.
+        max_cost_regression: Tolerated rise of cost per 1000 inferences, read as
+            the ratio of mean latencies (busy time per inference at the same
+            price); None: not gated.
+        alpha: Family-wise false-regression rate over the gated metrics.
+        cost: A :class:`~silenttax.cost.CostModel`: adds the money impact of the
+            throughput change (``cost.what_if``).
+        profiles: ``(baseline_profile, candidate_profile)``: adds ``gate.inefficiency``
+            for each major inefficiency the candidate has and the baseline has not.
+
+    Raises:
+        InputError: unreadable samples (named by side), or a tolerance or alpha out
+            of range.
+
+    Examples:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> prod = rng.lognormal(np.log(0.010), 0.5, 20_000)
+        >>> same = rng.lognormal(np.log(0.010), 0.5, 20_000)
+        >>> verdict(performance_gate(prod, same))
+        'pass'
+        >>> slower = rng.lognormal(np.log(0.013), 0.5, 20_000)
+        >>> report = performance_gate(prod, slower)
+        >>> verdict(report), exit_status(report)
+        ('regression', 1)
+        >>> verdict(performance_gate(prod[:100], same[:100]))  # too few for p99
+        'inconclusive'
+    """
+    if not 0 < alpha < 1:
+        raise InputError(f"alpha must be in (0, 1), got {alpha!r}")
+    tolerances = {
+        "max_p50_regression": max_p50_regression,
+        "max_p99_regression": max_p99_regression,
+        "max_memory_regression": max_memory_regression,
+        "max_cost_regression": max_cost_regression,
+    }
+    for name, tol in tolerances.items():
+        if tol is not None and not (0 <= tol < 10 and math.isfinite(tol)):
+            raise InputError(f"{name} must be a number in [0, 10), got {tol!r}")
+    base, cand = _read(baseline, "baseline"), _read(candidate, "candidate")
+    metrics: list[_Metric] = []
+    for q, tol in ((0.5, max_p50_regression), (0.99, max_p99_regression)):
+        label = f"p{q * 100:g}"
+        b, c = _quantile_side(base, q), _quantile_side(cand, q)
+        metrics.append(_Metric(label, tol, b, c, f"at least {_min_n(q)} samples per side"))
+    if max_memory_regression is not None:
+        metrics.append(
+            _Metric(
+                "peak_rss",
+                max_memory_regression,
+                _memory_side(base),
+                _memory_side(cand),
+                "BenchmarkResults with peak_rss, at least 2 runs per side",
+            )
+        )
+    if max_cost_regression is not None:
+        metrics.append(
+            _Metric(
+                "cost_per_1k",
+                max_cost_regression,
+                _mean_side(base),
+                _mean_side(cand),
+                "at least 30 raw samples per side (a sketch keeps no mean)",
+            )
+        )
+    findings = _judge(metrics, alpha)
+    overall: Verdict = "pass"
+    verdicts = [str(f.evidence["verdict"]) for f in findings]
+    if "regression" in verdicts:
+        overall = "regression"
+    elif "inconclusive" in verdicts:
+        overall = "inconclusive"
+    extra: list[Finding] = []
+    if cost is not None:
+        extra.extend(_cost_impact(cost, base, cand))
+    if profiles is not None:
+        extra.extend(_inefficiencies(profiles))
+    worst = max((f.severity for f in findings), default=Severity.OK)
+    each = ", ".join(
+        f"{str(f.metric).removesuffix('_ratio')} {f.evidence['verdict']}" for f in findings
+    )
+    summary = make_finding(
+        "gate.verdict",
+        severity=worst,
+        subject="candidate",
+        message=(
+            f"gate: {overall} ("
+            + ", ".join(
+                f"{str(f.metric).removesuffix('_ratio')} {f.evidence['verdict']}" for f in findings
+            )
+            + f"; Holm over {len(findings)} metrics at alpha {alpha:g})"
+        ),
+        evidence={"verdict": overall, "alpha": alpha, "metrics": len(findings)},
+        detector="gate.performance_gate",
+    )
+    return Report(
+        findings=[summary, *findings, *extra],
+        source="gate.performance_gate",
+        context={
+            "verdict": overall,
+            "alpha": alpha,
+            "baseline_samples": base.n,
+            "candidate_samples": cand.n,
+        },
+    )
+
+
+def _judge(metrics: list[_Metric], alpha: float) -> list[Finding]:
+    judged = [m for m in metrics if m.base is not None and m.cand is not None]
+    stats: dict[str, tuple[float, float, float | None]] = {}
+    for m in judged:
+        assert m.base is not None and m.cand is not None
+        log_ratio = m.cand.log_value - m.base.log_value
+        se = math.hypot(m.base.se, m.cand.se)
+        stats[m.name] = (log_ratio, se, _welch_df(m.base, m.cand))
+    p_raw = {
+        name: _p_one_sided(lr / se, df) if se > 0 else (0.0 if lr > 0 else 1.0)
+        for name, (lr, se, df) in stats.items()
+    }
+    adjusted = dict(zip(p_raw, _holm(list(p_raw.values())), strict=True))
+    return [_metric_finding(m, stats.get(m.name), p_raw, adjusted, alpha) for m in metrics]
+
+
+def _metric_finding(
+    m: _Metric,
+    stat: tuple[float, float, float | None] | None,
+    p_raw: dict[str, float],
+    adjusted: dict[str, float],
+    alpha: float,
+) -> Finding:
+    code = {"peak_rss": "gate.memory", "cost_per_1k": "gate.cost"}.get(m.name, "gate.latency")
+    limit = 1 + m.tolerance
+    if stat is None:
+        return make_finding(
+            code,
+            severity=Severity.INFO,
+            subject="candidate",
+            message=f"{m.name}: inconclusive, too little data: need {m.need}",
+            metric=f"{m.name}_ratio",
+            threshold=limit,
+            evidence={"verdict": "inconclusive", "tolerance": m.tolerance, "need": m.need},
+            detector="gate.performance_gate",
+        )
+    assert m.base is not None and m.cand is not None
+    log_ratio, se, df = stat
+    ratio = math.exp(log_ratio)
+    crit = _quantile_of(1 - alpha, df)
+    lower, upper = math.exp(log_ratio - crit * se), math.exp(log_ratio + crit * se)
+    p_adj = adjusted[m.name]
+    if p_adj < alpha and ratio > limit:
+        result: Verdict = "regression"
+        far = lower > 1 + 2 * m.tolerance
+        severity = Severity.CRITICAL if far else Severity.WARNING
+    elif upper < limit:
+        result, severity = "pass", Severity.OK
+    else:
+        result, severity = "inconclusive", Severity.INFO
+    values = (math.exp(m.base.log_value), math.exp(m.cand.log_value))
+    shown = (
+        f"{_dur(values[0])} -> {_dur(values[1])}"
+        if m.name.startswith("p")
+        else f"{values[0]:.4g} -> {values[1]:.4g}"
+    )
+    message = (
+        f"{m.name} {shown}: ratio {ratio:.3f} ({1 - alpha:.0%} one-sided bounds "
+        f"{lower:.3f}-{upper:.3f}), tolerance {m.tolerance:.0%}: {result}"
+    )
+    evidence: dict[str, Any] = {
+        "verdict": result,
+        "tolerance": m.tolerance,
+        "ratio_lower": lower,
+        "ratio_upper": upper,
+        "p_value_raw": p_raw[m.name],
+        "p_value_adjustment": "holm",
+        "baseline_n": m.base.n,
+        "candidate_n": m.cand.n,
+        "baseline_blocks": m.base.blocks,
+        "candidate_blocks": m.cand.blocks,
+        "method": "Welch t over blocks" if df is not None else "order-statistic intervals",
+    }
+    if result == "inconclusive":
+        distance = math.log(limit) - log_ratio if ratio < limit else log_ratio
+        if distance > 0:
+            factor = (crit * se / distance) ** 2
+            needed = math.ceil(max(m.base.n, m.cand.n) * factor)
+            evidence["samples_to_decide"] = needed
+            message += f"; about {needed:,} per side would decide it"
+    recommendation = None
+    if result == "regression":
+        recommendation = (
+            "Profile the candidate (silenttax.profile) and compare its stages with the "
+            "baseline's (silenttax.trace) before promoting it."
+        )
+    return make_finding(
+        code,
+        severity=severity,
+        subject="candidate",
+        message=message,
+        metric=f"{m.name}_ratio",
+        value=ratio,
+        baseline=1.0,
+        threshold=limit,
+        p_value=p_adj,
+        effect_size=ratio,
+        evidence=evidence,
+        recommendation=recommendation,
+        detector="gate.performance_gate",
+    )
+
+
+def _cost_impact(pricing: Any, base: _Latency, cand: _Latency) -> list[Finding]:
+    from silenttax.cost import CostModel
+
+    if not isinstance(pricing, CostModel):
+        raise InputError(f"cost must be a CostModel, got {type(pricing).__name__}")
+    b, c = _mean_side(base), _mean_side(cand)
+    if b is None or c is None:
+        return []
+    before, after = 1 / math.exp(b.log_value), 1 / math.exp(c.log_value)
+    comparison = pricing.what_if(before, after, traffic=min(before, after), label="candidate")
+    return list(comparison.report())
+
+
+def _inefficiencies(profiles: tuple[Any, Any]) -> list[Finding]:
+    """Major inefficiencies (WARNING or worse) in the candidate's profile, not in the baseline's."""
+    try:
+        base_profile, cand_profile = profiles
+        base_report, cand_report = base_profile.report(), cand_profile.report()
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InputError(
+            "profiles must be (baseline_profile, candidate_profile) from silenttax.profile"
+        ) from exc
+    known = {f.code for f in base_report if f.severity >= Severity.WARNING}
+    new = [f for f in cand_report if f.severity >= Severity.WARNING and f.code not in known]
+    if not new:
+        return [
+            make_finding(
+                "gate.inefficiency",
+                severity=Severity.OK,
+                subject="candidate",
+                message="no new major inefficiency in the candidate's profile",
+                detector="gate.performance_gate",
+            )
+        ]
+    return [
+        make_finding(
+            "gate.inefficiency",
+            severity=f.severity,
+            subject="candidate",
+            message=f"new in the candidate: {f.message}",
+            metric=f.metric,
+            value=f.value,
+            threshold=f.threshold,
+            evidence={"code": f.code},
+            recommendation=f.recommendation,
+            detector="gate.performance_gate",
+        )
+        for f in new
+    ]
+
+
+def verdict(report: Report) -> Verdict:
+    """The gate's verdict in a report from :func:`performance_gate` (or a loaded one).
+
+    Raises:
+        InputError: the report has no gate verdict.
+    """
+    value = report.context.get("verdict")
+    if value not in ("pass", "regression", "inconclusive"):
+        raise InputError("report: not a gate report (no context['verdict'])")
+    return value  # type: ignore[return-value]
+
+
+def exit_status(report: Report) -> int:
+    """0 pass, 1 regression, 3 inconclusive (the CLI's exit statuses; 2 is a usage error)."""
+    return {"pass": 0, "regression": 1, "inconclusive": 3}[verdict(report)]
