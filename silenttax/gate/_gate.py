@@ -379,11 +379,7 @@ def performance_gate(
         severity=worst,
         subject="candidate",
         message=(
-            f"gate: {overall} ("
-            + ", ".join(
-                f"{str(f.metric).removesuffix('_ratio')} {f.evidence['verdict']}" for f in findings
-            )
-            + f"; Holm over {len(findings)} metrics at alpha {alpha:g})"
+            f"gate: {overall} (" + each + f"; Holm over {len(findings)} metrics at alpha {alpha:g})"
         ),
         evidence={"verdict": overall, "alpha": alpha, "metrics": len(findings)},
         detector="gate.performance_gate",
