@@ -1,0 +1,221 @@
+"""Calibration and power of silenttax.gate, side by side with the anchors' rules.
+
+Gate (``performance_gate``), workloads of research/gate_canary.md §8:
+
+- W1 A/A log-normal, sigma 0.25 / 0.5 / 1.0, n 200 / 3000 / 10000 per side;
+- W2 A/A with 1% outliers x10; W3 A/A rounded to 1 ms; W4 A/A bimodal 80/20;
+- W5 A/A in 5 blocks per side with a block random effect (CV 11%);
+- W6 tail-only x1.1 / x1.3 / x1.5 above q97; W7 uniform x1.05 / x1.10.
+
+Anchors, run on the same draws: Kayenta's judge (Mann-Whitney at 98%, no
+margin), pyperf's Welch t-test on means, pytest-benchmark's ``mean:5%``, and a
+CodSpeed-style 2% gate on the medians.
+
+Canary (``Canary``, the same counts and e-processes, vectorised over a
+stream), W10: a 5% split, requests up to ``--requests``, the decision read
+after every request. A/A false rollback and false halt ever; +30% / +15%
+tail-only p99 regressions (rollback rate and tail events to roll back); a
+split of 4.5% instead of the declared 5% (halt). The anchor: a naive one-sided
+binomial test on the same tail events, repeated every 50 events.
+
+Run: ``python benchmarks/bench_gate.py`` (about 15 minutes on 2 cores);
+``--reps`` and ``--requests`` scale it down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+from scipy import stats
+
+from silenttax.gate import log_e_above, log_e_split, performance_gate, verdict
+
+_Z97 = 1.8807936081512509
+Draw = Callable[[np.random.Generator, int], np.ndarray]
+
+
+def wilson(k: int, n: int) -> str:
+    z = 1.96
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return f"{p:6.1%} [{max(0, centre - half):.1%}, {min(1, centre + half):.1%}]"
+
+
+def lognormal(sigma: float, *, tail: float = 1.0, scale: float = 1.0) -> Draw:
+    def draw(rng: np.random.Generator, n: int) -> np.ndarray:
+        x = rng.lognormal(math.log(0.01), sigma, n) * scale
+        if tail != 1.0:
+            q97 = 0.01 * math.exp(sigma * _Z97)
+            x = np.where(x > q97, x * tail, x)
+        return x
+
+    return draw
+
+
+def outliers(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.lognormal(math.log(0.01), 0.5, n)
+    return np.where(rng.random(n) < 0.01, x * 10, x)
+
+
+def rounded(rng: np.random.Generator, n: int) -> np.ndarray:
+    return np.round(rng.lognormal(math.log(0.01), 0.5, n), 3)  # 1 ms clock
+
+
+def bimodal(rng: np.random.Generator, n: int) -> np.ndarray:
+    hit = rng.random(n) < 0.8
+    return np.where(
+        hit, rng.lognormal(math.log(0.004), 0.3, n), rng.lognormal(math.log(0.02), 0.4, n)
+    )
+
+
+def anchors(base: np.ndarray, cand: np.ndarray) -> dict[str, bool]:
+    """Does each anchor's rule call the candidate a regression?"""
+    mw = stats.mannwhitneyu(cand, base, alternative="two-sided").pvalue
+    welch = stats.ttest_ind(cand, base, equal_var=False)
+    return {
+        "kayenta": bool(mw < 0.02 and np.median(cand) > np.median(base)),
+        "pyperf t-test": bool(welch.pvalue < 0.05 and welch.statistic > 0),
+        "pytest-benchmark mean:5%": bool(cand.mean() > 1.05 * base.mean()),
+        "median 2% gate": bool(np.median(cand) > 1.02 * np.median(base)),
+    }
+
+
+def gate_cell(
+    name: str, base: Draw, cand: Draw, n: int, reps: int, blocks: int = 1, cv: float = 0.0
+) -> None:
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    counts = {"silenttax": 0, "inconclusive": 0}
+    anchor_counts: dict[str, int] = {}
+    for _ in range(reps):
+        if blocks > 1:
+            per = n // blocks
+            b = [base(rng, per) * math.exp(rng.normal(0, cv)) for _ in range(blocks)]
+            c = [cand(rng, per) * math.exp(rng.normal(0, cv)) for _ in range(blocks)]
+            result = verdict(performance_gate(b, c))
+            flat_b, flat_c = np.concatenate(b), np.concatenate(c)
+        else:
+            flat_b, flat_c = base(rng, n), cand(rng, n)
+            result = verdict(performance_gate(flat_b, flat_c))
+        counts["silenttax"] += result == "regression"
+        counts["inconclusive"] += result == "inconclusive"
+        for key, hit in anchors(flat_b, flat_c).items():
+            anchor_counts[key] = anchor_counts.get(key, 0) + hit
+    line = f"{name:<44} n={n:>5}  silenttax {wilson(counts['silenttax'], reps)}"
+    line += f" (inconclusive {counts['inconclusive'] / reps:.0%})"
+    line += "".join(f" | {k} {v / reps:.0%}" for k, v in anchor_counts.items())
+    print(line, flush=True)
+
+
+def canary_stream(
+    rng: np.random.Generator,
+    requests: int,
+    *,
+    tail: float = 1.0,
+    true_split: float = 0.05,
+    split: float = 0.05,
+    tol: float = 0.05,
+    alpha: float = 0.05,
+    burn: int = 1000,
+    quantiles: tuple[float, ...] = (0.5, 0.99),
+) -> dict[str, float]:
+    """One canary stream, its decision read after every request (Canary's rule, vectorised)."""
+    arm = rng.random(requests) < true_split
+    x = rng.lognormal(0.0, 1.0, requests)
+    if tail != 1.0:
+        q97 = math.exp(_Z97)
+        x = np.where(arm & (x > q97), x * tail, x)
+    control = np.flatnonzero(~arm)
+    start = int(control[burn - 1]) + 1
+    edges = np.quantile(x[control[:burn]], quantiles)
+    bar = math.log(len(quantiles) / alpha)
+    a, v = arm[start:], x[start:]
+    out = {"rollback": math.inf, "events": math.inf, "naive": math.inf, "halt": math.inf}
+    for edge in edges:
+        above = v > edge
+        c, k = np.cumsum(~a & above), np.cumsum(a & above)
+        over = np.cumsum(a & (v > edge * (1 + tol)))
+        at = np.flatnonzero(a & above)  # the rollback e-value rises only at canary events
+        if at.size:
+            up = log_e_above(k[at], k[at] + c[at], split)
+            hit = np.flatnonzero((up >= bar) & (over[at] * (1 - split) > c[at] * split))
+            if hit.size and at[hit[0]] < out["rollback"]:
+                out["rollback"] = float(at[hit[0]])
+                out["events"] = float(k[at[hit[0]]] + c[at[hit[0]]])
+        events = np.flatnonzero(above)
+        every = events[49::50]  # the anchor: a fresh binomial test every 50 tail events
+        if every.size:
+            p = stats.binom.sf(k[every] - 1, k[every] + c[every], split)
+            naive = np.flatnonzero(p < alpha / len(quantiles))
+            if naive.size:
+                out["naive"] = min(out["naive"], float(every[naive[0]]))
+    m = np.cumsum(a)
+    srm = log_e_split(m, np.arange(1, len(a) + 1), split)
+    halted = np.flatnonzero(srm >= math.log(1 / alpha))
+    if halted.size:
+        out["halt"] = float(halted[0])
+    return out
+
+
+def canary_cells(reps: int, requests: int) -> None:
+    print(
+        f"\ncanary: 5% split, {requests:,} requests, decision read after every request, {reps} streams"
+    )
+    cases = [
+        ("A/A: false rollback ever", {}, "rollback"),
+        ("A/A: naive binomial test every 50 events", {}, "naive"),
+        ("A/A: false halt ever", {}, "halt"),
+        ("p99 +30% tail-only: rollback", {"tail": 1.3}, "rollback"),
+        ("p99 +15% tail-only: rollback", {"tail": 1.15}, "rollback"),
+        ("split 4.5% declared 5%: halt", {"true_split": 0.045}, "halt"),
+    ]
+    for name, kwargs, key in cases:
+        rng = np.random.default_rng(zlib.crc32(name.encode()))
+        results = [canary_stream(rng, requests, **kwargs) for _ in range(reps)]  # type: ignore[arg-type]
+        hits = sum(math.isfinite(r[key]) for r in results)
+        line = f"  {name:<44} {wilson(hits, reps)}"
+        if key == "rollback" and "tail" in kwargs:
+            events = [r["events"] for r in results if math.isfinite(r["events"])]
+            if events:
+                line += f"; tail events to roll back: median {np.median(events):.0f}, p90 {np.percentile(events, 90):.0f}"
+        print(line, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reps", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=1_000_000)
+    parser.add_argument("--canary-reps", type=int, default=1000)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    reps = args.reps
+    print(f"gate: rate of 'regression' verdicts with a 95% interval, {reps} reps per cell")
+    for sigma in (0.25, 0.5, 1.0):
+        for n in (200, 3000, 10000):
+            gate_cell(f"W1 A/A sigma={sigma}", lognormal(sigma), lognormal(sigma), n, reps)
+    gate_cell("W2 A/A 1% outliers x10", outliers, outliers, 3000, reps)
+    gate_cell("W3 A/A rounded to 1 ms", rounded, rounded, 3000, reps)
+    gate_cell("W4 A/A bimodal 80/20", bimodal, bimodal, 3000, reps)
+    gate_cell("W5 A/A 5 blocks, block CV 11%", lognormal(0.5), lognormal(0.5), 3000, reps, 5, 0.11)
+    for sigma in (0.5, 0.75, 1.0):
+        for k in (1.1, 1.3, 1.5):
+            gate_cell(
+                f"W6 tail-only x{k} sigma={sigma}",
+                lognormal(sigma),
+                lognormal(sigma, tail=k),
+                3000,
+                reps,
+            )
+    for k in (1.05, 1.10):
+        gate_cell(f"W7 uniform x{k} sigma=0.5", lognormal(0.5), lognormal(0.5, scale=k), 3000, reps)
+    canary_cells(args.canary_reps, args.requests)
+    print(f"\n{time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
