@@ -24,6 +24,7 @@ __all__ = ["KINDS", "load"]
 #: kind -> "module:attribute" of what :func:`load` returns for it.
 KINDS: dict[str, str] = {
     "silenttax.benchmark_result": "silenttax.benchmark._harness:BenchmarkResult",
+    "silenttax.canary": "silenttax.gate._canary:Canary",
     "silenttax.change_detector": "silenttax.monitor._detectors:ChangeDetector",
     "silenttax.comparison": "silenttax.benchmark._harness:Comparison",
     "silenttax.cost_comparison": "silenttax.cost._model:CostComparison",

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from silenttax._version import __version__
-from silenttax.cli import _drift
+from silenttax.cli import _drift, _gate
 from silenttax.errors import SilentTaxError
 
 __all__ = ["build_parser", "main"]
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"silenttax {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     _drift.add_parser(subparsers)
+    _gate.add_parser(subparsers)
     return parser
 
 
@@ -56,4 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SilentTaxError as exc:
         print(f"silenttax: error: {exc}", file=sys.stderr)
         return 2
+    except SystemExit as exc:  # parser.error() inside a command: a usage error
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     return status

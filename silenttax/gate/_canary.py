@@ -142,6 +142,8 @@ class CanaryState(State):
     """Constructor settings."""
     edges: dict[str, float] | None = None
     """Control edge per watched quantile, seconds (None during the burn-in)."""
+    baseline: dict[str, float] | None = None
+    """The edges taken from a production baseline up front (None: from the burn-in)."""
     burn_in_values: list[float] = Field(default_factory=list)
     """Control latencies of the burn-in so far."""
     control_events: dict[str, int] = Field(default_factory=dict)
@@ -411,8 +413,9 @@ class Canary(Stateful[CanaryState]):
     def state(self) -> CanaryState:
         """JSON-serializable snapshot: settings, edges and counts."""
         return CanaryState(
-            params={**self._params(), "edges_from_baseline": self._from_baseline},
+            params=self._params(),
             edges=self.edges,
+            baseline=self.edges if self._from_baseline else None,
             burn_in_values=list(self._burn),
             control_events=dict(self._control_events),
             canary_events=dict(self._canary_events),
@@ -426,10 +429,8 @@ class Canary(Stateful[CanaryState]):
     @classmethod
     def from_state(cls, state: CanaryState) -> Self:
         """Rebuild a canary from :meth:`state`."""
-        params = dict(state.params)
-        from_baseline = bool(params.pop("edges_from_baseline", False))
-        canary = cls(**settings(cls, params))
-        canary._from_baseline = from_baseline
+        canary = cls(**settings(cls, state.params))
+        canary._from_baseline = state.baseline is not None
         canary._burn = list(state.burn_in_values)
         canary._edges = dict(state.edges) if state.edges is not None else None
         canary._control_events.update(state.control_events)

@@ -131,8 +131,12 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo("gate.memory", _C.RESOURCE, "Peak memory ratio candidate / baseline, gated."),
     CodeInfo("gate.cost", _C.COST, "Cost per 1000 inferences ratio candidate / baseline, gated."),
     CodeInfo("gate.inefficiency", _C.MODEL_BLOAT, "A major inefficiency new in the candidate."),
-    CodeInfo("canary.decision", _C.LATENCY, "The canary's decision: continue, promote, rollback, halt."),
-    CodeInfo("canary.latency", _C.LATENCY, "Tail exceedances of the canary vs the control at one edge."),
+    CodeInfo(
+        "canary.decision", _C.LATENCY, "The canary's decision: continue, promote, rollback, halt."
+    ),
+    CodeInfo(
+        "canary.latency", _C.LATENCY, "Tail exceedances of the canary vs the control at one edge."
+    ),
     CodeInfo("canary.split", _C.STABILITY, "The realized traffic split vs the declared one."),
 )
 

@@ -18,6 +18,7 @@ from silenttax.benchmark import benchmark, compare, environment
 from silenttax.cost import CostModel, CostMonitor
 from silenttax.drift import DriftDetector
 from silenttax.features import FeatureHealth
+from silenttax.gate import Canary
 from silenttax.monitor import CUSUM, LatencyMonitor, LatencySketch, ResourceMonitor
 from silenttax.quantize import Baseline, Candidate, QuantizationStudy
 from silenttax.report import Finding, Report
@@ -192,6 +193,33 @@ def _report() -> Report:
     return Report(findings=[finding], source="conformance")
 
 
+_EDGES = _latencies(9)
+
+
+def _canary(seed: int = 4, n: int = 4000, **settings: Any) -> Canary:
+    canary = Canary(baseline=_EDGES, **settings)
+    rng = np.random.default_rng(seed)
+    for x in rng.lognormal(np.log(0.01), 0.5, n):
+        if rng.random() < 0.05:
+            canary.record_canary(float(x))
+        else:
+            canary.record_control(float(x))
+    return canary
+
+
+def _canary_halves() -> tuple[Canary, Canary, Canary]:
+    """Two replicas' canaries (same edges) and one canary fed both streams."""
+    a, b = _canary(4), _canary(5)
+    whole = _canary(4)
+    rng = np.random.default_rng(5)
+    for x in rng.lognormal(np.log(0.01), 0.5, 4000):
+        if rng.random() < 0.05:
+            whole.record_canary(float(x))
+        else:
+            whole.record_control(float(x))
+    return a, b, whole
+
+
 def _merge_in_place(a: Any, b: Any) -> Any:
     return a.merge(b)
 
@@ -238,6 +266,14 @@ EXAMPLES: dict[str, Example] = {
         ),
         bad_input=lambda: LatencyMonitor(slo=-1.0),
         judge=lambda m: m.check(),
+    ),
+    "silenttax.canary": Example(
+        make=_canary,
+        halves=_canary_halves,
+        merge=_merge_in_place,
+        mismatched=lambda: (_canary(), _canary(split=0.1), "split"),
+        bad_input=lambda: Canary(split=1.5),
+        judge=lambda c: c.check(),
     ),
     "silenttax.change_detector": Example(
         make=_cusum,
