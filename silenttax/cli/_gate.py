@@ -23,7 +23,8 @@ def add_parser(subparsers: Any) -> None:
         description=(
             "Gate CANDIDATE against BASELINE on p50 and p99 latency (and peak memory or "
             "cost per 1000 inferences when asked): pass, regression or inconclusive per "
-            "metric, from confidence intervals of ratios with Holm's adjustment. Each side "
+            "metric, from confidence intervals of ratios with Holm's adjustment. A single "
+            "Comparison JSON (silenttax bench A B) is gated on blocks of its rounds. Each side "
             "is a BenchmarkResult JSON (silenttax bench), any saved silenttax snapshot "
             "(LatencySketch, LatencyMonitor), a JSON object with a 'samples' array (or "
             "'blocks': a list of arrays, one per run), or a text/CSV file with one latency "
@@ -31,8 +32,10 @@ def add_parser(subparsers: Any) -> None:
         ),
         epilog=EXIT,
     )
-    parser.add_argument("baseline", help="the production side (see above)")
-    parser.add_argument("candidate", help="the side that would replace it")
+    parser.add_argument("baseline", help="the production side, or a Comparison (see above)")
+    parser.add_argument(
+        "candidate", nargs="?", help="the side that would replace it (none with a Comparison)"
+    )
     for name, default, what in [
         ("p50", 0.05, "p50"),
         ("p99", 0.10, "p99"),
@@ -113,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         parser.error("--alpha must be between 0 and 1")
     report = performance_gate(
         read_side(args.baseline, "baseline"),
-        read_side(args.candidate, "candidate"),
+        read_side(args.candidate, "candidate") if args.candidate else None,
         max_p50_regression=args.max_p50_regression,
         max_p99_regression=args.max_p99_regression,
         max_memory_regression=args.max_memory_regression,

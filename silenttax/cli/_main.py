@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from silenttax._version import __version__
-from silenttax.cli import _drift, _gate
+from silenttax.cli import _bench, _drift, _gate
 from silenttax.errors import SilentTaxError
 
 __all__ = ["build_parser", "main"]
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     _drift.add_parser(subparsers)
     _gate.add_parser(subparsers)
+    _bench.add_parser(subparsers)
     return parser
 
 

@@ -321,9 +321,19 @@ def _welch_df(a: _Side, b: _Side) -> float | None:
     return num / den if den > 0 else None
 
 
+def _comparison_blocks(comparison: Any, blocks: int = 10) -> tuple[list[_Float], list[_Float]]:
+    """Both sides of an interleaved comparison as contiguous blocks of rounds."""
+    sides = []
+    for result in (comparison.baseline, comparison.candidate):
+        samples = np.asarray(result.samples, dtype=np.float64)
+        k = max(1, min(blocks, comparison.rounds // 2 or 1))
+        sides.append([b for b in np.array_split(samples, k) if len(b)])
+    return sides[0], sides[1]
+
+
 def performance_gate(
     baseline: Any,
-    candidate: Any,
+    candidate: Any = None,
     *,
     max_p50_regression: float = 0.05,
     max_p99_regression: float = 0.10,
@@ -335,6 +345,9 @@ def performance_gate(
 ) -> Report:
     """Gate a candidate against the baseline on latency (and memory, cost).
 
+    ``baseline`` alone may be a :class:`~silenttax.benchmark.Comparison` from
+    ``compare()`` (both models interleaved in one process, the credible way to
+    gate): its rounds are grouped into ten blocks per side. Otherwise
     ``baseline`` and ``candidate`` each are latencies in seconds (an array),
     blocks of them (a list of arrays: rounds or runs, whose spread then counts),
     a :class:`~silenttax.benchmark.BenchmarkResult` or a list of them (one per
@@ -351,8 +364,8 @@ def performance_gate(
     of any false regression at most ``alpha`` over the gated metrics.
 
     Args:
-        baseline: What runs in production (see above).
-        candidate: What would replace it.
+        baseline: What runs in production (see above), or a ``Comparison``.
+        candidate: What would replace it (None with a ``Comparison``).
         max_p50_regression: Tolerated p50 slowdown (0.05 = 5%).
         max_p99_regression: Tolerated p99 slowdown.
         max_memory_regression: Tolerated rise of peak RSS (needs BenchmarkResults
@@ -395,6 +408,14 @@ def performance_gate(
     for name, tol in tolerances.items():
         if tol is not None and not (0 <= tol < 10 and math.isfinite(tol)):
             raise InputError(f"{name} must be a number in [0, 10), got {tol!r}")
+    from silenttax.benchmark import Comparison
+
+    if isinstance(baseline, Comparison):
+        if candidate is not None:
+            raise InputError("candidate: a Comparison holds both sides; pass it alone")
+        baseline, candidate = _comparison_blocks(baseline)
+    elif candidate is None:
+        raise InputError("candidate: missing (only a Comparison carries both sides)")
     base, cand = _read(baseline, "baseline"), _read(candidate, "candidate")
     metrics: list[_Metric] = []
     for q, tol in ((0.5, max_p50_regression), (0.99, max_p99_regression)):

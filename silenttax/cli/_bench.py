@@ -1,0 +1,133 @@
+"""``silenttax bench``: benchmark one model, or two interleaved, and save the result."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from silenttax.errors import InputError
+
+__all__ = ["add_parser", "load_model"]
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``bench`` subcommand."""
+    parser = subparsers.add_parser(
+        "bench",
+        help="benchmark an ONNX file or a torch factory (two: interleaved A/B)",
+        description=(
+            "Benchmark MODEL on the given inputs and save a BenchmarkResult (JSON) that "
+            "'silenttax gate' reads. With two models, run them interleaved in this process "
+            "(rounds alternate AB, BA, ...) and save the Comparison; 'silenttax gate "
+            "COMPARISON' then gates it on blocks of rounds. A model is an .onnx file or a "
+            "torch factory as 'package.module:function' returning an nn.Module (weights "
+            "from --weights, a state_dict saved with torch.save, read with weights_only)."
+        ),
+    )
+    parser.add_argument("model", help="an .onnx file or 'package.module:factory'")
+    parser.add_argument("model_b", nargs="?", help="a second model: run both interleaved")
+    parser.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="[NAME=]FILE.npy",
+        help="an input array (repeat for several; NAME= gives ONNX input names or torch keywords)",
+    )
+    parser.add_argument("--weights", help="state_dict for a torch factory (MODEL)")
+    parser.add_argument("--weights-b", help="state_dict for the second torch factory")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads")
+    parser.add_argument("--min-time", type=float, default=2.0, help="seconds of measurement")
+    parser.add_argument("--max-time", type=float, default=20.0, help="most seconds")
+    parser.add_argument("--out", metavar="JSON", required=True, help="where to save the result")
+    parser.set_defaults(func=run, parser=parser)
+
+
+def _inputs(specs: list[str]) -> list[Any] | dict[str, Any]:
+    import numpy as np
+
+    if not specs:
+        raise InputError("--input: give at least one input array (.npy)")
+    named: dict[str, Any] = {}
+    positional: list[Any] = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = "", spec
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--input: cannot read {path!r} as .npy: {exc}") from exc
+        if name:
+            named[name] = array
+        else:
+            positional.append(array)
+    if named and positional:
+        raise InputError("--input: name all inputs (NAME=FILE.npy) or none")
+    return named or positional
+
+
+def load_model(spec: str, weights: str | None, inputs: Any, threads: int | None) -> Any:
+    """A no-argument callable running the model ``spec`` on ``inputs``."""
+    from silenttax.benchmark import onnx_fn, torch_fn
+
+    if spec.endswith(".onnx"):
+        if not Path(spec).is_file():
+            raise InputError(f"model: no such ONNX file {spec!r}")
+        feed = inputs if isinstance(inputs, dict) else list(inputs)
+        return onnx_fn(spec, feed, threads=threads)
+    module_name, sep, attr = spec.partition(":")
+    if not sep:
+        raise InputError(f"model: {spec!r} is neither an .onnx file nor 'package.module:factory'")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise InputError(f"model: cannot import {spec!r}: {exc}") from exc
+    from silenttax._deps import optional_import
+
+    torch: Any = optional_import("torch", purpose="silenttax bench on a torch factory")
+    model = factory()
+    if weights:
+        try:
+            state = torch.load(weights, weights_only=True, map_location="cpu")
+        except Exception as exc:  # torch raises several types for a bad file
+            raise InputError(f"weights: cannot read {weights!r}: {exc}") from exc
+        model.load_state_dict(state)
+    model.eval()
+    if isinstance(inputs, dict):
+        tensors: Any = {k: torch.from_numpy(v) for k, v in inputs.items()}
+    else:
+        tensors = tuple(torch.from_numpy(v) for v in inputs)
+    return torch_fn(model, tensors)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Benchmark (or compare) and save; returns 0 (the gate decides, not this command)."""
+    from silenttax.benchmark import benchmark, compare
+    from silenttax.gate import performance_gate
+
+    inputs = _inputs(args.input)
+    sys.path.insert(0, str(Path.cwd()))  # factories of the project the command runs in
+    fn = load_model(args.model, args.weights, inputs, args.threads)
+    if args.model_b is None:
+        result = benchmark(fn, min_time=args.min_time, max_time=args.max_time, threads=args.threads)
+        result = result.model_copy(update={"name": args.model})
+        print(result.report().to_text(color=sys.stdout.isatty()))
+    else:
+        fn_b = load_model(args.model_b, args.weights_b, inputs, args.threads)
+        comparison = compare(
+            fn,
+            fn_b,
+            min_time=args.min_time,
+            max_time=args.max_time,
+            threads=args.threads,
+            names=(args.model, args.model_b),
+        )
+        report = comparison.report() | performance_gate(comparison)
+        print(report.to_text(color=sys.stdout.isatty()))
+        result = comparison  # type: ignore[assignment]
+    result.save(Path(args.out), indent=2)
+    print(f"result written to {args.out}")
+    return 0
