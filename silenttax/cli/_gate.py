@@ -64,6 +64,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--alpha", type=float, default=0.05, help="family-wise false-regression rate (0.05)"
     )
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="tolerances and alpha from a JSON or TOML file (a [gate] table works); they "
+        "replace the options above",
+    )
     parser.add_argument("--out", metavar="JSON", help="also write the report as JSON")
     parser.add_argument("--markdown", action="store_true", help="print Markdown (PR comments)")
     parser.set_defaults(func=run, parser=parser)
@@ -122,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         max_memory_regression=args.max_memory_regression,
         max_cost_regression=args.max_cost_regression,
         alpha=args.alpha,
+        policy=args.policy,
     )
     print(report.to_markdown() if args.markdown else report.to_text(color=sys.stdout.isatty()))
     if args.out:

@@ -22,8 +22,13 @@ interval, which is what makes a run-to-run shift of 10% stop failing builds.
 from __future__ import annotations
 
 import functools
+import json
 import math
+import os
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -335,6 +340,7 @@ def performance_gate(
     baseline: Any,
     candidate: Any = None,
     *,
+    policy: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     max_p50_regression: float = 0.05,
     max_p99_regression: float = 0.10,
     max_memory_regression: float | None = None,
@@ -366,6 +372,9 @@ def performance_gate(
     Args:
         baseline: What runs in production (see above), or a ``Comparison``.
         candidate: What would replace it (None with a ``Comparison``).
+        policy: The tolerances and ``alpha`` by name, as a mapping or a JSON or
+            TOML file (a team's gate policy, kept in the repository); its values
+            replace the keyword arguments below.
         max_p50_regression: Tolerated p50 slowdown (0.05 = 5%).
         max_p99_regression: Tolerated p99 slowdown.
         max_memory_regression: Tolerated rise of peak RSS (needs BenchmarkResults
@@ -397,6 +406,13 @@ def performance_gate(
         >>> verdict(performance_gate(prod[:100], same[:100]))  # too few for p99
         'inconclusive'
     """
+    if policy is not None:
+        chosen = _policy(policy)
+        max_p50_regression = chosen.get("max_p50_regression", max_p50_regression)
+        max_p99_regression = chosen.get("max_p99_regression", max_p99_regression)
+        max_memory_regression = chosen.get("max_memory_regression", max_memory_regression)
+        max_cost_regression = chosen.get("max_cost_regression", max_cost_regression)
+        alpha = chosen.get("alpha", alpha)
     if not 0 < alpha < 1:
         raise InputError(f"alpha must be in (0, 1), got {alpha!r}")
     tolerances = {
@@ -478,6 +494,42 @@ def performance_gate(
             "candidate_samples": cand.n,
         },
     )
+
+
+_POLICY_NAMES = (
+    "max_p50_regression",
+    "max_p99_regression",
+    "max_memory_regression",
+    "max_cost_regression",
+    "alpha",
+)
+
+
+def _policy(policy: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
+    """The gate policy from a mapping or a JSON / TOML file; unknown names are refused."""
+    if isinstance(policy, Mapping):
+        data: Any = dict(policy)
+    else:
+        path = Path(policy)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"policy: cannot read {str(path)!r}: {exc}") from exc
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (ValueError, tomllib.TOMLDecodeError) as exc:
+            raise InputError(f"policy: {str(path)!r} is not valid JSON or TOML: {exc}") from exc
+    if isinstance(data, dict) and isinstance(data.get("gate"), dict):
+        data = data["gate"]  # a [gate] table in a larger file
+    if not isinstance(data, dict):
+        raise InputError("policy: expected a mapping of tolerance names to numbers")
+    unknown = sorted(set(data) - set(_POLICY_NAMES))
+    if unknown:
+        raise InputError(f"policy: unknown name(s) {unknown}; known: {list(_POLICY_NAMES)}")
+    for name, value in data.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise InputError(f"policy: {name} must be a number, got {value!r}")
+    return data
 
 
 def _judge(metrics: list[_Metric], alpha: float) -> list[Finding]:

@@ -4,6 +4,7 @@ small samples, and fed every kind of measurement the library makes."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -189,3 +190,23 @@ def test_bad_policy_and_verdict_of_another_report() -> None:
         performance_gate([0.1] * 10, [0.1] * 10, alpha=1.5)
     with pytest.raises(InputError, match="not a gate report"):
         verdict(Report())
+
+
+def test_a_policy_file_sets_the_tolerances(tmp_path: Path) -> None:
+    rng = np.random.default_rng(19)
+    base, cand = draw(rng, 20_000, 0.5), draw(rng, 20_000, 0.5) * 1.08
+    assert verdict(performance_gate(base, cand)) == "regression"  # 8% > the 5% p50 default
+    toml = tmp_path / "pyproject.toml"
+    toml.write_text("[gate]\nmax_p50_regression = 0.15\nmax_p99_regression = 0.2\n")
+    relaxed = performance_gate(base, cand, policy=toml)
+    assert verdict(relaxed) == "pass"
+    assert relaxed.filter(code="gate.latency")[0].threshold == pytest.approx(1.15)
+    p50 = performance_gate(base, cand, policy={"max_p50_regression": 0.15}).filter(
+        code="gate.latency"
+    )[0]
+    assert p50.threshold == pytest.approx(1.15) and p50.evidence["verdict"] == "pass"
+    with pytest.raises(InputError, match="max_p95_regression"):
+        performance_gate(base, cand, policy={"max_p95_regression": 0.1})
+    (tmp_path / "bad.json").write_text('{"alpha": "low"}')
+    with pytest.raises(InputError, match="alpha must be a number"):
+        performance_gate(base, cand, policy=tmp_path / "bad.json")
