@@ -5,7 +5,8 @@ Gate (``performance_gate``), workloads of research/gate_canary.md §8:
 - W1 A/A log-normal, sigma 0.25 / 0.5 / 1.0, n 200 / 3000 / 10000 per side;
 - W2 A/A with 1% outliers x10; W3 A/A rounded to 1 ms; W4 A/A bimodal 80/20;
 - W5 A/A in 5 blocks per side with a block random effect (CV 11%);
-- W6 tail-only x1.1 / x1.3 / x1.5 above q97; W7 uniform x1.05 / x1.10.
+- W6 tail-only x1.1 / x1.3 / x1.5 above q97; W7 uniform x1.05 / x1.10;
+- W8 the same median, sigma x1.3 (a wider spread: the tail moves, p50 not).
 
 Anchors, run on the same draws: Kayenta's judge (Mann-Whitney at 98%, no
 margin), pyperf's Welch t-test on means, pytest-benchmark's ``mean:5%``, and a
@@ -191,7 +192,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--canary-reps", type=int, default=1000)
+    parser.add_argument("--only", default="", help="run only the cells whose name has this")
     args = parser.parse_args()
+    global ONLY
+    ONLY = args.only.removeprefix("canary") if args.only.startswith("canary") else args.only
     t0 = time.perf_counter()
     reps = args.reps
     print(f"gate: rate of 'regression' verdicts with a 95% interval, {reps} reps per cell")
@@ -213,7 +217,9 @@ def main() -> None:
             )
     for k in (1.05, 1.10):
         gate_cell(f"W7 uniform x{k} sigma=0.5", lognormal(0.5), lognormal(0.5, scale=k), 3000, reps)
-    canary_cells(args.canary_reps, args.requests)
+    gate_cell("W8 same median, sigma 0.5 -> 0.65", lognormal(0.5), lognormal(0.65), 3000, reps)
+    if not ONLY or "canary" in ONLY:
+        canary_cells(args.canary_reps, args.requests)
     print(f"\n{time.perf_counter() - t0:.0f} s")
 
 
