@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -144,8 +144,8 @@ class CanaryState(State):
     """Control edge per watched quantile, seconds (None during the burn-in)."""
     baseline: dict[str, float] | None = None
     """The edges taken from a production baseline up front (None: from the burn-in)."""
-    burn_in_values: list[float] = Field(default_factory=list)
-    """Control latencies of the burn-in so far."""
+    burn_in_values: dict[str, list[float]] = Field(default_factory=dict)
+    """Control values of the burn-in so far, per series (``latency`` and each resource)."""
     control_events: dict[str, int] = Field(default_factory=dict)
     """Control requests above the edge, per quantile."""
     canary_events: dict[str, int] = Field(default_factory=dict)
@@ -190,8 +190,13 @@ class Canary(Stateful[CanaryState]):
         burn_in: Control requests that fix the edges before anything is tested
             (ignored when ``baseline`` is given).
         baseline: Production latencies that fix the edges up front: a
-            ``LatencySketch`` or ``LatencyMonitor`` (or their state), or seconds.
-            Canaries with the same edges merge (replicas of each arm).
+            ``LatencySketch`` or ``LatencyMonitor`` (or their state), or seconds;
+            with ``resources``, a mapping from ``"latency"`` and each resource
+            to its values. Canaries with the same edges merge (replicas of each arm).
+        resources: Other per-request series to watch the same way, e.g.
+            ``("memory", "cpu")``: pass their values to ``record_control`` and
+            ``record_canary`` as keywords (``memory=bytes``). Each is watched at
+            the same quantiles, as ``"memory p99"``; a higher value is worse.
         prior_strength: Concentration of the beta mixture around ``split``. Lindon
             & Malek use 100; 20 puts more weight on large shifts. A +30% p99 then
             rolls back in a median of ~250 tail events (~265 at 100), while +15%
@@ -223,6 +228,7 @@ class Canary(Stateful[CanaryState]):
         split: float = 0.05,
         burn_in: int = 1000,
         baseline: Any = None,
+        resources: Sequence[str] = (),
         prior_strength: float = 20.0,
         strict: bool = False,
     ) -> None:
@@ -238,7 +244,21 @@ class Canary(Stateful[CanaryState]):
             raise InputError(f"prior_strength must be > 0, got {prior_strength!r}")
         if not metrics:
             raise InputError("metrics: watch at least one quantile")
+        if isinstance(resources, str) or any(
+            not isinstance(r, str) or not r.isidentifier() or r == "latency" for r in resources
+        ):
+            raise InputError(
+                f"resources: names such as ('memory', 'cpu') (not 'latency'), got {resources!r}"
+            )
         self._quantiles = {m: _quantile(m) for m in metrics}
+        self.resources = tuple(resources)
+        self._series = ("latency", *self.resources)
+        # (key, series, quantile) for every watched pair; latency keys are the bare metric
+        self._keys = [
+            (m if series == "latency" else f"{series} {m}", series, q)
+            for series in self._series
+            for m, q in self._quantiles.items()
+        ]
         self.max_regression = float(max_regression)
         self.alpha = float(alpha)
         self.metrics = tuple(metrics)
@@ -247,29 +267,96 @@ class Canary(Stateful[CanaryState]):
         self.prior_strength = float(prior_strength)
         self.strict = strict
         self._edges: dict[str, float] | None = None
-        self._burn: list[float] = []
-        self._control_events = dict.fromkeys(self.metrics, 0)
-        self._canary_events = dict.fromkeys(self.metrics, 0)
-        self._canary_over = dict.fromkeys(self.metrics, 0)
+        self._burn: dict[str, list[float]] = {series: [] for series in self._series}
+        self._zero_counts()
         self.control = 0
         self.canary = 0
         self.invalid = 0
         self._decided: Decision | None = None
         self._from_baseline = baseline is not None
         if baseline is not None:
-            self._fix_edges(_baseline_quantiles(baseline, self._quantiles))
+            self._fix_edges(self._baseline_edges(baseline))
         self._bind()
+
+    def _zero_counts(self) -> None:
+        keys = [key for key, _, _ in self._keys]
+        self._control_events = dict.fromkeys(keys, 0)
+        self._canary_events = dict.fromkeys(keys, 0)
+        self._canary_over = dict.fromkeys(keys, 0)
+
+    def _baseline_edges(self, baseline: Any) -> dict[str, float]:
+        if self.resources:
+            if not isinstance(baseline, Mapping) or set(baseline) != set(self._series):
+                raise InputError(
+                    f"baseline: with resources, a mapping with the keys {list(self._series)}"
+                )
+            per_series = baseline
+        else:
+            per_series = {"latency": baseline}
+        edges: dict[str, float] = {}
+        for series, values in per_series.items():
+            found = _baseline_quantiles(values, self._quantiles, series)
+            edges.update(
+                {m if series == "latency" else f"{series} {m}": v for m, v in found.items()}
+            )
+        return edges
 
     # ----------------------------------------------------------------- recording
     def _fix_edges(self, edges: dict[str, float]) -> None:
         self._edges = edges
-        self._burn = []
+        self._burn = {series: [] for series in self._series}
         self._bind()
 
     def _bind(self) -> None:
         edges = self._edges or {}
         scale = 1.0 + self.max_regression
-        self._watch = [(m, edges[m], edges[m] * scale) for m in self.metrics if m in edges]
+        self._watch = [
+            (key, edges[key], edges[key] * scale)
+            for key, series, _ in self._keys
+            if series == "latency" and key in edges
+        ]
+        self._watch_resource = {
+            series: [
+                (key, edges[key], edges[key] * scale)
+                for key, s, _ in self._keys
+                if s == series and key in edges
+            ]
+            for series in self.resources
+        }
+
+    def _resource_values(self, values: dict[str, Any]) -> dict[str, float]:
+        """The valid resource values of one request (bad ones counted, or raised if strict)."""
+        out = {}
+        for name, value in values.items():
+            ok = name in self._watch_resource
+            if ok:
+                try:
+                    ok = value >= 0 and math.isfinite(value)
+                except TypeError:
+                    ok = False
+            if ok:
+                out[name] = float(value)
+                continue
+            self.invalid += 1
+            if self.strict:
+                raise InputError(
+                    f"{name}: not a watched resource ({list(self.resources)}) or not a finite "
+                    f"number >= 0: {value!r}"
+                )
+        return out
+
+    def _burn_in(self, seconds: float, resources: dict[str, float]) -> None:
+        self._burn["latency"].append(seconds)
+        for name, value in resources.items():
+            self._burn[name].append(value)
+        if len(self._burn["latency"]) < self.burn_in:
+            return
+        edges: dict[str, float] = {}
+        for key, series, q in self._keys:
+            values = self._burn[series]
+            if len(values) >= 10:  # a resource seldom reported stays unwatched
+                edges[key] = float(np.quantile(np.asarray(values), q))
+        self._fix_edges(edges)
 
     def _valid(self, seconds: float) -> bool:
         try:
@@ -282,26 +369,28 @@ class Canary(Stateful[CanaryState]):
                 raise InputError(f"seconds must be a finite number >= 0, got {seconds!r}")
         return ok
 
-    def record_control(self, seconds: float) -> None:
-        """Record one control request's latency (never raises unless ``strict=True``)."""
+    def record_control(self, seconds: float, **resources: float) -> None:
+        """Record one control request: its latency, and its ``resources`` by name
+        (never raises unless ``strict=True``)."""
         if not self._valid(seconds):
             return
         self.control += 1
+        values = self._resource_values(resources) if resources else {}
         if self._edges is None:
-            self._burn.append(float(seconds))
-            if len(self._burn) >= self.burn_in:
-                values = np.asarray(self._burn)
-                self._fix_edges(
-                    {m: float(np.quantile(values, q)) for m, q in self._quantiles.items()}
-                )
+            self._burn_in(float(seconds), values)
             return
         events = self._control_events
         for metric, edge, _ in self._watch:
             if seconds > edge:
                 events[metric] += 1
+        for name, value in values.items():
+            for key, edge, _ in self._watch_resource[name]:
+                if value > edge:
+                    events[key] += 1
 
-    def record_canary(self, seconds: float) -> None:
-        """Record one canary request's latency (never raises unless ``strict=True``)."""
+    def record_canary(self, seconds: float, **resources: float) -> None:
+        """Record one canary request: its latency, and its ``resources`` by name
+        (never raises unless ``strict=True``)."""
         if not self._valid(seconds):
             return
         self.canary += 1
@@ -311,6 +400,13 @@ class Canary(Stateful[CanaryState]):
                 events[metric] += 1
                 if seconds > scaled:
                     over[metric] += 1
+        if resources:
+            for name, value in self._resource_values(resources).items():
+                for key, edge, scaled in self._watch_resource[name]:
+                    if value > edge:
+                        events[key] += 1
+                        if value > scaled:
+                            over[key] += 1
 
     # ------------------------------------------------------------------ decision
     @property
@@ -324,7 +420,7 @@ class Canary(Stateful[CanaryState]):
         srm = float(log_e_split(self.canary, self.control + self.canary, split, strength))
         per_metric: dict[str, tuple[float, float, bool]] = {}
         if self._edges is not None:
-            for m in self.metrics:
+            for m in (key for key, _, _ in self._keys if key in self._edges):
                 c, k, over = self._control_events[m], self._canary_events[m], self._canary_over[m]
                 per_metric[m] = (
                     float(log_e_above(k, k + c, split, strength)),
@@ -339,13 +435,15 @@ class Canary(Stateful[CanaryState]):
         if self._decided is not None:
             return self._decided
         srm, per_metric = self._evidence()
-        bar = math.log(len(self.metrics) / self.alpha)
+        bar = math.log(len(self._keys) / self.alpha)
         decided: Decision | None = None
         if srm >= math.log(1 / self.alpha):
             decided = "halt"
         elif any(up >= bar and beyond for up, _, beyond in per_metric.values()):
             decided = "rollback"
-        elif per_metric and all(down >= bar for _, down, _ in per_metric.values()):
+        elif len(per_metric) == len(self._keys) and all(
+            down >= bar for _, down, _ in per_metric.values()
+        ):
             decided = "promote"
         if decided is not None:
             self._decided = decided
@@ -375,7 +473,7 @@ class Canary(Stateful[CanaryState]):
                 "edges: canaries merge only with the same fixed edges; give every replica "
                 "the same baseline= (edges from one production sketch)"
             )
-        for m in self.metrics:
+        for m, _, _ in self._keys:
             self._control_events[m] += other._control_events[m]
             self._canary_events[m] += other._canary_events[m]
             self._canary_over[m] += other._canary_over[m]
@@ -389,10 +487,8 @@ class Canary(Stateful[CanaryState]):
     def reset(self) -> None:
         """Forget every request (settings stay; edges from a burn-in are learnt again)."""
         edges = self._edges if self._from_baseline else None
-        self._burn = []
-        self._control_events = dict.fromkeys(self.metrics, 0)
-        self._canary_events = dict.fromkeys(self.metrics, 0)
-        self._canary_over = dict.fromkeys(self.metrics, 0)
+        self._burn = {series: [] for series in self._series}
+        self._zero_counts()
         self.control = self.canary = self.invalid = 0
         self._decided = None
         self._edges = edges
@@ -406,6 +502,7 @@ class Canary(Stateful[CanaryState]):
             "metrics": list(self.metrics),
             "split": self.split,
             "burn_in": self.burn_in,
+            "resources": list(self.resources),
             "prior_strength": self.prior_strength,
             "strict": self.strict,
         }
@@ -416,7 +513,7 @@ class Canary(Stateful[CanaryState]):
             params=self._params(),
             edges=self.edges,
             baseline=self.edges if self._from_baseline else None,
-            burn_in_values=list(self._burn),
+            burn_in_values={series: list(v) for series, v in self._burn.items() if v},
             control_events=dict(self._control_events),
             canary_events=dict(self._canary_events),
             canary_over=dict(self._canary_over),
@@ -431,7 +528,8 @@ class Canary(Stateful[CanaryState]):
         """Rebuild a canary from :meth:`state`."""
         canary = cls(**settings(cls, state.params))
         canary._from_baseline = state.baseline is not None
-        canary._burn = list(state.burn_in_values)
+        for series, values in state.burn_in_values.items():
+            canary._burn[series] = list(values)
         canary._edges = dict(state.edges) if state.edges is not None else None
         canary._control_events.update(state.control_events)
         canary._canary_events.update(state.canary_events)
@@ -443,10 +541,11 @@ class Canary(Stateful[CanaryState]):
 
     # --------------------------------------------------------------------- check
     def check(self) -> Report:
-        """``canary.decision``, one ``canary.latency`` per watched quantile and ``canary.split``."""
+        """``canary.decision``, one ``canary.latency`` per watched quantile (``canary.resource``
+        per resource and quantile) and ``canary.split``."""
         decision = self.decision
         srm, per_metric = self._evidence()
-        bar = len(self.metrics) / self.alpha
+        bar = len(self._keys) / self.alpha
         findings: list[Finding] = []
         severity = {
             "continue": Severity.INFO,
@@ -463,7 +562,7 @@ class Canary(Stateful[CanaryState]):
                 message=(
                     f"canary: {decision} after {total:,} requests ({self.canary:,} canary)"
                     + (
-                        f"; burn-in {len(self._burn)}/{self.burn_in} control requests"
+                        f"; burn-in {len(self._burn['latency'])}/{self.burn_in} control requests"
                         if self._edges is None
                         else ""
                     )
@@ -524,17 +623,19 @@ class Canary(Stateful[CanaryState]):
             verdict, severity = "within tolerance", Severity.OK
         else:
             verdict, severity = "open", Severity.INFO
+        latency = " " not in m
+        shown = _dur if latency else (lambda v: f"{v:.4g}")
         return make_finding(
-            "canary.latency",
+            "canary.latency" if latency else "canary.resource",
             severity=severity,
             subject="canary",
             message=(
-                f"{m}: above the control's {_dur(edge)}, {k} canary vs {c} control requests "
-                f"(exceedance-rate ratio {rate:.2f}); {over} canary above {_dur(scaled)} "
+                f"{m}: above the control's {shown(edge)}, {k} canary vs {c} control requests "
+                f"(exceedance-rate ratio {rate:.2f}); {over} canary above {shown(scaled)} "
                 f"(e-values {math.exp(min(up, 700.0)):.3g} for rollback, "
                 f"{math.exp(min(down, 700.0)):.3g} for promotion; decided at {bar:g}): {verdict}"
             ),
-            metric=f"{m}_exceedance_ratio",
+            metric=f"{m.replace(' ', '_')}_exceedance_ratio",
             value=rate if math.isfinite(rate) else None,
             baseline=1.0,
             evidence={
@@ -551,7 +652,9 @@ class Canary(Stateful[CanaryState]):
         )
 
 
-def _baseline_quantiles(baseline: Any, quantiles: dict[str, float]) -> dict[str, float]:
+def _baseline_quantiles(
+    baseline: Any, quantiles: dict[str, float], series: str = "latency"
+) -> dict[str, float]:
     from silenttax.monitor import LatencyMonitor, LatencyMonitorState
 
     sketch: LatencySketch | None = None
@@ -565,15 +668,16 @@ def _baseline_quantiles(baseline: Any, quantiles: dict[str, float]) -> dict[str,
         sketch = LatencySketch.from_state(baseline.sketch)
     if sketch is not None:
         if sketch.count == 0:
-            raise InputError("baseline: the sketch is empty")
+            raise InputError(f"baseline: the {series} sketch is empty")
         return {m: sketch.quantile(q) for m, q in quantiles.items()}
     try:
         values: _Array = np.asarray(baseline, dtype=np.float64).ravel()
     except (TypeError, ValueError) as exc:
         raise InputError(
-            f"baseline: expected a sketch, a monitor or latencies, got {type(baseline).__name__}"
+            f"baseline: expected a sketch, a monitor or values for {series}, got "
+            f"{type(baseline).__name__}"
         ) from exc
     values = values[np.isfinite(values) & (values >= 0)]
     if len(values) < 10:
-        raise InputError("baseline: need at least 10 valid latencies")
+        raise InputError(f"baseline: need at least 10 valid values for {series}")
     return {m: float(np.quantile(values, q)) for m, q in quantiles.items()}

@@ -348,6 +348,7 @@ def performance_gate(
     alpha: float = 0.05,
     cost: Any = None,
     profiles: tuple[Any, Any] | None = None,
+    study: Any = None,
 ) -> Report:
     """Gate a candidate against the baseline on latency (and memory, cost).
 
@@ -387,6 +388,8 @@ def performance_gate(
             throughput change (``cost.what_if``).
         profiles: ``(baseline_profile, candidate_profile)``: adds ``gate.inefficiency``
             for each major inefficiency the candidate has and the baseline has not.
+        study: A :class:`~silenttax.quantize.QuantizationStudy` of the candidate: adds
+            its recommendation (priced with ``cost`` when given).
 
     Raises:
         InputError: unreadable samples (named by side), or a tolerance or alpha out
@@ -470,6 +473,13 @@ def performance_gate(
         extra.extend(_cost_impact(cost, base, cand))
     if profiles is not None:
         extra.extend(_inefficiencies(profiles))
+    if study is not None:
+        from silenttax.quantize import QuantizationStudy
+
+        if not isinstance(study, QuantizationStudy):
+            raise InputError(f"study must be a QuantizationStudy, got {type(study).__name__}")
+        wanted = ("quantize.recommendation", "quantize.cost")
+        extra.extend(f for f in study.report(cost) if f.code in wanted)
     worst = max((f.severity for f in findings), default=Severity.OK)
     each = ", ".join(
         f"{str(f.metric).removesuffix('_ratio')} {f.evidence['verdict']}" for f in findings

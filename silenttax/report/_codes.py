@@ -137,6 +137,7 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo(
         "canary.latency", _C.LATENCY, "Tail exceedances of the canary vs the control at one edge."
     ),
+    CodeInfo("canary.resource", _C.RESOURCE, "Canary vs control exceedances of a resource."),
     CodeInfo("canary.split", _C.STABILITY, "The realized traffic split vs the declared one."),
 )
 

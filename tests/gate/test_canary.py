@@ -185,3 +185,34 @@ def test_e_values_are_calibrated_and_mirror_each_other() -> None:
     assert float(np.mean(np.exp(log_e_above(k, n, 0.05)))) <= 1.02
     assert float(np.mean(np.exp(log_e_below(k, n, 0.05)))) <= 1.02
     assert float(log_e_above(12, 60, 0.05)) > 0 > float(log_e_below(12, 60, 0.05))
+
+
+def test_memory_per_request_is_watched_the_same_way() -> None:
+    """A canary whose latency is fine but whose memory per request grew 40% rolls back
+    on ``memory p99``; a bad resource value is counted, never raised."""
+    rng = np.random.default_rng(20)
+    canary = Canary(resources=("memory",), burn_in=1000, metrics=("p99",))
+    for _ in range(120_000):
+        seconds, memory = rng.lognormal(math.log(0.01), 0.5), rng.lognormal(math.log(2e6), 0.3)
+        if rng.random() < 0.05:
+            canary.record_canary(seconds, memory=memory * 1.4)
+        else:
+            canary.record_control(seconds, memory=memory)
+        if canary.decision != "continue":
+            break
+    assert canary.decision == "rollback"
+    report = canary.check()
+    memory = report.filter(code="canary.resource")[0]
+    assert memory.metric == "memory_p99_exceedance_ratio" and memory.severity == Severity.WARNING
+    assert report.filter(code="canary.latency")[0].evidence["verdict"] != "regression"
+    before = canary.invalid
+    canary.record_control(0.01, memory=float("nan"), gpu=3.0)  # gpu: not a watched resource
+    assert canary.invalid == before + 2
+    back = silenttax.load(canary.to_json())
+    assert back.to_json() == canary.to_json() and back.resources == ("memory",)
+    with pytest.raises(InputError, match="resources"):
+        Canary(resources=("latency",))
+    with pytest.raises(InputError, match="mapping"):
+        Canary(resources=("memory",), baseline=[0.01] * 100)
+    fixed = Canary(resources=("memory",), baseline={"latency": [0.01] * 100, "memory": [1e6] * 100})
+    assert fixed.edges == {"p50": 0.01, "p99": 0.01, "memory p50": 1e6, "memory p99": 1e6}

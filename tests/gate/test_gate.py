@@ -210,3 +210,15 @@ def test_a_policy_file_sets_the_tolerances(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('{"alpha": "low"}')
     with pytest.raises(InputError, match="alpha must be a number"):
         performance_gate(base, cand, policy=tmp_path / "bad.json")
+
+
+def test_a_quantization_study_adds_its_priced_recommendation() -> None:
+    from tests.conformance.components import _study
+
+    rng = np.random.default_rng(21)
+    report = performance_gate(
+        draw(rng, 500, 0.5), draw(rng, 500, 0.5), study=_study(), cost=CostModel(price_per_hour=1.0)
+    )
+    assert report.filter(code="quantize.recommendation")
+    with pytest.raises(InputError, match="QuantizationStudy"):
+        performance_gate([0.1] * 50, [0.1] * 50, study="int8")
