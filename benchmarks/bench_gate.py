@@ -6,7 +6,9 @@ Gate (``performance_gate``), workloads of research/gate_canary.md §8:
 - W2 A/A with 1% outliers x10; W3 A/A rounded to 1 ms; W4 A/A bimodal 80/20;
 - W5 A/A in 5 blocks per side with a block random effect (CV 11%);
 - W6 tail-only x1.1 / x1.3 / x1.5 above q97; W7 uniform x1.05 / x1.10;
-- W8 the same median, sigma x1.3 (a wider spread: the tail moves, p50 not).
+- W8 the same median, sigma x1.3 (a wider spread: the tail moves, p50 not);
+- W9 peak memory and cost per 1000 inferences +5% / +10% over 5 runs per
+  side with 2% run-to-run noise (memory A/A too).
 
 Anchors, run on the same draws: Kayenta's judge (Mann-Whitney at 98%, no
 margin), pyperf's Welch t-test on means, pytest-benchmark's ``mean:5%``, and a
@@ -111,6 +113,69 @@ def gate_cell(
     line += f" (inconclusive {counts['inconclusive'] / reps:.0%})"
     line += "".join(f" | {k} {v / reps:.0%}" for k, v in anchor_counts.items())
     print(line, flush=True)
+
+
+def block_cell(name: str, metric: str, rise: float, reps: int) -> None:
+    """W9: five runs per side, 2% run-to-run noise; ``metric`` is memory or cost."""
+    if ONLY not in name:
+        return
+    from silenttax.benchmark import environment
+    from silenttax.benchmark._harness import _summarize
+
+    env = environment()
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+
+    def runs(scale: float) -> list[object]:
+        out = []
+        for _ in range(5):
+            noise = math.exp(rng.normal(0, 0.02))
+            latency = rng.lognormal(math.log(0.01), 0.5, 600)
+            if metric == "cost":
+                latency = latency * scale * noise
+            rss = int(2e9 * (scale if metric == "memory" else 1.0) * noise)
+            out.append(
+                _summarize(
+                    "m",
+                    latency.tolist(),
+                    batch_size=1,
+                    warmup_calls=0,
+                    wall=1.0,
+                    cpu=1.0,
+                    peak_rss=rss,
+                    threads=None,
+                    env=env,
+                )
+            )
+        return out
+
+    hits = 0
+    option = "max_memory_regression" if metric == "memory" else "max_cost_regression"
+    code = "gate.memory" if metric == "memory" else "gate.cost"
+    for _ in range(reps):
+        report = performance_gate(runs(1.0), runs(1.0 + rise), **{option: 0.05})
+        hits += report.filter(code=code)[0].evidence["verdict"] == "regression"
+    print(f"{name:<44} 5+5 runs  silenttax {wilson(hits, reps)}", flush=True)
+
+
+def record_cost() -> None:
+    """ns per record_control / record_canary after the burn-in (two watched quantiles)."""
+    from silenttax.gate import Canary
+
+    canary = Canary(baseline=np.random.default_rng(0).lognormal(-4.6, 0.5, 5000))
+    values = np.random.default_rng(1).lognormal(-4.6, 0.5, 200_000).tolist()
+    best = math.inf
+    for _ in range(5):
+        start = time.perf_counter_ns()
+        for x in values:
+            canary.record_control(x)
+        best = min(best, (time.perf_counter_ns() - start) / len(values))
+    empty = math.inf
+    for _ in range(5):
+        start = time.perf_counter_ns()
+        for _x in values:
+            pass
+        empty = min(empty, (time.perf_counter_ns() - start) / len(values))
+    print(f"\nCanary.record_control: {best - empty:.0f} ns per request (p50 and p99 watched)")
 
 
 def canary_stream(
@@ -218,6 +283,12 @@ def main() -> None:
     for k in (1.05, 1.10):
         gate_cell(f"W7 uniform x{k} sigma=0.5", lognormal(0.5), lognormal(0.5, scale=k), 3000, reps)
     gate_cell("W8 same median, sigma 0.5 -> 0.65", lognormal(0.5), lognormal(0.65), 3000, reps)
+    block_cell("W9 A/A peak memory", "memory", 0.0, reps)
+    for rise in (0.05, 0.10):
+        block_cell(f"W9 peak memory +{rise:.0%}", "memory", rise, reps)
+        block_cell(f"W9 cost per 1000 +{rise:.0%}", "cost", rise, reps)
+    if not ONLY or "record" in ONLY:
+        record_cost()
     if not ONLY or "canary" in ONLY:
         canary_cells(args.canary_reps, args.requests)
     print(f"\n{time.perf_counter() - t0:.0f} s")
