@@ -45,7 +45,7 @@ def add_parser(subparsers: Any) -> None:
             type=float,
             default=default,
             metavar="R",
-            help=f"tolerated {what} slowdown ({default:g} = {default:.0%})",
+            help=f"tolerated {what} slowdown ({default:g} = {default * 100:g}%%)",
         )
     parser.add_argument(
         "--max-memory-regression",

@@ -87,3 +87,12 @@ def test_the_installed_command(tmp_path: Path) -> None:
     )
     assert done.returncode == 1, done.stderr
     assert "gate.latency" in done.stdout and "regression" in done.stdout
+
+
+@pytest.mark.parametrize("command", [[], ["drift"], ["gate"], ["bench"]])
+def test_every_help_page_renders(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: silenttax")
+    if command == ["gate"]:
+        assert "0 pass, 1 regression, 3 inconclusive, 2 usage error" in out
