@@ -91,6 +91,12 @@ class CostMonitorState(State):
     """Constructor settings (older files: none, the defaults apply)."""
     invalid: int = 0
     """``record`` calls whose inferences or service time were not valid numbers."""
+    open_start: float | None = None
+    """Start of the window still open (None: none is open)."""
+    open_inferences: int = 0
+    """Inferences recorded in the open window so far."""
+    open_busy_seconds: float | None = 0.0
+    """Their service time so far (None once a record had none)."""
 
     @classmethod
     def _migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
@@ -284,13 +290,14 @@ class CostMonitor(Stateful[CostMonitorState]):
         )
 
     def merge(self, other: CostMonitor) -> Self:
-        """Add another replica's closed windows into this one (in place): the fleet's cost.
+        """Add another replica's windows into this one (in place): the fleet's cost.
 
         Windows that start in the same slot of ``window`` seconds are combined
         into one window of the fleet: inferences and busy time add up, and the
         money billed adds up exactly (instances are time-weighted). The price in
         force becomes the fleet's (instances added up). The baselines combine
-        the same way when both replicas have one in the same slot.
+        the same way when both replicas have one in the same slot, and the
+        other replica's open window is added to this one's.
 
         Raises:
             InputError: ``other`` is not a CostMonitor, a setting differs (named), or
@@ -328,6 +335,14 @@ class CostMonitor(Stateful[CostMonitorState]):
             self._windows.extend(merged)
             self.baseline = baseline
             self.invalid += theirs.invalid
+            if theirs.open_start is not None:  # the other replica's open window joins ours
+                if self._start is None:
+                    self._start = theirs.open_start
+                self._inferences += theirs.open_inferences
+                if theirs.open_busy_seconds is None:
+                    self._busy_known = False
+                else:
+                    self._busy += theirs.open_busy_seconds
             self.pricing = CostModel(
                 price_per_hour=price, instances=instances, currency=self.pricing.currency
             )
@@ -386,6 +401,9 @@ class CostMonitor(Stateful[CostMonitorState]):
                     "name": self.name,
                 },
                 invalid=self.invalid,
+                open_start=self._start,
+                open_inferences=self._inferences,
+                open_busy_seconds=self._busy if self._busy_known else None,
             )
 
     @classmethod
@@ -394,6 +412,9 @@ class CostMonitor(Stateful[CostMonitorState]):
         monitor = cls(state.pricing, baseline=state.baseline, **settings(cls, state.params))
         monitor._windows.extend(state.windows)
         monitor.invalid = state.invalid
+        monitor._start, monitor._inferences = state.open_start, state.open_inferences
+        monitor._busy_known = state.open_busy_seconds is not None
+        monitor._busy = state.open_busy_seconds or 0.0
         return monitor
 
     # ---------------------------------------------------------------------- check

@@ -237,3 +237,22 @@ def test_merge_refuses_another_currency_or_window_and_changes_nothing() -> None:
     with pytest.raises(InputError, match="CostMonitor"):
         a.merge(object())  # type: ignore[arg-type]
     assert a.to_json() == before
+
+
+def test_the_open_window_is_in_the_snapshot_and_survives_a_reload() -> None:
+    """Nothing recorded is lost: inferences of the window still open are saved too."""
+    monitor = CostMonitor(CostModel(price_per_hour=2.0), window=3600)
+    monitor.record(inferences=500, busy_seconds=5.0, now=T0)
+    monitor.record(inferences=250, now=T0 + 10)  # no busy time: the window's is unknown
+    back = silenttax.load(monitor.to_json())
+    assert isinstance(back, CostMonitor)
+    closed = back.close_window(now=T0 + 3600)
+    assert closed is not None and closed.inferences == 750 and closed.busy_seconds is None
+    other = CostMonitor(CostModel(price_per_hour=2.0), window=3600)
+    other.record(inferences=100, busy_seconds=1.0, now=T0 + 5)
+    fleet = CostMonitor(CostModel(price_per_hour=2.0), window=3600)
+    fleet.record(inferences=40, busy_seconds=0.5, now=T0)
+    fleet.merge(other)
+    window = fleet.close_window(now=T0 + 3600)
+    assert window is not None and window.inferences == 140
+    assert window.busy_seconds == pytest.approx(1.5)
