@@ -32,7 +32,7 @@ from silenttax._state import State, Stateful
 from silenttax._stats import lower_rank, quantile_rank_interval
 from silenttax.errors import InputError
 
-__all__ = ["LatencySketch", "LatencySketchState", "quantile_interval"]
+__all__ = ["LatencySketch", "LatencySketchState", "as_sketch", "quantile_interval"]
 
 _FOLD_AT = 8192
 _CHUNK = 16384
@@ -598,3 +598,19 @@ def quantile_interval(
     if ranks is None:
         return None
     return sketch.bucket_bounds(ranks[0])[0], sketch.bucket_bounds(ranks[1])[1]
+
+
+def as_sketch(value: Any) -> LatencySketch | None:
+    """The sketch behind ``value``: a ``LatencySketch``, its state, or anything that
+    holds one as ``.sketch`` (a ``LatencyMonitor`` or its state); None otherwise.
+
+    Examples:
+        >>> s = LatencySketch()
+        >>> as_sketch(s) is s, as_sketch(s.state()).count, as_sketch([0.1])
+        (True, 0, None)
+    """
+    if not isinstance(value, LatencySketch | LatencySketchState):
+        value = getattr(value, "sketch", None)
+    if isinstance(value, LatencySketchState):
+        return LatencySketch.from_state(value)
+    return value if isinstance(value, LatencySketch) else None

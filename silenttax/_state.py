@@ -26,11 +26,11 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from silenttax.errors import StateError
+from silenttax.errors import InputError, StateError
 
 __all__ = ["State", "Stateful", "settings", "with_policy"]
 
@@ -221,12 +221,18 @@ def settings(cls: type[Stateful[Any]], params: Mapping[str, Any]) -> dict[str, A
 C = TypeVar("C", bound=Stateful[Any])
 
 
-def with_policy(cls: type[C], state: Any, policy: Mapping[str, Any]) -> C:
-    """Rebuild ``cls`` from ``state`` with some settings replaced: how a pure check
-    judges a snapshot under a policy other than the one it was recorded with.
+def with_policy(
+    cls: type[C], snapshot: Any, policy: Mapping[str, Any], *, role: str = "current"
+) -> C:
+    """Rebuild ``cls`` from ``snapshot`` (a ``cls`` or its state) with some settings
+    replaced: how a pure check judges a snapshot under a policy other than the one
+    it was recorded with.
 
     ``None`` keeps the saved setting. The constructor validates the others, so
     an out-of-range policy is the same clear error as in the constructor.
+
+    Raises:
+        InputError: ``snapshot`` is neither a ``cls`` nor its state (named ``role``).
 
     Examples:
         >>> from silenttax.monitor import LatencyMonitor
@@ -234,7 +240,13 @@ def with_policy(cls: type[C], state: Any, policy: Mapping[str, Any]) -> C:
         >>> with_policy(LatencyMonitor, state, {"min_effect": 0.3, "slo": None}).min_effect
         0.3
     """
+    state: Any = snapshot.state() if isinstance(snapshot, cls) else snapshot
+    if not isinstance(state, cls.STATE):
+        raise InputError(
+            f"{role} must be a {cls.__name__} or its state, got {type(snapshot).__name__}"
+        )
     chosen = {name: value for name, value in policy.items() if value is not None}
     if chosen:
-        state = state.model_copy(update={"params": {**state.params, **chosen}})
+        saved: Mapping[str, Any] = cast(Any, state).params  # every such state saves params
+        state = state.model_copy(update={"params": {**saved, **chosen}})
     return cls.from_state(state)

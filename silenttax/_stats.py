@@ -9,7 +9,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["hodges_lehmann", "hodges_lehmann_shift", "lower_rank", "quantile_rank_interval"]
+__all__ = [
+    "adjust",
+    "hodges_lehmann",
+    "hodges_lehmann_shift",
+    "lower_rank",
+    "quantile_rank_interval",
+]
 
 
 def lower_rank(n: int, q: float) -> int:
@@ -114,3 +120,33 @@ def hodges_lehmann_shift(
     k = math.floor(n * m / 2 - _z(confidence) * math.sqrt(n * m * (n + m + 1) / 12))
     k = max(0, min(k, diffs.size // 2))
     return estimate, float(diffs[k]), float(diffs[diffs.size - 1 - k])
+
+
+def adjust(p_values: list[float], method: str) -> list[float]:
+    """Holm (family-wise) or Benjamini-Hochberg (``"fdr"``) adjusted p-values.
+
+    Examples:
+        >>> [round(p, 3) for p in adjust([0.01, 0.04, 0.03], "holm")]
+        [0.03, 0.06, 0.06]
+        >>> [round(p, 3) for p in adjust([0.01, 0.04, 0.03], "fdr")]
+        [0.03, 0.04, 0.04]
+    """
+    m = len(p_values)
+    if m == 0:
+        return []
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    if method == "holm":
+        running = 0.0
+        for rank, i in enumerate(order):
+            running = max(running, min(1.0, (m - rank) * p_values[i]))
+            adjusted[i] = running
+    elif method == "fdr":
+        running = 1.0
+        for rank in range(m - 1, -1, -1):
+            i = order[rank]
+            running = min(running, min(1.0, m * p_values[i] / (rank + 1)))
+            adjusted[i] = running
+    else:
+        adjusted = [min(1.0, p) for p in p_values]
+    return adjusted

@@ -583,17 +583,12 @@ def check_cost(
         >>> check_cost(monitor.state(), critical_effect=0.4).worst.value
         'critical'
     """
-    state = current.state() if isinstance(current, CostMonitor) else current
-    if not isinstance(state, CostMonitorState):
-        raise InputError(
-            f"current must be a CostMonitor or its state, got {type(current).__name__}"
-        )
     policy = {
         "min_effect": min_effect,
         "critical_effect": critical_effect,
         "compare_windows": compare_windows,
     }
-    judge = with_policy(CostMonitor, state, policy)
+    judge = with_policy(CostMonitor, current, policy)
     if baseline is not None:
         if isinstance(baseline, CostMonitor | CostMonitorState):
             judge.baseline = baseline.baseline

@@ -701,15 +701,8 @@ def check_drift(
             raise InputError(
                 "reference: needed unless current is a detector (or its state) with a window"
             )
-        state = current.state() if isinstance(current, DriftDetector) else current
-        return with_policy(DriftDetector, state, policy)._judge_window()
-    if isinstance(reference, DriftDetector):
-        reference = reference.state()
-    if not isinstance(reference, DriftDetectorState):
-        raise InputError(
-            f"reference must be a DriftDetector or its state, got {type(reference).__name__}"
-        )
-    judge = with_policy(DriftDetector, reference, policy)
+        return with_policy(DriftDetector, current, policy)._judge_window()
+    judge = with_policy(DriftDetector, reference, policy, role="reference")
     if isinstance(current, DriftDetector):
         current = current.state()
     if isinstance(current, DriftDetectorState):

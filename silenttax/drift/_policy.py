@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from silenttax._stats import adjust
 from silenttax.drift import _stattests as st
 from silenttax.report import Severity
 
@@ -66,36 +67,6 @@ _EFFECT_NAMES = {
     "categorical": "total variation distance",
     "boolean": "|Cohen's h|",
 }
-
-
-def adjust(p_values: list[float], method: str) -> list[float]:
-    """Holm (family-wise) or Benjamini-Hochberg (``"fdr"``) adjusted p-values.
-
-    Examples:
-        >>> [round(p, 3) for p in adjust([0.01, 0.04, 0.03], "holm")]
-        [0.03, 0.06, 0.06]
-        >>> [round(p, 3) for p in adjust([0.01, 0.04, 0.03], "fdr")]
-        [0.03, 0.04, 0.04]
-    """
-    m = len(p_values)
-    if m == 0:
-        return []
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [0.0] * m
-    if method == "holm":
-        running = 0.0
-        for rank, i in enumerate(order):
-            running = max(running, min(1.0, (m - rank) * p_values[i]))
-            adjusted[i] = running
-    elif method == "fdr":
-        running = 1.0
-        for rank in range(m - 1, -1, -1):
-            i = order[rank]
-            running = min(running, min(1.0, m * p_values[i] / (rank + 1)))
-            adjusted[i] = running
-    else:
-        adjusted = [min(1.0, p) for p in p_values]
-    return adjusted
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -700,14 +700,8 @@ def check_health(
         >>> check_health(today.state(), reference.state(), critical_effect=0.5).worst.value
         'warning'
     """
-    if isinstance(reference, FeatureHealth):
-        reference = reference.state()
-    if not isinstance(reference, FeatureHealthState):
-        raise InputError(
-            f"reference must be a FeatureHealth or its state, got {type(reference).__name__}"
-        )
     policy = {"alpha": alpha, "min_effect": min_effect, "critical_effect": critical_effect}
-    judge = with_policy(FeatureHealth, reference, policy)
+    judge = with_policy(FeatureHealth, reference, policy, role="reference")
     if isinstance(current, FeatureHealthState):
         current = FeatureHealth.from_state(current)
     if not isinstance(current, FeatureHealth):

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from silenttax._sketch import LatencySketch, LatencySketchState
+from silenttax._sketch import as_sketch
 from silenttax._state import State, Stateful, settings
 from silenttax.errors import InputError
 from silenttax.report import Finding, Report, Severity
@@ -60,6 +60,21 @@ def _log(x: Any) -> Any:
         return np.log(x)
 
 
+def _log_e_truncated(
+    canary_events: Any, events: Any, split: float, strength: float, *, above: bool
+) -> Any:
+    """The beta-binomial mixture's log e-value, its prior truncated above or below ``split``."""
+    from scipy.special import betainc, betaincc, betaln
+
+    mass = betaincc if above else betainc  # prior mass on the side of the alternative
+    k = np.asarray(canary_events, dtype=np.float64)
+    n = np.asarray(events, dtype=np.float64)
+    a, b = _prior(split, strength)
+    mixture = betaln(a + k, b + n - k) + _log(mass(a + k, b + n - k, split))
+    norm = betaln(a, b) + math.log(float(mass(a, b, split)))
+    return mixture - norm - (k * math.log(split) + (n - k) * math.log1p(-split))
+
+
 def log_e_above(canary_events: Any, events: Any, split: float, strength: float = 20.0) -> Any:
     """log e-value against "the canary's share of events is at most ``split``".
 
@@ -76,14 +91,7 @@ def log_e_above(canary_events: Any, events: Any, split: float, strength: float =
         >>> float(log_e_above(10, 200, 0.05)) < 0
         True
     """
-    from scipy.special import betaincc, betaln
-
-    k = np.asarray(canary_events, dtype=np.float64)
-    n = np.asarray(events, dtype=np.float64)
-    a, b = _prior(split, strength)
-    mixture = betaln(a + k, b + n - k) + _log(betaincc(a + k, b + n - k, split))
-    norm = betaln(a, b) + math.log(float(betaincc(a, b, split)))
-    return mixture - norm - (k * math.log(split) + (n - k) * math.log1p(-split))
+    return _log_e_truncated(canary_events, events, split, strength, above=True)
 
 
 def log_e_below(canary_events: Any, events: Any, split: float, strength: float = 20.0) -> Any:
@@ -96,14 +104,7 @@ def log_e_below(canary_events: Any, events: Any, split: float, strength: float =
         >>> float(log_e_below(0, 2000, 0.05)) > math.log(2 / 0.05)
         True
     """
-    from scipy.special import betainc, betaln
-
-    k = np.asarray(canary_events, dtype=np.float64)
-    n = np.asarray(events, dtype=np.float64)
-    a, b = _prior(split, strength)
-    mixture = betaln(a + k, b + n - k) + _log(betainc(a + k, b + n - k, split))
-    norm = betaln(a, b) + math.log(float(betainc(a, b, split)))
-    return mixture - norm - (k * math.log(split) + (n - k) * math.log1p(-split))
+    return _log_e_truncated(canary_events, events, split, strength, above=False)
 
 
 def log_e_split(canary: Any, total: Any, split: float, strength: float = 20.0) -> Any:
@@ -123,6 +124,13 @@ def log_e_split(canary: Any, total: Any, split: float, strength: float = 20.0) -
     a, b = _prior(split, strength)
     mixture = betaln(a + m, b + n - m) - betaln(a, b)
     return mixture - (m * math.log(split) + (n - m) * math.log1p(-split))
+
+
+def _finite_non_negative(value: Any) -> bool:
+    try:
+        return bool(value >= 0 and math.isfinite(value))
+    except TypeError:
+        return False
 
 
 def _quantile(metric: str) -> float:
@@ -328,13 +336,7 @@ class Canary(Stateful[CanaryState]):
         """The valid resource values of one request (bad ones counted, or raised if strict)."""
         out = {}
         for name, value in values.items():
-            ok = name in self._watch_resource
-            if ok:
-                try:
-                    ok = value >= 0 and math.isfinite(value)
-                except TypeError:
-                    ok = False
-            if ok:
+            if name in self._watch_resource and _finite_non_negative(value):
                 out[name] = float(value)
                 continue
             self.invalid += 1
@@ -359,7 +361,7 @@ class Canary(Stateful[CanaryState]):
         self._fix_edges(edges)
 
     def _valid(self, seconds: float) -> bool:
-        try:
+        try:  # _finite_non_negative inlined: this runs on every request
             ok = seconds >= 0 and math.isfinite(seconds)
         except TypeError:
             ok = False
@@ -434,7 +436,12 @@ class Canary(Stateful[CanaryState]):
         """``"continue"``, ``"promote"``, ``"rollback"`` or ``"halt"`` (see the class docs)."""
         if self._decided is not None:
             return self._decided
-        srm, per_metric = self._evidence()
+        return self._decide(*self._evidence())
+
+    def _decide(self, srm: float, per_metric: dict[str, tuple[float, float, bool]]) -> Decision:
+        """The decision from the evidence (a terminal one is kept)."""
+        if self._decided is not None:
+            return self._decided
         bar = math.log(len(self._keys) / self.alpha)
         decided: Decision | None = None
         if srm >= math.log(1 / self.alpha):
@@ -543,8 +550,8 @@ class Canary(Stateful[CanaryState]):
     def check(self) -> Report:
         """``canary.decision``, one ``canary.latency`` per watched quantile (``canary.resource``
         per resource and quantile) and ``canary.split``."""
-        decision = self.decision
         srm, per_metric = self._evidence()
+        decision = self._decide(srm, per_metric)
         bar = len(self._keys) / self.alpha
         findings: list[Finding] = []
         severity = {
@@ -655,17 +662,7 @@ class Canary(Stateful[CanaryState]):
 def _baseline_quantiles(
     baseline: Any, quantiles: dict[str, float], series: str = "latency"
 ) -> dict[str, float]:
-    from silenttax.monitor import LatencyMonitor, LatencyMonitorState
-
-    sketch: LatencySketch | None = None
-    if isinstance(baseline, LatencySketch):
-        sketch = baseline
-    elif isinstance(baseline, LatencySketchState):
-        sketch = LatencySketch.from_state(baseline)
-    elif isinstance(baseline, LatencyMonitor):
-        sketch = baseline.sketch
-    elif isinstance(baseline, LatencyMonitorState):
-        sketch = LatencySketch.from_state(baseline.sketch)
+    sketch = as_sketch(baseline)
     if sketch is not None:
         if sketch.count == 0:
             raise InputError(f"baseline: the {series} sketch is empty")

@@ -34,8 +34,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from silenttax._sketch import LatencySketch, LatencySketchState, quantile_interval
-from silenttax._stats import quantile_rank_interval
+from silenttax._sketch import LatencySketch, as_sketch, quantile_interval
+from silenttax._stats import adjust, quantile_rank_interval
 from silenttax.errors import InputError
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
@@ -162,8 +162,9 @@ def _quantile_side(side: _Latency, q: float) -> _Side | None:
         per_block, per_block_test = [], []
         for block in side.blocks:
             b = _dequantize(block)
-            if len(b) and float(np.quantile(b, q)) > 0:
-                per_block.append(math.log(float(np.quantile(b, q))))
+            level = float(np.quantile(b, q)) if len(b) else 0.0
+            if level > 0:
+                per_block.append(math.log(level))
                 if band:
                     qs = np.quantile(b, band)
                     if np.all(qs > 0):
@@ -219,23 +220,11 @@ def _memory_side(side: _Latency) -> _Side | None:
 def _read(value: Any, role: str) -> _Latency:
     """Samples, blocks of samples, BenchmarkResults, sketches or monitors (or their states)."""
     from silenttax.benchmark import BenchmarkResult
-    from silenttax.monitor import LatencyMonitor, LatencyMonitorState
-
-    def sketch_of(item: Any) -> LatencySketch | None:
-        if isinstance(item, LatencySketch):
-            return item
-        if isinstance(item, LatencySketchState):
-            return LatencySketch.from_state(item)
-        if isinstance(item, LatencyMonitor):
-            return item.sketch
-        if isinstance(item, LatencyMonitorState):
-            return LatencySketch.from_state(item.sketch)
-        return None
 
     items = value if isinstance(value, list | tuple) else [value]
     if not items:
         raise InputError(f"{role}: no samples")
-    sketches = [sketch_of(item) for item in items]
+    sketches = [as_sketch(item) for item in items]
     if all(s is not None for s in sketches):
         return _Latency([], LatencySketch.merged(s for s in sketches if s is not None), [])
     if isinstance(value, BenchmarkResult | np.ndarray) or (
@@ -249,7 +238,7 @@ def _read(value: Any, role: str) -> _Latency:
             samples: Any = item.samples
             if item.peak_rss:
                 peaks.append(float(item.peak_rss))
-        elif sketch_of(item) is not None:
+        elif as_sketch(item) is not None:
             raise InputError(f"{role}: mix of sketches and raw samples; pass one kind")
         else:
             samples = item
@@ -305,16 +294,6 @@ def _quantile_of(p: float, df: float | None) -> float:
     from scipy.stats import norm, t
 
     return float(t.ppf(p, df)) if df is not None else float(norm.ppf(p))
-
-
-def _holm(p_values: list[float]) -> list[float]:
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    out = [0.0] * len(p_values)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
-        out[i] = running
-    return out
 
 
 def _welch_df(a: _Side, b: _Side) -> float | None:
@@ -555,7 +534,7 @@ def _judge(metrics: list[_Metric], alpha: float) -> list[Finding]:
         (b_log, b_se), (c_log, c_se) = m.base.tested, m.cand.tested
         t_ratio, t_se = c_log - b_log, math.hypot(b_se, c_se)
         p_raw[m.name] = _p_one_sided(t_ratio / t_se, df) if t_se > 0 else float(t_ratio <= 0)
-    adjusted = dict(zip(p_raw, _holm(list(p_raw.values())), strict=True))
+    adjusted = dict(zip(p_raw, adjust(list(p_raw.values()), "holm"), strict=True))
     return [_metric_finding(m, stats.get(m.name), p_raw, adjusted, alpha) for m in metrics]
 
 

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar, cast
 
 from silenttax._merge import same_settings
-from silenttax._sketch import LatencySketch, LatencySketchState, quantile_interval
+from silenttax._sketch import LatencySketch, LatencySketchState, as_sketch, quantile_interval
 from silenttax._state import State, Stateful, settings, with_policy
 from silenttax.errors import InputError
 from silenttax.monitor._creep import CreepState, CreepWatch
@@ -508,14 +508,9 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
 def _sketch_of(
     value: LatencySketch | LatencySketchState | LatencyMonitor | LatencyMonitorState, role: str
 ) -> LatencySketch:
-    if isinstance(value, LatencySketch):
-        return value
-    if isinstance(value, LatencyMonitor):
-        return value.sketch
-    if isinstance(value, LatencySketchState):
-        return LatencySketch.from_state(value)
-    if isinstance(value, LatencyMonitorState):
-        return LatencySketch.from_state(value.sketch)
+    sketch = as_sketch(value)
+    if sketch is not None:
+        return sketch
     raise InputError(
         f"{role} must be a LatencyMonitor, a LatencySketch or the state of one, got "
         f"{type(value).__name__}"
@@ -569,11 +564,6 @@ def check_latency(
         >>> [f.severity.value for f in report.filter(code="latency.regression")]
         ['warning', 'warning', 'warning']
     """
-    state = current.state() if isinstance(current, LatencyMonitor) else current
-    if not isinstance(state, LatencyMonitorState):
-        raise InputError(
-            f"current must be a LatencyMonitor or its state, got {type(current).__name__}"
-        )
     policy = {
         "confidence": confidence,
         "min_effect": min_effect,
@@ -582,7 +572,7 @@ def check_latency(
         "slo_quantile": slo_quantile,
         "quantiles": list(quantiles) if quantiles is not None else None,
     }
-    judge = with_policy(LatencyMonitor, state, policy)
+    judge = with_policy(LatencyMonitor, current, policy)
     if baseline is not None:
         judge.baseline = _sketch_of(baseline, "baseline")
     return judge._judge()

@@ -588,11 +588,6 @@ def check_resource(
         >>> report.filter(code="resource.memory_growth")[0].severity.value
         'ok'
     """
-    state = current.state() if isinstance(current, ResourceMonitor) else current
-    if not isinstance(state, ResourceMonitorState):
-        raise InputError(
-            f"current must be a ResourceMonitor or its state, got {type(current).__name__}"
-        )
     policy = {
         "alpha": alpha,
         "min_effect": min_effect,
@@ -600,4 +595,4 @@ def check_resource(
         "critical_hours_left": critical_hours_left,
         "saturation": saturation,
     }
-    return with_policy(ResourceMonitor, state, policy)._judge()
+    return with_policy(ResourceMonitor, current, policy)._judge()

@@ -196,8 +196,7 @@ def _report() -> Report:
 _EDGES = _latencies(9)
 
 
-def _canary(seed: int = 4, n: int = 4000, **settings: Any) -> Canary:
-    canary = Canary(baseline=_EDGES, **settings)
+def _feed(canary: Canary, seed: int, n: int = 4000) -> Canary:
     rng = np.random.default_rng(seed)
     for x in rng.lognormal(np.log(0.01), 0.5, n):
         if rng.random() < 0.05:
@@ -207,17 +206,13 @@ def _canary(seed: int = 4, n: int = 4000, **settings: Any) -> Canary:
     return canary
 
 
+def _canary(seed: int = 4, **settings: Any) -> Canary:
+    return _feed(Canary(baseline=_EDGES, **settings), seed)
+
+
 def _canary_halves() -> tuple[Canary, Canary, Canary]:
     """Two replicas' canaries (same edges) and one canary fed both streams."""
-    a, b = _canary(4), _canary(5)
-    whole = _canary(4)
-    rng = np.random.default_rng(5)
-    for x in rng.lognormal(np.log(0.01), 0.5, 4000):
-        if rng.random() < 0.05:
-            whole.record_canary(float(x))
-        else:
-            whole.record_control(float(x))
-    return a, b, whole
+    return _canary(4), _canary(5), _feed(_canary(4), 5)
 
 
 def _merge_in_place(a: Any, b: Any) -> Any:
