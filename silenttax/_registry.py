@@ -39,6 +39,7 @@ KINDS: dict[str, str] = {
     "silenttax.quantization_study": "silenttax.quantize._study:QuantizationStudy",
     "silenttax.report": "silenttax.report._report:Report",
     "silenttax.resource_monitor": "silenttax.monitor._resource:ResourceMonitor",
+    "silenttax.stack_comparison": "silenttax.benchmark._stack:StackComparison",
     "silenttax.torch_profile": "silenttax.profile._torch:TorchProfile",
     "silenttax.trace_breakdown": "silenttax.trace._breakdown:Breakdown",
 }
@@ -63,7 +64,7 @@ def load(source: str | bytes | os.PathLike[str] | dict[str, Any] | State) -> Any
     Returns what saved it: a component (``DriftDetector``, ``FeatureHealth``,
     ``LatencySketch``, ``LatencyMonitor``, change detectors,
     ``ResourceMonitor``, ``CostMonitor``) or a measurement (``Report``,
-    ``BenchmarkResult``, ``Comparison``, ``Environment``, profiles,
+    ``BenchmarkResult``, ``Comparison``, ``StackComparison``, ``Environment``, profiles,
     ``QuantizationStudy``, ``Breakdown``, ``CostModel``).
 
     Raises:

@@ -14,6 +14,8 @@ catches ``ValueError`` or ``ImportError`` keeps working::
     │                                   carries the exact ``pip install 'silenttax[extra]'``
     ├── StateError                      a saved state/report file is unreadable, of
     │                                   another kind, or from a newer silenttax
+    ├── StackError (+ RuntimeError)     a stack check could not build an environment or
+    │                                   drive a worker process (crash, hang, garbage)
     └── InternalError (+ RuntimeError)  silenttax itself failed (a bug to report); the
                                         cause is chained
 
@@ -35,6 +37,7 @@ __all__ = [
     "NotFittedError",
     "SchemaMismatchError",
     "SilentTaxError",
+    "StackError",
     "StateError",
 ]
 
@@ -91,6 +94,15 @@ Install it with: pip install 'silenttax[torch]'
 
 class StateError(SilentTaxError):
     """A saved state or report is unreadable, of another kind, or from a newer version."""
+
+
+class StackError(SilentTaxError, RuntimeError):
+    """A stack check could not build an environment or drive a worker process.
+
+    The message names the arm (baseline/candidate) and what failed: the
+    installer's own error, or a worker that crashed, hung past its timeout or
+    wrote something that is not a protocol message (the worker is killed first).
+    """
 
 
 class InternalError(SilentTaxError, RuntimeError):

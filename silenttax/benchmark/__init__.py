@@ -1,4 +1,5 @@
-"""Credible benchmarks: a harness with statistics, A/B comparison, environment fingerprints.
+"""Credible benchmarks: a harness with statistics, A/B comparison, environment fingerprints,
+and stack checks (the same model on a newer framework stack, in paired processes).
 
 Examples:
     >>> from silenttax.benchmark import benchmark
@@ -9,6 +10,7 @@ Examples:
 
 from silenttax._models import onnx_fn, onnx_session, torch_fn
 from silenttax.benchmark._environment import PACKAGES, Environment, environment
+from silenttax.benchmark._envs import version_lag
 from silenttax.benchmark._harness import (
     BenchmarkResult,
     Comparison,
@@ -16,17 +18,25 @@ from silenttax.benchmark._harness import (
     compare,
     compare_results,
 )
+from silenttax.benchmark._spec import ModelSpec
+from silenttax.benchmark._stack import StackArm, StackComparison, compare_stacks, decide_pairs
 
 __all__ = [
     "PACKAGES",
     "BenchmarkResult",
     "Comparison",
     "Environment",
+    "ModelSpec",
+    "StackArm",
+    "StackComparison",
     "benchmark",
     "compare",
     "compare_results",
+    "compare_stacks",
+    "decide_pairs",
     "environment",
     "onnx_fn",
     "onnx_session",
     "torch_fn",
+    "version_lag",
 ]

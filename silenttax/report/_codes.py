@@ -60,6 +60,47 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo("dependency.threads", _C.DEPENDENCY, "More threads requested than usable CPUs."),
     CodeInfo("dependency.ort_spinning", _C.DEPENDENCY, "torch and ONNX Runtime in one process."),
     CodeInfo("dependency.load", _C.DEPENDENCY, "A machine too loaded for clean timings."),
+    # silenttax.benchmark: stack checks
+    CodeInfo(
+        "dependency.version_lag",
+        _C.DEPENDENCY,
+        "An installed package against the newest release on the package index.",
+    ),
+    CodeInfo(
+        "dependency.rot",
+        _C.DEPENDENCY,
+        "The same model is faster on the newer stack: staying on the old one is a tax.",
+    ),
+    CodeInfo(
+        "dependency.upgrade_regression",
+        _C.DEPENDENCY,
+        "The same model is slower on the newer stack: do not upgrade blindly.",
+    ),
+    CodeInfo(
+        "dependency.stack_equivalent",
+        _C.DEPENDENCY,
+        "The two stacks are equivalent within the margin (TOST over pairs of processes).",
+    ),
+    CodeInfo(
+        "dependency.stack_inconclusive",
+        _C.DEPENDENCY,
+        "A stack check that did not resolve, with the pairs that would resolve it.",
+    ),
+    CodeInfo(
+        "dependency.stack_aa",
+        _C.DEPENDENCY,
+        "An A/A self-test of a stack check: identical stacks must not differ.",
+    ),
+    CodeInfo(
+        "dependency.output_change",
+        _C.DEPENDENCY,
+        "The two stacks' outputs on the same inputs, compared within a tolerance.",
+    ),
+    CodeInfo(
+        "dependency.cold_start",
+        _C.DEPENDENCY,
+        "Load and first-call times of each stack, kept apart from steady state.",
+    ),
     # silenttax.profile
     CodeInfo("model_bloat.profile", _C.MODEL_BLOAT, "Where a model's step time goes."),
     CodeInfo("model_bloat.data_movement", _C.MODEL_BLOAT, "Step time spent moving data."),

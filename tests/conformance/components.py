@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from silenttax.benchmark import benchmark, compare, environment
+from silenttax.benchmark import ModelSpec, benchmark, compare, compare_stacks, environment
 from silenttax.cost import CostModel, CostMonitor
 from silenttax.drift import DriftDetector
 from silenttax.features import FeatureHealth
@@ -66,6 +67,12 @@ def _fit_halves(cls: Any, **kw: Any) -> tuple[Any, Any, Any]:
     data = _frame(1)
     a, b = _halves(data)
     return cls(**kw).fit(a), cls(**kw).fit(b), cls(**kw).fit(data)
+
+
+_ROOT = Path(__file__).resolve().parents[2]
+_SPIN_SPEC = ModelSpec.python(
+    "tests.benchmark.stack_models:spin", inputs=[np.ones(4)], paths=[_ROOT], threads=1
+)
 
 
 def _latencies(seed: int, n: int = 3000) -> np.ndarray:
@@ -305,6 +312,11 @@ EXAMPLES: dict[str, Example] = {
         judge=lambda c: c.report(),
     ),
     "silenttax.environment": Example(make=environment, judge=lambda e: e.report()),
+    "silenttax.stack_comparison": Example(
+        make=lambda: compare_stacks(_SPIN_SPEC, candidate="current", pairs=2, rounds=4, warmup=0),
+        bad_input=lambda: compare_stacks(_SPIN_SPEC, candidate="current", pairs=1),
+        judge=lambda c: c.report(),
+    ),
     "silenttax.cost_comparison": Example(
         make=lambda: CostModel(price_per_hour=0.8).what_if(
             throughput_before=100, throughput_after=80, traffic=50

@@ -1,0 +1,73 @@
+"""Factories the stack-check tests run inside worker processes (imported there by path)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def spin(seconds: float = 2e-4) -> Callable[[Any], Any]:
+    """A model whose call busy-waits ``seconds`` of wall time: a known, exact latency."""
+
+    def call(x: Any) -> Any:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+        return x * 2
+
+    return call
+
+
+def spin_by_package(seconds: float = 2e-4) -> Callable[[Any], Any]:
+    """Like :func:`spin`, scaled by ``spinlib.FACTOR`` of the environment it runs in:
+    the same model, slower or faster on another "stack"."""
+    import spinlib  # type: ignore[import-not-found]
+
+    return spin(seconds * spinlib.FACTOR)
+
+
+def crash_on_call() -> Callable[[Any], Any]:
+    """Loads, then kills its own process on the second call (a segfaulting kernel)."""
+    calls = 0
+
+    def call(x: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            os._exit(3)
+        return x
+
+    return call
+
+
+def hang_on_call() -> Callable[[Any], Any]:
+    """Loads, then hangs on the second call."""
+    calls = 0
+
+    def call(x: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            time.sleep(3600)
+        return x
+
+    return call
+
+
+def chatty() -> Callable[[Any], Any]:
+    """Prints to stdout on every call: the protocol must survive it."""
+
+    def call(x: Any) -> Any:
+        print("hello from the model")
+        sys.stdout.flush()
+        return x
+
+    return call
+
+
+def noisy_outputs(scale: float = 1.0) -> Callable[[Any], Any]:
+    """Returns its input scaled: outputs differ between arms when ``scale`` differs."""
+    return lambda x: x * scale
