@@ -192,7 +192,8 @@ def index_versions(
         if line.startswith("Available versions:"):
             versions = [v.strip() for v in line.partition(":")[2].split(",") if v.strip()]
             return sorted(versions, key=release, reverse=True)
-    reason = (done.stderr.strip().splitlines() or ["no versions listed"])[-1]
+    lines = [x for x in done.stderr.strip().splitlines() if x and "experimental" not in x]
+    reason = lines[-1] if lines else "no versions listed"
     if "No module named pip" in done.stderr:
         newest = _uv_newest(name, index, timeout)
         return [newest] if newest else "neither pip nor uv could query the package index"
@@ -400,8 +401,8 @@ def _lag_finding(name: str, installed: str, versions: list[str] | str, max_minor
             severity=Severity.INFO,
             subject=name,
             message=(
-                f"{name} {installed}: the package index could not be asked, so its lag is "
-                f"unknown ({versions or 'no versions listed'})"
+                f"{name} {installed}: the package index could not be reached or lists no "
+                f"installable version, so its lag is unknown ({versions or 'no versions'})"
             ),
             evidence={"installed": installed, "reachable": False, "reason": str(versions)},
             detector="benchmark.version_lag",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -348,12 +348,21 @@ class Comparison(State):
     """Confidence interval of ``ratio``."""
     confidence: float = 0.95
     """Confidence level of ``ci``."""
-    p_value: float
-    """Two-sided p-value of "no difference"."""
+    p_value: float | None
+    """Two-sided p-value of "no difference" (None when no valid test exists: one
+    process per side)."""
     method: str
     """How ``ci`` and ``p_value`` were computed."""
     rounds: int = 0
     """Interleaved rounds (0 for results measured separately)."""
+    scope: Literal["interleaved", "within_process", "between_processes"] = "interleaved"
+    """What noise ``ci`` covers: ``interleaved`` (one process, rounds alternating:
+    each round is its own control), ``within_process`` (one separate process per
+    side: the CI leaves out between-process variance, so no significance is
+    claimed), ``between_processes`` (several processes per side: tested on
+    per-process medians)."""
+    process_medians: list[list[float]] | None = None
+    """Per side, the median latency of each process (``between_processes`` only)."""
 
     def report(self, *, min_effect: float = 0.05, critical_effect: float = 0.50) -> Report:
         """``latency.ab_regression`` (plus ``dependency.*`` when the environments differ).
@@ -377,7 +386,17 @@ class Comparison(State):
         name = f"{self.candidate.name} vs {self.baseline.name}"
         change = f"{(self.ratio - 1) * 100:+.1f}%"
         ci_text = f"{self.confidence:.0%} CI {(lo - 1) * 100:+.1f}% to {(hi - 1) * 100:+.1f}%"
-        if lo > 1 + min_effect:
+        p_text = "" if self.p_value is None else f", p = {self.p_value:.2g}"
+        if self.scope == "within_process":
+            # One process per side: the CI covers only within-process noise, so it
+            # cannot say the sides differ (between processes medians vary ~10%).
+            severity = Severity.INFO if abs(self.ratio - 1) > min_effect else Severity.OK
+            verdict = (
+                "not decidable from one process per side: the CI leaves out between-process "
+                "variance; measure several processes per side or use compare_stacks"
+            )
+            ci_text = ci_text.replace("CI", "within-process CI")
+        elif lo > 1 + min_effect:
             severity = Severity.CRITICAL if lo > 1 + critical_effect else Severity.WARNING
             verdict = "slower"
         elif hi < 1:
@@ -390,7 +409,7 @@ class Comparison(State):
                 severity=severity,
                 subject=name,
                 message=(
-                    f"{name}: median latency {change} ({ci_text}, p = {self.p_value:.2g}): "
+                    f"{name}: median latency {change} ({ci_text}{p_text}): "
                     f"{verdict}; p50 {_dur(self.baseline.p50)} -> {_dur(self.candidate.p50)}"
                 ),
                 metric="latency_ratio",
@@ -399,7 +418,12 @@ class Comparison(State):
                 threshold=1 + min_effect,
                 p_value=self.p_value,
                 effect_size=self.ratio,
-                evidence={"ci": list(self.ci), "method": self.method, "rounds": self.rounds},
+                evidence={
+                    "ci": list(self.ci),
+                    "method": self.method,
+                    "rounds": self.rounds,
+                    "scope": self.scope,
+                },
                 recommendation=(
                     "The candidate is slower beyond min_effect: profile it "
                     "(silenttax.profile) before shipping."
@@ -584,15 +608,34 @@ def compare(
 
 
 def compare_results(
-    baseline: BenchmarkResult, candidate: BenchmarkResult, *, confidence: float = 0.95
+    baseline: BenchmarkResult | Sequence[BenchmarkResult],
+    candidate: BenchmarkResult | Sequence[BenchmarkResult],
+    *,
+    confidence: float = 0.95,
 ) -> Comparison:
-    """Compare two results measured separately (e.g. on two environments).
+    """Compare results measured separately (e.g. in two environments).
 
-    The ratio is ``exp`` of the two-sample Hodges-Lehmann shift of log
-    latencies, with the Mann-Whitney CI and test. Runs in different
-    processes share no noise, so prefer :func:`compare` when both can run
-    side by side; use this to attribute a change to an upgrade (the report
-    lists the environment differences as ``dependency.*`` findings).
+    Latency varies between processes far more than within one: on a shared
+    2-core VM the medians of processes running the *same* code differed by
+    8.6-11.1%, while a process median's own error was 1.1-1.7%. So the unit
+    of comparison is the process:
+
+    - **several results per side** (one per process): Welch's t on the log
+      medians of the processes; ``scope="between_processes"``; this is a valid
+      test of "the sides differ";
+    - **one result per side**: the ratio comes from the two-sample
+      Hodges-Lehmann shift of log latencies, and its interval covers only the
+      noise *within* each process; ``scope="within_process"``, ``p_value`` is
+      None and the report never calls the difference significant.
+
+    Prefer :func:`compare` (interleaved, one process) when both can run side by
+    side, and :func:`compare_stacks` (paired fresh processes) for two
+    environments. The report lists environment differences as
+    ``dependency.*`` findings.
+
+    Raises:
+        InputError: not BenchmarkResults, or one side has several results and
+            the other one.
 
     Examples:
         >>> import numpy as np
@@ -602,24 +645,84 @@ def compare_results(
         ...     s = (rng.lognormal(-7, 0.1, 500) * scale).tolist()
         ...     return _summarize(name, s, batch_size=1, warmup_calls=0, wall=1, cpu=1,
         ...                       peak_rss=None, threads=None, env=env)
-        >>> c = compare_results(fake("old", 1.0), fake("new", 1.25))
-        >>> 1.2 < c.ratio < 1.3, c.ci[0] > 1
-        (True, True)
+        >>> one = compare_results(fake("old", 1.0), fake("new", 1.25))
+        >>> one.scope, one.p_value, 1.2 < one.ratio < 1.3
+        ('within_process', None, True)
+        >>> many = compare_results([fake("old", s) for s in (1.0, 1.08, 0.95)],
+        ...                        [fake("new", 1.25 * s) for s in (1.03, 0.92, 1.1)])
+        >>> many.scope, many.ci[0] > 1
+        ('between_processes', True)
     """
-    if not isinstance(baseline, BenchmarkResult) or not isinstance(candidate, BenchmarkResult):
-        raise InputError("compare_results takes two BenchmarkResult objects")
-    from scipy.stats import mannwhitneyu
+    sides = []
+    for role, value in (("baseline", baseline), ("candidate", candidate)):
+        results = [value] if isinstance(value, BenchmarkResult) else list(value)
+        if not results or not all(isinstance(r, BenchmarkResult) for r in results):
+            raise InputError(f"{role}: give a BenchmarkResult or a list of them")
+        sides.append(results)
+    if not 0 < confidence < 1:
+        raise InputError(f"confidence must be in (0, 1), got {confidence!r}")
+    if len(sides[0]) == 1 and len(sides[1]) == 1:
+        a, b = np.log(sides[0][0].samples), np.log(sides[1][0].samples)
+        estimate, lo, hi = hodges_lehmann_shift(a, b, confidence)
+        return Comparison(
+            baseline=sides[0][0],
+            candidate=sides[1][0],
+            ratio=math.exp(estimate),
+            ci=(math.exp(lo), math.exp(hi)),
+            confidence=confidence,
+            p_value=None,
+            method=(
+                "two-sample Hodges-Lehmann on log latencies; the CI covers within-process "
+                "noise only (one process per side), so no significance test is reported"
+            ),
+            rounds=0,
+            scope="within_process",
+        )
+    if len(sides[0]) < 2 or len(sides[1]) < 2:
+        raise InputError(
+            "baseline, candidate: give one result per side, or at least two per side (one per "
+            f"process), got {len(sides[0])} and {len(sides[1])}"
+        )
+    from scipy.stats import ttest_ind
 
-    a, b = np.log(baseline.samples), np.log(candidate.samples)
-    estimate, lo, hi = hodges_lehmann_shift(a, b, confidence)
-    p_value = float(mannwhitneyu(a, b).pvalue)
+    medians = [[float(np.median(r.samples)) for r in side] for side in sides]
+    la, lb = np.log(medians[0]), np.log(medians[1])
+    test = ttest_ind(lb, la, equal_var=False)
+    interval = test.confidence_interval(confidence)
+    estimate = float(lb.mean() - la.mean())
+    lo_b, hi_b = float(interval.low), float(interval.high)
+    if not (math.isfinite(lo_b) and math.isfinite(hi_b)):  # identical medians on a side
+        lo_b = hi_b = estimate
+    pooled = [_pool(side) for side in sides]
     return Comparison(
-        baseline=baseline,
-        candidate=candidate,
+        baseline=pooled[0],
+        candidate=pooled[1],
         ratio=math.exp(estimate),
-        ci=(math.exp(lo), math.exp(hi)),
+        ci=(math.exp(lo_b), math.exp(hi_b)),
         confidence=confidence,
-        p_value=p_value,
-        method="two-sample Hodges-Lehmann on log latencies (Mann-Whitney CI and test)",
+        p_value=float(test.pvalue) if math.isfinite(test.pvalue) else 1.0,
+        method=(
+            f"Welch t on per-process log medians ({len(la)} vs {len(lb)} processes); "
+            "ratio of geometric means of the medians"
+        ),
         rounds=0,
+        scope="between_processes",
+        process_medians=medians,
+    )
+
+
+def _pool(results: list[BenchmarkResult]) -> BenchmarkResult:
+    """Several processes' results as one summary (for display; tests use the medians)."""
+    first = results[0]
+    samples = [x for r in results for x in r.samples]
+    return _summarize(
+        first.name,
+        samples,
+        batch_size=first.batch_size,
+        warmup_calls=first.warmup_calls,
+        wall=sum(r.wall_time for r in results),
+        cpu=sum(r.cpu_time for r in results),
+        peak_rss=max((r.peak_rss for r in results if r.peak_rss is not None), default=None),
+        threads=first.threads,
+        env=first.environment,
     )

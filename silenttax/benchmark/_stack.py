@@ -58,9 +58,13 @@ def _pairs_needed(log_sd: float, target: float, have: int, confidence: float) ->
         return None
     if log_sd == 0:
         return max(have, 2)
-    for n in range(max(have, 2), 10_001):
-        if t.ppf((1 + confidence) / 2, n - 1) * log_sd / math.sqrt(n) < target:
-            return n
+    start = max(have, 2)
+    for stop in (start + 64, 10_001):  # most answers are near: look there first
+        n = np.arange(start, stop)
+        fits = np.flatnonzero(t.ppf((1 + confidence) / 2, n - 1) * log_sd / np.sqrt(n) < target)
+        if fits.size:
+            return int(n[fits[0]])
+        start = stop
     return None
 
 

@@ -86,7 +86,12 @@ class Worker:
         self._lines: queue.Queue[object] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True, name=f"worker-{label}")
         self._reader.start()
-        self.pid = int(self._wait("start", timeout).get("pid", self._process.pid))
+        try:
+            self.pid = int(self._wait("start", timeout).get("pid", self._process.pid))
+        except BaseException:
+            self.kill()
+            self._stderr.close()
+            raise
 
     def _read(self) -> None:
         stream = self._process.stdout

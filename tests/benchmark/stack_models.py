@@ -68,6 +68,8 @@ def chatty() -> Callable[[Any], Any]:
     return call
 
 
-def noisy_outputs(scale: float = 1.0) -> Callable[[Any], Any]:
-    """Returns its input scaled: outputs differ between arms when ``scale`` differs."""
-    return lambda x: x * scale
+def scaled_by_package() -> Callable[[Any], Any]:
+    """Returns its input times ``spinlib.FACTOR``: outputs that differ between stacks."""
+    import spinlib  # type: ignore[import-not-found]
+
+    return lambda x: x * spinlib.FACTOR
