@@ -269,7 +269,7 @@ class ModelSpec:
 
     def describe(self) -> dict[str, Any]:
         """What the spec is, as JSON: kind, model hash, factory, input shapes, settings."""
-        out: dict[str, Any] = {"kind": self.kind}
+        out: dict[str, Any] = {"kind": self.kind, "packages": self.packages()}
         if self.model is not None:
             out["model_sha256"] = hashlib.sha256(self.model).hexdigest()
             out["model_bytes"] = len(self.model)

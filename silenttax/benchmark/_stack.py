@@ -295,24 +295,38 @@ class StackComparison(State):
     def differences(self) -> dict[str, tuple[str | None, str | None]]:
         """Distributions whose versions differ between the arms: name -> (baseline, candidate).
 
+        A distribution installed on one side only counts when the model needs it
+        (its runtime, numpy): a built candidate holds only the model's stack, while
+        the baseline environment may hold dev tools the model never imports (listed
+        by :meth:`only_in_baseline`).
+
         Examples:
             >>> arm = StackArm(label="baseline", python="python", source="current",
             ...                packages={"onnxruntime": "1.31.1", "numpy": "2.4.6"})
             >>> new = arm.model_copy(
             ...     update={"packages": {"onnxruntime": "1.32.0", "numpy": "2.4.6"}})
-            >>> StackComparison.model_construct(baseline=arm, candidate=new).differences()
+            >>> StackComparison.model_construct(
+            ...     model={"packages": ["onnxruntime", "numpy"]}, baseline=arm, candidate=new
+            ... ).differences()
             {'onnxruntime': ('1.31.1', '1.32.0')}
         """
         a, b = self.baseline.packages, self.candidate.packages
+        needed = set(self.model.get("packages", ("numpy",)))
         return {
             name: (a.get(name), b.get(name))
             for name in sorted(set(a) | set(b))
-            if a.get(name) != b.get(name)
+            if a.get(name) != b.get(name) and ((name in a and name in b) or name in needed)
         }
+
+    def only_in_baseline(self) -> list[str]:
+        """Distributions the baseline has and the candidate lacks, not needed by the model."""
+        a, b = self.baseline.packages, self.candidate.packages
+        return sorted(set(a) - set(b) - set(self.differences()))
 
     def _change_text(self) -> str:
         diffs = self.differences()
-        main = [n for n in diffs if n in _RUNTIMES] or list(diffs)
+        needed = self.model.get("packages", ())
+        main = [n for n in diffs if n in needed] or list(diffs)
         return ", ".join(f"{n} {diffs[n][0] or '-'} -> {diffs[n][1] or '-'}" for n in main[:4]) + (
             f" (+{len(main) - 4} more)" if len(main) > 4 else ""
         )
@@ -384,6 +398,8 @@ class StackComparison(State):
             "baseline_latency": base_med,
             "candidate_latency": cand_med,
             "aa": self.aa,
+            "differences": {k: list(v) for k, v in self.differences().items()},
+            "only_in_baseline": self.only_in_baseline(),
         }
         head = (
             f"candidate stack ({change}) vs baseline: latency x{self.ratio:.3f} ({ci_text}, "
@@ -552,9 +568,6 @@ class StackComparison(State):
             },
             detector="benchmark.StackComparison",
         )
-
-
-_RUNTIMES = ("torch", "onnxruntime", "onnxruntime-gpu", "numpy", "onnx", "safetensors")
 
 
 def _arm_env(

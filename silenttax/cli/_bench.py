@@ -10,7 +10,7 @@ from typing import Any
 
 from silenttax.errors import InputError
 
-__all__ = ["add_parser", "load_model"]
+__all__ = ["add_parser", "load_model", "read_inputs"]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -45,11 +45,12 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run, parser=parser)
 
 
-def _inputs(specs: list[str]) -> list[Any] | dict[str, Any]:
+def read_inputs(specs: list[str], option: str = "--input") -> list[Any] | dict[str, Any]:
+    """Arrays from ``[NAME=]FILE.npy`` arguments: a dict when named, a list otherwise."""
     import numpy as np
 
     if not specs:
-        raise InputError("--input: give at least one input array (.npy)")
+        raise InputError(f"{option}: give at least one input array (.npy)")
     named: dict[str, Any] = {}
     positional: list[Any] = []
     for spec in specs:
@@ -59,13 +60,13 @@ def _inputs(specs: list[str]) -> list[Any] | dict[str, Any]:
         try:
             array = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise InputError(f"--input: cannot read {path!r} as .npy: {exc}") from exc
+            raise InputError(f"{option}: cannot read {path!r} as .npy: {exc}") from exc
         if name:
             named[name] = array
         else:
             positional.append(array)
     if named and positional:
-        raise InputError("--input: name all inputs (NAME=FILE.npy) or none")
+        raise InputError(f"{option}: name all inputs (NAME=FILE.npy) or none")
     return named or positional
 
 
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from silenttax.benchmark import benchmark, compare
     from silenttax.gate import performance_gate
 
-    inputs = _inputs(args.input)
+    inputs = read_inputs(args.input)
     sys.path.insert(0, str(Path.cwd()))  # factories of the project the command runs in
     fn = load_model(args.model, args.weights, inputs, args.threads)
     if args.model_b is None:
