@@ -170,6 +170,8 @@ class StackArm(_Frozen):
     """Per pair: the first call's seconds (weight packing, kernel selection)."""
     medians: list[float] = Field(default_factory=list)
     """Per pair: the median of the arm's block medians, seconds per call (steady state)."""
+    blocks: list[list[float]] = Field(default_factory=list)
+    """Per pair, per round: the median seconds per call of the arm's block."""
 
 
 class OutputDiff(_Frozen):
@@ -724,7 +726,9 @@ def compare_stacks(
         else []
     )
     notes: list[str] = []
-    arms: list[dict[str, Any]] = [{"load": [], "first": [], "medians": []} for _ in envs]
+    arms: list[dict[str, Any]] = [
+        {"load": [], "first": [], "medians": [], "blocks": []} for _ in envs
+    ]
     pair_logs: list[float] = []
     pair_se: list[float] = []
     blocks: list[int] = []
@@ -775,6 +779,7 @@ def compare_stacks(
                 pair_se.append(float(np.std(logs, ddof=1) / math.sqrt(len(logs))))
                 for i in (0, 1):
                     arms[i]["medians"].append(float(np.median(medians[i])))
+                    arms[i]["blocks"].append(medians[i])
                 if k == 0:
                     files: list[list[np.ndarray[Any, Any]]] = []
                     for i in (0, 1):
@@ -808,6 +813,7 @@ def compare_stacks(
             load_seconds=arms[i]["load"],
             first_call_seconds=arms[i]["first"],
             medians=arms[i]["medians"],
+            blocks=arms[i]["blocks"],
         )
         for i in (0, 1)
     ]

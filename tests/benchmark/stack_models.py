@@ -73,3 +73,22 @@ def scaled_by_package() -> Callable[[Any], Any]:
     import spinlib  # type: ignore[import-not-found]
 
     return lambda x: x * spinlib.FACTOR
+
+
+def matmul_by_package(size: int = 96, repeats: int = 10) -> Callable[[Any], Any]:
+    """``round(repeats * spinlib.FACTOR)`` float64 matmuls: CPU-bound work scaled by the
+    environment (about FACTOR times slower, plus a small fixed call overhead)."""
+    import numpy as np
+    import spinlib  # type: ignore[import-not-found]
+
+    a = np.random.default_rng(0).normal(size=(size, size))
+    n = round(repeats * spinlib.FACTOR)
+
+    def call(x: Any) -> Any:
+        out = a
+        for _ in range(n):
+            out = a @ out
+            out /= np.abs(out).max()
+        return out[0, 0] + x
+
+    return call

@@ -446,3 +446,70 @@ def test_compare_stacks_rejects_bad_arguments() -> None:
         compare_stacks(spec, candidate="/no/such/python")
     with pytest.raises(InputError, match="candidate"):
         compare_stacks(spec, candidate={})
+
+
+def mlp_onnx(path: Path, width: int = 256, layers: int = 4) -> Path:
+    """A real ONNX MLP (MatMul + Relu layers) saved at ``path``."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+    nodes, inits, prev = [], [], "x"
+    for i in range(layers):
+        w = (rng.normal(size=(width, width)) / np.sqrt(width)).astype(np.float32)
+        inits.append(helper.make_tensor(f"w{i}", TensorProto.FLOAT, w.shape, w.flatten()))
+        nodes += [
+            helper.make_node("MatMul", [prev, f"w{i}"], [f"h{i}"]),
+            helper.make_node("Relu", [f"h{i}"], [f"r{i}"]),
+        ]
+        prev = f"r{i}"
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, width])],
+        [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [8, width])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def previous_release(name: str, installed: str) -> str:
+    """The newest release of ``name`` older than ``installed`` on the package index."""
+    from silenttax.benchmark._envs import release
+
+    versions = index_versions(name)
+    assert isinstance(versions, list), versions
+    older = [v for v in versions if release(v) < release(installed)]
+    assert older, f"no release of {name} older than {installed} on the index"
+    return older[0]
+
+
+@pytest.mark.slow
+def test_a_real_onnxruntime_release_end_to_end(tmp_path: Path) -> None:
+    """The same ONNX model on the installed onnxruntime and on the previous release,
+    pulled by name from the package index into a built environment."""
+    import onnxruntime
+
+    other = previous_release("onnxruntime", onnxruntime.__version__)
+    x = np.random.default_rng(1).normal(size=(8, 256)).astype(np.float32)
+    spec = ModelSpec.onnx(mlp_onnx(tmp_path / "mlp.onnx"), inputs={"x": x}, threads=1)
+    c = compare_stacks(spec, candidate={"onnxruntime": other}, pairs=6, env_cache=tmp_path / "envs")
+    assert c.differences()["onnxruntime"] == (onnxruntime.__version__, other)
+    assert c.candidate.source in ("uv", "pip") and not c.candidate.cached
+    assert c.candidate.build_seconds > 0 and len(c.pair_log_ratios) == 6
+    assert c.ci[0] <= c.ratio <= c.ci[1] and c.verdict in (
+        "faster",
+        "slower",
+        "equivalent",
+        "inconclusive",
+    )
+    assert c.outputs is not None and c.outputs.max_abs is not None and c.outputs.max_abs < 1e-3
+    assert c.report().filter(code="dependency.version_change", subject="onnxruntime")
+    # The cache: a second check reuses the environment.
+    again = compare_stacks(
+        spec, candidate={"onnxruntime": other}, pairs=2, rounds=5, env_cache=tmp_path / "envs"
+    )
+    assert again.candidate.cached and again.candidate.python == c.candidate.python
