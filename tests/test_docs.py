@@ -101,3 +101,14 @@ def test_snippet_check_catches_a_mangled_include(tmp_path: Path) -> None:
     page.write_text('```python\n--8 < --"docs/examples/quickstart.py"\n```\n')
     assert not SNIPPET.findall(page.read_text())
     assert "import" not in _text(_render(page))  # what ruff's rewrite renders: no code at all
+
+
+def test_stack_check_example_runs(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "examples" / "stack_check.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    assert "dependency.stack_aa" in done.stdout and (tmp_path / "stack.json").is_file()

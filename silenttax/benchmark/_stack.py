@@ -631,9 +631,9 @@ def compare_stacks(
     its own worker process, and decide over ``pairs`` pairs of fresh processes.
 
     The candidate environment is built from resolved pins (``"latest"`` asks the
-    package index, ``"current"`` copies this environment's version, a version
-    or specifier is taken as given; the model's runtime and numpy are pinned to
-    this environment's versions unless named), with uv when available (pip
+    package index, ``"current"`` copies the baseline's version, a version or
+    specifier is taken as given; the model's runtime and numpy are pinned to the
+    baseline's versions unless named), with uv when available (pip
     otherwise), on this Python, cached by the hash of the pins. Both arms run
     as subprocesses (the baseline too, so both pay the same process costs),
     with the spec's thread settings and the same core set; inside each pair
@@ -716,6 +716,8 @@ def compare_stacks(
     base_env = _arm_env(baseline, "baseline", spec, **common)  # type: ignore[arg-type]
     report(0.05, "preparing the candidate environment")
     aa = isinstance(candidate, str) and candidate == "current" and base_env.source == "current"
+    if base_env.source != "current":  # "current" pins of the candidate copy the baseline's
+        common["current"] = installed_versions(base_env.python)
     cand_env = _arm_env(candidate, "candidate", spec, **common)  # type: ignore[arg-type]
     envs = (base_env, cand_env)
     cores = (

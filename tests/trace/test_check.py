@@ -103,8 +103,11 @@ def test_grown_stage_reports_added_time_with_confidence() -> None:
     grown = next(f for f in report.filter(code="pipeline.stage_time") if f.subject == "logging")
     assert grown.severity >= Severity.WARNING
     # 0.8 ms more work: at least that much more wall time at p50 (more on a busy CPU, where
-    # the spins are preempted), never more than the slowest minus the fastest
-    assert 0.0008 * 0.9 <= grown.effect_size <= max(now["logging"]) - min(was["logging"])
+    # the spins are preempted), never more than the slowest minus the fastest, give or take
+    # the span's own timing around the test's clock (microseconds; the spins themselves are
+    # so exact on a quiet CPU that this jitter decides the bound)
+    slack = 20e-6
+    assert 0.0008 * 0.9 <= grown.effect_size <= max(now["logging"]) - min(was["logging"]) + slack
     assert grown.message.startswith("logging (audit_log) added ")  # the stage and its span
     lo, hi = grown.evidence["added_ci"]  # type: ignore[misc]
     assert 0 < lo <= grown.effect_size <= hi
