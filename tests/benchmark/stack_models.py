@@ -29,28 +29,17 @@ def spin_by_package(seconds: float = 2e-4) -> Callable[[Any], Any]:
     return spin(seconds * spinlib.FACTOR)
 
 
-def crash_on_call() -> Callable[[Any], Any]:
-    """Loads, then kills its own process on the second call (a segfaulting kernel)."""
+def fail_on_call(how: str = "crash") -> Callable[[Any], Any]:
+    """Loads, then on the second call kills its own process (``"crash"``: a segfaulting
+    kernel) or hangs (``"hang"``)."""
     calls = 0
 
     def call(x: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls > 1:
-            os._exit(3)
-        return x
-
-    return call
-
-
-def hang_on_call() -> Callable[[Any], Any]:
-    """Loads, then hangs on the second call."""
-    calls = 0
-
-    def call(x: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls > 1:
+            if how == "crash":
+                os._exit(3)
             time.sleep(3600)
         return x
 

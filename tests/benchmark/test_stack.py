@@ -131,8 +131,10 @@ def test_power_and_coverage_for_a_known_slowdown() -> None:
 # --- the worker protocol ---------------------------------------------------------------
 
 
-def _loaded(tmp_path: Path, factory: str, **kw: Any) -> tuple[Worker, Path]:
-    spec = _spec(factory).write(tmp_path / "spec")
+def _loaded(
+    tmp_path: Path, factory: str, options: dict[str, Any] | None = None, **kw: Any
+) -> tuple[Worker, Path]:
+    spec = _spec(factory, **(options or {})).write(tmp_path / "spec")
     worker = Worker(sys.executable, label="candidate", **kw)
     worker.request("load", spec=str(spec))
     return worker, spec
@@ -143,7 +145,7 @@ def _gone(pid: int) -> bool:
 
 
 def test_a_crashing_worker_is_a_clear_error(tmp_path: Path) -> None:
-    worker, _ = _loaded(tmp_path, "crash_on_call")
+    worker, _ = _loaded(tmp_path, "fail_on_call", {"how": "crash"})
     with pytest.raises(StackError, match=r"candidate worker exited with status 3 during 'block'"):
         worker.request("block", calls=5)
     assert _gone(worker.pid)
@@ -151,7 +153,7 @@ def test_a_crashing_worker_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_hanging_worker_is_killed_after_its_timeout(tmp_path: Path) -> None:
-    worker, _ = _loaded(tmp_path, "hang_on_call", timeout=1.5)
+    worker, _ = _loaded(tmp_path, "fail_on_call", {"how": "hang"}, timeout=1.5)
     with pytest.raises(StackError, match=r"did not answer 'block' within 1.5 s; killed it"):
         worker.request("block", calls=5)
     assert _gone(worker.pid)
