@@ -31,7 +31,7 @@ from silenttax._version import __version__
 from silenttax.errors import SilentTaxError
 
 if TYPE_CHECKING:
-    from silenttax._registry import load
+    from silenttax._registry import load, merge
     from silenttax.report import Category, Finding, Report, Severity
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "__version__",
     "errors",
     "load",
+    "merge",
 ]
 
 # Public name -> module that defines it; loaded on first attribute access.
@@ -52,6 +53,7 @@ _LAZY = {
     "Report": "silenttax.report",
     "Severity": "silenttax.report",
     "load": "silenttax._registry",
+    "merge": "silenttax._registry",
 }
 
 

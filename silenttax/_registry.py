@@ -13,13 +13,14 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from silenttax._state import State
-from silenttax.errors import StateError
+from silenttax.errors import InputError, SilentTaxError, StateError
 
-__all__ = ["KINDS", "load"]
+__all__ = ["KINDS", "load", "merge"]
 
 #: kind -> "module:attribute" of what :func:`load` returns for it.
 KINDS: dict[str, str] = {
@@ -113,3 +114,92 @@ def _text(source: str | bytes | os.PathLike[str]) -> str | bytes:
         return Path(source).read_bytes()
     except OSError as exc:
         raise StateError(f"cannot read a silenttax state from {str(source)!r}: {exc}") from exc
+
+
+Source = str | bytes | os.PathLike[str] | dict[str, Any] | State
+
+
+def _is_dir(source: object) -> bool:
+    if not isinstance(source, str | os.PathLike) or str(source).lstrip().startswith("{"):
+        return False
+    try:
+        return Path(source).is_dir()
+    except OSError:  # not a usable path (too long, bad characters)
+        return False
+
+
+def _sources(sources: Source | Iterable[Source]) -> list[tuple[str, Any]]:
+    """(label, source) pairs: a directory's ``*.json`` files in name order, or each item."""
+    if _is_dir(sources):
+        assert isinstance(sources, str | os.PathLike)
+        files = sorted(Path(sources).glob("*.json"))
+        if not files:
+            raise InputError(f"sources: {str(sources)!r} holds no .json snapshot")
+        return [(str(f), f) for f in files]
+    if isinstance(sources, str | bytes | os.PathLike | dict | State):
+        sources = [sources]
+    out = []
+    for i, item in enumerate(sources):
+        is_path = isinstance(item, os.PathLike) or (
+            isinstance(item, str) and not item.lstrip().startswith("{")
+        )
+        label = str(item) if is_path else f"sources[{i}]"
+        if _is_dir(item):
+            out.extend(_sources(item))
+        else:
+            out.append((label, item))
+    return out
+
+
+def merge(sources: Source | Iterable[Source]) -> Any:
+    """Merge saved snapshots of one kind (N replicas of a monitor, partitions of a
+    reference) into one component, ready to check or report.
+
+    ``sources`` is a directory (its ``*.json`` files), or a list of paths, JSON
+    texts, parsed dicts, snapshots or components. Each is read with
+    :func:`load` and merged with the component's own ``merge``, so counts add up
+    exactly and settings must agree.
+
+    Raises:
+        InputError: nothing to merge, kinds that differ, a kind that does not
+            merge, or different settings — naming the file.
+        StateError: a file that is not a readable snapshot (named).
+
+    Examples:
+        >>> from silenttax.monitor import LatencySketch
+        >>> replicas = []
+        >>> for seconds in ([0.010, 0.012], [0.011, 0.300]):
+        ...     sketch = LatencySketch()
+        ...     sketch.add_many(seconds)
+        ...     replicas.append(sketch.to_json())
+        >>> merged = merge(replicas)
+        >>> merged.count, round(merged.max, 3)
+        (4, 0.3)
+    """
+    items = _sources(sources)
+    if not items:
+        raise InputError("sources: nothing to merge")
+    merged: Any = None
+    first = ""
+    for label, item in items:
+        try:
+            component = (
+                item if hasattr(item, "merge") and not isinstance(item, State) else load(item)
+            )
+        except StateError as exc:
+            raise StateError(f"{label}: {exc}") from exc
+        if merged is None:
+            if not callable(getattr(component, "merge", None)):
+                raise InputError(f"{label}: a {type(component).__name__} does not merge")
+            merged, first = component, label
+            continue
+        if type(component) is not type(merged):
+            raise InputError(
+                f"{label}: a {type(component).__name__} cannot merge with {first}'s "
+                f"{type(merged).__name__}"
+            )
+        try:
+            merged.merge(component)
+        except SilentTaxError as exc:
+            raise InputError(f"{label}: cannot merge with {first}: {exc}") from exc
+    return merged

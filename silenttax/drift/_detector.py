@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import JsonValue
+from pydantic import Field, JsonValue
 
 from silenttax._input import NUMERIC_KINDS, Table, partitions, to_table
 from silenttax._merge import same_settings
@@ -70,6 +70,10 @@ class DriftDetectorState(State):
     """Reference rows."""
     window_rows: int = 0
     """Rows in the window."""
+    window_columns: list[str] = Field(default_factory=list)
+    """Columns the window's data had (reference columns or not)."""
+    window_coercions: dict[str, dict[str, JsonValue]] = Field(default_factory=dict)
+    """Per column: how the window's values were brought to the reference's kind."""
 
 
 class DriftDetector(Stateful[DriftDetectorState]):
@@ -178,6 +182,8 @@ class DriftDetector(Stateful[DriftDetectorState]):
         self._rows = 0
         self._window: dict[str, NumericSummary | CategoricalSummary] | None = None
         self._window_rows = 0
+        self._window_columns: set[str] = set()
+        self._window_how: dict[str, dict[str, Any]] = {}
 
     # ----------------------------------------------------------------- fitting
     def _params(self) -> dict[str, JsonValue]:
@@ -225,7 +231,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
         partition summaries merged exactly), so it never has to fit in memory.
         """
         self._reference, self._kinds, self._rows = None, {}, 0
-        self._window, self._window_rows = None, 0
+        self.reset_window()
         parts = partitions(reference)
         for part in parts if parts is not None else [reference]:
             self.partial_fit(part)
@@ -272,41 +278,65 @@ class DriftDetector(Stateful[DriftDetectorState]):
                 other._rows,
             )
         else:
+            for name, kind in other._kinds.items():
+                was = self._kinds.get(name, kind)
+                if was != kind and not {was, kind} <= NUMERIC_KINDS:
+                    raise SchemaMismatchError(
+                        f"cannot merge: column {name!r} is {was} in one and {kind} in the other"
+                    )
             for name, summary in other._reference.items():
                 mine = self._reference.get(name)
                 self._reference[name] = summary if mine is None else merge_summaries(mine, summary)
                 self._kinds.setdefault(name, other._kinds[name])
             self._rows += other._rows
         if other._window is not None:
-            self._window = self._merge_window(self._window, other._window)
-            self._window_rows += other._window_rows
+            self._add_window(
+                other._window, other._window_rows, other._window_columns, other._window_how
+            )
         return self
 
-    @staticmethod
-    def _merge_window(
-        mine: dict[str, NumericSummary | CategoricalSummary] | None,
-        theirs: dict[str, NumericSummary | CategoricalSummary],
-    ) -> dict[str, NumericSummary | CategoricalSummary]:
-        if mine is None:
-            return dict(theirs)
-        out = dict(mine)
-        for name, summary in theirs.items():
-            out[name] = summary if name not in out else merge_summaries(out[name], summary)
-        return out
+    def _add_window(
+        self,
+        summaries: dict[str, NumericSummary | CategoricalSummary],
+        rows: int,
+        columns: set[str],
+        how: dict[str, dict[str, Any]],
+    ) -> None:
+        """Fold a window (summaries of current data, and how they were read) into this one."""
+        window = dict(self._window or {})
+        for name, summary in summaries.items():
+            window[name] = summary if name not in window else merge_summaries(window[name], summary)
+        self._window = window
+        self._window_rows += rows
+        self._window_columns |= columns
+        for name, described in how.items():
+            mine = self._window_how.get(name)
+            self._window_how[name] = described if mine is None else _merge_how(mine, described)
 
     def update(self, batch: Any) -> Self:
-        """Add rows to the current window (for streaming use); check it with ``check()``."""
+        """Add rows to the current window (for streaming use, or one partition at a time);
+        check it with ``check()``. A window merges exactly: checking the merged window
+        of several batches gives the findings of checking them concatenated."""
+        self._add_window(*self._current(to_table(batch, argument="batch")))
+        return self
+
+    def _current(
+        self, table: Table
+    ) -> tuple[
+        dict[str, NumericSummary | CategoricalSummary], int, set[str], dict[str, dict[str, Any]]
+    ]:
+        """Summaries of current data on the reference's grid, its rows and columns, and
+        how each column had to be read."""
         reference = self._require()
-        table = to_table(batch, argument="batch")
-        window = self._window or {}
+        summaries: dict[str, NumericSummary | CategoricalSummary] = {}
+        coercions: dict[str, dict[str, Any]] = {}
         for name in reference:
             if name not in table:
                 continue
-            summary, _ = self._summarize_current(table, name)
-            window[name] = summary if name not in window else merge_summaries(window[name], summary)
-        self._window = window
-        self._window_rows += table.n_rows
-        return self
+            summaries[name], how = self._summarize_current(table, name)
+            if how is not None:
+                coercions[name] = how
+        return summaries, table.n_rows, set(table.names), coercions
 
     def _summarize_current(
         self, table: Table, name: str
@@ -319,6 +349,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
     def reset_window(self) -> None:
         """Forget the rows added with :meth:`update`."""
         self._window, self._window_rows = None, 0
+        self._window_columns, self._window_how = set(), {}
 
     @property
     def fitted(self) -> bool:
@@ -345,6 +376,8 @@ class DriftDetector(Stateful[DriftDetectorState]):
             window=self._window,
             rows=self._rows,
             window_rows=self._window_rows,
+            window_columns=sorted(self._window_columns),
+            window_coercions=self._window_how,
         )
 
     @classmethod
@@ -356,6 +389,10 @@ class DriftDetector(Stateful[DriftDetectorState]):
         detector._rows = state.rows
         detector._window = dict(state.window) if state.window is not None else None
         detector._window_rows = state.window_rows
+        detector._window_columns = set(state.window_columns)
+        if state.window is not None and not state.window_columns:  # saved before columns were
+            detector._window_columns = set(state.window)
+        detector._window_how = {k: dict(v) for k, v in state.window_coercions.items()}
         return detector
 
     # ------------------------------------------------------------------- check
@@ -381,6 +418,8 @@ class DriftDetector(Stateful[DriftDetectorState]):
                 "from": current,
                 "to": reference,
                 "parsed_share": share,
+                "present": present,
+                "parsed": parsed.parsed,
                 "padded": parsed.padded,
                 "decimal_comma": parsed.decimal_comma,
                 "thousands": parsed.thousands,
@@ -432,22 +471,18 @@ class DriftDetector(Stateful[DriftDetectorState]):
         self._require()
         if self._window is None:
             raise InputError("current: nothing to check; pass data or call update() first")
-        return self._judge(dict(self._window), self._window_rows, set(self._window), {})
+        if self._window_rows == 0:
+            raise InputError("current: has no rows")
+        return self._judge(
+            dict(self._window), self._window_rows, self._window_columns, self._window_how
+        )
 
     def _judge_data(self, current: Any) -> Report:
-        reference = self._require()
         table = to_table(current, argument="current")
         if table.n_rows == 0:
             raise InputError("current: has no rows")
-        summaries: dict[str, NumericSummary | CategoricalSummary] = {}
-        coercions: dict[str, dict[str, Any]] = {}
-        for name in reference:
-            if name not in table:
-                continue
-            summaries[name], how = self._summarize_current(table, name)
-            if how is not None:
-                coercions[name] = how
-        return self._judge(summaries, table.n_rows, set(table.names), coercions)
+        summaries, rows, columns, coercions = self._current(table)
+        return self._judge(summaries, rows, columns, coercions)
 
     def _judge_summaries(self, current: DriftDetectorState) -> Report:
         """Judge another detector's reference summaries (of the current data) as the window."""
@@ -636,6 +671,18 @@ class DriftDetector(Stateful[DriftDetectorState]):
             effect_name="|Cohen's h|",
             code=code,
         )
+
+
+def _merge_how(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two partitions' descriptions of how one column was read, as one (counts add up)."""
+    if "present" not in a or "present" not in b or a["from"] != b["from"]:
+        return a if a.get("present", 0) >= b.get("present", 0) else b
+    out = dict(a)
+    for key in ("present", "parsed", "padded", "decimal_comma", "thousands"):
+        out[key] = a.get(key, 0) + b.get(key, 0)
+    out["parsed_share"] = out["parsed"] / out["present"] if out["present"] else 0.0
+    out["example"] = a.get("example") or b.get("example")
+    return out
 
 
 def _same_family(a: str, b: str) -> bool:

@@ -1,0 +1,179 @@
+"""The engine-neutral part of scale-out: one partition -> snapshot bytes; snapshots -> one.
+
+Every silenttax reference (``DriftDetector``, ``FeatureHealth``,
+``LatencySketch``) is a small mergeable snapshot, so a dataset of any size is
+summarised where it lives: each partition becomes a snapshot of a few KiB,
+and snapshots are merged in a tree. No raw rows travel, and no column is
+shuffled. An engine adapter needs three calls:
+
+- :func:`fit_partition` (map): a partition's reference snapshot, as JSON bytes;
+- :func:`check_partition` (map): a partition's current-data snapshot, judged
+  later against a fitted reference (a drift window, or current profiles);
+- :func:`merge_partials` (combine, associative): several snapshots as one.
+
+Then :func:`finish` turns the root snapshot into the component (a fit) or the
+``Report`` (a check). Bytes are plain JSON (never pickle), so they cross any
+engine's serialisation. An empty partition gives ``b""``, which merges as
+nothing.
+
+Examples:
+    >>> from silenttax.drift import DriftDetector
+    >>> parts = [{"x": [1.0, 2.0, 3.0]}, {"x": []}, {"x": [4.0, 5.0]}]
+    >>> template = DriftDetector()
+    >>> root = merge_partials([fit_partition(template, p) for p in parts])
+    >>> finish(root).state().rows
+    5
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from silenttax._input import to_table
+from silenttax._registry import load
+from silenttax.errors import InputError
+
+__all__ = ["check_partition", "finish", "fit_partition", "merge_partials"]
+
+_CHECK = "silenttax.check_partial"
+
+
+def _template(component: Any) -> Any:
+    from silenttax.drift import DriftDetector
+    from silenttax.features import FeatureHealth
+    from silenttax.monitor import LatencySketch
+
+    if not isinstance(component, DriftDetector | FeatureHealth | LatencySketch):
+        raise InputError(
+            "component: a DriftDetector, FeatureHealth or LatencySketch, got "
+            f"{type(component).__name__}"
+        )
+    return component
+
+
+def _fresh(component: Any) -> Any:
+    """An unfitted copy with the same settings."""
+    from silenttax.monitor import LatencySketch
+
+    if isinstance(component, LatencySketch):
+        return LatencySketch(
+            relative_accuracy=component.relative_accuracy, max_buckets=component._custom_buckets
+        )
+    return type(component)(**component._params())
+
+
+def fit_partition(template: Any, partition: Any) -> bytes:
+    """The snapshot of ``partition`` fitted with ``template``'s settings, as JSON bytes.
+
+    ``template`` is a ``DriftDetector`` or ``FeatureHealth`` (its settings are
+    used, not its fit) and ``partition`` any table silenttax reads; or a
+    ``LatencySketch`` and an array of seconds. An empty partition gives ``b""``.
+    """
+    from silenttax.monitor import LatencySketch
+
+    component = _fresh(_template(template))
+    if isinstance(component, LatencySketch):
+        component.add_many(partition)
+        return component.to_json().encode() if component.count or component.invalid else b""
+    table = to_table(partition, argument="partition")
+    if table.n_rows == 0:
+        return b""
+    return component.fit(table).to_json().encode()  # type: ignore[no-any-return]
+
+
+def check_partition(reference: Any, partition: Any) -> bytes:
+    """What ``partition`` of the *current* data contributes to a check against
+    ``reference`` (a fitted ``DriftDetector`` or ``FeatureHealth``), as JSON bytes.
+
+    For a detector this is its window (the partition summarised on the
+    reference's grid, with how each column had to be read); for a
+    ``FeatureHealth``, the partition's profiles under the reference's settings.
+    """
+    from silenttax.drift import DriftDetector
+    from silenttax.features import FeatureHealth
+
+    if isinstance(reference, DriftDetector):
+        table = to_table(partition, argument="partition")
+        if table.n_rows == 0:
+            return b""
+        window = DriftDetector.from_state(reference.state())
+        window.reset_window()
+        return window.update(table).to_json().encode()
+    if isinstance(reference, FeatureHealth):
+        reference._require()
+        return fit_partition(reference, partition)
+    raise InputError(
+        f"reference: a fitted DriftDetector or FeatureHealth, got {type(reference).__name__}"
+    )
+
+
+def merge_partials(partials: Iterable[bytes | str]) -> bytes:
+    """Merge snapshot bytes (from :func:`fit_partition`, :func:`check_partition` or this
+    function) into one; ``b""`` parts are skipped. Associative, so any tree works.
+
+    Raises:
+        InputError: the snapshots are of different kinds or were made with different
+            settings (named).
+    """
+    merged: Any = None
+    for index, part in enumerate(partials):
+        if not part:
+            continue
+        component = load(part)
+        if merged is None:
+            merged = component
+            continue
+        if type(component) is not type(merged):
+            raise InputError(
+                f"partial {index}: a {type(component).__name__} cannot merge with a "
+                f"{type(merged).__name__}"
+            )
+        mine, theirs = _columns(merged), _columns(component)
+        if mine != theirs:
+            raise InputError(
+                f"partitions disagree on their columns: {sorted(mine ^ theirs)} are in some "
+                "partitions and not in others"
+            )
+        merged.merge(component)
+    return b"" if merged is None else merged.to_json().encode()
+
+
+def _columns(component: Any) -> set[str]:
+    """The columns a partition's snapshot covers (none for a sketch)."""
+    from silenttax.drift import DriftDetector
+    from silenttax.features import FeatureHealth
+
+    if isinstance(component, DriftDetector):
+        return (
+            set(component._window_columns)
+            if component._window is not None
+            else set(component.reference)
+        )
+    if isinstance(component, FeatureHealth):
+        return set(component.profiles)
+    return set()
+
+
+def finish(root: bytes | str, reference: Any = None) -> Any:
+    """The merged root as a result: the fitted component (a fit), or with
+    ``reference`` the ``Report`` of checking the merged current data against it.
+
+    Raises:
+        InputError: nothing was summarised (every partition was empty).
+    """
+    if not root:
+        raise InputError("data: has no rows (every partition was empty)")
+    component = load(root)
+    if reference is None:
+        return component
+    from silenttax.drift import DriftDetector
+    from silenttax.features import FeatureHealth, check_health
+
+    if isinstance(reference, DriftDetector):
+        return component.check()
+    if isinstance(reference, FeatureHealth):
+        return check_health(component, reference)
+    raise InputError(
+        f"reference: a fitted DriftDetector or FeatureHealth, got {type(reference).__name__}"
+    )
