@@ -264,7 +264,7 @@ def _normalise_series(series: Any, nw: Any) -> tuple[ColumnKind, Callable[[], np
             if series.null_count() == 0:
                 return np.asarray(series.to_numpy(), dtype=np.float64)
             nulls = series.is_null().to_numpy()
-            filled = np.asarray(series.fill_null(value=False).to_numpy(), dtype=np.float64)
+            filled = np.array(series.fill_null(value=False).to_numpy(), dtype=np.float64)
             filled[nulls] = np.nan
             return filled
 
@@ -279,6 +279,8 @@ def _normalise_series(series: Any, nw: Any) -> tuple[ColumnKind, Callable[[], np
         def labels() -> npt.NDArray[Any]:
             values = np.asarray(series.to_numpy(), dtype=object)
             if series.null_count():
+                if not values.flags.writeable:  # a read-only view (pandas copy-on-write)
+                    values = values.copy()
                 values[np.asarray(series.is_null().to_numpy(), dtype=bool)] = None
             return values
 

@@ -32,6 +32,7 @@ KINDS: dict[str, str] = {
     "silenttax.cost_model": "silenttax.cost._model:CostModel",
     "silenttax.cost_monitor": "silenttax.cost._monitor:CostMonitor",
     "silenttax.drift_detector": "silenttax.drift._detector:DriftDetector",
+    "silenttax.drift_window": "silenttax.drift._detector:DriftWindow",
     "silenttax.environment": "silenttax.benchmark._environment:Environment",
     "silenttax.feature_health": "silenttax.features._health:FeatureHealth",
     "silenttax.latency_monitor": "silenttax.monitor._latency:LatencyMonitor",

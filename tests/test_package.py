@@ -34,6 +34,7 @@ def test_public_names_are_locked() -> None:
         "__version__",
         "errors",
         "load",
+        "merge",
     ]
     assert report_pkg.__all__ == sorted(report_pkg.__all__)
     for name in silenttax.__all__ + report_pkg.__all__:

@@ -14,7 +14,7 @@ Examples:
 """
 
 from silenttax._summary import CategoricalSummary, NumericSummary
-from silenttax.drift._detector import DriftDetector, DriftDetectorState, check_drift
+from silenttax.drift._detector import DriftDetector, DriftDetectorState, DriftWindow, check_drift
 from silenttax.drift._policy import DEFAULT_CRITICAL, DEFAULT_MIN_EFFECT, DEFAULT_TESTS, adjust
 from silenttax.drift._stattests import (
     DriftResult,
@@ -38,6 +38,7 @@ __all__ = [
     "DriftDetector",
     "DriftDetectorState",
     "DriftResult",
+    "DriftWindow",
     "NumericSummary",
     "adjust",
     "anderson_darling",

@@ -49,8 +49,58 @@ from silenttax.report._codes import make_finding
 __all__ = [
     "DriftDetector",
     "DriftDetectorState",
+    "DriftWindow",
     "check_drift",
 ]
+
+
+class DriftWindow(State):
+    """Current data summarised on a fitted reference's grid: mergeable, then judged.
+
+    What :meth:`DriftDetector.window` returns for one batch, partition or
+    replica; windows of the same detector merge exactly (``a.merge(b)``), and
+    ``detector.check(window)`` judges the merged window with the findings of
+    checking all the data at once. Small (the summaries, not the rows), plain
+    JSON: what a partition sends back in a scale-out check.
+    """
+
+    KIND: ClassVar[str] = "silenttax.drift_window"
+
+    params: dict[str, JsonValue]
+    """The settings of the detector whose grid this is (must match to merge or judge)."""
+    summaries: dict[str, Summary] = Field(default_factory=dict)
+    """Per reference column: the current values' summary."""
+    rows: int = 0
+    """Rows summarised."""
+    columns: list[str] = Field(default_factory=list)
+    """Columns the data had (reference columns or not)."""
+    coercions: dict[str, dict[str, JsonValue]] = Field(default_factory=dict)
+    """Per column: how its values were brought to the reference's kind."""
+
+    def merge(self, other: DriftWindow) -> DriftWindow:
+        """Both windows as one (a new snapshot; counts add up exactly).
+
+        Raises:
+            InputError: ``other`` is not a DriftWindow or was made with other settings.
+        """
+        if not isinstance(other, DriftWindow):
+            raise InputError(f"can only merge a DriftWindow, got {type(other).__name__}")
+        same_settings("DriftWindow", self.params, other.params)
+        summaries = dict(self.summaries)
+        for name, summary in other.summaries.items():
+            mine = summaries.get(name)
+            summaries[name] = summary if mine is None else merge_summaries(mine, summary)
+        coercions: dict[str, dict[str, Any]] = {k: dict(v) for k, v in self.coercions.items()}
+        for name, how in other.coercions.items():
+            mine_how = coercions.get(name)
+            coercions[name] = dict(how) if mine_how is None else _merge_how(mine_how, dict(how))
+        return DriftWindow(
+            params=self.params,
+            summaries=summaries,
+            rows=self.rows + other.rows,
+            columns=sorted(set(self.columns) | set(other.columns)),
+            coercions=coercions,
+        )
 
 
 class DriftDetectorState(State):
@@ -313,6 +363,28 @@ class DriftDetector(Stateful[DriftDetectorState]):
             mine = self._window_how.get(name)
             self._window_how[name] = described if mine is None else _merge_how(mine, described)
 
+    def window(self, current: Any) -> DriftWindow:
+        """``current`` summarised on this reference's grid, as a mergeable snapshot (for a
+        partition, a batch or a replica); ``check(window)`` judges it.
+
+        Examples:
+            >>> import numpy as np
+            >>> rng = np.random.default_rng(0)
+            >>> detector = DriftDetector().fit({"x": rng.normal(0, 1, 4000)})
+            >>> a = detector.window({"x": rng.normal(1, 1, 2000)})
+            >>> b = detector.window({"x": rng.normal(1, 1, 2000)})
+            >>> detector.check(a.merge(b)).filter(code="drift.numeric")[0].severity.value
+            'critical'
+        """
+        summaries, rows, columns, how = self._current(to_table(current, argument="current"))
+        return DriftWindow(
+            params=self._params(),
+            summaries=summaries,
+            rows=rows,
+            columns=sorted(columns),
+            coercions=how,
+        )
+
     def update(self, batch: Any) -> Self:
         """Add rows to the current window (for streaming use, or one partition at a time);
         check it with ``check()``. A window merges exactly: checking the merged window
@@ -456,7 +528,8 @@ class DriftDetector(Stateful[DriftDetectorState]):
         return chosen
 
     def check(self, current: Any = None) -> Report:
-        """Test ``current`` (or the window built with :meth:`update`) against the reference.
+        """Test ``current`` — data, or a :class:`DriftWindow` of it — (or the window built
+        with :meth:`update`) against the reference.
 
         The same as :func:`check_drift` with this detector as the reference.
 
@@ -465,7 +538,21 @@ class DriftDetector(Stateful[DriftDetectorState]):
             InputError: ``current`` has no rows (or there is no window to check).
         """
         self._require()
+        if isinstance(current, DriftWindow):
+            return self._judge_drift_window(current)
         return self._judge_data(current) if current is not None else self._judge_window()
+
+    def _judge_drift_window(self, window: DriftWindow) -> Report:
+        # The grid must match; the policy (alpha, thresholds) may be the caller's own.
+        same_settings(
+            "DriftWindow",
+            {k: v for k, v in self._params().items() if k not in _POLICY},
+            {k: v for k, v in window.params.items() if k not in _POLICY},
+        )
+        if window.rows == 0:
+            raise InputError("current: has no rows")
+        how = {k: dict(v) for k, v in window.coercions.items()}
+        return self._judge(dict(window.summaries), window.rows, set(window.columns), how)
 
     def _judge_window(self) -> Report:
         self._require()
@@ -673,6 +760,9 @@ class DriftDetector(Stateful[DriftDetectorState]):
         )
 
 
+_POLICY = frozenset({"alpha", "correction", "min_effect", "critical_effect"})
+
+
 def _merge_how(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Two partitions' descriptions of how one column was read, as one (counts add up)."""
     if "present" not in a or "present" not in b or a["from"] != b["from"]:
@@ -704,6 +794,8 @@ def check_drift(
     ``current`` is one of:
 
     - data (any dataframe or dict of columns), summarised on the reference's grid;
+    - a :class:`DriftWindow` made by the reference (``reference.window(data)``),
+      for instance the merge of every partition's;
     - a detector (or its state) fitted on the current data with the same settings,
       for instance the merge of every partition's or replica's; its reference
       summaries are what is judged;
@@ -754,4 +846,6 @@ def check_drift(
         current = current.state()
     if isinstance(current, DriftDetectorState):
         return judge._judge_summaries(current)
+    if isinstance(current, DriftWindow):
+        return judge._judge_drift_window(current)
     return judge._judge_data(current)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from silenttax._input import NUMERIC_KINDS, TEXT_KINDS
 from silenttax._parse import DECIMAL_COMMA, THOUSANDS, parse_numbers
-from silenttax._summary import NumericSummary, merge_summaries, summarize_numbers
+from silenttax._summary import K_MAX, NumericSummary, merge_summaries, summarize_numbers
 
 __all__ = ["ColumnProfile", "merge_profiles", "profile_column"]
 
@@ -124,8 +124,8 @@ def _profile_numbers(values: npt.NDArray[np.float64], kind: str, max_levels: int
     sample_places = decimals(sample)
     places = np.bincount(sample_places, minlength=_MAX_DECIMALS + 1)
     levels: dict[str, int] = {}
-    distinct = summary.distinct if summary.scale == 40 else max_levels + 1
-    if summary.scale == 40 and distinct <= max_levels:
+    distinct = summary.distinct if summary.scale == K_MAX else max_levels + 1
+    if summary.scale == K_MAX and distinct <= max_levels:
         uniq, counts = np.unique(finite, return_counts=True)
         levels = {f"{u:g}": int(c) for u, c in zip(uniq.tolist(), counts.tolist(), strict=True)}
     examples = {"value": f"{finite[0]:g}"} if finite.size else {}
@@ -216,6 +216,12 @@ def merge_profiles(a: ColumnProfile, b: ColumnProfile, *, max_levels: int = 1000
         if not (other or a.distinct > max_levels)
         else max_levels + 1
     )
+    if a.kind in NUMERIC_KINDS and numbers is not None:
+        # As one pass over all rows would: levels only while every value is exact and
+        # they are few (a partition over the cap kept none, so a union would be partial).
+        distinct = numbers.distinct if numbers.scale == K_MAX else max_levels + 1
+        if distinct > max_levels:
+            levels, other = {}, 0
     return ColumnProfile(
         kind=a.kind,
         rows=a.rows + b.rows,

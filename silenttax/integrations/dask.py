@@ -148,7 +148,8 @@ def latency_sketch(
 def _check(reference: Any, data: Any, split_every: int, scheduler: str | None) -> Any:
     dask, _ = _dask()
     task = dask.delayed(check_partition, pure=True)
-    root = _run([task(reference, p) for p in data.to_delayed()], split_every, scheduler)
+    shipped = dask.delayed(reference.to_json(), pure=True)  # one graph node, sent once
+    root = _run([task(shipped, p) for p in data.to_delayed()], split_every, scheduler)
     return finish(root, reference)
 
 

@@ -39,6 +39,11 @@ __all__ = ["check_partition", "finish", "fit_partition", "merge_partials"]
 _CHECK = "silenttax.check_partial"
 
 
+def _component(reference: Any) -> Any:
+    """A fitted component, from itself or its saved JSON (what engines ship to workers)."""
+    return load(reference) if isinstance(reference, str | bytes) else reference
+
+
 def _template(component: Any) -> Any:
     from silenttax.drift import DriftDetector
     from silenttax.features import FeatureHealth
@@ -86,22 +91,21 @@ def check_partition(reference: Any, partition: Any) -> bytes:
     """What ``partition`` of the *current* data contributes to a check against
     ``reference`` (a fitted ``DriftDetector`` or ``FeatureHealth``), as JSON bytes.
 
-    For a detector this is its window (the partition summarised on the
-    reference's grid, with how each column had to be read); for a
-    ``FeatureHealth``, the partition's profiles under the reference's settings.
+    For a detector this is a :class:`~silenttax.drift.DriftWindow` (the
+    partition summarised on the reference's grid, with how each column had to
+    be read); for a ``FeatureHealth``, the partition's profiles under the
+    reference's settings. ``reference`` may be the component or its saved JSON.
     """
     from silenttax.drift import DriftDetector
     from silenttax.features import FeatureHealth
 
+    reference = _component(reference)
     if isinstance(reference, DriftDetector):
         table = to_table(partition, argument="partition")
         if table.n_rows == 0:
             return b""
-        window = DriftDetector.from_state(reference.state())
-        window.reset_window()
-        return window.update(table).to_json().encode()
+        return reference.window(table).to_json().encode()
     if isinstance(reference, FeatureHealth):
-        reference._require()
         return fit_partition(reference, partition)
     raise InputError(
         f"reference: a fitted DriftDetector or FeatureHealth, got {type(reference).__name__}"
@@ -135,21 +139,19 @@ def merge_partials(partials: Iterable[bytes | str]) -> bytes:
                 f"partitions disagree on their columns: {sorted(mine ^ theirs)} are in some "
                 "partitions and not in others"
             )
-        merged.merge(component)
+        merged = merged.merge(component)  # components merge in place, snapshots into new
     return b"" if merged is None else merged.to_json().encode()
 
 
 def _columns(component: Any) -> set[str]:
     """The columns a partition's snapshot covers (none for a sketch)."""
-    from silenttax.drift import DriftDetector
+    from silenttax.drift import DriftDetector, DriftWindow
     from silenttax.features import FeatureHealth
 
+    if isinstance(component, DriftWindow):
+        return set(component.columns)
     if isinstance(component, DriftDetector):
-        return (
-            set(component._window_columns)
-            if component._window is not None
-            else set(component.reference)
-        )
+        return set(component.reference)
     if isinstance(component, FeatureHealth):
         return set(component.profiles)
     return set()
@@ -170,8 +172,9 @@ def finish(root: bytes | str, reference: Any = None) -> Any:
     from silenttax.drift import DriftDetector
     from silenttax.features import FeatureHealth, check_health
 
+    reference = _component(reference)
     if isinstance(reference, DriftDetector):
-        return component.check()
+        return reference.check(component)
     if isinstance(reference, FeatureHealth):
         return check_health(component, reference)
     raise InputError(

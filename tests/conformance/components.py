@@ -54,6 +54,7 @@ def _frame(seed: int, n: int = 600) -> dict[str, Any]:
 
 
 _CURRENT = _frame(99)
+_REFERENCE = DriftDetector().fit(_frame(1))
 
 
 def _halves(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -238,6 +239,22 @@ EXAMPLES: dict[str, Example] = {
         ),
         bad_input=lambda: DriftDetector().fit({"x": []}),
         judge=lambda d: d.check(_CURRENT),
+    ),
+    "silenttax.drift_window": Example(
+        make=lambda: _REFERENCE.window(_CURRENT),
+        halves=lambda: (
+            _REFERENCE.window(_halves(_CURRENT)[0]),
+            _REFERENCE.window(_halves(_CURRENT)[1]),
+            _REFERENCE.window(_CURRENT),
+        ),
+        merge=lambda a, b: a.merge(b),
+        mismatched=lambda: (
+            DriftDetector(budget=256).fit(_frame(1)).window(_CURRENT),
+            DriftDetector(budget=512).fit(_frame(1)).window(_CURRENT),
+            "budget",
+        ),
+        bad_input=lambda: _REFERENCE.window({"age": []}).merge(None),  # type: ignore[arg-type]
+        judge=lambda w: _REFERENCE.check(w),
     ),
     "silenttax.feature_health": Example(
         make=lambda: FeatureHealth().fit(_frame(1)),

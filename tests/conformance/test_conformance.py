@@ -218,6 +218,7 @@ PUBLIC = {
         "DriftDetector",
         "DriftDetectorState",
         "DriftResult",
+        "DriftWindow",
         "NumericSummary",
         "adjust",
         "anderson_darling",
