@@ -1,0 +1,168 @@
+"""Scale-out on Dask: fit drift and feature-health references on a Parquet dataset larger
+than a worker's memory, beside the single-process path on a slice that fits.
+
+Workload: ``--rows`` rows (default 50M) x 20 columns — 14 float (normal, log-normal
+with 5% nulls, uniform), 2 int, 4 categorical with 20 levels (one with 2% nulls) —
+written as a Parquet dataset of ``--partitions`` files by Dask itself (no row
+reaches the client). A ``LocalCluster`` of 2 worker processes, one thread each,
+``--memory-limit`` per worker (default 1.5 GiB, smaller than the data), fits
+``fit_drift`` and ``fit_health`` reading the dataset lazily. Reported: rows/s
+in total and per core, state bytes per partition and merged, the merge's share
+of the time, peak worker RSS (sampled), and the single-process fit of one
+partition's rows in this process (rows/s per core) — the ratio is the target
+(per-core rows/s within 1.5x of the single-process fit).
+
+Run: ``python benchmarks/bench_scale.py`` (about 15 minutes on 2 cores; ``--rows``
+scales it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import dask
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import psutil
+from distributed import Client, LocalCluster
+
+from silenttax.drift import DriftDetector
+from silenttax.features import FeatureHealth
+from silenttax.integrations import dask as sd
+from silenttax.integrations.partitions import fit_partition, merge_partials
+
+LEVELS = np.array([f"level_{i:02d}" for i in range(20)], dtype=object)
+
+
+def make_partition(seed: int, rows: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    data: dict[str, object] = {}
+    for i in range(6):
+        data[f"normal_{i}"] = rng.normal(i, 1 + i / 3, rows)
+    for i in range(4):
+        x = rng.lognormal(3, 0.7, rows)
+        x[rng.random(rows) < 0.05] = np.nan
+        data[f"lognormal_{i}"] = x
+    for i in range(4):
+        data[f"uniform_{i}"] = rng.uniform(0, 100, rows)
+    data["count_0"] = rng.poisson(3, rows).astype(np.int64)
+    data["count_1"] = rng.integers(0, 1000, rows)
+    for i in range(4):
+        labels = LEVELS[rng.integers(0, 20, rows)]
+        if i == 0:
+            labels = labels.copy()
+            labels[rng.random(rows) < 0.02] = None
+        data[f"cat_{i}"] = pd.Series(labels, dtype="string")
+    return pd.DataFrame(data)
+
+
+def write_dataset(path: Path, rows: int, partitions: int) -> None:
+    per = rows // partitions
+    meta = make_partition(0, 1).iloc[0:0]
+    ddf = dd.from_map(make_partition, range(partitions), [per] * partitions, meta=meta)
+    ddf.to_parquet(path, write_index=False)
+
+
+class PeakRSS:
+    """Peak RSS of the cluster's worker processes, sampled every 0.2 s."""
+
+    def __init__(self, client: Client) -> None:
+        info = client.scheduler_info()["workers"]
+        pids = client.run(lambda: __import__("os").getpid())
+        self.processes = [psutil.Process(pid) for pid in pids.values()]
+        self.peak = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        assert len(info) == len(self.processes)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            total = 0
+            for p in self.processes:
+                try:
+                    self.peak = max(self.peak, p.memory_info().rss)
+                    total += 1
+                except psutil.Error:
+                    pass
+            time.sleep(0.2)
+
+    def __enter__(self) -> PeakRSS:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=50_000_000)
+    parser.add_argument("--partitions", type=int, default=100)
+    parser.add_argument("--memory-limit", default="1.5GiB")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "traffic"
+        began = time.perf_counter()
+        with dask.config.set(scheduler="processes", num_workers=2):
+            write_dataset(path, args.rows, args.partitions)
+        size = sum(f.stat().st_size for f in path.glob("*.parquet"))
+        print(
+            f"dataset: {args.rows:,} rows x 20 columns in {args.partitions} Parquet files, "
+            f"{size / 2**30:.2f} GiB on disk (written in {time.perf_counter() - began:.0f} s)"
+        )
+        one = pd.read_parquet(next(iter(sorted(path.glob("*.parquet")))))
+        print(f"in memory: {one.memory_usage(deep=True).sum() * args.partitions / 2**30:.1f} GiB")
+        rows_per_part = len(one)
+        for label, make in (("DriftDetector", DriftDetector), ("FeatureHealth", FeatureHealth)):
+            times = []
+            for _ in range(3):
+                t = time.perf_counter()
+                make().fit(one)
+                times.append(time.perf_counter() - t)
+            single = rows_per_part / min(times)
+            partial = fit_partition(make(), one)
+            print(
+                f"\n{label}: single process, one partition ({rows_per_part:,} rows): "
+                f"{single / 1e6:.2f}M rows/s; state {len(partial) / 1024:.0f} KiB"
+            )
+            t = time.perf_counter()
+            merge_partials([partial] * 8)
+            merge_s = (time.perf_counter() - t) / 7
+            with (
+                LocalCluster(
+                    n_workers=2,
+                    threads_per_worker=1,
+                    processes=True,
+                    memory_limit=args.memory_limit,
+                    dashboard_address=None,
+                ) as cluster,
+                Client(cluster) as client,
+            ):
+                ddf = dd.read_parquet(path)
+                fit = sd.fit_drift if label == "DriftDetector" else sd.fit_health
+                with PeakRSS(client) as rss:
+                    t = time.perf_counter()
+                    fitted = fit(ddf)
+                    wall = time.perf_counter() - t
+            total = args.rows / wall
+            merged = len(fitted.to_json())
+            print(
+                f"  LocalCluster (2 processes x 1 thread, {args.memory_limit} each): {wall:.1f} s, "
+                f"{total / 1e6:.2f}M rows/s total, {total / 2e6:.2f}M rows/s per core "
+                f"(x{single / (total / 2):.2f} of single-process per core)"
+            )
+            print(
+                f"  merged state {merged / 1024:.0f} KiB; one merge {merge_s * 1e3:.1f} ms "
+                f"({args.partitions - 1} merges = {(args.partitions - 1) * merge_s / wall:.1%} of "
+                f"the wall time); peak worker RSS {rss.peak / 2**20:.0f} MiB"
+            )
+
+
+if __name__ == "__main__":
+    main()
