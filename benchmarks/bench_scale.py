@@ -9,8 +9,9 @@ reaches the client). A ``LocalCluster`` of 2 worker processes, one thread each,
 ``fit_drift`` and ``fit_health`` reading the dataset lazily. Reported: rows/s
 in total and per core, state bytes per partition and merged, the merge's share
 of the time, peak worker RSS (sampled), and the single-process fit of one
-partition's rows in this process (rows/s per core) — the ratio is the target
-(per-core rows/s within 1.5x of the single-process fit).
+file read and fitted in this process (rows/s per core, read + fit, and the fit
+alone) — the ratio is the target (per-core rows/s within 1.5x of the
+single-process path).
 
 Run: ``python benchmarks/bench_scale.py`` (about 15 minutes on 2 cores; ``--rows``
 scales it).
@@ -116,20 +117,26 @@ def main() -> None:
             f"dataset: {args.rows:,} rows x 20 columns in {args.partitions} Parquet files, "
             f"{size / 2**30:.2f} GiB on disk (written in {time.perf_counter() - began:.0f} s)"
         )
-        one = pd.read_parquet(next(iter(sorted(path.glob("*.parquet")))))
+        first = next(iter(sorted(path.glob("*.parquet"))))
+        one = pd.read_parquet(first)
         print(f"in memory: {one.memory_usage(deep=True).sum() * args.partitions / 2**30:.1f} GiB")
         rows_per_part = len(one)
         for label, make in (("DriftDetector", DriftDetector), ("FeatureHealth", FeatureHealth)):
-            times = []
+            fits, reads = [], []
             for _ in range(3):
                 t = time.perf_counter()
-                make().fit(one)
-                times.append(time.perf_counter() - t)
-            single = rows_per_part / min(times)
+                frame = pd.read_parquet(first)
+                reads.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                make().fit(frame)
+                fits.append(time.perf_counter() - t)
+            fit_only = rows_per_part / min(fits)
+            single = rows_per_part / (min(fits) + min(reads))  # the same work as a worker's
             partial = fit_partition(make(), one)
             print(
-                f"\n{label}: single process, one partition ({rows_per_part:,} rows): "
-                f"{single / 1e6:.2f}M rows/s; state {len(partial) / 1024:.0f} KiB"
+                f"\n{label}: single process, one file ({rows_per_part:,} rows): read + fit "
+                f"{single / 1e6:.2f}M rows/s (fit alone {fit_only / 1e6:.2f}M); state "
+                f"{len(partial) / 1024:.0f} KiB"
             )
             t = time.perf_counter()
             merge_partials([partial] * 8)
@@ -155,7 +162,7 @@ def main() -> None:
             print(
                 f"  LocalCluster (2 processes x 1 thread, {args.memory_limit} each): {wall:.1f} s, "
                 f"{total / 1e6:.2f}M rows/s total, {total / 2e6:.2f}M rows/s per core "
-                f"(x{single / (total / 2):.2f} of single-process per core)"
+                f"(single-process read + fit is x{single / (total / 2):.2f} of that)"
             )
             print(
                 f"  merged state {merged / 1024:.0f} KiB; one merge {merge_s * 1e3:.1f} ms "
