@@ -411,6 +411,14 @@ def performance_gate(
     if isinstance(baseline, Comparison):
         if candidate is not None:
             raise InputError("candidate: a Comparison holds both sides; pass it alone")
+        if baseline.scope != "interleaved":
+            # Its samples come from separate processes: blocks of them would hide the
+            # between-process variance that dominates such a comparison.
+            raise InputError(
+                "baseline: only an interleaved Comparison (silenttax.benchmark.compare) can be "
+                f"gated alone; this one is {baseline.scope} (compare_results): pass the "
+                "BenchmarkResults themselves, one list per side with one result per process"
+            )
         baseline, candidate = _comparison_blocks(baseline)
     elif candidate is None:
         raise InputError("candidate: missing (only a Comparison carries both sides)")

@@ -222,3 +222,16 @@ def test_a_quantization_study_adds_its_priced_recommendation() -> None:
     assert report.filter(code="quantize.recommendation")
     with pytest.raises(InputError, match="QuantizationStudy"):
         performance_gate([0.1] * 50, [0.1] * 50, study="int8")
+
+
+def test_a_comparison_of_separate_processes_is_not_gated_alone() -> None:
+    """compare_results' samples come from separate processes: gating blocks of them would
+    hide the between-process variance, so the gate asks for the results themselves."""
+    from silenttax.benchmark import compare_results
+
+    a = benchmark(lambda: sum(range(300)), min_samples=50, min_time=0.01, memory=False)
+    b = benchmark(lambda: sum(range(300)), min_samples=50, min_time=0.01, memory=False)
+    with pytest.raises(InputError, match="only an interleaved Comparison"):
+        performance_gate(compare_results(a, b))
+    report = performance_gate([a, a], [b, b])  # what it asks for instead: runs per side
+    assert report.filter(code="gate.verdict") and report.filter(code="gate.latency")
