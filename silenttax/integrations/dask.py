@@ -86,10 +86,63 @@ def _run(tasks: list[Any], split_every: int, scheduler: str | None) -> bytes:
     return bytes(root)
 
 
-def _fit(template: Any, data: Any, split_every: int, scheduler: str | None) -> Any:
+def _one(partial: bytes) -> Any:
+    """A partition's partial as a one-row pandas Series (what map_partitions returns)."""
+    import pandas as pd
+
+    return pd.Series([partial], dtype=object)
+
+
+def _settings(template: Any) -> tuple[str, dict[str, Any]]:
+    """A template as plain data (its class and settings): what tasks carry and Dask hashes."""
+    from silenttax.monitor import LatencySketch
+
+    if isinstance(template, LatencySketch):
+        return "LatencySketch", {
+            "relative_accuracy": template.relative_accuracy,
+            "max_buckets": template._custom_buckets,
+        }
+    return type(template).__name__, dict(template._params())
+
+
+def _build(settings: tuple[str, dict[str, Any]]) -> Any:
+    from silenttax.drift import DriftDetector
+    from silenttax.features import FeatureHealth
+    from silenttax.monitor import LatencySketch
+
+    kinds: dict[str, Any] = {
+        "DriftDetector": DriftDetector,
+        "FeatureHealth": FeatureHealth,
+        "LatencySketch": LatencySketch,
+    }
+    name, params = settings
+    return kinds[name](**params)
+
+
+def _fit_block(partition: Any, settings: tuple[str, dict[str, Any]]) -> Any:
+    return _one(fit_partition(_build(settings), partition))
+
+
+def _check_block(partition: Any, reference: str) -> Any:
+    return _one(check_partition(reference, partition))
+
+
+def _partials(data: Any, block: Any, argument: Any) -> list[Any]:
+    """One delayed partial per partition, computed in the same task that reads the
+    partition (map_partitions fuses with the read), so only a few KiB of JSON leave
+    the worker — never the partition itself."""
     dask, _ = _dask()
-    task = dask.delayed(fit_partition, pure=True)
-    return finish(_run([task(template, p) for p in data.to_delayed()], split_every, scheduler))
+    mapped = data.map_partitions(block, argument, meta=(None, object), enforce_metadata=False)
+    first = dask.delayed(_first, pure=True)
+    return [first(part) for part in mapped.to_delayed()]
+
+
+def _first(series: Any) -> bytes:
+    return bytes(series.iloc[0]) if len(series) else b""
+
+
+def _fit(template: Any, data: Any, split_every: int, scheduler: str | None) -> Any:
+    return finish(_run(_partials(data, _fit_block, _settings(template)), split_every, scheduler))
 
 
 def fit_drift(
@@ -147,9 +200,8 @@ def latency_sketch(
 
 def _check(reference: Any, data: Any, split_every: int, scheduler: str | None) -> Any:
     dask, _ = _dask()
-    task = dask.delayed(check_partition, pure=True)
     shipped = dask.delayed(reference.to_json(), pure=True)  # one graph node, sent once
-    root = _run([task(shipped, p) for p in data.to_delayed()], split_every, scheduler)
+    root = _run(_partials(data, _check_block, shipped), split_every, scheduler)
     return finish(root, reference)
 
 
