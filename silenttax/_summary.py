@@ -25,6 +25,7 @@ while within the cap).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from itertools import chain
@@ -146,6 +147,20 @@ def _runs(index: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> list[l
     """Compact JSON form: [first_index, count, count, ...] per run of nearby buckets."""
     if index.size == 0:
         return []
+    starts = np.flatnonzero(np.diff(index) > _GAP) + 1
+    if starts.size > index.size // 8:  # mostly isolated buckets: the plain loop is cheaper
+        return _runs_loop(index, counts)
+    bounds = np.concatenate(([0], starts, [index.size])).tolist()
+    runs = []
+    for a, b in itertools.pairwise(bounds):  # fill each run's gaps with zeros in NumPy
+        first = int(index[a])
+        dense = np.zeros(int(index[b - 1]) - first + 1, np.int64)
+        dense[index[a:b] - first] = counts[a:b]
+        runs.append([first, *dense.tolist()])
+    return runs
+
+
+def _runs_loop(index: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> list[list[int]]:
     idx, cnt = index.tolist(), counts.tolist()
     runs = []
     run, last = [idx[0], cnt[0]], idx[0]

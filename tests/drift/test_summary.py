@@ -96,3 +96,19 @@ def test_labels_cap_and_merge() -> None:
     merged = merge_summaries(s, s)
     assert merged.levels == {"a": 4, "b": 2, "3": 2}  # type: ignore[union-attr]
     assert json.loads(merged.model_dump_json())["type"] == "categorical"
+
+
+def test_runs_encoding_round_trips_dense_and_sparse_buckets() -> None:
+    from silenttax._summary import _decode, _runs, _runs_loop
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        spread = 10 ** int(rng.integers(1, 12))
+        n = int(rng.integers(0, 2000))
+        index = np.unique(rng.integers(-spread, spread, n)).astype(np.int64)
+        counts = rng.integers(1, 100, index.size).astype(np.int64)
+        runs = _runs(index, counts)
+        assert runs == _runs_loop(index, counts), trial  # the vectorised path, the same JSON
+        got_index, got_counts = _decode(runs)
+        np.testing.assert_array_equal(got_index, index)
+        np.testing.assert_array_equal(got_counts, counts)
