@@ -197,25 +197,16 @@ class OutputDiff(_Frozen):
 def _diff_outputs(
     a: list[np.ndarray[Any, Any]], b: list[np.ndarray[Any, Any]], rtol: float, atol: float
 ) -> OutputDiff:
+    def differ(reason: str) -> OutputDiff:
+        return OutputDiff(match=False, rtol=rtol, atol=atol, outputs=len(a), reason=reason)
+
     if len(a) != len(b):
-        return OutputDiff(
-            match=False,
-            rtol=rtol,
-            atol=atol,
-            outputs=len(a),
-            reason=f"{len(a)} vs {len(b)} outputs",
-        )
+        return differ(f"{len(a)} vs {len(b)} outputs")
     max_abs = max_rel = 0.0
     match = True
     for i, (x, y) in enumerate(zip(a, b, strict=True)):
         if x.shape != y.shape:
-            return OutputDiff(
-                match=False,
-                rtol=rtol,
-                atol=atol,
-                outputs=len(a),
-                reason=f"output {i}: shape {x.shape} vs {y.shape}",
-            )
+            return differ(f"output {i}: shape {x.shape} vs {y.shape}")
         if x.dtype.kind not in "biufc" or y.dtype.kind not in "biufc":
             same = bool(np.array_equal(x, y))
             match &= same

@@ -230,10 +230,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
         self._reference: dict[str, NumericSummary | CategoricalSummary] | None = None
         self._kinds: dict[str, str] = {}
         self._rows = 0
-        self._window: dict[str, NumericSummary | CategoricalSummary] | None = None
-        self._window_rows = 0
-        self._window_columns: set[str] = set()
-        self._window_how: dict[str, dict[str, Any]] = {}
+        self._window: DriftWindow | None = None
 
     # ----------------------------------------------------------------- fitting
     def _params(self) -> dict[str, JsonValue]:
@@ -340,28 +337,11 @@ class DriftDetector(Stateful[DriftDetectorState]):
                 self._kinds.setdefault(name, other._kinds[name])
             self._rows += other._rows
         if other._window is not None:
-            self._add_window(
-                other._window, other._window_rows, other._window_columns, other._window_how
-            )
+            self._add_window(other._window)
         return self
 
-    def _add_window(
-        self,
-        summaries: dict[str, NumericSummary | CategoricalSummary],
-        rows: int,
-        columns: set[str],
-        how: dict[str, dict[str, Any]],
-    ) -> None:
-        """Fold a window (summaries of current data, and how they were read) into this one."""
-        window = dict(self._window or {})
-        for name, summary in summaries.items():
-            window[name] = summary if name not in window else merge_summaries(window[name], summary)
-        self._window = window
-        self._window_rows += rows
-        self._window_columns |= columns
-        for name, described in how.items():
-            mine = self._window_how.get(name)
-            self._window_how[name] = described if mine is None else _merge_how(mine, described)
+    def _add_window(self, window: DriftWindow) -> None:
+        self._window = window if self._window is None else self._window.merge(window)
 
     def window(self, current: Any) -> DriftWindow:
         """``current`` summarised on this reference's grid, as a mergeable snapshot (for a
@@ -376,7 +356,10 @@ class DriftDetector(Stateful[DriftDetectorState]):
             >>> detector.check(a.merge(b)).filter(code="drift.numeric")[0].severity.value
             'critical'
         """
-        summaries, rows, columns, how = self._current(to_table(current, argument="current"))
+        return self._make_window(to_table(current, argument="current"))
+
+    def _make_window(self, table: Table) -> DriftWindow:
+        summaries, rows, columns, how = self._current(table)
         return DriftWindow(
             params=self._params(),
             summaries=summaries,
@@ -389,7 +372,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
         """Add rows to the current window (for streaming use, or one partition at a time);
         check it with ``check()``. A window merges exactly: checking the merged window
         of several batches gives the findings of checking them concatenated."""
-        self._add_window(*self._current(to_table(batch, argument="batch")))
+        self._add_window(self._make_window(to_table(batch, argument="batch")))
         return self
 
     def _current(
@@ -420,8 +403,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
 
     def reset_window(self) -> None:
         """Forget the rows added with :meth:`update`."""
-        self._window, self._window_rows = None, 0
-        self._window_columns, self._window_how = set(), {}
+        self._window = None
 
     @property
     def fitted(self) -> bool:
@@ -441,15 +423,16 @@ class DriftDetector(Stateful[DriftDetectorState]):
     # ------------------------------------------------------------------- state
     def state(self) -> DriftDetectorState:
         """JSON-serializable state (settings, reference summaries, window)."""
+        w = self._window
         return DriftDetectorState(
             params=self._params(),
             kinds=self._kinds,
             reference=self._require(),
-            window=self._window,
+            window=None if w is None else w.summaries,
             rows=self._rows,
-            window_rows=self._window_rows,
-            window_columns=sorted(self._window_columns),
-            window_coercions=self._window_how,
+            window_rows=0 if w is None else w.rows,
+            window_columns=[] if w is None else w.columns,
+            window_coercions={} if w is None else w.coercions,
         )
 
     @classmethod
@@ -459,12 +442,15 @@ class DriftDetector(Stateful[DriftDetectorState]):
         detector._reference = dict(state.reference)
         detector._kinds = dict(state.kinds)
         detector._rows = state.rows
-        detector._window = dict(state.window) if state.window is not None else None
-        detector._window_rows = state.window_rows
-        detector._window_columns = set(state.window_columns)
-        if state.window is not None and not state.window_columns:  # saved before columns were
-            detector._window_columns = set(state.window)
-        detector._window_how = {k: dict(v) for k, v in state.window_coercions.items()}
+        if state.window is not None:
+            detector._window = DriftWindow(
+                params=detector._params(),
+                summaries=state.window,
+                rows=state.window_rows,
+                # saved before columns were kept: the window's own columns
+                columns=state.window_columns or sorted(state.window),
+                coercions=state.window_coercions,
+            )
         return detector
 
     # ------------------------------------------------------------------- check
@@ -558,11 +544,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
         self._require()
         if self._window is None:
             raise InputError("current: nothing to check; pass data or call update() first")
-        if self._window_rows == 0:
-            raise InputError("current: has no rows")
-        return self._judge(
-            dict(self._window), self._window_rows, self._window_columns, self._window_how
-        )
+        return self._judge_drift_window(self._window)
 
     def _judge_data(self, current: Any) -> Report:
         table = to_table(current, argument="current")

@@ -38,7 +38,9 @@ from silenttax.integrations.partitions import (
     check_partition,
     finish,
     fit_partition,
+    from_settings,
     merge_partials,
+    template_settings,
 )
 
 __all__ = ["check_drift", "check_health", "fit_drift", "fit_health", "latency_sketch"]
@@ -93,34 +95,8 @@ def _one(partial: bytes) -> Any:
     return pd.Series([partial], dtype=object)
 
 
-def _settings(template: Any) -> tuple[str, dict[str, Any]]:
-    """A template as plain data (its class and settings): what tasks carry and Dask hashes."""
-    from silenttax.monitor import LatencySketch
-
-    if isinstance(template, LatencySketch):
-        return "LatencySketch", {
-            "relative_accuracy": template.relative_accuracy,
-            "max_buckets": template._custom_buckets,
-        }
-    return type(template).__name__, dict(template._params())
-
-
-def _build(settings: tuple[str, dict[str, Any]]) -> Any:
-    from silenttax.drift import DriftDetector
-    from silenttax.features import FeatureHealth
-    from silenttax.monitor import LatencySketch
-
-    kinds: dict[str, Any] = {
-        "DriftDetector": DriftDetector,
-        "FeatureHealth": FeatureHealth,
-        "LatencySketch": LatencySketch,
-    }
-    name, params = settings
-    return kinds[name](**params)
-
-
 def _fit_block(partition: Any, settings: tuple[str, dict[str, Any]]) -> Any:
-    return _one(fit_partition(_build(settings), partition))
+    return _one(fit_partition(from_settings(settings), partition))
 
 
 def _check_block(partition: Any, reference: str) -> Any:
@@ -142,7 +118,9 @@ def _first(series: Any) -> bytes:
 
 
 def _fit(template: Any, data: Any, split_every: int, scheduler: str | None) -> Any:
-    return finish(_run(_partials(data, _fit_block, _settings(template)), split_every, scheduler))
+    return finish(
+        _run(_partials(data, _fit_block, template_settings(template)), split_every, scheduler)
+    )
 
 
 def fit_drift(

@@ -34,7 +34,14 @@ from silenttax._input import to_table
 from silenttax._registry import load
 from silenttax.errors import InputError
 
-__all__ = ["check_partition", "finish", "fit_partition", "merge_partials"]
+__all__ = [
+    "check_partition",
+    "finish",
+    "fit_partition",
+    "from_settings",
+    "merge_partials",
+    "template_settings",
+]
 
 _CHECK = "silenttax.check_partial"
 
@@ -57,15 +64,33 @@ def _template(component: Any) -> Any:
     return component
 
 
-def _fresh(component: Any) -> Any:
-    """An unfitted copy with the same settings."""
+def template_settings(template: Any) -> tuple[str, dict[str, Any]]:
+    """A template as plain data (its class name and settings): what engines ship to
+    workers and hash; :func:`from_settings` rebuilds it."""
     from silenttax.monitor import LatencySketch
 
+    component = _template(template)
     if isinstance(component, LatencySketch):
-        return LatencySketch(
-            relative_accuracy=component.relative_accuracy, max_buckets=component._custom_buckets
-        )
-    return type(component)(**component._params())
+        return "LatencySketch", {
+            "relative_accuracy": component.relative_accuracy,
+            "max_buckets": component._custom_buckets,
+        }
+    return type(component).__name__, dict(component._params())
+
+
+def from_settings(settings: tuple[str, dict[str, Any]]) -> Any:
+    """An unfitted component from :func:`template_settings`."""
+    from silenttax.drift import DriftDetector
+    from silenttax.features import FeatureHealth
+    from silenttax.monitor import LatencySketch
+
+    kinds: dict[str, Any] = {
+        "DriftDetector": DriftDetector,
+        "FeatureHealth": FeatureHealth,
+        "LatencySketch": LatencySketch,
+    }
+    name, params = settings
+    return kinds[name](**params)
 
 
 def fit_partition(template: Any, partition: Any) -> bytes:
@@ -77,7 +102,7 @@ def fit_partition(template: Any, partition: Any) -> bytes:
     """
     from silenttax.monitor import LatencySketch
 
-    component = _fresh(_template(template))
+    component = from_settings(template_settings(template))
     if isinstance(component, LatencySketch):
         component.add_many(partition)
         return component.to_json().encode() if component.count or component.invalid else b""
