@@ -399,3 +399,79 @@ def merge_summaries(
             exact_values=exact,
         )
     raise TypeError(f"cannot merge a {a.type} summary with a {b.type} summary")
+
+
+def histogram(
+    reference: NumericSummary | CategoricalSummary,
+    current: NumericSummary | CategoricalSummary,
+    *,
+    bins: int = 24,
+) -> dict[str, Any] | None:
+    """Overlaid reference/current shares on common bins, for plots (a few hundred bytes).
+
+    Numbers: one bar per value when both sides hold at most ``bins`` distinct
+    values, else equal-width bins over the pooled 0.5%-99.5% range (values
+    outside go to the end bins). Labels: the ``bins`` most common levels of
+    either side, the rest as ``(other)``. Shares of each side's non-missing
+    values; None when a side has none.
+    """
+    if reference.count == 0 or current.count == 0:
+        return None
+    if isinstance(reference, CategoricalSummary) and isinstance(current, CategoricalSummary):
+        pooled = Counter(reference.levels) + Counter(current.levels)
+        top = [level for level, _ in pooled.most_common(bins)]
+
+        def label_shares(s: CategoricalSummary) -> list[float]:
+            shares = [s.levels.get(level, 0) / s.count for level in top]
+            return [*shares, max(0.0, 1.0 - sum(shares))] if len(pooled) > bins else shares
+
+        labels = [*top, "(other)"] if len(pooled) > bins else top
+        return {
+            "type": "labels",
+            "labels": labels,
+            "reference": _rounded(label_shares(reference)),
+            "current": _rounded(label_shares(current)),
+        }
+    if not (isinstance(reference, NumericSummary) and isinstance(current, NumericSummary)):
+        return None
+    sides: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = []
+    for s in (reference, current):
+        if s.exact_values is not None:
+            mid, exact = np.unique(np.asarray(s.exact_values), return_counts=True)
+            sides.append((mid, exact.astype(np.float64)))
+            continue
+        index, counts = s.buckets()
+        mid = np.clip(from_t((index + 0.5) / 2.0**s.scale), s.min, s.max)
+        sides.append((mid, counts.astype(np.float64)))
+    distinct = np.unique(np.concatenate([m for m, _ in sides]))
+    if distinct.size <= bins:
+        shares = [np.array([c[m == v].sum() for v in distinct]) / c.sum() for m, c in sides]
+        return {
+            "type": "values",
+            "values": [float(v) for v in distinct],
+            "reference": _rounded(shares[0]),
+            "current": _rounded(shares[1]),
+        }
+    mids = np.concatenate([m for m, _ in sides])
+    weights = np.concatenate([c / c.sum() for _, c in sides])
+    order = np.argsort(mids)
+    cdf = np.cumsum(weights[order]) / weights.sum()
+    lo = float(mids[order][int(np.searchsorted(cdf, 0.005))])
+    hi = float(mids[order][min(int(np.searchsorted(cdf, 0.995)), mids.size - 1)])
+    if not hi > lo:
+        lo, hi = float(mids.min()), float(mids.max())
+    edges = np.linspace(lo, hi, bins + 1)
+    out: list[npt.NDArray[np.float64]] = []
+    for mid, weight in sides:
+        hist, _ = np.histogram(np.clip(mid, lo, hi), bins=edges, weights=weight)
+        out.append(hist / weight.sum())
+    return {
+        "type": "bins",
+        "edges": [float(f"{e:.6g}") for e in edges],
+        "reference": _rounded(out[0]),
+        "current": _rounded(out[1]),
+    }
+
+
+def _rounded(values: Any) -> list[float]:
+    return [round(float(v), 5) for v in values]

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from silenttax._version import __version__
-from silenttax.cli import _bench, _drift, _gate, _merge, _stack
+from silenttax.cli import _audit, _bench, _drift, _gate, _merge, _stack
 from silenttax.errors import SilentTaxError
 
 __all__ = ["build_parser", "main"]
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"silenttax {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    _audit.add_parser(subparsers)
     _drift.add_parser(subparsers)
     _gate.add_parser(subparsers)
     _bench.add_parser(subparsers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, ClassVar, Literal, Self
 
@@ -18,6 +19,7 @@ from silenttax._summary import (
     CategoricalSummary,
     NumericSummary,
     Summary,
+    histogram,
     merge_summaries,
     summarize_labels,
     summarize_numbers,
@@ -619,7 +621,8 @@ class DriftDetector(Stateful[DriftDetectorState]):
                     )
                 )
                 continue
-            candidates.append(self._distribution(name, family, ref, cur))
+            tested = self._distribution(name, family, ref, cur)
+            candidates.append(dataclasses.replace(tested, histogram=histogram(ref, cur)))
             if ref.nulls or cur.nulls:
                 candidates.append(
                     self._rate(name, "null_rate", ref.nulls, ref.rows, cur.nulls, cur.rows)

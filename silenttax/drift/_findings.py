@@ -73,6 +73,8 @@ def test_finding(judged: _Verdict, correction: str) -> Finding:
         "test_effect": r.effect_size,
         **r.details,
     }
+    if c.histogram is not None:
+        evidence["histogram"] = c.histogram
     # value and threshold are like for like (the effect and its materiality floor);
     # p_value is the one the verdict used (adjusted across the check's tests)
     return make_finding(

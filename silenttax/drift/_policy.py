@@ -4,7 +4,7 @@ and the severity decision. Pure functions and data; no I/O, no state."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from silenttax._stats import adjust
 from silenttax.drift import _stattests as st
@@ -81,6 +81,8 @@ class _Candidate:
     effect: float
     effect_name: str
     code: str
+    histogram: dict[str, Any] | None = None
+    """Plot data: overlaid reference/current shares (distribution tests only)."""
 
     @property
     def p_value(self) -> float | None:

@@ -118,6 +118,14 @@ class Profile(State):
                 metric="compute_share",
                 value=self.compute_share,
                 evidence={
+                    "shares": {
+                        "compute": self.compute_share,
+                        "data movement": self.data_movement_share,
+                        "elementwise": self.elementwise_share,
+                        "other": self.other_share,
+                        "framework overhead": self.overhead_share,
+                    },
+                    "step_time": self.step_time,
                     "top_ops": [op.model_dump() for op in self.top(n=5)],
                     "steps": self.steps,
                     "notes": list(self.notes),

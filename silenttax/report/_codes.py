@@ -180,6 +180,8 @@ CODES: tuple[CodeInfo, ...] = (
     ),
     CodeInfo("canary.resource", _C.RESOURCE, "Canary vs control exceedances of a resource."),
     CodeInfo("canary.split", _C.STABILITY, "The realized traffic split vs the declared one."),
+    # silenttax.audit
+    CodeInfo("audit.skipped", _C.STABILITY, "A part of the audit that could not run, and why."),
 )
 
 _BY_CODE = MappingProxyType({info.code: info for info in CODES})

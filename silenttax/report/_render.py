@@ -5,7 +5,6 @@ Kept outside the models so that ``Finding``/``Report`` hold data only.
 
 from __future__ import annotations
 
-import html
 import math
 from typing import TYPE_CHECKING
 
@@ -15,7 +14,7 @@ if TYPE_CHECKING:
     from silenttax.report._finding import Finding
     from silenttax.report._report import Report
 
-__all__ = ["format_bytes", "format_duration", "format_number", "to_html", "to_markdown", "to_text"]
+__all__ = ["format_bytes", "format_duration", "format_number", "to_markdown", "to_text"]
 
 _ANSI = {
     Severity.OK: "\x1b[32m",
@@ -143,41 +142,3 @@ def to_markdown(report: Report) -> str:
         ]
         out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
     return "\n".join(out)
-
-
-def to_html(report: Report) -> str:
-    """A self-contained HTML table (inline styles, no scripts) with severity colours."""
-    esc = html.escape
-    head = (
-        f"<p><strong>silenttax report</strong> — {esc(report.summary())}"
-        f" (worst: {esc(report.worst.value)})</p>"
-    )
-    if not report.findings:
-        return f'<div class="silenttax-report">{head}</div>'
-    columns = ("severity", "code", "subject", "value", "baseline", "threshold", "p", "message")
-    header = "".join(f'<th style="text-align:left;padding:2px 8px">{c}</th>' for c in columns)
-    body = []
-    for f in report.findings:
-        fg, bg = _HTML_COLOURS[f.severity]
-        badge = (
-            f'<span style="color:{fg};background:{bg};padding:1px 6px;border-radius:4px;'
-            f'font-weight:600">{esc(f.severity.value)}</span>'
-        )
-        cells = [
-            badge,
-            f"<code>{esc(f.code)}</code>",
-            esc(f.subject),
-            esc(_value_cell(f)),
-            esc(format_number(f.baseline, f.unit)),
-            esc(format_number(f.threshold, f.unit)),
-            esc(_p_cell(f)),
-            esc(f.message) + (f"<br><em>{esc(f.recommendation)}</em>" if f.recommendation else ""),
-        ]
-        body.append(
-            "<tr>" + "".join(f'<td style="padding:2px 8px">{c}</td>' for c in cells) + "</tr>"
-        )
-    table = (
-        '<table style="border-collapse:collapse">'
-        f"<thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-    )
-    return f'<div class="silenttax-report">{head}{table}</div>'

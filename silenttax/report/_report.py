@@ -201,12 +201,38 @@ class Report(State):
         """A Markdown summary line and table (for PR comments and CI summaries)."""
         return _render.to_markdown(self)
 
-    def to_html(self) -> str:
-        """A self-contained HTML table with severity colours."""
-        return _render.to_html(self)
+    def to_html(self, *, full_page: bool = True, title: str | None = None) -> str:
+        """The report as one self-contained HTML page, drawn from the findings alone.
+
+        Summary by category and severity, problems first (effect with its
+        interval, corrected p-value), data drift sorted by effect with
+        overlaid reference/current histograms, feature health per column,
+        latency quantiles with CIs and request time by stage, profiles and
+        the quantization trade-off, cost with its decomposition, the gate,
+        the environment, and every check. Charts are inline SVG, the one
+        small script only sorts tables, nothing loads from the network and
+        no data row is embedded: the size depends on the number of findings,
+        not on the data.
+
+        Args:
+            full_page: A whole document (default) or the ``<div>`` notebooks show
+                (``_repr_html_``: the same markup).
+            title: The page heading (default: ``context["title"]`` or "silenttax report").
+
+        Examples:
+            >>> from silenttax import Finding, Report
+            >>> r = Report(findings=[Finding(code="latency.p99", category="latency",
+            ...     severity="warning", subject="ranker", message="p99 48 ms > 40 ms SLO")])
+            >>> page = r.to_html()
+            >>> page.startswith("<!DOCTYPE html>"), "p99 48 ms" in page, "http://" in page
+            (True, True, False)
+        """
+        from silenttax.report._html import to_html
+
+        return to_html(self, full_page=full_page, title=title)
 
     def _repr_html_(self) -> str:
-        return self.to_html()
+        return self.to_html(full_page=False)
 
     def to_dataframe(self) -> pd.DataFrame:
         """The findings as a pandas DataFrame, one row per finding (needs pandas).

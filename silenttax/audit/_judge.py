@@ -1,0 +1,187 @@
+"""How an audit's snapshots are judged: one rule per check, the same live and from files.
+
+An audit saves every snapshot it measured under ``snapshots/`` and a manifest
+(``audit.json``) naming, for each check, the rule and the snapshot files it
+reads. :func:`judge` applies the rules to snapshots in memory (during the
+audit) or read back with :func:`silenttax.load` (``silenttax report DIR``), so
+a saved audit is re-judged without rerunning the model — under today's
+silenttax, and with the policy given here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from silenttax._state import State
+from silenttax.errors import InputError, StateError
+from silenttax.report import Report
+
+__all__ = ["MANIFEST", "Check", "Manifest", "judge", "judge_directory", "read_manifest"]
+
+MANIFEST = "audit.json"
+MANIFEST_KIND = "silenttax.audit_manifest"
+
+
+class Check(BaseModel):
+    """One check of an audit: a rule over named snapshots."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rule: str
+    """Which rule judges it (a key of :data:`RULES`)."""
+    snapshots: dict[str, str]
+    """Role (``current``, ``baseline``, ...) -> snapshot name (file ``snapshots/<name>.json``)."""
+    subject: str | None = None
+    """What the findings are about, when the rule's own subject would be ambiguous
+    (two gates in one audit both judge a "candidate")."""
+
+
+class Manifest(BaseModel):
+    """What an audit directory holds and how to judge it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str = MANIFEST_KIND
+    schema_version: int = 1
+    title: str = "silenttax audit"
+    checks: list[Check]
+    context: dict[str, Any] = {}
+
+
+def _drift(s: Mapping[str, Any]) -> Any:
+    return s["reference"].check(s["current"])
+
+
+def _health(s: Mapping[str, Any]) -> Any:
+    from silenttax.features import check_health
+
+    return check_health(s["current"], s["reference"])
+
+
+def _trace(s: Mapping[str, Any]) -> Any:
+    from silenttax.trace import check_breakdown
+
+    return check_breakdown(s["current"], s.get("baseline"))
+
+
+def _latency(s: Mapping[str, Any]) -> Any:
+    return s["current"].check(s.get("baseline"))
+
+
+def _check(s: Mapping[str, Any]) -> Any:
+    return s["current"].check()
+
+
+def _report(s: Mapping[str, Any]) -> Any:
+    return s["current"].report()
+
+
+def _quantization(s: Mapping[str, Any]) -> Any:
+    return s["current"].report(s.get("pricing"))
+
+
+def _gate(s: Mapping[str, Any]) -> Any:
+    from silenttax.gate import performance_gate
+
+    if "baseline" in s:
+        return performance_gate(s["baseline"], s["current"])
+    return performance_gate(s["current"])
+
+
+def _saved(s: Mapping[str, Any]) -> Any:
+    report = s["current"]
+    if not isinstance(report, Report):
+        raise InputError(f"a saved report was expected, got {type(report).__name__}")
+    return report
+
+
+#: rule -> function of the loaded snapshots by role.
+RULES: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "drift": _drift,
+    "health": _health,
+    "trace": _trace,
+    "latency": _latency,
+    "check": _check,
+    "report": _report,
+    "quantization": _quantization,
+    "gate": _gate,
+    "saved": _saved,
+}
+
+
+def judge(checks: list[Check], snapshots: Mapping[str, Any]) -> Report:
+    """Apply every check's rule to its snapshots (components or measurements)."""
+    from silenttax._registry import load
+
+    out = Report()
+    for check in checks:
+        rule = RULES.get(check.rule)
+        if rule is None:
+            raise StateError(f"audit manifest: unknown rule {check.rule!r}")
+        try:
+            by_role = {role: snapshots[name] for role, name in check.snapshots.items()}
+        except KeyError as exc:
+            raise StateError(f"audit manifest: snapshot {exc.args[0]!r} is missing") from exc
+        report = rule({k: load(v) if isinstance(v, State) else v for k, v in by_role.items()})
+        if not isinstance(report, Report):
+            raise StateError(f"audit manifest: rule {check.rule!r} gave no Report")
+        if check.subject is not None:
+            report = report.model_copy(
+                update={
+                    "findings": tuple(
+                        f.model_copy(update={"subject": check.subject}) for f in report.findings
+                    )
+                }
+            )
+        out = out | report
+    return out
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
+    """The manifest of a saved audit directory (:class:`StateError` when unreadable)."""
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = Manifest.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise StateError(f"{path}: cannot read the audit manifest: {exc}") from exc
+    except ValueError as exc:
+        raise StateError(f"{path}: not an audit manifest: {exc}") from exc
+    if manifest.kind != MANIFEST_KIND:
+        raise StateError(f"{path}: kind {manifest.kind!r} is not {MANIFEST_KIND!r}")
+    if manifest.schema_version > 1:
+        raise StateError(
+            f"{path}: audit manifest schema version {manifest.schema_version} is newer than "
+            "this silenttax reads (1)"
+        )
+    return manifest
+
+
+def judge_directory(directory: str | os.PathLike[str]) -> Report:
+    """Re-judge a saved audit from its snapshots (the model is not run again).
+
+    Raises:
+        StateError: no readable manifest, or a snapshot file missing or unreadable
+            (the file is named).
+    """
+    import silenttax
+
+    manifest = read_manifest(directory)
+    root = Path(directory) / "snapshots"
+    names = {name for check in manifest.checks for name in check.snapshots.values()}
+    loaded: dict[str, Any] = {}
+    for name in sorted(names):
+        path = root / f"{name}.json"
+        try:
+            loaded[name] = silenttax.load(path)
+        except StateError as exc:
+            raise StateError(f"{path}: {exc}") from exc
+    report = judge(manifest.checks, loaded)
+    return report.model_copy(
+        update={"source": "audit.judge", "context": {**manifest.context, "rejudged": True}}
+    )

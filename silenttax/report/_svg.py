@@ -1,0 +1,240 @@
+"""Small inline SVG charts for reports: no dependency, a few hundred bytes each.
+
+Every chart is drawn from figures already in a report (findings' values and
+evidence), never from data rows, so a page's size does not grow with the data.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["PALETTE", "hbar", "histogram", "intervals", "scatter", "stacked"]
+
+REFERENCE = "#8c959f"
+CURRENT = "#0969da"
+PALETTE = ("#0969da", "#bf8700", "#8250df", "#1a7f37", "#cf222e", "#57606a", "#e16f24", "#218bff")
+_FONT = 'font-family="system-ui,sans-serif" font-size="10"'
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _open(width: int, height: int, label: str) -> str:
+    return (
+        f'<svg class="stx-plot" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(label)}">'
+        f"<title>{_esc(label)}</title>"
+    )
+
+
+def _n(x: float) -> str:
+    return f"{x:.1f}".rstrip("0").rstrip(".")
+
+
+def _tick(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def histogram(data: dict[str, object], label: str, *, width: int = 260, height: int = 70) -> str:
+    """Reference shares as grey bars, current as a blue outline, on common bins."""
+    ref = [float(v) for v in data.get("reference", [])]  # type: ignore[attr-defined]
+    cur = [float(v) for v in data.get("current", [])]  # type: ignore[attr-defined]
+    n = len(ref)
+    if n == 0 or len(cur) != n:
+        return ""
+    top = max(max(ref), max(cur), 1e-12)
+    plot_h = height - 14
+    bar = (width - 2) / n
+    parts = [_open(width, height, label)]
+    path = []
+    for i, share in enumerate(ref):
+        h = plot_h * share / top
+        path.append(f"M{_n(1 + i * bar)} {_n(plot_h)}h{_n(bar)}v{_n(-h)}h{_n(-bar)}z")
+    parts.append(f'<path d="{"".join(path)}" fill="{REFERENCE}" fill-opacity="0.55"/>')
+    step = [f"M1 {_n(plot_h)}"]
+    for i, share in enumerate(cur):
+        y = plot_h - plot_h * share / top
+        step.append(f"V{_n(y)}H{_n(1 + (i + 1) * bar)}")
+    step.append(f"V{_n(plot_h)}")
+    parts.append(f'<path d="{"".join(step)}" fill="none" stroke="{CURRENT}" stroke-width="1.5"/>')
+    parts.append(f'<line x1="0" y1="{plot_h}" x2="{width}" y2="{plot_h}" stroke="#d0d7de"/>')
+    kind = data.get("type")
+    if kind == "bins":
+        edges: Any = data["edges"]
+        left, right = _tick(edges[0]), _tick(edges[-1])
+    else:
+        names = data.get("values") or data.get("labels") or []
+        left, right = (str(names[0]), str(names[-1])) if names else ("", "")  # type: ignore[index]
+    parts.append(
+        f'<text x="1" y="{height - 2}" {_FONT} fill="#57606a">{_esc(left[:14])}</text>'
+        f'<text x="{width - 1}" y="{height - 2}" {_FONT} fill="#57606a" '
+        f'text-anchor="end">{_esc(right[:14])}</text></svg>'
+    )
+    return "".join(parts)
+
+
+def stacked(
+    parts: Sequence[tuple[str, float]],
+    label: str,
+    *,
+    width: int = 520,
+    colours: Sequence[str] = PALETTE,
+) -> str:
+    """One horizontal bar split into shares, with a legend."""
+    total = sum(max(0.0, s) for _, s in parts) or 1.0
+    rows = math.ceil(len(parts) / 3)
+    height = 26 + 14 * rows
+    out = [_open(width, height, label)]
+    x = 0.0
+    for i, (name, share) in enumerate(parts):
+        w = (width - 2) * max(0.0, share) / total
+        colour = colours[i % len(colours)]
+        out.append(
+            f'<rect x="{_n(1 + x)}" y="2" width="{_n(w)}" height="18" fill="{colour}">'
+            f"<title>{_esc(name)} {share:.1%}</title></rect>"
+        )
+        x += w
+    for i, (name, share) in enumerate(parts):
+        cx, cy = 1 + (i % 3) * (width / 3), 34 + 14 * (i // 3)
+        colour = colours[i % len(colours)]
+        out.append(
+            f'<rect x="{_n(cx)}" y="{_n(cy - 8)}" width="9" height="9" fill="{colour}"/>'
+            f'<text x="{_n(cx + 13)}" y="{_n(cy)}" {_FONT}>{_esc(name[:28])} {share:.0%}</text>'
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def hbar(
+    rows: Sequence[tuple[str, Sequence[float]]],
+    colours: Sequence[str],
+    label: str,
+    *,
+    width: int = 520,
+) -> str:
+    """One stacked horizontal bar per row (e.g. findings per category by severity)."""
+    top = max((sum(v) for _, v in rows), default=0) or 1
+    left = 120
+    height = 16 * len(rows) + 4
+    out = [_open(width, height, label)]
+    for r, (name, values) in enumerate(rows):
+        y = 2 + 16 * r
+        out.append(
+            f'<text x="{left - 6}" y="{y + 10}" {_FONT} text-anchor="end">{_esc(name)}</text>'
+        )
+        x = float(left)
+        for value, colour in zip(values, colours, strict=False):
+            w = (width - left - 30) * value / top
+            if w > 0:
+                out.append(
+                    f'<rect x="{_n(x)}" y="{y}" width="{_n(w)}" height="12" fill="{colour}"/>'
+                )
+            x += w
+        out.append(f'<text x="{_n(x + 4)}" y="{y + 10}" {_FONT}>{_n(sum(values))}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def intervals(
+    rows: Sequence[tuple[str, float, float | None, float | None, str]],
+    label: str,
+    *,
+    unit: str = "s",
+    width: int = 520,
+) -> str:
+    """Points with interval whiskers on a log scale: ``(label, value, low, high, colour)``."""
+    values = [v for _, x, lo, hi, _ in rows for v in (x, lo, hi) if v is not None and v > 0]
+    if not values:
+        return ""
+    lo_v, hi_v = math.log10(min(values)) - 0.05, math.log10(max(values)) + 0.05
+    span = hi_v - lo_v or 1.0
+    left, right = 150, 70
+    height = 18 * len(rows) + 18
+
+    def x_of(v: float) -> float:
+        return left + (width - left - right) * (math.log10(v) - lo_v) / span
+
+    out = [_open(width, height, label)]
+    for r, (name, value, lo, hi, colour) in enumerate(rows):
+        y = 10 + 18 * r
+        out.append(
+            f'<text x="{left - 6}" y="{y + 4}" {_FONT} text-anchor="end">{_esc(name)}</text>'
+        )
+        if lo is not None and hi is not None and lo > 0 and hi > 0:
+            out.append(
+                f'<line x1="{_n(x_of(lo))}" y1="{y}" x2="{_n(x_of(hi))}" y2="{y}" '
+                f'stroke="{colour}" stroke-width="2"/>'
+            )
+        if value > 0:
+            out.append(f'<circle cx="{_n(x_of(value))}" cy="{y}" r="3.5" fill="{colour}"/>')
+            text = _esc(_fmt(value, unit))
+            out.append(f'<text x="{width - right + 6}" y="{y + 4}" {_FONT}>{text}</text>')
+    axis_y = height - 4
+    out.append(
+        f'<text x="{left}" y="{axis_y}" {_FONT} fill="#57606a">{_esc(_fmt(10**lo_v, unit))}</text>'
+        f'<text x="{width - right}" y="{axis_y}" {_FONT} fill="#57606a" text-anchor="end">'
+        f"{_esc(_fmt(10**hi_v, unit))} (log scale)</text></svg>"
+    )
+    return "".join(out)
+
+
+def scatter(
+    points: Sequence[tuple[str, float, float, bool]],
+    label: str,
+    *,
+    x_label: str,
+    y_label: str,
+    width: int = 520,
+    height: int = 220,
+) -> str:
+    """Labelled points, x linear, y log10 (``(label, x, y, highlight)``); a line at x = 1."""
+    usable = [(n, x, y, h) for n, x, y, h in points if x > 0 and y > 0]
+    if not usable:
+        return ""
+    xs = [x for _, x, _, _ in usable] + [1.0]
+    ys = [math.log10(y) for _, _, y, _ in usable]
+    x0, x1 = min(xs) * 0.9, max(xs) * 1.1
+    y0, y1 = min(ys) - 0.3, max(ys) + 0.3
+    left, bottom, top = 46, 30, 8
+
+    def px(x: float) -> float:
+        return left + (width - left - 10) * (x - x0) / (x1 - x0)
+
+    def py(y: float) -> float:
+        return top + (height - top - bottom) * (1 - (y - y0) / (y1 - y0))
+
+    out = [_open(width, height, label)]
+    out.append(
+        f'<line x1="{_n(px(1))}" y1="{top}" x2="{_n(px(1))}" y2="{height - bottom}" '
+        'stroke="#d0d7de" stroke-dasharray="4 3"/>'
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - 10}" y2="{height - bottom}" '
+        'stroke="#57606a"/>'
+    )
+    for name, x, y, highlight in usable:
+        cx, cy = px(x), py(math.log10(y))
+        colour = CURRENT if highlight else REFERENCE
+        out.append(
+            f'<circle cx="{_n(cx)}" cy="{_n(cy)}" r="{5 if highlight else 4}" fill="{colour}">'
+            f"<title>{_esc(name)}: {x:.2f}x, {y:.2g}</title></circle>"
+            f'<text x="{_n(cx + 7)}" y="{_n(cy + 3)}" {_FONT}>{_esc(name)}</text>'
+        )
+    out.append(
+        f'<text x="{width - 10}" y="{height - 8}" {_FONT} text-anchor="end">{_esc(x_label)}</text>'
+        f'<text x="{left}" y="{height - 16}" {_FONT} fill="#57606a">{_tick(x0)}</text>'
+        f'<text x="4" y="{top + 8}" {_FONT}>{_esc(y_label)}</text>'
+        f'<text x="4" y="{top + 20}" {_FONT} fill="#57606a">{_tick(10**y1)}</text>'
+        f'<text x="4" y="{height - bottom}" {_FONT} fill="#57606a">{_tick(10**y0)}</text></svg>'
+    )
+    return "".join(out)
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "s":
+        from silenttax.report._render import format_duration
+
+        return format_duration(value)
+    return f"{value:.3g} {unit}".strip()
