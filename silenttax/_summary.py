@@ -434,24 +434,26 @@ def histogram(
         }
     if not (isinstance(reference, NumericSummary) and isinstance(current, NumericSummary)):
         return None
-    sides: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = []
-    for s in (reference, current):
-        if s.exact_values is not None:
-            mid, exact = np.unique(np.asarray(s.exact_values), return_counts=True)
-            sides.append((mid, exact.astype(np.float64)))
-            continue
-        index, counts = s.buckets()
-        mid = np.clip(from_t((index + 0.5) / 2.0**s.scale), s.min, s.max)
-        sides.append((mid, counts.astype(np.float64)))
-    distinct = np.unique(np.concatenate([m for m, _ in sides]))
-    if distinct.size <= bins:
-        shares = [np.array([c[m == v].sum() for v in distinct]) / c.sum() for m, c in sides]
+    k = min(reference.scale, current.scale)  # both sides on the coarser grid
+    grids = [coarsen(*side.buckets(), side.scale - k) for side in (reference, current)]
+    keys = np.union1d(grids[0][0], grids[1][0])
+    if keys.size <= bins:
+        shares = []
+        for index, counts in grids:
+            full = np.zeros(keys.size)
+            full[np.searchsorted(keys, index)] = counts
+            shares.append(full / full.sum())
         return {
             "type": "values",
-            "values": [float(v) for v in distinct],
+            "values": [float(f"{v:.6g}") for v in from_t(keys / 2.0**k)],
             "reference": _rounded(shares[0]),
             "current": _rounded(shares[1]),
         }
+    low, high = min(reference.min, current.min), max(reference.max, current.max)
+    sides = [
+        (np.clip(from_t((index + 0.5) / 2.0**k), low, high), counts.astype(np.float64))
+        for index, counts in grids
+    ]
     mids = np.concatenate([m for m, _ in sides])
     weights = np.concatenate([c / c.sum() for _, c in sides])
     order = np.argsort(mids)

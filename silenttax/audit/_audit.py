@@ -294,7 +294,11 @@ def _model_steps(
         else:
             candidate = bench.onnx_fn(choice.artifact, model.feeds())
         comparison = bench.compare(
-            fp32, candidate, max_time=max_time * 2, names=("fp32", choice.method)
+            fp32,
+            candidate,
+            min_time=min(1.0, max_time),
+            max_time=max_time * 2,
+            names=("fp32", choice.method),
         )
         run.check(
             "gate", subject=f"fp32 -> {choice.method}", current=run.keep("gate_model", comparison)

@@ -1,0 +1,119 @@
+"""The HTML report: drawn from findings only, size independent of the data, real in Chromium."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from silenttax import Report
+from silenttax._summary import histogram, merge_summaries, summarize_labels, summarize_numbers
+from silenttax.drift import DriftDetector
+from silenttax.features import FeatureHealth
+from tests.chromium import find_chromium, render
+
+PLOTS = """(() => Array.from(document.querySelectorAll('svg.stx-plot')).map(e => {
+  const r = e.getBoundingClientRect(); return [r.width, r.height]; }))()"""
+
+
+def _data(n: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    cols: dict[str, np.ndarray] = {}
+    for i in range(50):
+        x = rng.standard_normal(n) * (1 + i % 3) + (0.2 if seed and i % 5 == 0 else 0.0)
+        cols[f"f{i:02d}"] = x
+    return cols
+
+
+def _report(n: int) -> Report:
+    reference, current = _data(n, 0), _data(n, 1)
+    return DriftDetector().fit(reference).check(current) | FeatureHealth().fit(reference).check(
+        current
+    )
+
+
+def test_histogram_shares_from_summaries() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 1, 5000), rng.normal(0.5, 1, 4000)
+    h = histogram(summarize_numbers(a), summarize_numbers(b), bins=20)
+    assert h is not None and h["type"] == "bins"
+    assert len(h["edges"]) == 21 and len(h["reference"]) == len(h["current"]) == 20
+    assert sum(h["reference"]) == pytest.approx(1, abs=1e-3)
+    assert sum(h["current"]) == pytest.approx(1, abs=1e-3)
+    # the shares match numpy's histogram of the raw values on the same edges (clipped ends)
+    edges = np.asarray(h["edges"])
+    exact = np.histogram(np.clip(b, edges[0], edges[-1]), bins=edges)[0] / b.size
+    assert np.abs(np.asarray(h["current"]) - exact).max() < 0.01
+    # partitions merged give the same plot data as one pass
+    merged = merge_summaries(summarize_numbers(b[:1000]), summarize_numbers(b[1000:]))
+    assert histogram(summarize_numbers(a), merged, bins=20) == h
+    # few distinct values: one bar per value; labels: top levels, the rest folded
+    v = histogram(
+        summarize_numbers(np.array([0, 1, 1, 2.0])), summarize_numbers(np.array([1, 2.0]))
+    )
+    assert v == {
+        "type": "values",
+        "values": [0.0, 1.0, 2.0],
+        "reference": [0.25, 0.5, 0.25],
+        "current": [0.0, 0.5, 0.5],
+    }
+    levels = np.array([f"l{i % 30}" for i in range(300)], dtype=object)
+    lab = histogram(summarize_labels(levels), summarize_labels(levels[:150]), bins=5)
+    assert lab is not None and lab["labels"][-1] == "(other)" and len(lab["current"]) == 6
+    assert histogram(summarize_numbers(np.array([np.nan])), summarize_numbers(b)) is None
+
+
+def test_drift_findings_carry_their_histogram() -> None:
+    report = _report(500)
+    tested = [f for f in report if f.code == "drift.numeric"]
+    assert len(tested) == 50 and all("histogram" in f.evidence for f in tested)
+    page = report.to_html()
+    assert page.count('<svg class="stx-plot"') >= 51  # 50 histograms + the summary chart
+
+
+def test_page_size_does_not_grow_with_the_data() -> None:
+    small, large = _report(1_000).to_html(), _report(1_000_000).to_html()
+    assert abs(len(large) - len(small)) / len(small) < 0.05, (len(small), len(large))
+    assert len(large) < 500_000  # the budget for 50 features
+    # no data row is embedded: none of the current values' digits appear
+    values = _data(1_000, 1)["f00"][:20]
+    assert not any(f"{v:.6f}" in large for v in values)
+
+
+def test_page_is_self_contained() -> None:
+    page = _report(300).to_html()
+    assert not re.search(r"(src|href)\s*=|https?://|@import|url\(", page)
+    script = re.findall(r"<script>(.*?)</script>", page, flags=re.S)
+    assert len(script) == 1 and len(script[0]) < 3_000  # the table sorter only
+
+
+@pytest.mark.skipif(
+    find_chromium() is None,
+    reason="Chromium is not installed (.ci/run installs Debian's chromium package)",
+)
+def test_page_in_headless_chromium(tmp_path: Path) -> None:
+    from PIL import Image
+
+    path = tmp_path / "report.html"
+    path.write_text(_report(2_000).to_html(), encoding="utf-8")
+    page = render(path, script=PLOTS)
+    assert page.errors == []
+    sizes = page.evaluated
+    assert len(sizes) >= 51 and all(w > 0 and h > 0 for w, h in sizes)
+    image = np.asarray(Image.open(io.BytesIO(page.screenshot_png)).convert("L"), dtype=float)
+    assert image.shape[0] > 1000 and image.std() > 10  # not blank: text, bars, colours
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
+def test_chromium_driver_sees_errors(tmp_path: Path) -> None:
+    """The check above can fail: a page with a script error and a network fetch is caught."""
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        '<img src="https://example.com/x.png"><script>console.error("boom"); nope();</script>'
+    )
+    page = render(bad)
+    assert any("boom" in e for e in page.console_errors)
+    assert page.exceptions and page.failed_requests
