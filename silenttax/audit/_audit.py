@@ -266,11 +266,10 @@ def _model_steps(
             name=model.name,
         )
         state["study"] = result
-        run.check(
-            "quantization",
-            current=run.keep("quantization", result),
-            pricing=run.keep("pricing", pricing),
-        )
+        roles = {"current": run.keep("quantization", result)}
+        if pricing.price_per_hour > 0:
+            roles["pricing"] = run.keep("pricing", pricing)
+        run.check("quantization", **roles)
 
     def gate() -> None:
         fp32 = (

@@ -1,0 +1,264 @@
+"""``silenttax audit`` and ``silenttax report`` end to end, in subprocesses, on real models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import silenttax
+from silenttax import Report, Severity
+from silenttax.audit import Check, judge, judge_directory
+from silenttax.errors import StateError
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "silenttax", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def _key(report: Report) -> Counter[tuple[str, str, str]]:
+    return Counter((f.code, f.subject, f.severity.value) for f in report)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    done = run("audit", "--demo", "--offline", "--max-time", "0.3", "--out", str(out))
+    assert done.returncode == 1, done.stderr  # the demo finds problems, by design
+    assert "worst findings" in done.stdout and "report.html" in done.stdout
+    return out
+
+
+def test_demo_audit_covers_every_module(demo: Path) -> None:
+    report = silenttax.load(demo / "report.json")
+    assert isinstance(report, Report)
+    categories = {f.category.value for f in report}
+    assert len(categories) >= 6, categories
+    codes = {f.code for f in report}
+    for expected in (
+        "drift.numeric",
+        "feature.numeric_string",  # bmi arrives as padded strings
+        "feature.null_rate",  # bp's rising nulls
+        "pipeline.new_stage",  # the audit_log stage the reference deployment lacked
+        "latency.regression",
+        "cost.per_1k_increase",
+        "resource.memory",
+        "model_bloat.profile",
+        "quantize.recommendation",
+        "gate.verdict",
+        "dependency.environment",
+    ):
+        assert expected in codes, expected
+    new_stage = next(f for f in report if f.code == "pipeline.new_stage")
+    assert "audit_log" in new_stage.message
+    # nothing failed: only the version lag is skipped (offline)
+    skipped = [f for f in report if f.code == "audit.skipped"]
+    assert [f.subject for f in skipped] == ["version lag"], [f.message for f in skipped]
+    # two gates, told apart by their subjects
+    gates = {f.subject for f in report if f.code == "gate.verdict"}
+    assert "production vs reference deployment" in gates and len(gates) == 2
+    assert report.environment is not None and "packages" in report.environment
+    page = (demo / "report.html").read_text(encoding="utf-8")
+    assert page.count('<svg class="stx-plot"') >= 12
+    for section in ("Data drift", "Feature health", "Latency and pipeline", "Cost", "Gate"):
+        assert f"<h2>{section}</h2>" in page
+
+
+def test_report_rejudges_the_saved_snapshots(demo: Path, tmp_path: Path) -> None:
+    html, md, js = tmp_path / "r.html", tmp_path / "r.md", tmp_path / "r.json"
+    done = run("report", str(demo), "--html", str(html), "--markdown", str(md), "--json", str(js))
+    assert done.returncode == 1, done.stderr
+    again = silenttax.load(js)
+    original = silenttax.load(demo / "report.json")
+    # every finding comes back from the snapshots alone (the model is not rerun)
+    assert _key(again) == _key(original)
+    assert again.context.get("rejudged") is True
+    assert html.read_text().startswith("<!DOCTYPE html>") and md.read_text().startswith("**")
+    # a stricter policy re-judged in the library: the same snapshots, another verdict
+    assert judge_directory(demo).worst == Severity.CRITICAL
+    # a saved report alone is re-rendered; a lone snapshot judges itself
+    assert run("report", str(demo / "report.json")).returncode == 1
+    assert (
+        run("report", str(demo / "snapshots" / "resources.json"), "--fail-on", "none").returncode
+        == 0
+    )
+
+
+def test_rejudging_a_directory_with_a_broken_snapshot_names_it(demo: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(demo, copy)
+    (copy / "snapshots" / "latency.json").write_text("{ truncated")
+    with pytest.raises(StateError, match=r"latency\.json"):
+        judge_directory(copy)
+    done = run("report", str(copy))
+    assert done.returncode == 2 and "latency.json" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def _onnx_model(path: Path, width: int = 4) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((width, 32)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((32, 2)).astype(np.float32), "w2")
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("MatMul", ["r", "w2"], ["y"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])],
+        initializer=[w1, w2],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    onnx.save(model, path)
+
+
+def _frame(path: Path, n: int, shift: float, columns: int = 4) -> None:
+    rng = np.random.default_rng(int(shift * 10))
+    data = {f"c{i}": rng.normal(shift, 1, n) for i in range(columns)}
+    if path.suffix == ".csv":
+        lines = [",".join(data)] + [",".join(f"{data[c][r]:.5f}" for c in data) for r in range(n)]
+        path.write_text("\n".join(lines) + "\n")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table(data), path)
+
+
+def test_audit_an_onnx_file_with_csv_and_parquet_data(tmp_path: Path) -> None:
+    model = tmp_path / "tiny.onnx"
+    _onnx_model(model)
+    _frame(tmp_path / "ref.csv", 400, 0.0)
+    _frame(tmp_path / "cur.parquet", 300, 0.8)
+    out = tmp_path / "out"
+    done = run(
+        "audit", str(model), "--reference", str(tmp_path / "ref.csv"), "--current",
+        str(tmp_path / "cur.parquet"), "--offline", "--max-time", "0.2",
+        "--price-per-hour", "0.5", "--batch-size", "16", "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr  # every column drifted by 0.8 sd
+    report = silenttax.load(out / "report.json")
+    assert "current data's 4 numeric columns" in report.context["inputs"]
+    codes = {f.code for f in report}
+    assert {"drift.numeric", "latency.quantile", "model_bloat.profile", "cost.per_1k"} <= codes
+    assert any(f.code == "quantize.candidate" and f.subject == "ort_dynamic_int8" for f in report)
+    # wider data than the model's input: inputs are synthesized, dynamic dims = --batch-size
+    _frame(tmp_path / "wide.csv", 50, 0.0, columns=6)
+    done = run(
+        "audit", str(model), "--reference", str(tmp_path / "wide.csv"), "--current",
+        str(tmp_path / "wide.csv"), "--offline", "--max-time", "0.2", "--batch-size", "8",
+        "--fail-on", "none", "--out", str(tmp_path / "wide"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    wide = silenttax.load(tmp_path / "wide" / "report.json")
+    assert "synthesized" in wide.context["inputs"] and "float32[8, 4]" in wide.context["inputs"]
+
+
+MODULE = """
+import torch
+
+def make():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(6, 64), torch.nn.ReLU(), torch.nn.Linear(64, 3))
+
+NOT_A_MODEL = 3
+"""
+
+
+def test_audit_a_torch_import_path_and_gate_against_a_baseline(tmp_path: Path) -> None:
+    (tmp_path / "mymodels.py").write_text(MODULE)
+    common = ("--offline", "--max-time", "0.2", "--fail-on", "none")
+    first = run("audit", "mymodels:make", *common, "--out", "base", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    report = silenttax.load(tmp_path / "base" / "report.json")
+    assert "float32[1, 6]" in report.context["inputs"]
+    assert {"model_bloat.profile", "quantize.recommendation", "pipeline.shadow_overhead"} <= {
+        f.code for f in report
+    }
+    second = run(
+        "audit", "mymodels:make", *common, "--baseline", "base", "--out", "again", cwd=tmp_path
+    )
+    assert second.returncode == 0, second.stderr
+    again = silenttax.load(tmp_path / "again" / "report.json")
+    gated = [f for f in again if f.code == "gate.verdict"]
+    assert any(f.subject == "this audit vs the baseline audit" for f in gated)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("audit", "missing.onnx"), "does not exist"),
+        (("audit", "bad.onnx"), "not a readable ONNX model"),
+        (("audit", "mymodels:NOT_A_MODEL"), "expected an .onnx file or a torch.nn.Module"),
+        (("audit", "nomodule:make"), "cannot import 'nomodule'"),
+        (("audit", "tiny.onnx", "--reference", "bad.csv", "--current", "bad.csv"), "bad.csv"),
+        (("audit", "tiny.onnx", "--reference", "ref.csv"), "give both"),
+        (("audit", "tiny.onnx", "--inputs", "bad.csv"), "--inputs"),
+        (("audit",), "--demo"),
+        (("report", "nowhere"), "no such file"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:
+    (tmp_path / "mymodels.py").write_text(MODULE)
+    (tmp_path / "bad.onnx").write_bytes(b"\x00\x01 not protobuf at all \xff" * 10)
+    (tmp_path / "bad.csv").write_bytes(b"a,b\n1,2,3,4\n\xff\xfe")
+    _frame(tmp_path / "ref.csv", 20, 0.0)
+    _onnx_model(tmp_path / "tiny.onnx")
+    done = run(*args, "--out", "out", cwd=tmp_path) if args[0] == "audit" else run(*args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_judge_rules_in_memory() -> None:
+    from silenttax.monitor import LatencyMonitor
+
+    base, cur = LatencyMonitor(name="api"), LatencyMonitor(name="api")
+    for i in range(2000):
+        base.record(0.010 + (i % 7) * 1e-4)
+        cur.record(0.020 + (i % 7) * 1e-4)
+    report = judge(
+        [
+            Check(rule="latency", snapshots={"current": "cur", "baseline": "base"}),
+            Check(rule="gate", snapshots={"current": "cur", "baseline": "base"}, subject="v2"),
+        ],
+        {"cur": cur.state(), "base": base.state()},
+    )
+    assert {f.code for f in report} >= {"latency.regression", "gate.verdict"}
+    assert {f.subject for f in report if f.code.startswith("gate.")} == {"v2"}
+    assert report.worst == Severity.CRITICAL
+    with pytest.raises(StateError, match="unknown rule"):
+        judge([Check(rule="nope", snapshots={})], {})
+    with pytest.raises(StateError, match="missing"):
+        judge([Check(rule="latency", snapshots={"current": "gone"})], {})
+
+
+def test_manifest_lists_every_snapshot_file(demo: Path) -> None:
+    manifest = json.loads((demo / "audit.json").read_text())
+    named = {n for check in manifest["checks"] for n in check["snapshots"].values()}
+    files = {p.stem for p in (demo / "snapshots").glob("*.json")}
+    assert named == files
