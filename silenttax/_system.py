@@ -7,16 +7,19 @@ study; imports nothing heavy (torch only when it is already imported).
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 
 import psutil
 
 from silenttax._deps import imported
 
-__all__ = ["intra_op_threads", "quiet_stderr", "torch_threads", "usable_cores"]
+__all__ = ["captured", "intra_op_threads", "quiet_stderr", "torch_threads", "usable_cores"]
 
 
 def usable_cores() -> int:
@@ -84,3 +87,36 @@ def quiet_stderr(drop: Callable[[str], bool] | None = None) -> Iterator[None]:
             ]
             if kept:
                 sys.stderr.write("".join(kept))
+
+
+@contextlib.contextmanager
+def captured(notes: list[str]) -> Iterator[None]:
+    """Collect warnings and root-logger records into ``notes`` instead of printing them."""
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            message = record.getMessage()
+            if "Failed to load" in message:  # torchao's optional CUDA kernels on a CPU box
+                return
+            notes.append(f"{record.levelname.lower()}: {message[:300]}")
+
+    root = logging.getLogger()
+    handler = Handler(level=logging.WARNING)
+    saved = root.handlers[:]
+    root.handlers = [handler]
+    try:
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
+            warnings.simplefilter("always")
+            with quiet_stderr(drop=lambda line: True):
+                yield
+        seen = set()
+        for w in caught:
+            text = f"{w.category.__name__}: {str(w.message).splitlines()[0][:300]}"
+            if text not in seen:
+                seen.add(text)
+                notes.append(text)
+    finally:
+        root.handlers = saved

@@ -21,7 +21,8 @@ def readme_commands() -> list[str]:
 
 def test_readme_has_the_two_commands_and_ci_runs_the_test_one() -> None:
     main_job, tests = readme_commands()
-    assert "pip install ." in main_job
+    assert "pip install -c constraints.txt '.[audit]'" in main_job
+    assert main_job.endswith("silenttax audit --demo")
     assert "pytest" in tests and "mypy --strict silenttax" in tests and "ruff check" in tests
     ci = (ROOT / ".ci" / "run").read_text()
     assert tests in ci.splitlines(), ".ci/run must run the README's test command verbatim"

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
-import logging
 import tempfile
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from silenttax._deps import is_installed, optional_import
 from silenttax._models import onnx_feed, onnx_session
-from silenttax._system import quiet_stderr
+from silenttax._system import captured, quiet_stderr
 
 __all__ = ["METHODS", "Built", "Skip", "build"]
 
@@ -65,39 +62,6 @@ class Built:
     """``torch`` or ``onnxruntime``."""
     notes: list[str] = field(default_factory=list)
     """Warnings and log lines captured while building."""
-
-
-@contextlib.contextmanager
-def captured(notes: list[str]) -> Iterator[None]:
-    """Collect warnings and root-logger records into ``notes`` instead of printing them."""
-
-    class Handler(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            message = record.getMessage()
-            if "Failed to load" in message:  # torchao's optional CUDA kernels on a CPU box
-                return
-            notes.append(f"{record.levelname.lower()}: {message[:300]}")
-
-    root = logging.getLogger()
-    handler = Handler(level=logging.WARNING)
-    saved = root.handlers[:]
-    root.handlers = [handler]
-    try:
-        with (
-            warnings.catch_warnings(record=True) as caught,
-            contextlib.redirect_stdout(io.StringIO()),
-        ):
-            warnings.simplefilter("always")
-            with quiet_stderr(drop=lambda line: True):
-                yield
-        seen = set()
-        for w in caught:
-            text = f"{w.category.__name__}: {str(w.message).splitlines()[0][:300]}"
-            if text not in seen:
-                seen.add(text)
-                notes.append(text)
-    finally:
-        root.handlers = saved
 
 
 def torch_size(module: Any) -> int:
