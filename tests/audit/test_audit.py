@@ -175,6 +175,18 @@ def test_audit_an_onnx_file_with_csv_and_parquet_data(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     wide = silenttax.load(tmp_path / "wide" / "report.json")
     assert "synthesized" in wide.context["inputs"] and "float32[8, 4]" in wide.context["inputs"]
+    assert not any(f.category.value == "data_drift" and f.is_problem for f in wide)
+    # given inputs win; no data means no drift section, the model parts still run
+    np.save(tmp_path / "batch.npy", np.ones((32, 4), dtype=np.float32))
+    done = run(
+        "audit", str(model), "--inputs", str(tmp_path / "batch.npy"), "--offline",
+        "--max-time", "0.2", "--fail-on", "none", "--out", str(tmp_path / "given"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    given = silenttax.load(tmp_path / "given" / "report.json")
+    assert given.context["inputs"] == "given (1 array(s))"
+    assert not any(f.category.value == "data_drift" for f in given)
+    assert any(f.code == "model_bloat.profile" for f in given)
 
 
 MODULE = """
