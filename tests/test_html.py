@@ -117,3 +117,35 @@ def test_chromium_driver_sees_errors(tmp_path: Path) -> None:
     page = render(bad)
     assert any("boom" in e for e in page.console_errors)
     assert page.exceptions and page.failed_requests
+
+
+def test_odd_hand_built_findings_still_render() -> None:
+    """Users build findings by hand: odd evidence is left out of the plots, never a crash."""
+    import math
+
+    from silenttax import Finding
+
+    nan, inf = math.nan, math.inf
+    findings = [
+        Finding(code="latency.quantile", category="latency", severity="warning", subject="ü<x>",
+                message="m", metric="p99", value=nan, baseline=inf, unit="s",
+                evidence={"ci": [nan, inf], "baseline_ci": ["a", 1]}),
+        Finding(code="drift.numeric", category="data_drift", severity="ok", subject="c",
+                message="m", effect_size=inf,
+                evidence={"histogram": {"type": "bins", "edges": ["x"], "reference": [nan],
+                                        "current": [1.0]}}),
+        Finding(code="pipeline.shadow_overhead", category="pipeline", severity="ok",
+                subject="r", message="m", evidence={"shares": {"model": nan, "x": "bad"}}),
+        Finding(code="model_bloat.profile", category="model_bloat", severity="ok", subject="p",
+                message="m", evidence={"shares": [1, 2], "step_time": "slow"}),
+        Finding(code="quantize.candidate", category="model_bloat", severity="info", subject="q",
+                message="m", evidence={"speedup": inf, "rel_error": None, "speedup_ci": "x",
+                                       "size_bytes": "big"}),
+        Finding(code="cost.per_1k_increase", category="cost", severity="ok", subject="c",
+                message="m", evidence={"factors": {"price": "x"}}),
+    ]  # fmt: skip
+    page = Report(findings=findings).to_html()
+    assert "ü&lt;x&gt;" in page
+    for svg in re.findall(r"<svg.*?</svg>", page, flags=re.S):  # no inf/NaN coordinates
+        assert not re.search(r'="[^"]*(inf|nan)', svg), svg
+    assert Report().to_html().count("<section>") == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,17 @@ def _table(head: Sequence[str], rows: Iterable[str], *, sortable: bool = True) -
 def _ev(f: Finding) -> dict[str, Any]:
     """The evidence, typed loosely: renderers check each value's type where they use it."""
     return f.evidence
+
+
+def _shares(value: Any) -> list[tuple[str, float]]:
+    """The finite, non-negative numeric entries of an evidence mapping (others dropped)."""
+    if not isinstance(value, dict):
+        return []
+    return [
+        (str(k), float(v))
+        for k, v in value.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+    ]
 
 
 def _pair(value: Any) -> tuple[float, float] | None:
@@ -233,17 +245,17 @@ def _latency(findings: Sequence[Finding]) -> str:
     parts = []
     quantiles = [f for f in findings if f.code in ("latency.quantile", "latency.regression")]
     if quantiles:
-        points = []
+        points: list[tuple[str, float, float | None, float | None, str]] = []
         for f in quantiles:
-            ci = _ev(f).get("ci")
-            base_ci = _ev(f).get("baseline_ci")
+            ci = _pair(_ev(f).get("ci"))
+            base_ci = _pair(_ev(f).get("baseline_ci"))
             label = f"{f.subject} {f.metric}"
-            if isinstance(base_ci, list) and f.baseline is not None:
+            if base_ci is not None and f.baseline is not None:
                 points.append(
                     (f"baseline {f.metric}", f.baseline, base_ci[0], base_ci[1], _svg.REFERENCE)
                 )
             if f.value is not None:
-                lo, hi = (ci[0], ci[1]) if isinstance(ci, list) else (None, None)
+                lo, hi = ci if ci is not None else (None, None)
                 points.append((label, f.value, lo, hi, _svg.CURRENT))
         parts.append(
             '<div class="plot">'
@@ -251,14 +263,12 @@ def _latency(findings: Sequence[Finding]) -> str:
             + "</div>"
         )
     stages = next((f for f in findings if f.code == "pipeline.shadow_overhead"), None)
-    if stages is not None and isinstance(_ev(stages).get("shares"), dict):
-        shares = sorted(_ev(stages)["shares"].items(), key=lambda kv: -float(kv[1]))
+    shares = sorted(_shares(_ev(stages).get("shares")) if stages else [], key=lambda kv: -kv[1])
+    if shares:
         model_first = sorted(shares, key=lambda kv: kv[0] != "model")
         parts.append(
             '<div class="sub">request time by stage (the model vs the pipeline around it)</div>'
-            '<div class="plot">'
-            + _svg.stacked([(k, float(v)) for k, v in model_first], "request time by stage")
-            + "</div>"
+            '<div class="plot">' + _svg.stacked(model_first, "request time by stage") + "</div>"
         )
     related = [
         f
@@ -274,7 +284,7 @@ def _latency(findings: Sequence[Finding]) -> str:
 def _model(findings: Sequence[Finding]) -> str:
     parts = []
     for f in findings:
-        if f.code == "model_bloat.profile" and isinstance(_ev(f).get("shares"), dict):
+        if f.code == "model_bloat.profile" and _shares(_ev(f).get("shares")):
             step = _ev(f).get("step_time")
             title = f"{f.subject}: {f.message.split(' step ')[0]} step"
             if isinstance(step, int | float):
@@ -282,7 +292,7 @@ def _model(findings: Sequence[Finding]) -> str:
             parts.append(
                 f'<div class="sub">{_esc(title)}</div><div class="plot">'
                 + _svg.stacked(
-                    [(k, float(v)) for k, v in _ev(f)["shares"].items()],
+                    _shares(_ev(f)["shares"]),
                     f"{title}: where the step time goes",
                 )
                 + "</div>"
@@ -297,7 +307,7 @@ def _model(findings: Sequence[Finding]) -> str:
             ev = _ev(f)
             speed, err = ev.get("speedup"), ev.get("rel_error")
             size = ev.get("size_bytes")
-            ci = ev.get("speedup_ci")
+            ci = _pair(ev.get("speedup_ci"))
             speed_text = ""
             if isinstance(speed, int | float):
                 speed_text = f"{speed:.2f}x" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")

@@ -41,8 +41,7 @@ def _tick(x: float) -> str:
 
 def histogram(data: dict[str, object], label: str, *, width: int = 260, height: int = 70) -> str:
     """Reference shares as grey bars, current as a blue outline, on common bins."""
-    ref = [float(v) for v in data.get("reference", [])]  # type: ignore[attr-defined]
-    cur = [float(v) for v in data.get("current", [])]  # type: ignore[attr-defined]
+    ref, cur = _finite(data.get("reference")), _finite(data.get("current"))
     n = len(ref)
     if n == 0 or len(cur) != n:
         return ""
@@ -63,12 +62,14 @@ def histogram(data: dict[str, object], label: str, *, width: int = 260, height: 
     parts.append(f'<path d="{"".join(step)}" fill="none" stroke="{CURRENT}" stroke-width="1.5"/>')
     parts.append(f'<line x1="0" y1="{plot_h}" x2="{width}" y2="{plot_h}" stroke="#d0d7de"/>')
     kind = data.get("type")
-    if kind == "bins":
-        edges: Any = data["edges"]
-        left, right = _tick(edges[0]), _tick(edges[-1])
-    else:
-        names = data.get("values") or data.get("labels") or []
-        left, right = (str(names[0]), str(names[-1])) if names else ("", "")  # type: ignore[index]
+    names: Any = data.get("edges") if kind == "bins" else data.get("values") or data.get("labels")
+    left = right = ""
+    if isinstance(names, list) and names:
+        left, right = (
+            (_tick(names[0]), _tick(names[-1]))
+            if kind == "bins" and all(isinstance(v, int | float) for v in (names[0], names[-1]))
+            else (str(names[0]), str(names[-1]))
+        )
     parts.append(
         f'<text x="1" y="{height - 2}" {_FONT} fill="#57606a">{_esc(left[:14])}</text>'
         f'<text x="{width - 1}" y="{height - 2}" {_FONT} fill="#57606a" '
@@ -147,7 +148,11 @@ def intervals(
     width: int = 520,
 ) -> str:
     """Points with interval whiskers on a log scale: ``(label, value, low, high, colour)``."""
-    values = [v for _, x, lo, hi, _ in rows for v in (x, lo, hi) if v is not None and v > 0]
+
+    def ok(v: float | None) -> bool:
+        return v is not None and math.isfinite(v) and v > 0
+
+    values = [v for _, x, lo, hi, _ in rows for v in (x, lo, hi) if ok(v) and v is not None]
     if not values:
         return ""
     lo_v, hi_v = math.log10(min(values)) - 0.05, math.log10(max(values)) + 0.05
@@ -164,12 +169,12 @@ def intervals(
         out.append(
             f'<text x="{left - 6}" y="{y + 4}" {_FONT} text-anchor="end">{_esc(name)}</text>'
         )
-        if lo is not None and hi is not None and lo > 0 and hi > 0:
+        if lo is not None and hi is not None and ok(lo) and ok(hi):
             out.append(
                 f'<line x1="{_n(x_of(lo))}" y1="{y}" x2="{_n(x_of(hi))}" y2="{y}" '
                 f'stroke="{colour}" stroke-width="2"/>'
             )
-        if value > 0:
+        if ok(value):
             out.append(f'<circle cx="{_n(x_of(value))}" cy="{y}" r="3.5" fill="{colour}"/>')
             text = _esc(_fmt(value, unit))
             out.append(f'<text x="{width - right + 6}" y="{y + 4}" {_FONT}>{text}</text>')
@@ -192,7 +197,11 @@ def scatter(
     height: int = 220,
 ) -> str:
     """Labelled points, x linear, y log10 (``(label, x, y, highlight)``); a line at x = 1."""
-    usable = [(n, x, y, h) for n, x, y, h in points if x > 0 and y > 0]
+    usable = [
+        (n, x, y, h)
+        for n, x, y, h in points
+        if math.isfinite(x) and math.isfinite(y) and x > 0 and y > 0
+    ]
     if not usable:
         return ""
     xs = [x for _, x, _, _ in usable] + [1.0]
@@ -230,6 +239,16 @@ def scatter(
         f'<text x="4" y="{height - bottom}" {_FONT} fill="#57606a">{_tick(10**y0)}</text></svg>'
     )
     return "".join(out)
+
+
+def _finite(values: Any) -> list[float]:
+    """Shares to draw: non-numbers and non-finite values become 0."""
+    if not isinstance(values, list | tuple):
+        return []
+    return [
+        float(v) if isinstance(v, int | float) and math.isfinite(v) and v > 0 else 0.0
+        for v in values
+    ]
 
 
 def _fmt(value: float, unit: str) -> str:
