@@ -1,0 +1,325 @@
+"""Prometheus export: a custom collector read at scrape time, never on the request path.
+
+``register(monitor, name=...)`` adds a silenttax component to a registry; a
+scrape then reads its sketch and counters once. Nothing is called per request
+(recording stays the component's own O(1) append), unlike instrument-based
+exporters that pay ``Histogram.observe`` per request.
+
+- Latency (``LatencySketch``, ``LatencyMonitor``, a ``Tracer``'s requests and
+  stages): a classic histogram whose ``le`` edges are read from the sketch at
+  powers of ``sqrt(2)`` from ~122 µs to ~64 s (exact cumulative counts where
+  the sketch's buckets align with the edges, which they do at every scale
+  >= 1; exact sum and count), and quantile gauges computed from the sketch
+  itself (within its relative accuracy, 1% by default). When the sketch is the
+  merge of every worker's, those gauges are right for the fleet — which a
+  Prometheus Summary never is.
+- ``Tracer``: requests, span errors, the non-model share of request time.
+- ``CostMonitor``: cost per 1000 inferences of the latest window, inferences.
+- ``ResourceMonitor``: RSS and CPU utilisation of the latest sample.
+- ``findings=True``: active findings of the component's ``check()`` by severity.
+
+Label values are capped (``max_label_values`` per label; the costliest stages
+claim them first, and a stage beyond the cap is left out, its time still in the
+request histogram) so a stray name cannot multiply the series.
+
+Examples:
+    >>> from prometheus_client import CollectorRegistry, generate_latest
+    >>> from silenttax.monitor import LatencySketch
+    >>> sketch = LatencySketch()
+    >>> sketch.add_many([0.002, 0.004, 0.010])
+    >>> registry = CollectorRegistry()
+    >>> collector = register(sketch, name="ranker", registry=registry)
+    >>> text = generate_latest(registry).decode()
+    >>> 'silenttax_latency_seconds_count{monitor="ranker"} 3.0' in text
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from silenttax._deps import optional_import
+from silenttax._sketch import LatencySketch, LatencySketchState
+from silenttax.errors import InputError
+
+__all__ = ["DEFAULT_EDGES", "SilentTaxCollector", "register"]
+
+#: ``le`` edges (seconds): powers of sqrt(2) from 2**-13 (122 µs) to 2**6 (64 s).
+DEFAULT_EDGES: tuple[float, ...] = tuple(2.0 ** (k / 2) for k in range(-26, 13))
+OTHER = "__other__"
+
+
+def _cumulative(state: LatencySketchState, edges: Sequence[float]) -> list[int]:
+    """Observations <= each edge, from the sketch's buckets (bucket i is (b**i, b**(i+1)])."""
+    counts = np.asarray(state.counts, dtype=np.int64)
+    if counts.size == 0:
+        return [state.zero_count] * len(edges)
+    upper_index = np.arange(state.offset, state.offset + counts.size) + 1  # upper bound b**(i+1)
+    running = np.cumsum(counts)
+    out = []
+    for edge in edges:
+        # bucket i is wholly <= edge when (i + 1) * 2**-scale <= log2(edge)
+        limit = math.floor(math.log2(edge) * 2.0**state.scale + 1e-9)
+        n = int(np.searchsorted(upper_index, limit, side="right"))
+        out.append(state.zero_count + (int(running[n - 1]) if n else 0))
+    return out
+
+
+class _Capped:
+    """Label values seen so far, at most ``limit`` distinct; later ones become ``__other__``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.seen: dict[str, set[str]] = {}
+
+    def __call__(self, label: str, value: str) -> str:
+        seen = self.seen.setdefault(label, set())
+        if value in seen:
+            return value
+        if len(seen) >= self.limit:
+            return OTHER
+        seen.add(value)
+        return value
+
+
+class SilentTaxCollector:
+    """A Prometheus collector over silenttax components, read at scrape time.
+
+    Args:
+        monitors: name -> component (``LatencySketch``, ``LatencyMonitor``,
+            ``Tracer``, ``CostMonitor``, ``ResourceMonitor``).
+        namespace: Metric name prefix.
+        labels: Constant labels added to every series (e.g. ``{"model": "ranker-v7"}``).
+        edges: Histogram ``le`` edges in seconds (default :data:`DEFAULT_EDGES`).
+        quantiles: Quantile gauges computed from each sketch.
+        max_label_values: Distinct values kept per label (stage, span, ...).
+        findings: Also export the count of active findings of each component's
+            ``check()`` by severity (runs the check at every scrape).
+
+    Raises:
+        InputError: an unsupported component, bad edges or quantiles.
+    """
+
+    def __init__(
+        self,
+        monitors: Mapping[str, Any],
+        *,
+        namespace: str = "silenttax",
+        labels: Mapping[str, str] | None = None,
+        edges: Sequence[float] = DEFAULT_EDGES,
+        quantiles: Sequence[float] = (0.5, 0.95, 0.99),
+        max_label_values: int = 100,
+        findings: bool = False,
+    ) -> None:
+        if not edges or any(not (e > 0 and math.isfinite(e)) for e in edges):
+            raise InputError("edges: need positive finite seconds")
+        if list(edges) != sorted(set(edges)):
+            raise InputError("edges: need strictly increasing values")
+        if any(not 0 < q < 1 for q in quantiles):
+            raise InputError(f"quantiles must be in (0, 1), got {list(quantiles)}")
+        if max_label_values < 1:
+            raise InputError(f"max_label_values must be >= 1, got {max_label_values!r}")
+        for name, monitor in monitors.items():
+            if _kind(monitor) is None:
+                raise InputError(
+                    f"monitors[{name!r}]: cannot export a {type(monitor).__name__} (a "
+                    "LatencySketch, LatencyMonitor, Tracer, CostMonitor or ResourceMonitor)"
+                )
+        self.monitors = dict(monitors)
+        self.namespace = namespace
+        self.labels = dict(labels or {})
+        self.edges = tuple(float(e) for e in edges)
+        self.quantiles = tuple(quantiles)
+        self.findings = findings
+        self._cap = _Capped(max_label_values)
+        self._lock = threading.Lock()
+
+    def add(self, name: str, monitor: Any) -> None:
+        """Export one more component under ``name``."""
+        if _kind(monitor) is None:
+            raise InputError(f"monitor: cannot export a {type(monitor).__name__}")
+        with self._lock:
+            self.monitors[name] = monitor
+
+    # ------------------------------------------------------------------ metrics
+    def _names(self) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+        ns = self.namespace
+        return {
+            "latency": ("histogram", f"{ns}_latency_seconds", ()),
+            "latency_q": ("gauge", f"{ns}_latency_quantile_seconds", ("quantile",)),
+            "invalid": ("counter", f"{ns}_latency_invalid", ()),
+            "request": ("histogram", f"{ns}_request_seconds", ()),
+            "request_q": ("gauge", f"{ns}_request_quantile_seconds", ("quantile",)),
+            "stage": ("histogram", f"{ns}_stage_seconds", ("stage",)),
+            "stage_q": ("gauge", f"{ns}_stage_quantile_seconds", ("stage", "quantile")),
+            "requests": ("counter", f"{ns}_requests", ()),
+            "span_errors": ("counter", f"{ns}_span_errors", ("span",)),
+            "non_model": ("gauge", f"{ns}_non_model_share", ()),
+            "cost": ("gauge", f"{ns}_cost_per_1k", ("currency",)),
+            "inferences": ("counter", f"{ns}_inferences", ()),
+            "rss": ("gauge", f"{ns}_rss_bytes", ()),
+            "cpu": ("gauge", f"{ns}_cpu_utilization", ()),
+            "findings": ("gauge", f"{ns}_findings", ("severity",)),
+        }
+
+    _HELP: ClassVar[dict[str, str]] = {
+        "latency": "Latency recorded by a silenttax monitor (buckets read from its sketch).",
+        "latency_q": "Latency quantile from the sketch (within its relative accuracy).",
+        "invalid": "Invalid durations rejected by the sketch.",
+        "request": "Request duration seen by a silenttax tracer.",
+        "request_q": "Request duration quantile from the tracer's sketch.",
+        "stage": "Per-request self time of a pipeline stage.",
+        "stage_q": "Per-request stage time quantile from the tracer's sketch.",
+        "requests": "Requests traced.",
+        "span_errors": "Spans that ended with an exception.",
+        "non_model": "Share of request time spent outside the model stages.",
+        "cost": "Realized cost per 1000 inferences in the latest closed window.",
+        "inferences": "Inferences counted by a silenttax cost monitor.",
+        "rss": "Resident set size of the monitored process.",
+        "cpu": "CPU utilisation of the monitored process (share of usable cores).",
+        "findings": "Active findings of the component's check() by severity.",
+    }
+
+    def _families(self) -> dict[str, Any]:
+        core: Any = optional_import("prometheus_client.core", purpose="silenttax Prometheus export")
+        const = list(self.labels)
+        make = {
+            "histogram": core.HistogramMetricFamily,
+            "gauge": core.GaugeMetricFamily,
+            "counter": core.CounterMetricFamily,
+        }
+        return {
+            key: make[kind](name, self._HELP[key], labels=[*const, "monitor", *extra])
+            for key, (kind, name, extra) in self._names().items()
+        }
+
+    def describe(self) -> Iterator[Any]:
+        """The metric families, without reading any component (static, as registries ask)."""
+        yield from self._families().values()
+
+    def collect(self) -> Iterator[Any]:
+        """Read every component once and yield the metric families that have samples."""
+        families = self._families()
+        const = list(self.labels.values())
+        with self._lock:
+            monitors = list(self.monitors.items())
+        for name, monitor in monitors:
+            base = [*const, name]
+            kind = _kind(monitor)
+            if kind == "sketch":
+                sketch = monitor.sketch if hasattr(monitor, "record") else monitor
+                self._histogram(families, "latency", base, sketch.state())
+                families["invalid"].add_metric(base, float(sketch.invalid))
+            elif kind == "tracer":
+                self._tracer(families, base, monitor.breakdown())
+            elif kind == "cost":
+                self._cost(families, base, monitor)
+            elif kind == "resource":
+                samples = monitor.samples
+                if samples:
+                    last = samples[-1]
+                    families["rss"].add_metric(base, float(last.rss))
+                    if last.cpu_utilization is not None:
+                        families["cpu"].add_metric(base, float(last.cpu_utilization))
+            if self.findings and callable(getattr(monitor, "check", None)):
+                self._findings(families, base, monitor)
+        for family in families.values():
+            if family.samples:
+                yield family
+
+    def _histogram(
+        self, families: dict[str, Any], key: str, labels: list[str], state: LatencySketchState
+    ) -> None:
+        cumulative = _cumulative(state, self.edges)
+        buckets = [(_le(e), float(c)) for e, c in zip(self.edges, cumulative, strict=True)]
+        buckets.append(("+Inf", float(state.count)))
+        families[key].add_metric(labels, buckets, state.sum)
+        if state.count:
+            sketch = LatencySketch.from_state(state)
+            for q, value in zip(self.quantiles, sketch.quantiles(self.quantiles), strict=True):
+                families[f"{key}_q"].add_metric([*labels, f"{q:g}"], float(value))
+
+    def _tracer(self, families: dict[str, Any], base: list[str], breakdown: Any) -> None:
+        self._histogram(families, "request", base, breakdown.request_sketch)
+        families["requests"].add_metric(base, float(breakdown.requests))
+        # the costliest stages claim the capped label values first (top-k by time)
+        for stage, stats in sorted(breakdown.stages.items(), key=lambda kv: -kv[1].total):
+            label = self._cap("stage", stage)
+            if label == OTHER:
+                continue  # folded: its time still counts in the request histogram
+            self._histogram(families, "stage", [*base, label], stats.sketch)
+        errors: dict[str, int] = {}
+        for span, stats in sorted(breakdown.spans.items(), key=lambda kv: -kv[1].errors):
+            if stats.errors:
+                label = self._cap("span", span)
+                errors[label] = errors.get(label, 0) + stats.errors
+        for label, count in sorted(errors.items()):
+            families["span_errors"].add_metric([*base, label], float(count))
+        if breakdown.requests:
+            families["non_model"].add_metric(base, 1.0 - float(breakdown.model_share))
+
+    def _cost(self, families: dict[str, Any], base: list[str], monitor: Any) -> None:
+        state = monitor.state()
+        windows = [w for w in state.windows if w.inferences]
+        served = sum(w.inferences for w in state.windows) + state.open_inferences
+        families["inferences"].add_metric(base, float(served))
+        if windows and windows[-1].cost_per_1k is not None:
+            families["cost"].add_metric(
+                [*base, monitor.pricing.currency], float(windows[-1].cost_per_1k)
+            )
+
+    def _findings(self, families: dict[str, Any], base: list[str], monitor: Any) -> None:
+        from silenttax.report import Severity
+
+        try:
+            report = monitor.check()
+        except Exception:  # a component that cannot judge itself yet exports no count
+            return
+        for severity in (Severity.INFO, Severity.WARNING, Severity.CRITICAL):
+            count = sum(1 for f in report if f.severity == severity)
+            families["findings"].add_metric([*base, severity.value], float(count))
+
+
+def _le(edge: float) -> str:
+    return f"{edge:.6g}"
+
+
+def _kind(monitor: Any) -> str | None:
+    from silenttax.cost import CostMonitor
+    from silenttax.monitor import LatencyMonitor, ResourceMonitor
+    from silenttax.trace import Tracer
+
+    if isinstance(monitor, LatencySketch | LatencyMonitor):
+        return "sketch"
+    if isinstance(monitor, Tracer):
+        return "tracer"
+    if isinstance(monitor, CostMonitor):
+        return "cost"
+    if isinstance(monitor, ResourceMonitor):
+        return "resource"
+    return None
+
+
+def register(
+    monitor: Any,
+    *,
+    name: str,
+    registry: Any = None,
+    labels: Mapping[str, str] | None = None,
+    **options: Any,
+) -> SilentTaxCollector:
+    """Export ``monitor`` under ``name`` through a new :class:`SilentTaxCollector` on
+    ``registry`` (default: prometheus_client's global ``REGISTRY``); returns the collector.
+
+    Options are :class:`SilentTaxCollector`'s (``namespace``, ``edges``,
+    ``quantiles``, ``max_label_values``, ``findings``).
+    """
+    prometheus: Any = optional_import("prometheus_client", purpose="silenttax Prometheus export")
+    collector = SilentTaxCollector({name: monitor}, labels=labels, **options)
+    (registry if registry is not None else prometheus.REGISTRY).register(collector)
+    return collector
