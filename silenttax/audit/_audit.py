@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -175,19 +175,37 @@ def _data_steps(run: _Run, reference: Any, current: Any, alpha: float) -> None:
     run.step("feature health", health)
 
 
+class _Served(NamedTuple):
+    """What one deployment's serving recorded."""
+
+    trace: Any
+    latency: Any
+    cost: Any
+    resources: Any
+
+
 def _serve(
     run: _Run,
-    handle: Callable[[Any], Any],
+    make_handle: Callable[[Any], Callable[[Any], Any]],
     requests: Sequence[Any],
     *,
-    tracer: Any,
-    latency: Any,
-    cost: Any,
-    resources: Any,
+    latency_name: str,
+    cost_name: str,
+    pricing: Any,
     seconds: float,
-    max_requests: int,
-) -> None:
-    """Serve ``requests`` round-robin for about ``seconds``: latency, cost, resources."""
+    max_requests: int = 100_000,
+) -> _Served:
+    """Serve ``requests`` round-robin for about ``seconds`` through a fresh tracer,
+    latency, cost and resource monitor each; the cost window is closed at the end."""
+    from silenttax.cost import CostMonitor
+    from silenttax.monitor import LatencyMonitor, ResourceMonitor
+    from silenttax.trace import Tracer
+
+    tracer = Tracer(max_traces=0)
+    handle = make_handle(tracer)
+    latency = LatencyMonitor(name=latency_name)
+    cost = CostMonitor(pricing, name=cost_name)
+    resources = ResourceMonitor(interval=0.05, name=latency_name)
     deadline = time.perf_counter() + seconds
     served = 0
     resources.start()
@@ -202,7 +220,9 @@ def _serve(
             served += 1
     finally:
         resources.stop()
-    run.context.setdefault("served", {})[latency.name] = served
+    cost.close_window()
+    run.context.setdefault("served", {})[latency_name] = served
+    return _Served(tracer.breakdown(), latency.state(), cost, resources.state())
 
 
 def _model_steps(
@@ -360,9 +380,7 @@ def demo_audit(
         result.save("silenttax-audit")
     """
     from silenttax.audit import _demo
-    from silenttax.cost import CostModel, CostMonitor
-    from silenttax.monitor import LatencyMonitor, ResourceMonitor
-    from silenttax.trace import Tracer
+    from silenttax.cost import CostModel
 
     run = _Run("silenttax demo audit", progress, steps=11)
     run.context["note"] = _demo.DEMO_NOTE
@@ -390,29 +408,25 @@ def demo_audit(
 
     def serve() -> None:
         fill = {c: float(np.nanmean(np.asarray(reference[c], dtype=float))) for c in _demo.FEATURES}
-        served = {}
-        for label, table, shadow in (
-            ("reference", reference, False),
-            ("production", current, True),
-        ):
-            tracer = Tracer(max_traces=0)
-            handle = _demo.pipeline(model.torch_model, tracer, fill, audit_log=shadow)
-            latency = LatencyMonitor(name=f"{label} /predict")
-            costs = CostMonitor(pricing, name="/predict")
-            resources = ResourceMonitor(interval=0.05, name=label)
-            _serve(
+
+        def deployment(shadow: bool) -> Callable[[Any], Callable[[Any], Any]]:
+            return lambda tracer: _demo.pipeline(model.torch_model, tracer, fill, audit_log=shadow)
+
+        served = {
+            label: _serve(
                 run,
-                handle,
+                deployment(shadow),
                 _demo.requests(table),
-                tracer=tracer,
-                latency=latency,
-                cost=costs,
-                resources=resources,
+                latency_name=f"{label} /predict",
+                cost_name="/predict",
+                pricing=pricing,
                 seconds=serve_seconds,
-                max_requests=100_000,
             )
-            costs.close_window()
-            served[label] = (tracer.breakdown(), latency.state(), costs, resources.state())
+            for label, table, shadow in (
+                ("reference", reference, False),
+                ("production", current, True),
+            )
+        }
         trace0, latency0, cost0, _ = served["reference"]
         trace1, latency1, cost1, resources1 = served["production"]
         cost1.baseline = cost0.windows[-1]
@@ -499,9 +513,7 @@ def audit(
         print(result.report.problems())
     """
     from silenttax._files import read_table
-    from silenttax.cost import CostModel, CostMonitor
-    from silenttax.monitor import LatencyMonitor, ResourceMonitor
-    from silenttax.trace import Tracer
+    from silenttax.cost import CostModel
 
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size!r}")
@@ -531,25 +543,17 @@ def audit(
         run.skip("cost", "no --price-per-hour: cost per 1000 inferences is priced at 0")
 
     def serve() -> None:
-        tracer = Tracer(max_traces=0)
-        latency = LatencyMonitor(name=loaded.name)
-        costs = CostMonitor(pricing, name=loaded.name)
-        resources = ResourceMonitor(interval=0.05, name=loaded.name)
-        handle = _call(loaded, tracer)
-        _serve(
+        served = _serve(
             run,
-            handle,
+            lambda tracer: _call(loaded, tracer),
             [loaded.inputs],
-            tracer=tracer,
-            latency=latency,
-            cost=costs,
-            resources=resources,
+            latency_name=loaded.name,
+            cost_name=loaded.name,
+            pricing=pricing,
             seconds=serve_seconds,
-            max_requests=100_000,
         )
-        costs.close_window()
-        trace = run.keep("trace", tracer.breakdown())
-        current = run.keep("latency", latency.state())
+        trace = run.keep("trace", served.trace)
+        current = run.keep("latency", served.latency)
         if previous is not None and "trace" in previous:
             run.check(
                 "trace", current=trace, baseline=run.keep("trace_baseline", previous["trace"])
@@ -557,8 +561,8 @@ def audit(
         else:
             run.check("trace", current=trace)
         run.check("latency", current=current)
-        run.add("check", costs.state(), name="cost")
-        run.add("check", resources.state(), name="resources")
+        run.add("check", served.cost.state(), name="cost")
+        run.add("check", served.resources, name="resources")
         if previous is not None and "latency" in previous:
             run.check(
                 "gate",
