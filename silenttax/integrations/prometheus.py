@@ -92,7 +92,8 @@ class SilentTaxCollector:
 
     Args:
         monitors: name -> component (``LatencySketch``, ``LatencyMonitor``,
-            ``Tracer``, ``CostMonitor``, ``ResourceMonitor``).
+            ``Tracer``, ``CostMonitor``, ``ResourceMonitor``, or a
+            ``SilentTaxMiddleware``: its routes, status classes, tracer and cost).
         namespace: Metric name prefix.
         labels: Constant labels added to every series (e.g. ``{"model": "ranker-v7"}``).
         edges: Histogram ``le`` edges in seconds (default :data:`DEFAULT_EDGES`).
@@ -165,6 +166,12 @@ class SilentTaxCollector:
             "rss": ("gauge", f"{ns}_rss_bytes", ()),
             "cpu": ("gauge", f"{ns}_cpu_utilization", ()),
             "findings": ("gauge", f"{ns}_findings", ("severity",)),
+            "route": ("histogram", f"{ns}_http_request_seconds", ("route",)),
+            "route_q": ("gauge", f"{ns}_http_request_quantile_seconds", ("route", "quantile")),
+            "ttfb": ("histogram", f"{ns}_http_time_to_first_byte_seconds", ("route",)),
+            "ttfb_q": ("gauge", f"{ns}_http_ttfb_quantile_seconds", ("route", "quantile")),
+            "http": ("counter", f"{ns}_http_requests", ("route", "status")),
+            "internal": ("counter", f"{ns}_internal_errors", ()),
         }
 
     _HELP: ClassVar[dict[str, str]] = {
@@ -183,6 +190,12 @@ class SilentTaxCollector:
         "rss": "Resident set size of the monitored process.",
         "cpu": "CPU utilisation of the monitored process (share of usable cores).",
         "findings": "Active findings of the component's check() by severity.",
+        "route": "HTTP request duration to the last body chunk, per route template.",
+        "route_q": "HTTP request duration quantile per route, from the sketch.",
+        "ttfb": "Time to the first response body chunk, per route template.",
+        "ttfb_q": "Time-to-first-byte quantile per route, from the sketch.",
+        "http": "HTTP requests per route template and status class.",
+        "internal": "silenttax errors counted (never raised) in the middleware.",
     }
 
     def _families(self) -> dict[str, Any]:
@@ -217,6 +230,8 @@ class SilentTaxCollector:
                 families["invalid"].add_metric(base, float(sketch.invalid))
             elif kind == "tracer":
                 self._tracer(families, base, monitor.breakdown())
+            elif kind == "middleware":
+                self._middleware(families, base, monitor)
             elif kind == "cost":
                 self._cost(families, base, monitor)
             elif kind == "resource":
@@ -263,6 +278,18 @@ class SilentTaxCollector:
         if breakdown.requests:
             families["non_model"].add_metric(base, 1.0 - float(breakdown.model_share))
 
+    def _middleware(self, families: dict[str, Any], base: list[str], middleware: Any) -> None:
+        for route, latency in sorted(middleware.latency().items()):
+            self._histogram(families, "route", [*base, route], latency.sketch.state())
+        for route, sketch in sorted(middleware.ttfb().items()):
+            self._histogram(families, "ttfb", [*base, route], sketch.state())
+        for (route, status), count in sorted(middleware.requests().items()):
+            families["http"].add_metric([*base, route, status], float(count))
+        families["internal"].add_metric(base, float(middleware.internal_errors))
+        self._tracer(families, base, middleware.tracer.breakdown())
+        if middleware.cost is not None:
+            self._cost(families, base, middleware.cost)
+
     def _cost(self, families: dict[str, Any], base: list[str], monitor: Any) -> None:
         state = monitor.state()
         windows = [w for w in state.windows if w.inferences]
@@ -291,6 +318,7 @@ def _le(edge: float) -> str:
 
 def _kind(monitor: Any) -> str | None:
     from silenttax.cost import CostMonitor
+    from silenttax.integrations.asgi import SilentTaxMiddleware
     from silenttax.monitor import LatencyMonitor, ResourceMonitor
     from silenttax.trace import Tracer
 
@@ -300,6 +328,8 @@ def _kind(monitor: Any) -> str | None:
         return "tracer"
     if isinstance(monitor, CostMonitor):
         return "cost"
+    if isinstance(monitor, SilentTaxMiddleware):
+        return "middleware"
     if isinstance(monitor, ResourceMonitor):
         return "resource"
     return None
