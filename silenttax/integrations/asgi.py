@@ -218,7 +218,19 @@ class SilentTaxMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        seen: dict[str, Any] = {"status": None, "first": None, "end": None}
+        seen: dict[str, Any] = {"status": None, "first": None, "recorded": False}
+
+        def record(end: float, failed: bool) -> None:
+            """Once per request: at the last body chunk, or when the app returns without one."""
+            if seen["recorded"]:
+                return
+            seen["recorded"] = True
+            try:
+                self._record(scope, start, seen["first"], end, seen["status"], failed)
+            except Exception:
+                self.internal_errors += 1
+                if self.strict:
+                    raise
 
         async def watched(message: Message) -> None:
             kind = message.get("type")
@@ -229,7 +241,9 @@ class SilentTaxMiddleware:
                 if seen["first"] is None:
                     seen["first"] = now
                 if not message.get("more_body", False):
-                    seen["end"] = now
+                    await send(message)
+                    record(now, failed=False)  # visible as soon as the response is complete
+                    return
             await send(message)
 
         token = _current.set(self.tracer)
@@ -242,10 +256,4 @@ class SilentTaxMiddleware:
             raise
         finally:
             _current.reset(token)
-            end = seen["end"] if seen["end"] is not None else time.perf_counter()
-            try:
-                self._record(scope, start, seen["first"], end, seen["status"], failed)
-            except Exception:
-                self.internal_errors += 1
-                if self.strict:
-                    raise
+            record(time.perf_counter(), failed)
