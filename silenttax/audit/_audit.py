@@ -94,9 +94,9 @@ class _Run:
         """Judge the named snapshots with ``rule`` (see :data:`~silenttax.audit.RULES`)."""
         self.checks.append(Check(rule=rule, snapshots=roles, subject=subject))
 
-    def add(self, rule: str, snapshot: State, *, name: str | None = None) -> None:
-        """Keep one snapshot and judge it alone."""
-        self.check(rule, current=self.keep(name or _name(snapshot), snapshot))
+    def add(self, rule: str, name: str, snapshot: State) -> None:
+        """Keep one snapshot under ``name`` and judge it alone."""
+        self.check(rule, current=self.keep(name, snapshot))
 
     def skip(self, step: str, why: str, severity: Severity = Severity.INFO) -> None:
         self.extra.append(
@@ -115,7 +115,7 @@ class _Run:
         report = judge(self.checks, self.snapshots)
         env = self.snapshots.get("environment")
         skipped = Report(findings=self.extra)
-        self.add("saved", skipped, name="audit_notes")
+        self.add("saved", "audit_notes", skipped)
         manifest = Manifest(title=self.title, checks=self.checks, context=self.context)
         report = (report | skipped).model_copy(
             update={
@@ -125,28 +125,6 @@ class _Run:
             }
         )
         return Audit(report, self.snapshots, manifest)
-
-
-_NAMES = {
-    "silenttax.drift_detector": "drift_reference",
-    "silenttax.drift_window": "drift_current",
-    "silenttax.latency_monitor": "latency",
-    "silenttax.trace_breakdown": "trace",
-    "silenttax.resource_monitor": "resources",
-    "silenttax.cost_monitor": "cost",
-    "silenttax.cost_model": "pricing",
-    "silenttax.torch_profile": "profile_torch",
-    "silenttax.onnx_profile": "profile_onnx",
-    "silenttax.quantization_study": "quantization",
-    "silenttax.comparison": "gate_comparison",
-    "silenttax.environment": "environment",
-    "silenttax.benchmark_result": "benchmark",
-    "silenttax.report": "findings",
-}
-
-
-def _name(snapshot: State) -> str:
-    return _NAMES.get(snapshot.kind, snapshot.kind.rpartition(".")[2])
 
 
 # ------------------------------------------------------------------ the steps
@@ -240,9 +218,10 @@ def _model_steps(
     state: dict[str, Any] = {}
 
     def export() -> None:
-        if model.onnx is not None or not (is_installed("onnx") and is_installed("onnxscript")):
-            if model.onnx is None:
-                run.skip("ONNX export", "needs onnx and onnxscript: pip install 'silenttax[onnx]'")
+        if model.onnx is not None:
+            return
+        if not (is_installed("onnx") and is_installed("onnxscript")):
+            run.skip("ONNX export", "needs onnx and onnxscript: pip install 'silenttax[onnx]'")
             return
         import tempfile
 
@@ -266,11 +245,12 @@ def _model_steps(
 
     def profiles() -> None:
         if model.torch_model is not None:
-            run.add(
-                "report", profile_torch(model.torch_model, model.torch_inputs(), name=model.name)
-            )
+            profile = profile_torch(model.torch_model, model.torch_inputs(), name=model.name)
+            run.add("report", "profile_torch", profile)
         if model.onnx is not None:
-            run.add("report", profile_onnx(model.onnx, model.feeds(), name=model.name))
+            run.add(
+                "report", "profile_onnx", profile_onnx(model.onnx, model.feeds(), name=model.name)
+            )
 
     def quantization() -> None:
         subject = model.torch_model if model.torch_model is not None else model.onnx
@@ -333,7 +313,7 @@ def _environment_steps(run: _Run, *, index: bool) -> None:
     from silenttax.benchmark import environment, version_lag
 
     def env() -> None:
-        run.add("report", environment(), name="environment")
+        run.add("report", "environment", environment())
 
     def lag() -> None:
         if not index:
@@ -341,7 +321,7 @@ def _environment_steps(run: _Run, *, index: bool) -> None:
             return
         packages = [p for p in ("torch", "onnxruntime", "onnx", "numpy") if is_installed(p)]
         report = version_lag(packages, timeout=5.0)
-        run.add("saved", report, name="version_lag")
+        run.add("saved", "version_lag", report)
 
     run.step("environment", env)
     run.step("version lag", lag)
@@ -440,8 +420,8 @@ def demo_audit(
             current=run.keep("latency", latency1),
             baseline=run.keep("latency_reference", latency0),
         )
-        run.add("check", cost1.state(), name="cost")
-        run.add("check", resources1, name="resources")
+        run.add("check", "cost", cost1.state())
+        run.add("check", "resources", resources1)
         run.check(
             "gate",
             subject="production vs reference deployment",
@@ -561,8 +541,8 @@ def audit(
         else:
             run.check("trace", current=trace)
         run.check("latency", current=current)
-        run.add("check", served.cost.state(), name="cost")
-        run.add("check", served.resources, name="resources")
+        run.add("check", "cost", served.cost.state())
+        run.add("check", "resources", served.resources)
         if previous is not None and "latency" in previous:
             run.check(
                 "gate",

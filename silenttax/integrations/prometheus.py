@@ -55,19 +55,17 @@ OTHER = "__other__"
 
 
 def _cumulative(state: LatencySketchState, edges: Sequence[float]) -> list[int]:
-    """Observations <= each edge, from the sketch's buckets (bucket i is (b**i, b**(i+1)])."""
-    counts = np.asarray(state.counts, dtype=np.int64)
-    if counts.size == 0:
-        return [state.zero_count] * len(edges)
-    upper_index = np.arange(state.offset, state.offset + counts.size) + 1  # upper bound b**(i+1)
-    running = np.cumsum(counts)
-    out = []
-    for edge in edges:
-        # bucket i is wholly <= edge when (i + 1) * 2**-scale <= log2(edge)
-        limit = math.floor(math.log2(edge) * 2.0**state.scale + 1e-9)
-        n = int(np.searchsorted(upper_index, limit, side="right"))
-        out.append(state.zero_count + (int(running[n - 1]) if n else 0))
-    return out
+    """Observations <= each edge, from the sketch's buckets (bucket i is (b**i, b**(i+1)]).
+
+    Bucket ``i`` lies wholly at or below ``edge`` when ``(i + 1) * 2**-scale <= log2(edge)``.
+    """
+    running = np.concatenate(([0], np.cumsum(np.asarray(state.counts, dtype=np.int64))))
+    upper = np.arange(state.offset, state.offset + len(state.counts)) + 1
+    limits = np.floor(np.log2(np.asarray(edges)) * 2.0**state.scale + 1e-9)
+    below: list[int] = (
+        state.zero_count + running[np.searchsorted(upper, limits, side="right")]
+    ).tolist()
+    return below
 
 
 class _Capped:

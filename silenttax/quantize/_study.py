@@ -392,10 +392,11 @@ class QuantizationStudy(State):
 
     def _cost(self, best: Candidate, cost: CostModel) -> Finding:
         """Priced at ``cost``; at a price of 0 the saving is the share of machine time."""
-        batch = self.baseline.batch_size
-        before = cost.cost_per_1k(batch / self.baseline.p50)
-        after = cost.cost_per_1k(batch / (best.p50 or self.baseline.p50))
-        saving = 1 - after / before if before > 0 else 1 - best_time_ratio(best, self.baseline)
+        batch, p50 = self.baseline.batch_size, self.baseline.p50
+        before = cost.cost_per_1k(batch / p50)
+        after = cost.cost_per_1k(batch / (best.p50 or p50))
+        # at a price of 0 the saving is the share of machine time
+        saving = 1 - (after / before if before > 0 else (best.p50 or p50) / p50)
         return make_finding(
             "quantize.cost",
             severity=Severity.INFO,
@@ -471,11 +472,6 @@ class QuantizationStudy(State):
 
 
 _NOT_FASTER = "not faster than fp32 here"
-
-
-def best_time_ratio(best: Candidate, baseline: Baseline) -> float:
-    """Candidate / baseline time per call (1 when unmeasured)."""
-    return (best.p50 or baseline.p50) / baseline.p50
 
 
 def _help(s: QuantizationStudy) -> str:
