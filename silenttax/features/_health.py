@@ -245,12 +245,19 @@ class FeatureHealth(Stateful[FeatureHealthState]):
         """Compare ``current`` with the learnt schema.
 
         The same as :func:`check_health` with this FeatureHealth as the reference.
+        ``current`` is data, or a FeatureHealth with the same settings fitted on the
+        current data: profiles merge, so replicas or windows fitted apart are judged
+        together (``reference.check(FeatureHealth().fit(a).merge(b_health))``).
 
         Raises:
-            NotFittedError: before :meth:`fit`.
-            InputError: ``current`` has no rows.
+            NotFittedError: before :meth:`fit` (of either).
+            InputError: ``current`` has no rows, or is a FeatureHealth with other settings.
         """
         self._require()
+        if isinstance(current, FeatureHealth):
+            same_settings("FeatureHealth", self._params(), current._params())
+            profiles = current._require()
+            return self._judge(profiles, max((p.rows for p in profiles.values()), default=0))
         table = to_table(current, argument="current")
         if table.n_rows == 0:
             raise InputError("current: has no rows")

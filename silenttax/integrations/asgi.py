@@ -19,7 +19,19 @@ Per request it records:
   application returns, so a Starlette background task counts in the stage
   shares but not in the route's duration;
 - the status class (``2xx`` ... ``5xx``) and exceptions, per route;
-- one inference per request in a ``CostMonitor``, with its service time.
+- one inference per request in a ``CostMonitor``, with its service time;
+- latencies measured elsewhere (queue wait, GPU time) with :func:`observe`;
+- live feature health, when ``feature_health=`` or ``drift=`` is given with
+  ``features=``: requests are sampled at ``sample_rate`` *before* their body is
+  converted (one integer decrement per unsampled request), the raw bodies of the
+  sampled ones are kept in a bounded reservoir, and a background thread parses
+  them, folds them into mergeable FeatureHealth / drift windows and checks them
+  (see :class:`~silenttax.integrations._live.LiveFeatures`).
+
+The whole state is one snapshot (:meth:`SilentTaxMiddleware.state`, kind
+``silenttax.serving``) that merges across workers; with ``snapshot_dir=`` each
+worker writes it atomically every ``snapshot_interval`` seconds and at shutdown,
+for :meth:`silenttax.integrations.prometheus.SilentTaxCollector.from_directory`.
 
 The route label is the *template* (``/items/{item_id}``, from
 ``scope["route"].path``), ``"__unmatched__"`` when no route matched, and
@@ -51,18 +63,29 @@ Examples:
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from contextvars import ContextVar
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar, Self
 
+from pydantic import JsonValue
+
+from silenttax._merge import same_settings
+from silenttax._state import State, Stateful
+from silenttax.cost import CostMonitor, CostMonitorState
+from silenttax.drift import DriftDetector, DriftDetectorState
 from silenttax.errors import InputError
-from silenttax.monitor import LatencyMonitor, LatencySketch
+from silenttax.features import FeatureHealth, FeatureHealthState
+from silenttax.integrations._live import Extractor, LiveFeatures, LiveState
+from silenttax.monitor import LatencyMonitor, LatencyMonitorState, LatencySketch
+from silenttax.monitor import LatencySketchState
 from silenttax.report import Report
-from silenttax.trace import Tracer
+from silenttax.trace import Breakdown, Tracer, check_breakdown
 
-__all__ = ["OTHER", "UNMATCHED", "SilentTaxMiddleware", "stage"]
+__all__ = ["OTHER", "UNMATCHED", "ServingState", "SilentTaxMiddleware", "observe", "stage"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -73,6 +96,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 UNMATCHED = "__unmatched__"
 OTHER = "__other__"
 _current: ContextVar[Tracer | None] = ContextVar("silenttax_asgi_tracer", default=None)
+_middleware: ContextVar[SilentTaxMiddleware | None] = ContextVar(
+    "silenttax_asgi_middleware", default=None
+)
 
 
 class _NoStage:
@@ -102,7 +128,59 @@ def stage(name: str, **attributes: Any) -> Any:
     return tracer.span(name, stage=name, **attributes)
 
 
-class SilentTaxMiddleware:
+def observe(name: str, seconds: float) -> None:
+    """Record a duration measured elsewhere (queue wait, GPU time from CUDA events, a
+    model server's own timer) under ``name`` in the current request's middleware: a
+    latency monitor per name, exported and merged like the routes (a no-op outside a
+    request; never raises: a bad value is counted by the monitor)."""
+    middleware = _middleware.get()
+    if middleware is not None:
+        middleware.observed_monitor(name).record(seconds)
+
+
+class ServingState(State):
+    """Snapshot of a :class:`SilentTaxMiddleware`: what every worker writes and a scrape
+    merges (counts add up, sketches merge, live feature windows merge slot by slot)."""
+
+    KIND: ClassVar[str] = "silenttax.serving"
+
+    params: dict[str, JsonValue]
+    """Settings (must match to merge)."""
+    monitor: LatencyMonitorState
+    """The per-route monitors' template (settings only)."""
+    routes: dict[str, LatencyMonitorState]
+    """Route template -> request duration to the last body chunk."""
+    ttfb: dict[str, LatencySketchState]
+    """Route template -> time to first byte."""
+    observed: dict[str, LatencyMonitorState]
+    """Name -> durations recorded with :func:`observe`."""
+    requests: dict[str, dict[str, int]]
+    """Route -> status class -> requests."""
+    internal_errors: int = 0
+    """silenttax errors counted instead of raised."""
+    breakdown: Breakdown
+    """Request and stage spans."""
+    cost: CostMonitorState | None = None
+    """The cost monitor (None: none was given)."""
+    feature_health: FeatureHealthState | None = None
+    """The reference schema live samples are judged against."""
+    drift: DriftDetectorState | None = None
+    """The reference live samples are tested for drift against."""
+    live: LiveState | None = None
+    """The sampled live feature windows."""
+    workers: list[str] = []
+    """Worker snapshot files merged into this one (fleet bookkeeping)."""
+
+
+async def _unbound_app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError("a SilentTaxMiddleware rebuilt from a snapshot has no application")
+
+
+def _unsaved(body: Any) -> Any:
+    raise InputError("the features extractor is not saved in a snapshot")
+
+
+class SilentTaxMiddleware(Stateful[ServingState]):
     """Wrap an ASGI ``app``; see the module docs for what is recorded.
 
     Args:
@@ -115,7 +193,25 @@ class SilentTaxMiddleware:
         max_routes: Distinct route labels kept; later ones are ``"__other__"``.
         model_stages: Stages that are the model (the rest is the shadow pipeline).
         strict: Let silenttax's own errors raise (default: count them).
+        feature_health: A ``FeatureHealth`` fitted on the reference: live samples of the
+            request features are checked against it.
+        drift: A ``DriftDetector`` fitted on the reference: live samples are tested
+            against it.
+        features: How to get features from a request (needed with either of the two):
+            a callable over the parsed JSON body returning a row (or a list of rows),
+            or a pydantic model class the body is validated with.
+        sample_rate: Share of requests whose body is sampled (before any conversion).
+        max_samples: Bodies kept per ``check_interval`` (a reservoir: bounded work
+            whatever the load).
+        feature_window: Seconds per live window (wall-clock slots, aligned across
+            workers; the check judges the previous and the current window).
+        check_interval: Seconds between background folds and checks of the samples.
+        snapshot_dir: Write this worker's snapshot there every ``snapshot_interval``
+            seconds and at shutdown (for a multi-worker scrape).
+        snapshot_interval: Seconds between snapshot writes.
     """
+
+    STATE: ClassVar[type[State]] = ServingState
 
     def __init__(
         self,
@@ -128,26 +224,67 @@ class SilentTaxMiddleware:
         max_routes: int = 100,
         model_stages: Sequence[str] = ("model",),
         strict: bool = False,
+        feature_health: FeatureHealth | None = None,
+        drift: DriftDetector | None = None,
+        features: Extractor | None = None,
+        sample_rate: float = 0.01,
+        max_samples: int = 1000,
+        feature_window: float = 300.0,
+        check_interval: float = 5.0,
+        snapshot_dir: str | Path | None = None,
+        snapshot_interval: float = 5.0,
     ) -> None:
-        from silenttax.cost import CostMonitor
-
         if cost is not None and not isinstance(cost, CostMonitor):
             raise InputError(f"cost must be a CostMonitor, got {type(cost).__name__}")
         if max_routes < 1:
             raise InputError(f"max_routes must be >= 1, got {max_routes!r}")
+        if (feature_health is not None or drift is not None) and features is None:
+            raise InputError("features: needed with feature_health= or drift= (how to get "
+                             "the features from a request body)")  # fmt: skip
+        if features is not None and feature_health is None and drift is None:
+            raise InputError("features: given without feature_health= or drift= to judge them")
+        if not (snapshot_interval > 0 and math.isfinite(snapshot_interval)):
+            raise InputError(f"snapshot_interval must be positive seconds, got {snapshot_interval!r}")
         self.app = app
         self.template = monitor or LatencyMonitor()
         self.tracer = tracer or Tracer(model_stages=tuple(model_stages))
         self.cost = cost
         self.exclude_paths = frozenset(exclude_paths)
         self.max_routes = max_routes
+        self.model_stages = tuple(model_stages)
         self.strict = strict
         self.internal_errors = 0
         """silenttax errors counted instead of raised."""
+        self.live: LiveFeatures | None = None
+        """Live feature sampling (None when not asked for)."""
+        if features is not None:
+            self.live = LiveFeatures(
+                features,
+                health=feature_health,
+                drift=drift,
+                sample_rate=sample_rate,
+                max_samples=max_samples,
+                window=feature_window,
+                interval=check_interval,
+            )
+        self.sample_rate = sample_rate
+        self.max_samples = max_samples
+        self.feature_window = feature_window
+        self.check_interval = check_interval
+        self.snapshot_interval = snapshot_interval
         self._latency: dict[str, LatencyMonitor] = {}
         self._ttfb: dict[str, LatencySketch] = {}
+        self._observed: dict[str, LatencyMonitor] = {}
         self._counts: dict[tuple[str, str], int] = {}
+        self._merged: Breakdown | None = None  # other workers' spans, merged in
+        self._workers: list[str] = []
         self._lock = threading.Lock()
+        self.writer: Any = None
+        """The snapshot writer (a :class:`~silenttax.integrations.fleet.SnapshotWriter`)."""
+        if snapshot_dir is not None:
+            from silenttax.integrations.fleet import SnapshotWriter
+
+            self.writer = SnapshotWriter(self, snapshot_dir, interval=snapshot_interval)
 
     # ------------------------------------------------------------------ reads
     def latency(self) -> dict[str, LatencyMonitor]:
@@ -165,16 +302,177 @@ class SilentTaxMiddleware:
         with self._lock:
             return dict(self._counts)
 
+    def observed(self) -> dict[str, LatencyMonitor]:
+        """Name -> latency monitor of the durations recorded with :func:`observe`."""
+        with self._lock:
+            return dict(self._observed)
+
+    def observed_monitor(self, name: str) -> LatencyMonitor:
+        """The monitor :func:`observe` records ``name`` in (created on first use; past
+        ``max_routes`` names, ``"__other__"``)."""
+        monitor = self._observed.get(name)
+        if monitor is not None:
+            return monitor
+        with self._lock:
+            if name not in self._observed and len(self._observed) >= self.max_routes:
+                name = OTHER
+            if name not in self._observed:
+                self._observed[name] = self._new_monitor(name)
+            return self._observed[name]
+
+    def breakdown(self) -> Breakdown:
+        """Request and stage spans of this worker (and of those merged in)."""
+        mine = self.tracer.breakdown()
+        return mine if self._merged is None else mine.merge(self._merged)
+
     def check(self) -> Report:
-        """Findings over what was served: per-route latency and the shadow pipeline."""
+        """Findings over what was served: per-route latency, the shadow pipeline, cost
+        and the live feature windows (the latest background check)."""
         report = Report()
         for monitor in self.latency().values():
             report = report | monitor.check()
-        if self.tracer.breakdown().requests:
-            report = report | self.tracer.check()
+        breakdown = self.breakdown()
+        if breakdown.requests:
+            report = report | check_breakdown(breakdown)
         if self.cost is not None:
             report = report | self.cost.check()
+        if self.live is not None:
+            report = report | self.live.report()
         return report
+
+    def close(self) -> None:
+        """Fold the last samples and write the last snapshot (also done at the ASGI
+        lifespan shutdown and at interpreter exit)."""
+        if self.live is not None:
+            self.live.close()
+        if self.writer is not None:
+            self.writer.close()
+
+    # ------------------------------------------------------------------ snapshot
+    def _params(self) -> dict[str, JsonValue]:
+        return {
+            "exclude_paths": sorted(self.exclude_paths),
+            "max_routes": self.max_routes,
+            "model_stages": list(self.model_stages),
+            "strict": self.strict,
+            "sample_rate": self.sample_rate,
+            "max_samples": self.max_samples,
+            "feature_window": self.feature_window,
+            "check_interval": self.check_interval,
+            "snapshot_interval": self.snapshot_interval,
+        }
+
+    def state(self) -> ServingState:
+        """The snapshot of everything recorded (thread-safe; merges across workers)."""
+        with self._lock:
+            routes = {r: m.state() for r, m in self._latency.items()}
+            ttfb = {r: s.state() for r, s in self._ttfb.items()}
+            observed = {n: m.state() for n, m in self._observed.items()}
+            counts = dict(self._counts)
+            workers = list(self._workers)
+        requests: dict[str, dict[str, int]] = {}
+        for (route, status), n in counts.items():
+            requests.setdefault(route, {})[status] = n
+        live = self.live
+        return ServingState(
+            params=self._params(),
+            monitor=self.template.state(),
+            routes=routes,
+            ttfb=ttfb,
+            observed=observed,
+            requests=requests,
+            internal_errors=self.internal_errors,
+            breakdown=self.breakdown(),
+            cost=None if self.cost is None else self.cost.state(),
+            feature_health=None if live is None or live.health is None else live.health.state(),
+            drift=None if live is None or live.drift is None else live.drift.state(),
+            live=None if live is None else live.state(),
+            workers=workers,
+        )
+
+    @classmethod
+    def from_state(cls, state: ServingState) -> Self:
+        """A middleware holding a snapshot's recordings (to read, merge and export; its
+        ``app`` is unset and its features extractor is not saved)."""
+        params: dict[str, Any] = dict(state.params)
+        live = state.live is not None
+        middleware = cls(
+            _unbound_app,
+            monitor=LatencyMonitor.from_state(state.monitor),
+            cost=None if state.cost is None else CostMonitor.from_state(state.cost),
+            exclude_paths=params.pop("exclude_paths"),
+            model_stages=params.pop("model_stages"),
+            feature_health=(
+                FeatureHealth.from_state(state.feature_health) if state.feature_health else None
+            ),
+            drift=DriftDetector.from_state(state.drift) if state.drift else None,
+            features=_unsaved if live else None,
+            **params,
+        )
+        middleware._restore(state)
+        return middleware
+
+    def _restore(self, state: ServingState) -> None:
+        with self._lock:
+            self._latency = {r: LatencyMonitor.from_state(m) for r, m in state.routes.items()}
+            self._ttfb = {r: LatencySketch.from_state(s) for r, s in state.ttfb.items()}
+            self._observed = {n: LatencyMonitor.from_state(m) for n, m in state.observed.items()}
+            self._counts = {
+                (route, status): n
+                for route, statuses in state.requests.items()
+                for status, n in statuses.items()
+            }
+            self._workers = list(state.workers)
+        self.internal_errors = state.internal_errors
+        self._merged = state.breakdown if state.breakdown.requests else None
+        if self.live is not None and state.live is not None:
+            self.live.restore(state.live)
+
+    def merge(self, other: SilentTaxMiddleware | ServingState) -> Self:
+        """Add another worker's recordings (a middleware or its snapshot) into this one.
+
+        Raises:
+            InputError: the settings differ (named).
+        """
+        theirs = other.state() if isinstance(other, SilentTaxMiddleware) else other
+        if not isinstance(theirs, ServingState):
+            raise InputError(f"can only merge a SilentTaxMiddleware, got {type(other).__name__}")
+        same_settings("SilentTaxMiddleware", self._params(), dict(theirs.params))
+        if (self.cost is None) != (theirs.cost is None):
+            raise InputError("cannot merge SilentTaxMiddlewares: 'cost' is set in only one")
+        if (self.live is None) != (theirs.live is None):
+            raise InputError("cannot merge SilentTaxMiddlewares: 'features' is set in only one")
+        with self._lock:
+            for mine, their, make in (
+                (self._latency, theirs.routes, LatencyMonitor.from_state),
+                (self._observed, theirs.observed, LatencyMonitor.from_state),
+            ):
+                for name, monitor_state in their.items():
+                    got = make(monitor_state)
+                    if name in mine:
+                        mine[name].merge(got)
+                    else:
+                        mine[name] = got
+            for route, sketch_state in theirs.ttfb.items():
+                sketch = LatencySketch.from_state(sketch_state)
+                if route in self._ttfb:
+                    self._ttfb[route].merge(sketch)
+                else:
+                    self._ttfb[route] = sketch
+            for route, statuses in theirs.requests.items():
+                for status, n in statuses.items():
+                    self._counts[route, status] = self._counts.get((route, status), 0) + n
+            self._workers = sorted(set(self._workers) | set(theirs.workers))
+        self.internal_errors += theirs.internal_errors
+        if theirs.breakdown.requests:
+            self._merged = (
+                theirs.breakdown if self._merged is None else self._merged.merge(theirs.breakdown)
+            )
+        if self.cost is not None and theirs.cost is not None:
+            self.cost.merge(CostMonitor.from_state(theirs.cost))
+        if self.live is not None and theirs.live is not None:
+            self.live.merge(theirs.live)
+        return self
 
     # ------------------------------------------------------------------ the path
     def _route(self, scope: Scope) -> str:
@@ -188,17 +486,21 @@ class SilentTaxMiddleware:
                 if len(self._latency) >= self.max_routes and label != UNMATCHED:
                     label = OTHER
                 if label not in self._latency:
-                    self._latency[label] = LatencyMonitor(
-                        name=label,
-                        slo=self.template.slo,
-                        slo_quantile=self.template.slo_quantile,
-                        quantiles=self.template.quantiles,
-                        min_effect=self.template.min_effect,
-                        critical_effect=self.template.critical_effect,
-                        confidence=self.template.confidence,
-                    )
+                    self._latency[label] = self._new_monitor(label)
                     self._ttfb[label] = LatencySketch()
         return label
+
+    def _new_monitor(self, name: str) -> LatencyMonitor:
+        t = self.template
+        return LatencyMonitor(
+            name=name,
+            slo=t.slo,
+            slo_quantile=t.slo_quantile,
+            quantiles=t.quantiles,
+            min_effect=t.min_effect,
+            critical_effect=t.critical_effect,
+            confidence=t.confidence,
+        )
 
     def _record(self, scope: Scope, start: float, first: float | None, end: float,
                 status: int | None, failed: bool) -> None:  # fmt: skip
@@ -213,11 +515,65 @@ class SilentTaxMiddleware:
         if self.cost is not None:
             self.cost.record(1, busy_seconds=end - start)
 
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the lifespan through; write the last snapshot before shutdown completes."""
+
+        async def watched(message: Message) -> None:
+            if message.get("type") == "lifespan.shutdown.complete":
+                try:
+                    self.close()
+                except Exception:
+                    self.internal_errors += 1
+            await send(message)
+
+        await self.app(scope, receive, watched)
+
+    def _sampled(self, live: LiveFeatures, receive: Receive) -> Receive:
+        """``receive`` that keeps this request's raw body for the live sample (or -1)."""
+        try:
+            slot = live.take()
+        except Exception:
+            self.internal_errors += 1
+            return receive
+        if slot < 0:
+            return receive
+        chunks: list[bytes] = []
+        size = [0]
+
+        async def tee() -> Message:
+            message = await receive()
+            if message.get("type") == "http.request" and size[0] >= 0:
+                body = message.get("body", b"")
+                size[0] += len(body)
+                if size[0] > live.max_body:
+                    size[0] = -1
+                    chunks.clear()
+                    live.offer(slot, None)
+                else:
+                    chunks.append(body)
+                    if not message.get("more_body", False):
+                        live.offer(slot, b"".join(chunks))
+            return message
+
+        return tee
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http" or scope.get("path") in self.exclude_paths:
-            await self.app(scope, receive, send)
+        kind = scope.get("type")
+        if kind != "http" or scope.get("path") in self.exclude_paths:
+            if kind == "lifespan" and (self.writer is not None or self.live is not None):
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        writer = self.writer
+        if writer is not None and writer.thread is None:
+            writer.start()
+        live = self.live
+        if live is not None:
+            live.countdown -= 1
+            if live.countdown <= 0:
+                receive = self._sampled(live, receive)
         seen: dict[str, Any] = {"status": None, "first": None, "recorded": False}
 
         def record(end: float, failed: bool) -> None:
@@ -247,6 +603,7 @@ class SilentTaxMiddleware:
             await send(message)
 
         token = _current.set(self.tracer)
+        mine = _middleware.set(self)
         failed = False
         try:
             with self.tracer.span("request", stage="framework", method=scope.get("method")):
@@ -256,4 +613,5 @@ class SilentTaxMiddleware:
             raise
         finally:
             _current.reset(token)
+            _middleware.reset(mine)
             record(time.perf_counter(), failed)
