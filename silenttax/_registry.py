@@ -41,6 +41,7 @@ KINDS: dict[str, str] = {
     "silenttax.quantization_study": "silenttax.quantize._study:QuantizationStudy",
     "silenttax.report": "silenttax.report._report:Report",
     "silenttax.resource_monitor": "silenttax.monitor._resource:ResourceMonitor",
+    "silenttax.serving": "silenttax.integrations.asgi:SilentTaxMiddleware",
     "silenttax.stack_comparison": "silenttax.benchmark._stack:StackComparison",
     "silenttax.torch_profile": "silenttax.profile._torch:TorchProfile",
     "silenttax.trace_breakdown": "silenttax.trace._breakdown:Breakdown",

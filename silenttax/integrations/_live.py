@@ -270,7 +270,9 @@ class LiveFeatures:
                     fields["health"] = _merge_health(state.health, update["health"].state())
                 if "drift" in update:
                     fields["drift"] = (
-                        update["drift"] if state.drift is None else state.drift.merge(update["drift"])
+                        update["drift"]
+                        if state.drift is None
+                        else state.drift.merge(update["drift"])
                     )
             except Exception as exc:  # a column changed kind within the window
                 fields["failed"] += len(rows)
@@ -302,6 +304,22 @@ class LiveFeatures:
     def report(self) -> Report:
         """The latest background check (findings on the sampled live windows)."""
         return self._report
+
+    def null_rates(self) -> dict[str, float]:
+        """Feature -> share of nulls in the sampled rows of the previous and current windows."""
+        state = self.state()
+        health = _merge_health(state.health_previous, state.health)
+        if health is None:
+            return {}
+        return {n: p.nulls / p.rows for n, p in health.profiles.items() if p.rows}
+
+    def drift_scores(self) -> dict[str, tuple[str, float]]:
+        """Feature -> (metric, effect size) of the latest live drift check."""
+        return {
+            f.subject: (f.metric or "effect", float(f.effect_size))
+            for f in self._report
+            if f.code in ("drift.numeric", "drift.categorical") and f.effect_size is not None
+        }
 
     def judge(self, state: LiveState) -> Report:
         """Findings on the previous and current windows of ``state``, together."""

@@ -71,7 +71,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from pydantic import JsonValue
+from pydantic import Field, JsonValue
 
 from silenttax._merge import same_settings
 from silenttax._state import State, Stateful
@@ -80,8 +80,7 @@ from silenttax.drift import DriftDetector, DriftDetectorState
 from silenttax.errors import InputError
 from silenttax.features import FeatureHealth, FeatureHealthState
 from silenttax.integrations._live import Extractor, LiveFeatures, LiveState
-from silenttax.monitor import LatencyMonitor, LatencyMonitorState, LatencySketch
-from silenttax.monitor import LatencySketchState
+from silenttax.monitor import LatencyMonitor, LatencyMonitorState, LatencySketch, LatencySketchState
 from silenttax.report import Report
 from silenttax.trace import Breakdown, Tracer, check_breakdown
 
@@ -162,13 +161,13 @@ class ServingState(State):
     """Request and stage spans."""
     cost: CostMonitorState | None = None
     """The cost monitor (None: none was given)."""
-    feature_health: FeatureHealthState | None = None
-    """The reference schema live samples are judged against."""
-    drift: DriftDetectorState | None = None
-    """The reference live samples are tested for drift against."""
+    health_reference: FeatureHealthState | None = None
+    """The reference schema live samples are judged against (must match to merge)."""
+    drift_reference: DriftDetectorState | None = None
+    """The reference live samples are tested for drift against (must match to merge)."""
     live: LiveState | None = None
     """The sampled live feature windows."""
-    workers: list[str] = []
+    workers: list[str] = Field(default_factory=list)
     """Worker snapshot files merged into this one (fleet bookkeeping)."""
 
 
@@ -244,7 +243,9 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         if features is not None and feature_health is None and drift is None:
             raise InputError("features: given without feature_health= or drift= to judge them")
         if not (snapshot_interval > 0 and math.isfinite(snapshot_interval)):
-            raise InputError(f"snapshot_interval must be positive seconds, got {snapshot_interval!r}")
+            raise InputError(
+                f"snapshot_interval must be positive seconds, got {snapshot_interval!r}"
+            )
         self.app = app
         self.template = monitor or LatencyMonitor()
         self.tracer = tracer or Tracer(model_stages=tuple(model_stages))
@@ -323,7 +324,10 @@ class SilentTaxMiddleware(Stateful[ServingState]):
     def breakdown(self) -> Breakdown:
         """Request and stage spans of this worker (and of those merged in)."""
         mine = self.tracer.breakdown()
-        return mine if self._merged is None else mine.merge(self._merged)
+        if self._merged is None:
+            return mine
+        # a restored or fleet view that served nothing itself adds no wall time of its own
+        return self._merged if not mine.requests else mine.merge(self._merged)
 
     def check(self) -> Report:
         """Findings over what was served: per-route latency, the shadow pipeline, cost
@@ -351,9 +355,9 @@ class SilentTaxMiddleware(Stateful[ServingState]):
     # ------------------------------------------------------------------ snapshot
     def _params(self) -> dict[str, JsonValue]:
         return {
-            "exclude_paths": sorted(self.exclude_paths),
+            "exclude_paths": list[JsonValue](sorted(self.exclude_paths)),
             "max_routes": self.max_routes,
-            "model_stages": list(self.model_stages),
+            "model_stages": list[JsonValue](self.model_stages),
             "strict": self.strict,
             "sample_rate": self.sample_rate,
             "max_samples": self.max_samples,
@@ -384,8 +388,8 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             internal_errors=self.internal_errors,
             breakdown=self.breakdown(),
             cost=None if self.cost is None else self.cost.state(),
-            feature_health=None if live is None or live.health is None else live.health.state(),
-            drift=None if live is None or live.drift is None else live.drift.state(),
+            health_reference=None if live is None or live.health is None else live.health.state(),
+            drift_reference=None if live is None or live.drift is None else live.drift.state(),
             live=None if live is None else live.state(),
             workers=workers,
         )
@@ -403,9 +407,11 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             exclude_paths=params.pop("exclude_paths"),
             model_stages=params.pop("model_stages"),
             feature_health=(
-                FeatureHealth.from_state(state.feature_health) if state.feature_health else None
+                FeatureHealth.from_state(state.health_reference) if state.health_reference else None
             ),
-            drift=DriftDetector.from_state(state.drift) if state.drift else None,
+            drift=DriftDetector.from_state(state.drift_reference)
+            if state.drift_reference
+            else None,
             features=_unsaved if live else None,
             **params,
         )
@@ -442,6 +448,10 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             raise InputError("cannot merge SilentTaxMiddlewares: 'cost' is set in only one")
         if (self.live is None) != (theirs.live is None):
             raise InputError("cannot merge SilentTaxMiddlewares: 'features' is set in only one")
+        mine = self.state() if self.live is not None else None
+        for name in ("health_reference", "drift_reference"):
+            if mine is not None and getattr(mine, name) != getattr(theirs, name):
+                raise InputError(f"cannot merge SilentTaxMiddlewares: {name!r} differs")
         with self._lock:
             for mine, their, make in (
                 (self._latency, theirs.routes, LatencyMonitor.from_state),

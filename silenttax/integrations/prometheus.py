@@ -16,7 +16,15 @@ exporters that pay ``Histogram.observe`` per request.
 - ``Tracer``: requests, span errors, the non-model share of request time.
 - ``CostMonitor``: cost per 1000 inferences of the latest window, inferences.
 - ``ResourceMonitor``: RSS and CPU utilisation of the latest sample.
+- ``SilentTaxMiddleware``: per route request and time-to-first-byte histograms,
+  requests by status class, the durations recorded with ``observe()``, and with
+  live feature sampling the null rate and drift score per feature and the sample
+  counters.
 - ``findings=True``: active findings of the component's ``check()`` by severity.
+
+Several workers: :meth:`SilentTaxCollector.from_directory` merges the snapshots
+the workers write (``snapshot_dir=``) at each scrape; see
+:mod:`silenttax.integrations.fleet`.
 
 Label values are capped (``max_label_values`` per label; the costliest stages
 claim them first, and a stage beyond the cap is left out, its time still in the
@@ -37,6 +45,7 @@ Examples:
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
@@ -138,6 +147,23 @@ class SilentTaxCollector:
         self._cap = _Capped(max_label_values)
         self._lock = threading.Lock()
 
+    @classmethod
+    def from_directory(
+        cls, path: str | os.PathLike[str], *, name: str = "app", own: Any = None, **options: Any
+    ) -> SilentTaxCollector:
+        """A collector over a fleet: at each scrape it merges the worker snapshots in
+        ``path`` (and the archive of dead workers) and exports them as one middleware.
+
+        Args:
+            path: The ``snapshot_dir`` the workers write to.
+            name: The ``monitor`` label.
+            own: The scraping worker's middleware (its live state is used, not its file).
+            options: As for the constructor.
+        """
+        from silenttax.integrations.fleet import _folder
+
+        return cls({name: _Directory(_folder(path), own)}, **options)
+
     def add(self, name: str, monitor: Any) -> None:
         """Export one more component under ``name``."""
         if _kind(monitor) is None:
@@ -170,6 +196,11 @@ class SilentTaxCollector:
             "ttfb_q": ("gauge", f"{ns}_http_ttfb_quantile_seconds", ("route", "quantile")),
             "http": ("counter", f"{ns}_http_requests", ("route", "status")),
             "internal": ("counter", f"{ns}_internal_errors", ()),
+            "observed": ("histogram", f"{ns}_observed_seconds", ("name",)),
+            "observed_q": ("gauge", f"{ns}_observed_quantile_seconds", ("name", "quantile")),
+            "null_rate": ("gauge", f"{ns}_feature_null_rate", ("feature",)),
+            "drift": ("gauge", f"{ns}_feature_drift", ("feature", "metric")),
+            "samples": ("counter", f"{ns}_feature_samples", ("outcome",)),
         }
 
     _HELP: ClassVar[dict[str, str]] = {
@@ -194,6 +225,11 @@ class SilentTaxCollector:
         "ttfb_q": "Time-to-first-byte quantile per route, from the sketch.",
         "http": "HTTP requests per route template and status class.",
         "internal": "silenttax errors counted (never raised) in the middleware.",
+        "observed": "Durations recorded with silenttax.integrations.asgi.observe().",
+        "observed_q": "Quantile of the observed durations, from the sketch.",
+        "null_rate": "Share of null values per feature in the live sample (last two windows).",
+        "drift": "Drift effect size per feature in the live sample vs the reference.",
+        "samples": "Sampled requests by outcome (rows, failed, dropped, truncated).",
     }
 
     def _families(self) -> dict[str, Any]:
@@ -228,6 +264,11 @@ class SilentTaxCollector:
                 families["invalid"].add_metric(base, float(sketch.invalid))
             elif kind == "tracer":
                 self._tracer(families, base, monitor.breakdown())
+            elif kind == "directory":
+                from silenttax.integrations.fleet import read_directory
+
+                monitor = read_directory(monitor.path, own=monitor.own)
+                self._middleware(families, base, monitor)
             elif kind == "middleware":
                 self._middleware(families, base, monitor)
             elif kind == "cost":
@@ -283,10 +324,29 @@ class SilentTaxCollector:
             self._histogram(families, "ttfb", [*base, route], sketch.state())
         for (route, status), count in sorted(middleware.requests().items()):
             families["http"].add_metric([*base, route, status], float(count))
+        for observed, monitor in sorted(middleware.observed().items()):
+            label = self._cap("name", observed)
+            if label != OTHER:
+                self._histogram(families, "observed", [*base, label], monitor.sketch.state())
         families["internal"].add_metric(base, float(middleware.internal_errors))
-        self._tracer(families, base, middleware.tracer.breakdown())
+        self._tracer(families, base, middleware.breakdown())
         if middleware.cost is not None:
             self._cost(families, base, middleware.cost)
+        if middleware.live is not None:
+            self._live(families, base, middleware.live)
+
+    def _live(self, families: dict[str, Any], base: list[str], live: Any) -> None:
+        state = live.state()
+        for outcome in ("rows", "failed", "dropped", "truncated"):
+            families["samples"].add_metric([*base, outcome], float(getattr(state, outcome)))
+        for feature, rate in sorted(live.null_rates().items()):
+            label = self._cap("feature", feature)
+            if label != OTHER:
+                families["null_rate"].add_metric([*base, label], rate)
+        for feature, (metric, score) in sorted(live.drift_scores().items()):
+            label = self._cap("feature", feature)
+            if label != OTHER:
+                families["drift"].add_metric([*base, label, metric], score)
 
     def _cost(self, families: dict[str, Any], base: list[str], monitor: Any) -> None:
         state = monitor.state()
@@ -310,6 +370,14 @@ class SilentTaxCollector:
             families["findings"].add_metric([*base, severity.value], float(count))
 
 
+class _Directory:
+    """A fleet's snapshot directory, read at each scrape."""
+
+    def __init__(self, path: Any, own: Any) -> None:
+        self.path = path
+        self.own = own
+
+
 def _le(edge: float) -> str:
     return f"{edge:.6g}"
 
@@ -330,6 +398,8 @@ def _kind(monitor: Any) -> str | None:
         return "middleware"
     if isinstance(monitor, ResourceMonitor):
         return "resource"
+    if isinstance(monitor, _Directory):
+        return "directory"
     return None
 
 

@@ -20,6 +20,7 @@ from silenttax.cost import CostModel, CostMonitor
 from silenttax.drift import DriftDetector
 from silenttax.features import FeatureHealth
 from silenttax.gate import Canary
+from silenttax.integrations.asgi import SilentTaxMiddleware, observe, stage
 from silenttax.monitor import CUSUM, LatencyMonitor, LatencySketch, ResourceMonitor
 from silenttax.quantize import Baseline, Candidate, QuantizationStudy
 from silenttax.report import Finding, Report
@@ -223,6 +224,57 @@ def _canary_halves() -> tuple[Canary, Canary, Canary]:
     return _canary(4), _canary(5), _feed(_canary(4), 5)
 
 
+_SERVING_REFERENCE = {"age": np.random.default_rng(3).normal(40, 10, 2000)}
+
+
+def _served(requests: range, *, max_routes: int = 100) -> SilentTaxMiddleware:
+    """A middleware that served ``requests`` (one sampled body each, folded at a fixed time)."""
+    import asyncio
+    import json
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        body = json.loads((await receive())["body"])
+        with stage("model"):
+            observe("queue", 0.001 * (1 + body["age"] % 7))
+        await send({"type": "http.response.start", "status": 200 + 200 * (body["i"] % 3 == 0)})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    middleware = SilentTaxMiddleware(
+        app,
+        feature_health=FeatureHealth().fit(_SERVING_REFERENCE),
+        drift=DriftDetector().fit(_SERVING_REFERENCE),
+        features=lambda body: {"age": body["age"]},
+        sample_rate=1.0,
+        max_routes=max_routes,
+    )
+    rng = np.random.default_rng(requests.start)
+
+    async def serve() -> None:
+        for i in requests:
+            body = json.dumps({"i": i, "age": float(rng.normal(40, 10))}).encode()
+
+            async def receive(body: bytes = body) -> dict[str, Any]:
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            async def send(message: Any) -> None:
+                pass
+
+            await middleware({"type": "http", "path": "/predict"}, receive, send)
+
+    asyncio.run(serve())
+    assert middleware.live is not None
+    middleware.live.fold(now=1_700_000_000.0)
+    # frozen: a live tracer's wall time grows between two snapshots of the same object
+    return SilentTaxMiddleware.from_state(middleware.state())
+
+
+def _serving_halves() -> tuple[Any, Any, Any]:
+    a, b = _served(range(0, 40)), _served(range(40, 100))
+    whole = _served(range(0, 40))
+    whole.merge(_served(range(40, 100)).state())  # the one pass: same bodies, same counts
+    return a, b, whole
+
+
 def _merge_in_place(a: Any, b: Any) -> Any:
     return a.merge(b)
 
@@ -345,6 +397,14 @@ EXAMPLES: dict[str, Example] = {
         bad_input=lambda: CostModel(price_per_hour=-1),
     ),
     "silenttax.report": Example(make=_report),
+    "silenttax.serving": Example(
+        make=lambda: _served(range(30)),
+        halves=_serving_halves,
+        merge=_merge_in_place,
+        mismatched=lambda: (_served(range(5)), _served(range(5), max_routes=3), "max_routes"),
+        bad_input=lambda: SilentTaxMiddleware(_served, max_routes=0),
+        judge=lambda m: m.check(),
+    ),
     "silenttax.quantization_study": Example(make=_study, judge=lambda s: s.report()),
     "silenttax.torch_profile": Example(make=lambda: _profile("torch"), judge=lambda p: p.report()),
     "silenttax.onnx_profile": Example(make=lambda: _profile("onnx"), judge=lambda p: p.report()),
