@@ -69,6 +69,17 @@ class LiveState(BaseModel):
     """Why bodies failed: exception type -> count."""
 
 
+_INSTANCES: weakref.WeakSet[LiveFeatures] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for live in list(_INSTANCES):
+        live._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork)  # one hook for all: instances come and go
+
+
 def _geometric(rate: float, rng: random.Random) -> int:
     """Requests up to and including the next sampled one (geometric, mean 1/rate)."""
     if rate >= 1.0:
@@ -156,16 +167,13 @@ class LiveFeatures:
         self._report = Report()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        ref = weakref.ref(self)
+        _INSTANCES.add(self)
 
-        def after_fork() -> None:  # the thread does not survive a fork: start a new one lazily
-            live = ref()
-            if live is not None:
-                live._thread = None
-                live._stop = threading.Event()
-                live._lock = threading.Lock()
-
-        os.register_at_fork(after_in_child=after_fork)
+    def _after_fork(self) -> None:
+        """In a forked child: the thread did not survive; a new one starts lazily."""
+        self._thread = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
 
     def _params(self) -> dict[str, JsonValue]:
         return {

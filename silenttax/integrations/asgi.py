@@ -443,26 +443,36 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         theirs = other.state() if isinstance(other, SilentTaxMiddleware) else other
         if not isinstance(theirs, ServingState):
             raise InputError(f"can only merge a SilentTaxMiddleware, got {type(other).__name__}")
-        same_settings("SilentTaxMiddleware", self._params(), dict(theirs.params))
+        local = ("strict", "check_interval", "snapshot_interval")  # each worker's own
+        mine, their_params = (
+            {k: v for k, v in params.items() if k not in local}
+            for params in (self._params(), dict(theirs.params))
+        )
+        same_settings("SilentTaxMiddleware", mine, their_params)
         if (self.cost is None) != (theirs.cost is None):
             raise InputError("cannot merge SilentTaxMiddlewares: 'cost' is set in only one")
         if (self.live is None) != (theirs.live is None):
             raise InputError("cannot merge SilentTaxMiddlewares: 'features' is set in only one")
-        mine = self.state() if self.live is not None else None
-        for name in ("health_reference", "drift_reference"):
-            if mine is not None and getattr(mine, name) != getattr(theirs, name):
-                raise InputError(f"cannot merge SilentTaxMiddlewares: {name!r} differs")
+        live = self.live
+        if live is not None:
+            for name, reference in (
+                ("health_reference", live.health),
+                ("drift_reference", live.drift),
+            ):
+                ours = None if reference is None else reference.state()
+                if ours != getattr(theirs, name):
+                    raise InputError(f"cannot merge SilentTaxMiddlewares: {name!r} differs")
         with self._lock:
-            for mine, their, make in (
-                (self._latency, theirs.routes, LatencyMonitor.from_state),
-                (self._observed, theirs.observed, LatencyMonitor.from_state),
+            for monitors, their in (
+                (self._latency, theirs.routes),
+                (self._observed, theirs.observed),
             ):
                 for name, monitor_state in their.items():
-                    got = make(monitor_state)
-                    if name in mine:
-                        mine[name].merge(got)
+                    got = LatencyMonitor.from_state(monitor_state)
+                    if name in monitors:
+                        monitors[name].merge(got)
                     else:
-                        mine[name] = got
+                        monitors[name] = got
             for route, sketch_state in theirs.ttfb.items():
                 sketch = LatencySketch.from_state(sketch_state)
                 if route in self._ttfb:

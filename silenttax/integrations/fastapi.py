@@ -49,7 +49,10 @@ def instrument(
             ``metrics_path`` only).
         name: The ``monitor`` label of the exported series.
         options: :class:`SilentTaxMiddleware` options (``cost``, ``monitor``,
-            ``max_routes``, ``exclude_paths``, ...).
+            ``max_routes``, ``exclude_paths``, ``feature_health``/``drift`` with
+            ``features``, ``snapshot_dir``, ...). With ``snapshot_dir`` (several
+            workers), the scrape and the check endpoint answer for the whole fleet:
+            every worker's snapshot in that directory, merged.
     """
     excluded = tuple(p for p in (metrics_path, check_path) if p)
     options["exclude_paths"] = (*options.get("exclude_paths", ("/health",)), *excluded)
@@ -73,7 +76,14 @@ def instrument(
         from silenttax.integrations.prometheus import SilentTaxCollector
 
         reg = registry if registry is not None else prometheus.CollectorRegistry()
-        reg.register(SilentTaxCollector({name: middleware}))
+        if middleware.writer is not None:
+            reg.register(
+                SilentTaxCollector.from_directory(
+                    middleware.writer.folder, name=name, own=middleware
+                )
+            )
+        else:
+            reg.register(SilentTaxCollector({name: middleware}))
 
         def metrics(request: Any) -> Any:
             return responses.Response(
@@ -84,7 +94,12 @@ def instrument(
     if check_path:
 
         def check(request: Any) -> Any:
-            return responses.Response(middleware.check().to_json(), media_type="application/json")
+            served = middleware
+            if middleware.writer is not None:
+                from silenttax.integrations.fleet import read_directory
+
+                served = read_directory(middleware.writer.folder, own=middleware)
+            return responses.Response(served.check().to_json(), media_type="application/json")
 
         app.add_route(check_path, check, include_in_schema=False)
     return middleware

@@ -1,0 +1,272 @@
+"""Multi-worker serving: snapshot files per worker, merged at scrape, dead workers archived.
+
+Worker processes here are real: subprocesses that serve requests through the middleware
+and exit (cleanly, or killed with SIGKILL), and a gunicorn fleet of uvicorn workers with
+``max_requests`` churn driven over loopback by httpx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from silenttax._sketch import lower_rank
+from silenttax.integrations.asgi import ServingState, SilentTaxMiddleware, observe
+from silenttax.integrations.fleet import ARCHIVE, fold_dead, read_directory
+from silenttax.integrations.prometheus import SilentTaxCollector
+
+WORKER = """
+import asyncio, os, signal, sys
+from silenttax.integrations.asgi import SilentTaxMiddleware, observe
+
+async def app(scope, receive, send):
+    observe("work", 0.001 * (1 + int(scope["path"].rsplit("/", 1)[1]) % 5))
+    await send({"type": "http.response.start", "status": 200})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+async def main(n):
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+    async def send(message):
+        pass
+    for i in range(n):
+        await middleware({"type": "http", "path": f"/item/{i}"}, receive, send)
+
+middleware = SilentTaxMiddleware(app, snapshot_dir=sys.argv[1], snapshot_interval=60)
+asyncio.run(main(int(sys.argv[2])))
+if sys.argv[3] == "kill":
+    middleware.writer.write()  # its last periodic write, then a crash
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _serve(middleware: SilentTaxMiddleware, n: int) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        observe("work", 0.002)
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    middleware.app = app
+
+    async def main() -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            pass
+
+        for i in range(n):
+            await middleware({"type": "http", "path": f"/item/{i}"}, receive, send)
+
+    asyncio.run(main())
+
+
+def _requests(middleware: SilentTaxMiddleware) -> int:
+    return sum(middleware.requests().values())
+
+
+def _worker(folder: Path, n: int, how: str) -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER, str(folder), str(n), how], capture_output=True, text=True
+    )
+    assert done.returncode == (-signal.SIGKILL if how == "kill" else 0), done.stderr
+    return n
+
+
+def test_exited_and_killed_workers_are_folded_and_counted_once(tmp_path: Path) -> None:
+    sent = _worker(tmp_path, 30, "exit") + _worker(tmp_path, 20, "exit")
+    # a clean exit folds the worker itself: only the archive is left
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == [ARCHIVE]
+    sent += _worker(tmp_path, 25, "kill")
+    killed = list(tmp_path.glob("worker-*.json"))
+    assert len(killed) == 1  # the crashed worker's last write
+    live = SilentTaxMiddleware(None, snapshot_dir=tmp_path)  # type: ignore[arg-type]
+    _serve(live, 7)
+    live.writer.write()
+    sent += 7
+
+    fleet = read_directory(tmp_path)
+    assert _requests(fleet) == sent
+    assert fleet.observed()["work"].sketch.count == sent
+    # the scrape folded the dead worker; the live one's file stays
+    assert not killed[0].exists()
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == sorted(
+        [ARCHIVE, live.writer.path.name]
+    )
+    assert _requests(read_directory(tmp_path)) == sent  # read again: nothing counted twice
+    # the live worker's own state is used in place of its (older) file
+    _serve(live, 3)
+    assert _requests(read_directory(tmp_path, own=live)) == sent + 3
+    assert _requests(read_directory(tmp_path)) == sent
+
+
+def test_a_fold_interrupted_after_the_archive_was_written_counts_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    worker = SilentTaxMiddleware(None, snapshot_dir=tmp_path)  # type: ignore[arg-type]
+    _serve(worker, 11)
+    name = f"worker-{int(dead.stdout)}-deadbeef.json"
+    state = worker.state().model_copy(update={"workers": [name]})
+    state.save(tmp_path / name)
+    state.save(tmp_path / ARCHIVE)  # the archive already holds it; the unlink never happened
+    assert _requests(read_directory(tmp_path)) == 11
+    assert not (tmp_path / name).exists()
+    assert fold_dead(tmp_path) == 0
+    assert _requests(read_directory(tmp_path)) == 11
+
+
+def test_the_directory_collector_scrapes_the_fleet(tmp_path: Path) -> None:
+    workers = [SilentTaxMiddleware(None, snapshot_dir=tmp_path) for _ in range(3)]  # type: ignore[arg-type]
+    for i, worker in enumerate(workers):
+        _serve(worker, 10 * (i + 1))
+        worker.writer.write()
+    registry = CollectorRegistry()
+    registry.register(SilentTaxCollector.from_directory(tmp_path, name="fleet"))
+    families = {
+        f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())
+    }
+    http = families["silenttax_http_requests"].samples
+    assert sum(s.value for s in http if s.name.endswith("_total")) == 60
+    observed = [
+        s for s in families["silenttax_observed_seconds"].samples if s.name.endswith("_count")
+    ]
+    assert [s.value for s in observed] == [60.0]
+    # merged state is one snapshot, loadable
+    merged = read_directory(tmp_path).state()
+    assert ServingState.from_json(merged.to_json()) == merged
+
+
+def test_workers_with_different_settings_do_not_merge(tmp_path: Path) -> None:
+    a = SilentTaxMiddleware(None, snapshot_dir=tmp_path)  # type: ignore[arg-type]
+    b = SilentTaxMiddleware(None, snapshot_dir=tmp_path, max_routes=5)  # type: ignore[arg-type]
+    _serve(a, 2)
+    _serve(b, 2)
+    a.writer.write()
+    b.writer.write()
+    with pytest.raises(Exception, match="max_routes"):
+        read_directory(tmp_path)
+
+
+# --------------------------------------------------------------------- gunicorn
+GUNICORN_APP = """
+import os
+from fastapi import FastAPI
+from silenttax.integrations.asgi import observe
+from silenttax.integrations.fastapi import instrument
+
+app = FastAPI()
+
+@app.get("/observe/{micros}")
+async def record(micros: int) -> dict:
+    observe("client", micros / 1e6)
+    return {"pid": os.getpid()}
+
+instrument(app, snapshot_dir=os.environ["SILENTTAX_SNAPSHOTS"], snapshot_interval=0.3)
+"""
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def gunicorn(tmp_path: Path) -> Iterator[str]:
+    pytest.importorskip("gunicorn")
+    pytest.importorskip("uvicorn_worker")
+    httpx = pytest.importorskip("httpx")
+    (tmp_path / "fleet_app.py").write_text(GUNICORN_APP)
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    port = _port()
+    log = (tmp_path / "gunicorn.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "fleet_app:app", "-w", "4", "-k",
+         "uvicorn_worker.UvicornWorker", "-b", f"127.0.0.1:{port}", "--max-requests", "60",
+         "--max-requests-jitter", "20", "--graceful-timeout", "10", "--log-level", "warning"],
+        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "SILENTTAX_SNAPSHOTS": str(snapshots)},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            httpx.get(url + "/metrics", timeout=2)
+            break
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log.close()
+                raise RuntimeError((tmp_path / "gunicorn.log").read_text()) from None
+            time.sleep(0.3)
+    yield url
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+    shutil.rmtree(snapshots, ignore_errors=True)
+
+
+def _scrape(url: str) -> dict[str, list[Any]]:
+    import httpx
+
+    text = httpx.get(url + "/metrics", timeout=30).text
+    return {f.name: f.samples for f in text_string_to_metric_families(text)}
+
+
+def test_gunicorn_fleet_with_worker_churn_merges_exactly(gunicorn: str) -> None:
+    import httpx
+
+    rng = np.random.default_rng(7)
+    micros = np.maximum(1, rng.lognormal(np.log(3000), 0.8, 400)).astype(int)
+    pids: set[int] = set()
+
+    # one request at a time on a fresh connection: a worker reaching max_requests drops
+    # connections it accepted concurrently (uvicorn's shutdown), which is not what is tested
+    with httpx.Client(base_url=gunicorn, timeout=30,
+                      limits=httpx.Limits(max_keepalive_connections=0)) as client:  # fmt: skip
+        for m in micros:
+            r = client.get(f"/observe/{m}")
+            assert r.status_code == 200
+            pids.add(r.json()["pid"])
+    assert len(pids) > 4, "max_requests churned the workers"
+    seconds = np.sort(micros / 1e6)
+    deadline = time.monotonic() + 30
+    while True:
+        families = _scrape(gunicorn)
+        counts = [s.value for s in families.get("silenttax_observed_seconds", [])
+                  if s.name.endswith("_count")]  # fmt: skip
+        if counts == [float(seconds.size)] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert counts == [float(seconds.size)], "every request counted exactly once, churn or not"
+    route = [s for s in families["silenttax_http_requests"]
+             if s.name.endswith("_total") and s.labels["route"] == "/observe/{micros}"]  # fmt: skip
+    assert sum(s.value for s in route) == seconds.size
+    quantiles = {s.labels["quantile"]: s.value
+                 for s in families["silenttax_observed_quantile_seconds"]}  # fmt: skip
+    for q in ("0.5", "0.95", "0.99"):
+        exact = seconds[lower_rank(seconds.size, float(q))]
+        assert quantiles[q] == pytest.approx(exact, rel=0.0101), q
+    check = json.loads(httpx.get(gunicorn + "/silenttax/check", timeout=30).text)
+    assert check["kind"] == "silenttax.report"
