@@ -162,6 +162,7 @@ class LiveFeatures:
         """Requests left until the next sampled one (decremented on the request path)."""
         self._bodies: list[bytes] = []
         self._seen = 0  # sampled requests offered this interval
+        self._counts = dict.fromkeys(("candidates", "dropped", "truncated"), 0)
         self._lock = threading.Lock()
         self._state = LiveState(params=self._params())
         self._report = Report()
@@ -191,22 +192,19 @@ class LiveFeatures:
             self.start()
         with self._lock:
             self._seen += 1
+            self._counts["candidates"] += 1
             if len(self._bodies) < self.max_samples:
                 self._bodies.append(b"")
                 return len(self._bodies) - 1
+            self._counts["dropped"] += 1  # this request, or the one whose slot it takes
             slot = self._rng.randrange(self._seen)
-            if slot < self.max_samples:
-                return slot
-            self._state = self._state.model_copy(update={"dropped": self._state.dropped + 1})
-            return -1
+            return slot if slot < self.max_samples else -1
 
     def offer(self, slot: int, body: bytes | None) -> None:
         """A sampled request's raw body (None: over ``max_body``)."""
         with self._lock:
             if body is None:
-                self._state = self._state.model_copy(
-                    update={"truncated": self._state.truncated + 1}
-                )
+                self._counts["truncated"] += 1
             elif slot < len(self._bodies):
                 self._bodies[slot] = body
 
@@ -252,6 +250,7 @@ class LiveFeatures:
         re-run the check (the background thread calls this every ``interval``)."""
         with self._lock:
             bodies, self._bodies, self._seen = self._bodies, [], 0
+            counts, self._counts = self._counts, dict.fromkeys(self._counts, 0)
         rows, errors = self._rows(bodies)
         batch = _columns(rows)
         update: dict[str, Any] = {}
@@ -268,7 +267,9 @@ class LiveFeatures:
         with self._lock:
             state = _roll(self._state, slot)
             fields: dict[str, Any] = {
-                "candidates": state.candidates + len([b for b in bodies if b]),
+                "candidates": state.candidates + counts["candidates"],
+                "dropped": state.dropped + counts["dropped"],
+                "truncated": state.truncated + counts["truncated"],
                 "rows": state.rows + len(rows),
                 "failed": state.failed + sum(errors.values()),
                 "errors": _add(state.errors, errors),

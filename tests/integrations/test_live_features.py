@@ -1,0 +1,237 @@
+"""Live feature health in the middleware: sampling before conversion, folding off the
+request path, findings and gauges (in process, and behind a real uvicorn server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pydantic import BaseModel
+from scipy import stats
+
+from silenttax.drift import DriftDetector
+from silenttax.errors import InputError
+from silenttax.features import FeatureHealth
+from silenttax.integrations.asgi import SilentTaxMiddleware
+
+RNG = np.random.default_rng(0)
+REFERENCE = {"age": RNG.normal(40, 10, 3000), "country": RNG.choice(["DE", "FR"], 3000).tolist()}
+
+
+async def _app(scope: Any, receive: Any, send: Any) -> None:
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+def _serve(middleware: SilentTaxMiddleware, bodies: list[bytes], chunk: int = 0) -> None:
+    async def main() -> None:
+        for body in bodies:
+            parts = [body[i : i + chunk] for i in range(0, len(body), chunk)] if chunk else [body]
+            queue = list(parts)
+
+            async def receive(queue: list[bytes] = queue) -> dict[str, Any]:
+                part = queue.pop(0)
+                return {"type": "http.request", "body": part, "more_body": bool(queue)}
+
+            async def send(message: Any) -> None:
+                pass
+
+            await middleware({"type": "http", "path": "/score"}, receive, send)
+
+    asyncio.run(main())
+
+
+def _bodies(n: int, null_share: float = 0.0, shift: float = 0.0) -> list[bytes]:
+    rng = np.random.default_rng(1)
+    out = []
+    for _ in range(n):
+        age = None if rng.random() < null_share else float(rng.normal(40 + shift, 10))
+        out.append(json.dumps({"age": age, "country": str(rng.choice(["DE", "FR"]))}).encode())
+    return out
+
+
+def _middleware(**options: Any) -> SilentTaxMiddleware:
+    return SilentTaxMiddleware(
+        _app,
+        feature_health=FeatureHealth().fit(REFERENCE),
+        drift=DriftDetector().fit(REFERENCE),
+        features=options.pop("features", lambda body: body),
+        check_interval=3600,  # folded by hand here
+        **options,
+    )
+
+
+def test_requests_are_sampled_independently_at_the_rate() -> None:
+    middleware = _middleware(sample_rate=0.05)
+    n = 20_000
+    _serve(middleware, [b'{"age": 1.0, "country": "DE"}'] * n)
+    assert middleware.live is not None
+    middleware.live.fold()
+    sampled = middleware.live.state().candidates
+    # two-sided binomial test at 1e-4: the sampled count is what Bernoulli(0.05) gives
+    assert stats.binomtest(sampled, n, 0.05).pvalue > 1e-4
+    assert middleware.live.state().rows == sampled
+
+
+def test_null_and_drift_findings_and_bounded_work() -> None:
+    middleware = _middleware(sample_rate=1.0, max_samples=300)
+    _serve(middleware, _bodies(1000, null_share=0.3, shift=15))
+    live = middleware.live
+    assert live is not None
+    live.fold()
+    state = live.state()
+    # the reservoir bounds the work: 300 parsed of 1000 sampled
+    assert (state.candidates, state.rows, state.dropped) == (1000, 300, 700)
+    codes = {(f.code, f.subject) for f in middleware.check().problems()}
+    assert ("feature.null_rate", "age") in codes
+    assert ("drift.numeric", "age") in codes
+    assert live.null_rates()["age"] == pytest.approx(0.3, abs=0.1)
+    assert live.drift_scores()["age"][1] > 1.0
+
+
+def test_a_clean_sample_stays_quiet() -> None:
+    middleware = _middleware(sample_rate=1.0)
+    _serve(middleware, _bodies(500))
+    assert middleware.live is not None
+    middleware.live.fold()
+    assert not middleware.check().problems()
+
+
+class Request(BaseModel):
+    age: float | None
+    country: str
+
+
+def test_pydantic_model_chunked_bodies_and_bad_ones() -> None:
+    middleware = _middleware(sample_rate=1.0, features=Request)
+    live = middleware.live
+    assert live is not None
+    live.max_body = 200
+    good = _bodies(50)
+    _serve(middleware, good, chunk=7)  # a body arriving in many chunks is joined
+    _serve(middleware, [b"not json", b'{"age": "x", "country": 3}'])
+    _serve(middleware, [b'{"age": 1.0, "country": "' + b"x" * 500 + b'"}'])
+    live.fold()
+    state = live.state()
+    assert state.rows == 50 and state.failed == 2 and state.truncated == 1
+    assert state.errors == {"ValidationError": 2}
+
+
+def test_windows_roll_and_merge_across_workers() -> None:
+    a, b = _middleware(sample_rate=1.0), _middleware(sample_rate=1.0)
+    assert a.live is not None and b.live is not None
+    t0 = 1_700_000_100.0 - 1_700_000_100.0 % 300
+    _serve(a, _bodies(100))
+    a.live.fold(now=t0)
+    _serve(a, _bodies(40))
+    a.live.fold(now=t0 + 300)  # next window: the first becomes the previous
+    _serve(b, _bodies(60))
+    b.live.fold(now=t0 + 310)
+    a.merge(b)
+    state = a.live.state()
+    assert state.rows == 200
+    assert state.health_previous is not None and state.health is not None
+    assert state.health.profiles["age"].rows == 100  # a's 40 and b's 60, same slot
+    assert state.health_previous.profiles["age"].rows == 100
+    a.live.fold(now=t0 + 900)  # two windows on: nothing left to judge
+    assert a.live.null_rates() == {}
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(InputError, match="features"):
+        SilentTaxMiddleware(_app, feature_health=FeatureHealth().fit(REFERENCE))
+    with pytest.raises(InputError, match="sample_rate"):
+        _middleware(sample_rate=0)
+    with pytest.raises(InputError, match="features"):
+        _middleware(features=42)
+
+
+# ------------------------------------------------------------------ real server
+APP = """
+import numpy as np
+from fastapi import FastAPI
+from silenttax.features import FeatureHealth
+from silenttax.integrations.fastapi import instrument
+
+rng = np.random.default_rng(0)
+reference = {"age": rng.normal(40, 10, 3000), "country": rng.choice(["DE", "FR"], 3000).tolist()}
+app = FastAPI()
+
+@app.post("/score")
+async def score(body: dict) -> dict:
+    return {"score": 0.5}
+
+instrument(app, feature_health=FeatureHealth().fit(reference), features=lambda body: body,
+           sample_rate=1.0, check_interval=0.2)
+"""
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("uvicorn")
+    (tmp_path / "live_app.py").write_text(APP)
+    port = _port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "live_app:app", "--host", "127.0.0.1", "--port",
+         str(port), "--log-level", "warning"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(url + "/metrics", timeout=1)
+            break
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("uvicorn did not start") from None
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+JSON = {"content-type": "application/json"}
+
+
+def test_a_real_server_names_the_null_feature(server: str) -> None:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with httpx.Client(base_url=server, timeout=30) as client:
+        for body in _bodies(300, null_share=0.4):
+            assert client.post("/score", content=body, headers=JSON).status_code == 200
+        deadline = time.monotonic() + 20
+        while True:  # the background thread folds every 0.2 s
+            report = json.loads(client.get("/silenttax/check").text)
+            text = client.get("/metrics").text
+            families = {f.name: f.samples for f in text_string_to_metric_families(text)}
+            samples = {s.labels["outcome"]: s.value for s in families["silenttax_feature_samples"]}
+            if samples["rows"] == 300 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+    found = [f["subject"] for f in report["findings"] if f["code"] == "feature.null_rate"]
+    assert found == ["age"]
+    rates = {s.labels["feature"]: s.value for s in families["silenttax_feature_null_rate"]}
+    assert rates["age"] == pytest.approx(0.4, abs=0.1) and rates["country"] == 0.0
+    rows = [samples["rows"]]
+    assert rows == [300.0]
