@@ -1,0 +1,157 @@
+"""Scrape time of a multi-worker fleet: silenttax's snapshot directory vs
+prometheus_client's multiprocess mode, side by side, 4 live workers and 1000 dead ones.
+
+Anchor (shared/research/serving_ecosystem.md): prometheus_client's multiprocess mode
+takes 10-40 s per scrape with thousands of dead-worker files, because every file of
+every worker that ever ran is read at every scrape. silenttax folds dead workers'
+snapshots into one archive (the first scrape after they die pays for it once), so a
+scrape reads O(live workers) files.
+
+Each worker here served 5 routes with ``--requests`` requests; prometheus_client's
+workers observed the same durations into a labelled Histogram (its default buckets)
+and a Counter. Dead workers' files are written with process ids of processes that
+have exited.
+
+Run: python benchmarks/bench_fleet_scrape.py [--dead 1000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from silenttax.integrations.asgi import SilentTaxMiddleware
+from silenttax.integrations.prometheus import SilentTaxCollector
+
+ROUTES = [f"/v1/model{i}" for i in range(5)]
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def silenttax_worker(requests: int, seed: int) -> Any:
+    """A served middleware's snapshot (the same for live and dead workers)."""
+
+    class Route:
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    middleware = SilentTaxMiddleware(app)
+
+    async def serve() -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Any) -> None:
+            return None
+
+        for i in range(requests):
+            route = ROUTES[(i + seed) % len(ROUTES)]
+            await middleware({"type": "http", "path": route, "route": Route(route)}, receive, send)
+
+    asyncio.run(serve())
+    return middleware.state()
+
+
+def time_scrape(collect: Any, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        collect()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def silenttax_fleet(folder: Path, live: int, dead: int, requests: int, repeat: int) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    state = silenttax_worker(requests, 0)
+    for i in range(live):  # live workers: this process's pid (alive), distinct files
+        state.save(folder / f"worker-{os.getpid()}-{i:08x}.json")
+    registry = CollectorRegistry()
+    registry.register(SilentTaxCollector.from_directory(folder))
+    live_times = time_scrape(lambda: generate_latest(registry), repeat)
+    pid = _dead_pid()
+    for i in range(dead):
+        state.save(folder / f"worker-{pid}-{i:08x}.json")
+    first = time_scrape(lambda: generate_latest(registry), 1)[0]
+    after = time_scrape(lambda: generate_latest(registry), repeat)
+    files = len(list(folder.glob("*.json")))
+    print(
+        f"silenttax          {live} live: {statistics.median(live_times) * 1e3:8.1f} ms | "
+        f"+{dead} dead, first scrape (folds them): {first * 1e3:8.1f} ms | "
+        f"later scrapes: {statistics.median(after) * 1e3:8.1f} ms ({files} files left)"
+    )
+
+
+def prometheus_fleet(folder: Path, live: int, dead: int, requests: int, repeat: int) -> None:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    import prometheus_client
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    durations = np.random.default_rng(0).lognormal(np.log(0.01), 0.5, requests)
+
+    def worker(pid: int) -> None:
+        values.ValueClass = values.MultiProcessValue(process_identifier=lambda: pid)
+        registry = CollectorRegistry()
+        hist = Histogram("http_request_seconds", "d", ["route"], registry=registry)
+        count = Counter("http_requests", "n", ["route", "status"], registry=registry)
+        for i, d in enumerate(durations):
+            route = ROUTES[i % len(ROUTES)]
+            hist.labels(route).observe(float(d))
+            count.labels(route, "2xx").inc()
+
+    for i in range(live):
+        worker(10_000_000 + i)
+    scrape_registry = CollectorRegistry()
+    MultiProcessCollector(scrape_registry)
+    live_times = time_scrape(lambda: generate_latest(scrape_registry), repeat)
+    for i in range(dead):
+        worker(20_000_000 + i)
+    dead_times = time_scrape(lambda: generate_latest(scrape_registry), repeat)
+    files = len(list(folder.glob("*.db")))
+    print(
+        f"prometheus_client  {live} live: {statistics.median(live_times) * 1e3:8.1f} ms | "
+        f"+{dead} dead, every scrape: {statistics.median(dead_times) * 1e3:8.1f} ms "
+        f"({files} files left)"
+    )
+    del prometheus_client
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--live", type=int, default=4)
+    parser.add_argument("--dead", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    for name, run in (("silenttax", silenttax_fleet), ("prometheus", prometheus_fleet)):
+        folder = Path(tempfile.mkdtemp(prefix=f"fleet-{name}-"))
+        try:
+            run(folder, args.live, args.dead, args.requests, args.repeat)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
