@@ -92,7 +92,8 @@ def test_real_candidates_have_consistent_figures(mlp_study: QuantizationStudy) -
 def test_best_respects_the_budgets(mlp_study: QuantizationStudy) -> None:
     best = mlp_study.best(min_speedup=0)
     assert best is not None and best.applied
-    assert mlp_study.best(max_abs_diff=1e-9) is None
+    exact = mlp_study.best(max_abs_diff=1e-9)  # ORT fp32 can match torch bit for bit
+    assert exact is None or exact.max_abs_diff == 0.0
     assert mlp_study.best(min_speedup=1000) is None
     tight = mlp_study.best(max_abs_diff=0.05, min_speedup=0)
     assert tight is not None and tight.max_abs_diff <= 0.05  # type: ignore[operator]
