@@ -109,12 +109,15 @@ class State(BaseModel):
             raise StateError(f"cannot read {cls.KIND!r} state: {problems}") from exc
 
     def save(self, path: str | os.PathLike[str], *, indent: int | None = None) -> Path:
-        """Write JSON to ``path`` atomically (a crash never leaves half a file)."""
+        """Write JSON to ``path`` atomically and durably (temp file, fsync, rename: a
+        crash never leaves half a file)."""
         target = Path(path)
         fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(self.to_json(indent=indent))
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

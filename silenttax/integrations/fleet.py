@@ -92,21 +92,6 @@ def _folder(path: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def _save(state: Any, target: Path) -> Path:
-    """``state`` to ``target`` atomically and durably (temp file, fsync, rename)."""
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(state.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
-
-
 class SnapshotWriter:
     """Write one worker's middleware snapshot to a directory, periodically and at exit.
 
@@ -168,7 +153,8 @@ class SnapshotWriter:
         if middleware is None:
             raise InputError("the middleware of this SnapshotWriter is gone")
         state = middleware.state()
-        return _save(state.model_copy(update={"workers": [self.path.name]}), self.path)
+        written: Path = state.model_copy(update={"workers": [self.path.name]}).save(self.path)
+        return written
 
     def close(self) -> None:
         """The last write, then fold this worker's file into the archive (at shutdown)."""
@@ -226,7 +212,7 @@ def _fold(folder: Path, paths: list[Path]) -> int:
             return 0
         if folded or held:
             final = archive.state().model_copy(update={"workers": folded})
-            _save(final, archive_path)
+            final.save(archive_path)
             for name in folded:
                 (folder / name).unlink(missing_ok=True)
         return len(folded)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from silenttax import Report
 from silenttax.integrations.asgi import OTHER, UNMATCHED, SilentTaxMiddleware, stage
 from silenttax.integrations.fastapi import instrument
+
+from .servers import free_port, running
 
 APP = """
 import asyncio, hashlib, json, time
@@ -78,40 +77,15 @@ instrument(app)
 """
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("server")
     (folder / "served.py").write_text(APP)
-    port = _port()
-    log = (folder / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "served:app", "--host", "127.0.0.1", "--port",
-         str(port), "--log-level", "warning"],
-        cwd=folder, stdout=log, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(url + "/metrics", timeout=1)
-            break
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                log.close()
-                output = (folder / "server.log").read_text()
-                raise RuntimeError(f"uvicorn did not start: {output}") from None
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
+    port = free_port()
+    args = ["uvicorn", "served:app", "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning"]  # fmt: skip
+    with running(folder, args, port=port) as url:
+        yield url
 
 
 def _families(url: str) -> dict[str, list[tuple[str, dict[str, str], float]]]:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +27,8 @@ from silenttax._sketch import lower_rank
 from silenttax.integrations.asgi import ServingState, SilentTaxMiddleware, observe
 from silenttax.integrations.fleet import ARCHIVE, fold_dead, read_directory
 from silenttax.integrations.prometheus import SilentTaxCollector
+
+from .servers import free_port, running
 
 WORKER = """
 import asyncio, os, signal, sys
@@ -182,48 +182,21 @@ instrument(app, snapshot_dir=os.environ["SILENTTAX_SNAPSHOTS"], snapshot_interva
 """
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def gunicorn(tmp_path: Path) -> Iterator[str]:
     pytest.importorskip("gunicorn")
     pytest.importorskip("uvicorn_worker")
-    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("httpx")
     (tmp_path / "fleet_app.py").write_text(GUNICORN_APP)
     snapshots = tmp_path / "snapshots"
     snapshots.mkdir()
-    port = _port()
-    log = (tmp_path / "gunicorn.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "fleet_app:app", "-w", "4", "-k",
-         "uvicorn_worker.UvicornWorker", "-b", f"127.0.0.1:{port}", "--max-requests", "60",
-         "--max-requests-jitter", "20", "--graceful-timeout", "10", "--log-level", "warning"],
-        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "SILENTTAX_SNAPSHOTS": str(snapshots)},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            httpx.get(url + "/metrics", timeout=2)
-            break
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                log.close()
-                raise RuntimeError((tmp_path / "gunicorn.log").read_text()) from None
-            time.sleep(0.3)
-    yield url
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    port = free_port()
+    args = ["gunicorn", "fleet_app:app", "-w", "4", "-k", "uvicorn_worker.UvicornWorker",
+            "-b", f"127.0.0.1:{port}", "--max-requests", "60", "--max-requests-jitter", "20",
+            "--graceful-timeout", "10", "--log-level", "warning"]  # fmt: skip
+    env = {"SILENTTAX_SNAPSHOTS": str(snapshots)}
+    with running(tmp_path, args, port=port, env=env, timeout=90) as url:
+        yield url
     shutil.rmtree(snapshots, ignore_errors=True)
 
 

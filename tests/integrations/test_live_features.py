@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +19,8 @@ from silenttax.drift import DriftDetector
 from silenttax.errors import InputError
 from silenttax.features import FeatureHealth
 from silenttax.integrations.asgi import SilentTaxMiddleware
+
+from .servers import free_port, running
 
 RNG = np.random.default_rng(0)
 REFERENCE = {"age": RNG.normal(40, 10, 3000), "country": RNG.choice(["DE", "FR"], 3000).tolist()}
@@ -73,7 +72,7 @@ def _middleware(**options: Any) -> SilentTaxMiddleware:
 
 
 def test_requests_are_sampled_independently_at_the_rate() -> None:
-    middleware = _middleware(sample_rate=0.05)
+    middleware = _middleware(sample_rate=0.05, max_samples=5000)  # no reservoir cap here
     n = 20_000
     _serve(middleware, [b'{"age": 1.0, "country": "DE"}'] * n)
     assert middleware.live is not None
@@ -177,37 +176,16 @@ instrument(app, feature_health=FeatureHealth().fit(reference), features=lambda b
 """
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("httpx")
     pytest.importorskip("uvicorn")
     (tmp_path / "live_app.py").write_text(APP)
-    port = _port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "live_app:app", "--host", "127.0.0.1", "--port",
-         str(port), "--log-level", "warning"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(url + "/metrics", timeout=1)
-            break
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("uvicorn did not start") from None
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    port = free_port()
+    args = ["uvicorn", "live_app:app", "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning"]  # fmt: skip
+    with running(tmp_path, args, port=port) as url:
+        yield url
 
 
 JSON = {"content-type": "application/json"}
