@@ -208,6 +208,9 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         snapshot_dir: Write this worker's snapshot there every ``snapshot_interval``
             seconds and at shutdown (for a multi-worker scrape).
         snapshot_interval: Seconds between snapshot writes.
+        trace: Open a request span per request, the parent of the handler's stages
+            (False where the stages run and are traced in another process, as in
+            LitServe's inference workers: see :mod:`silenttax.integrations.litserve`).
     """
 
     STATE: ClassVar[type[State]] = ServingState
@@ -232,6 +235,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         check_interval: float = 5.0,
         snapshot_dir: str | Path | None = None,
         snapshot_interval: float = 5.0,
+        trace: bool = True,
     ) -> None:
         if cost is not None and not isinstance(cost, CostMonitor):
             raise InputError(f"cost must be a CostMonitor, got {type(cost).__name__}")
@@ -273,6 +277,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         self.feature_window = feature_window
         self.check_interval = check_interval
         self.snapshot_interval = snapshot_interval
+        self.trace = bool(trace)
         self._latency: dict[str, LatencyMonitor] = {}
         self._ttfb: dict[str, LatencySketch] = {}
         self._observed: dict[str, LatencyMonitor] = {}
@@ -364,6 +369,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             "feature_window": self.feature_window,
             "check_interval": self.check_interval,
             "snapshot_interval": self.snapshot_interval,
+            "trace": self.trace,
         }
 
     def state(self) -> ServingState:
@@ -622,11 +628,14 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                     return
             await send(message)
 
-        token = _current.set(self.tracer)
+        token = _current.set(self.tracer if self.trace else None)
         mine = _middleware.set(self)
         failed = False
         try:
-            with self.tracer.span("request", stage="framework", method=scope.get("method")):
+            if self.trace:
+                with self.tracer.span("request", stage="framework", method=scope.get("method")):
+                    await self.app(scope, receive, watched)
+            else:
                 await self.app(scope, receive, watched)
         except BaseException:
             failed = True

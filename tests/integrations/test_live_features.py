@@ -199,12 +199,13 @@ def test_a_real_server_names_the_null_feature(server: str) -> None:
         for body in _bodies(300, null_share=0.4):
             assert client.post("/score", content=body, headers=JSON).status_code == 200
         deadline = time.monotonic() + 20
-        while True:  # the background thread folds every 0.2 s
-            report = json.loads(client.get("/silenttax/check").text)
+        while True:  # the background thread folds, then checks, every 0.2 s
             text = client.get("/metrics").text
             families = {f.name: f.samples for f in text_string_to_metric_families(text)}
             samples = {s.labels["outcome"]: s.value for s in families["silenttax_feature_samples"]}
-            if samples["rows"] == 300 or time.monotonic() > deadline:
+            report = json.loads(client.get("/silenttax/check").text)
+            checked = any(f["code"] == "feature.null_rate" for f in report["findings"])
+            if (samples["rows"] == 300 and checked) or time.monotonic() > deadline:
                 break
             time.sleep(0.3)
     found = [f["subject"] for f in report["findings"] if f["code"] == "feature.null_rate"]
