@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from silenttax._deps import imported
+from silenttax._parse import to_float
 from silenttax.errors import InputError
 
 __all__ = ["ColumnKind", "Table", "partitions", "to_table"]
@@ -181,8 +182,12 @@ def _normalise_numpy(
         return "int", lambda: array.astype(np.float64)
     if char == "f":
         return "float", lambda: array.astype(np.float64, copy=False)
-    if char in "US":
-        return "string", lambda: array.astype(str).astype(object)
+    if char == "U":
+        return "string", lambda: array.astype(object)
+    if char == "S":  # bytes: decoded as UTF-8, undecodable bytes kept as escapes
+        return "string", lambda: np.array(
+            [b.decode("utf-8", "backslashreplace") for b in array.tolist()], dtype=object
+        )
     if char == "M":
         return "datetime", lambda: array.astype("datetime64[ns]")
     kind, values = _normalise_objects(array.astype(object, copy=False))
@@ -223,7 +228,10 @@ def _normalise_objects(values: npt.NDArray[np.object_]) -> tuple[ColumnKind, npt
         kind = "object"
     if kind in NUMERIC_KINDS:
         out = np.full(len(values), np.nan)
-        out[~nulls] = present.astype(np.float64)
+        try:
+            out[~nulls] = present.astype(np.float64)
+        except OverflowError:  # integers beyond the float range: +-inf, as numpy would
+            out[~nulls] = [to_float(x) for x in present.tolist()]
         return kind, out
     out_obj = values.copy()
     out_obj[nulls] = None
@@ -271,7 +279,14 @@ def _normalise_series(series: Any, nw: Any) -> tuple[ColumnKind, Callable[[], np
         return "bool", booleans
     if dtype.is_numeric():
         kind: ColumnKind = "int" if dtype.is_integer() else "float"
-        return kind, lambda: np.asarray(series.to_numpy(), dtype=np.float64)
+
+        def numbers() -> npt.NDArray[Any]:
+            try:
+                return np.asarray(series.to_numpy(), dtype=np.float64)
+            except Exception:  # no NumPy dtype for it (polars Int128): through Float64
+                return np.asarray(series.cast(nw.Float64).to_numpy(), dtype=np.float64)
+
+        return kind, numbers
     if dtype.is_temporal() and dtype in (nw.Datetime, nw.Date):
         return "datetime", lambda: np.asarray(series.to_numpy()).astype("datetime64[ns]")
     if dtype in (nw.String, nw.Categorical, nw.Enum):

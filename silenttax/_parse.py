@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -50,6 +51,14 @@ class NumberParse:
         return int(np.count_nonzero(self.form == THOUSANDS))
 
 
+def to_float(x: Any) -> float:
+    """``float(x)``, with integers beyond the float range as +-inf (as numpy reads them)."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
+
+
 def parse_numbers(values: npt.NDArray[Any]) -> NumberParse:
     """Read strings as numbers where they are numbers; NaN elsewhere (and for None).
 
@@ -69,7 +78,7 @@ def parse_numbers(values: npt.NDArray[Any]) -> NumberParse:
             continue
         if isinstance(raw, int | float):
             if raw == raw:  # NaN stays missing
-                out.values[i], out.form[i] = float(raw), NUMBER
+                out.values[i], out.form[i] = to_float(raw), NUMBER
             continue
         text = str(raw)
         stripped = text.strip()

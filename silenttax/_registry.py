@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from silenttax._state import State
+from silenttax._state import State, read_state
 from silenttax.errors import InputError, SilentTaxError, StateError
 
 __all__ = ["KINDS", "load", "merge"]
@@ -92,14 +92,14 @@ def load(source: str | bytes | os.PathLike[str] | dict[str, Any] | State) -> Any
         reader = target(source.kind)
         if isinstance(source, reader):
             return source  # a measurement is its own snapshot
-        return reader.from_state(source)
+        return getattr(reader, "rebuild", reader.from_state)(source)
     if isinstance(source, dict):
         data, text = source, json.dumps(source)
     else:
         text = _text(source)
         try:
             data = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise StateError(f"not a silenttax state (invalid JSON): {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
         raise StateError("not a silenttax state: the JSON has no 'kind'")
@@ -112,10 +112,7 @@ def _text(source: str | bytes | os.PathLike[str]) -> str | bytes:
         return source
     if isinstance(source, str) and source.lstrip().startswith("{"):
         return source
-    try:
-        return Path(source).read_bytes()
-    except OSError as exc:
-        raise StateError(f"cannot read a silenttax state from {str(source)!r}: {exc}") from exc
+    return read_state(source)
 
 
 Source = str | bytes | os.PathLike[str] | dict[str, Any] | State

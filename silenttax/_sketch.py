@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
+from pydantic import Field, NonNegativeInt, model_validator
 
 from silenttax._state import State, Stateful
 from silenttax._stats import lower_rank, quantile_rank_interval
@@ -68,11 +68,11 @@ class LatencySketchState(State):
     """Base-2 exponential scale: base = 2 ** (2 ** -scale)."""
     offset: int = 0
     """Bucket index of ``counts[0]``."""
-    counts: list[int] = Field(default_factory=list)
+    counts: list[NonNegativeInt] = Field(default_factory=list)
     """Counts of buckets ``offset, offset + 1, ...`` (leading/trailing zeros trimmed)."""
-    zero_count: int = 0
+    zero_count: NonNegativeInt = 0
     """Observations equal to zero."""
-    count: int = 0
+    count: NonNegativeInt = 0
     """Valid observations (zero included)."""
     sum: float = 0.0
     """Sum of valid observations."""
@@ -80,10 +80,19 @@ class LatencySketchState(State):
     """Smallest valid observation (inf when empty)."""
     max: float = -math.inf
     """Largest valid observation (-inf when empty)."""
-    invalid: int = 0
+    invalid: NonNegativeInt = 0
     """Rejected values (NaN, negative, infinite or not a number)."""
     max_buckets: int | None = None
     """A custom bucket cap the sketch was created with (None: the default for its accuracy)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.zero_count + sum(self.counts) != self.count:
+            raise ValueError(
+                f"count {self.count} is not zero_count + the bucket counts "
+                f"({self.zero_count + sum(self.counts)})"
+            )
+        return self
 
 
 class LatencySketch(Stateful[LatencySketchState]):

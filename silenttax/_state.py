@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from silenttax.errors import InputError, StateError
+from silenttax.errors import InputError, SilentTaxError, StateError
 
 __all__ = ["State", "Stateful", "settings", "with_policy"]
 
@@ -101,6 +101,10 @@ class State(BaseModel):
         """
         try:
             return cls.model_validate_json(text)
+        except StateError:
+            raise
+        except SilentTaxError as exc:  # a custom __init__ refusing a saved setting
+            raise StateError(f"cannot read {cls.KIND!r} state: {exc}") from exc
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}"
@@ -131,14 +135,37 @@ class State(BaseModel):
         Raises:
             StateError: the file cannot be read or does not hold this kind of state.
         """
-        try:
-            text = Path(path).read_bytes()
-        except OSError as exc:
-            raise StateError(f"cannot read {cls.KIND!r} state from {str(path)!r}: {exc}") from exc
-        return cls.from_json(text)
+        return cls.from_json(read_state(path, kind=cls.KIND))
 
 
 S = TypeVar("S", bound=State)
+
+MAX_STATE_BYTES = 256 * 1024 * 1024
+"""The largest state file read (256 MiB; a state is KiB to a few MiB): a bigger one is a
+``StateError``, never read into memory."""
+
+
+def read_state(path: str | os.PathLike[str], *, kind: str = "silenttax") -> bytes:
+    """The bytes of a state file, bounded by :data:`MAX_STATE_BYTES`.
+
+    Raises:
+        StateError: unreadable, not a regular file, or too large.
+    """
+    shown = str(path) if len(str(path)) <= 200 else str(path)[:200] + "..."
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_STATE_BYTES:
+                raise StateError(
+                    f"{shown!r} holds {size} bytes: more than the {MAX_STATE_BYTES} a "
+                    f"{kind} state file may hold"
+                )
+            data = handle.read(MAX_STATE_BYTES + 1)
+    except (OSError, ValueError) as exc:
+        raise StateError(f"cannot read a {kind} state from {shown!r}: {exc}") from exc
+    if len(data) > MAX_STATE_BYTES:  # a pipe or a file still growing
+        raise StateError(f"{shown!r}: more than the {MAX_STATE_BYTES} bytes a state may hold")
+    return data
 
 
 class Stateful(Generic[S]):
@@ -175,7 +202,23 @@ class Stateful(Generic[S]):
             StateError: invalid JSON, another kind, or a newer schema version.
         """
         state: Any = cls.STATE.from_json(text)
-        return cls.from_state(state)
+        return cls.rebuild(state)
+
+    @classmethod
+    def rebuild(cls, state: S) -> Self:
+        """:meth:`from_state` for a state read from outside: saved settings or contents the
+        component refuses become a :class:`StateError` naming the kind and the problem.
+
+        Raises:
+            StateError: the state's contents are not a valid component.
+        """
+        try:
+            return cls.from_state(state)
+        except StateError:
+            raise
+        except (SilentTaxError, TypeError, ValueError, KeyError, IndexError, AttributeError,
+                OverflowError, ZeroDivisionError) as exc:  # fmt: skip
+            raise StateError(f"cannot rebuild {cls.STATE.KIND!r} from its state: {exc}") from exc
 
     def save(self, path: str | os.PathLike[str], *, indent: int | None = None) -> Path:
         """Write the snapshot as JSON, atomically; returns the path."""
@@ -189,7 +232,7 @@ class Stateful(Generic[S]):
             StateError: the file cannot be read or holds another kind of state.
         """
         state: Any = cls.STATE.load(path)
-        return cls.from_state(state)
+        return cls.rebuild(state)
 
 
 def settings(cls: type[Stateful[Any]], params: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,11 +29,11 @@ import itertools
 import math
 from collections import Counter
 from itertools import chain
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
 __all__ = [
     "CategoricalSummary",
@@ -58,7 +58,8 @@ def to_t(x: npt.ArrayLike) -> npt.NDArray[np.float64]:
 def from_t(t: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Inverse of :func:`to_t`."""
     a = np.asarray(t, dtype=np.float64)
-    return np.asarray(np.copysign(np.expm1(np.abs(a)), a), dtype=np.float64)
+    with np.errstate(over="ignore"):  # past the float range: +-inf, clipped by the callers
+        return np.asarray(np.copysign(np.expm1(np.abs(a)), a), dtype=np.float64)
 
 
 def _index(t: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
@@ -199,20 +200,20 @@ class NumericSummary(BaseModel):
 
     type: Literal["numeric"] = "numeric"
     """Discriminator."""
-    budget: int = 4096
+    budget: PositiveInt = 4096
     """Most occupied buckets kept."""
-    count: int = 0
+    count: NonNegativeInt = 0
     """Finite values."""
-    nulls: int = 0
+    nulls: NonNegativeInt = 0
     """Missing values (NaN/None)."""
-    pos_inf: int = 0
+    pos_inf: NonNegativeInt = 0
     """+inf values."""
-    neg_inf: int = 0
+    neg_inf: NonNegativeInt = 0
     """-inf values."""
     total: float = 0.0
-    """Sum of finite values."""
+    """Sum of finite values (inf or NaN past the float range: see ``mean``)."""
     total_sq: float = 0.0
-    """Sum of squares of finite values."""
+    """Sum of squares of finite values (inf past the float range: see ``sd``)."""
     min: float = math.inf
     """Smallest finite value."""
     max: float = -math.inf
@@ -224,23 +225,56 @@ class NumericSummary(BaseModel):
     exact_values: list[float] | None = None
     """Every finite value, sorted (exact mode only)."""
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if any(len(run) < 2 for run in self.runs):
+            raise ValueError("runs: each run is [first_index, count, ...]")
+        counts = [n for run in self.runs for n in run[1:]]
+        if any(n < 0 for n in counts) or sum(counts) != self.count:
+            raise ValueError(f"runs: bucket counts must be >= 0 and add up to count {self.count}")
+        return self
+
     @property
     def rows(self) -> int:
         """All rows: finite, missing and infinite."""
         return self.count + self.nulls + self.pos_inf + self.neg_inf
 
+    def _scaled(self) -> tuple[float, npt.NDArray[np.float64]]:
+        """The values over their largest magnitude (for moments whose sums overflowed)."""
+        top = max(abs(self.min), abs(self.max))
+        return top, self.values() / top
+
     @property
     def mean(self) -> float:
         """Mean of the finite values (NaN when there are none)."""
-        return self.total / self.count if self.count else math.nan
+        if not self.count:
+            return math.nan
+        if math.isfinite(self.total):
+            return self.total / self.count
+        top, scaled = self._scaled()  # the sum overflowed: values near the float limit
+        return float(np.mean(scaled)) * top
 
     @property
     def var(self) -> float:
-        """Sample variance of the finite values (0 with fewer than 2)."""
+        """Sample variance of the finite values (0 with fewer than 2; ``inf`` when it
+        exceeds the float range: use :attr:`sd`)."""
+        sd = self.sd
+        with np.errstate(over="ignore"):
+            return float(np.float64(sd) * sd)
+
+    @property
+    def sd(self) -> float:
+        """Sample standard deviation of the finite values (0 with fewer than 2); from the
+        exact moments, or from the values scaled down when the sums of squares overflowed."""
         if self.count < 2:
             return 0.0
-        mean = self.total / self.count
-        return max(0.0, (self.total_sq - self.count * mean * mean) / (self.count - 1))
+        if math.isfinite(self.total) and math.isfinite(self.total_sq):
+            mean = self.total / self.count
+            var = (self.total_sq - self.count * mean * mean) / (self.count - 1)
+            if math.isfinite(var):
+                return math.sqrt(max(0.0, var))
+        top, scaled = self._scaled()
+        return float(np.std(scaled, ddof=1)) * top
 
     def buckets(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Occupied bucket indices (sorted) and counts."""
@@ -267,15 +301,15 @@ class CategoricalSummary(BaseModel):
 
     type: Literal["categorical"] = "categorical"
     """Discriminator."""
-    max_levels: int = 1000
+    max_levels: PositiveInt = 1000
     """Most levels kept; the rest are folded into ``other``."""
-    count: int = 0
+    count: NonNegativeInt = 0
     """Non-missing values."""
-    nulls: int = 0
+    nulls: NonNegativeInt = 0
     """Missing values (None)."""
-    levels: dict[str, int] = Field(default_factory=dict)
+    levels: dict[str, NonNegativeInt] = Field(default_factory=dict)
     """Count per level."""
-    other: int = 0
+    other: NonNegativeInt = 0
     """Values of levels folded away by the ``max_levels`` cap."""
 
     @property
@@ -308,14 +342,16 @@ def summarize_numbers(
         while index.size > budget:
             index, counts = coarsen(index, counts, 1)
             k -= 1
+    with np.errstate(over="ignore", invalid="ignore"):  # magnitudes near the float limit
+        total, total_sq = float(finite.sum()), float(np.dot(finite, finite))
     return NumericSummary(
         budget=budget,
         count=int(finite.size),
         nulls=nulls,
         pos_inf=pos_inf,
         neg_inf=int(values.size - finite.size - nulls - pos_inf),
-        total=float(finite.sum()),
-        total_sq=float(np.dot(finite, finite)),
+        total=total,
+        total_sq=total_sq,
         min=float(finite.min()) if finite.size else math.inf,
         max=float(finite.max()) if finite.size else -math.inf,
         scale=k,
@@ -462,7 +498,11 @@ def histogram(
     hi = float(mids[order][min(int(np.searchsorted(cdf, 0.995)), mids.size - 1)])
     if not hi > lo:
         lo, hi = float(mids.min()), float(mids.max())
-    edges = np.linspace(lo, hi, bins + 1)
+    if math.isfinite(hi - lo):
+        edges = np.linspace(lo, hi, bins + 1)
+    else:  # a span past the float range: halve, space, double
+        edges = np.linspace(lo / 2, hi / 2, bins + 1) * 2
+        edges[0], edges[-1] = lo, hi
     out: list[npt.NDArray[np.float64]] = []
     for mid, weight in sides:
         hist, _ = np.histogram(np.clip(mid, lo, hi), bins=edges, weights=weight)

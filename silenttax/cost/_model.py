@@ -19,8 +19,8 @@ SECONDS_PER_MONTH = 365.25 / 12 * 86400
 
 
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> float:
-    ok = value >= 0 if allow_zero else value > 0
-    if isinstance(value, bool) or not isinstance(value, int | float) or not ok:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not (value >= 0 if allow_zero else value > 0):
         raise InputError(
             f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, got {value!r}"
         )

@@ -7,9 +7,9 @@ import numbers
 import threading
 import time
 from collections import deque
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
 from silenttax._merge import same_settings
 from silenttax._state import State, Stateful, settings, with_policy
@@ -19,6 +19,9 @@ from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 
 __all__ = ["CostMonitor", "CostMonitorState", "CostWindow", "check_cost"]
+
+
+_Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # seconds, prices: finite, >= 0
 
 
 class CostWindow(BaseModel):
@@ -37,17 +40,17 @@ class CostWindow(BaseModel):
 
     start: float
     """Window start, seconds since the epoch."""
-    seconds: float
+    seconds: _Amount
     """Window length, wall-clock seconds."""
-    inferences: int
+    inferences: NonNegativeInt
     """Inferences served in the window."""
-    busy_seconds: float | None
+    busy_seconds: _Amount | None
     """Summed service time of those inferences (None when not recorded)."""
-    price_per_hour: float
+    price_per_hour: _Amount
     """Price of one instance-hour during the window."""
-    instances: float
+    instances: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     """Instances billed during the window."""
-    concurrency: int = 1
+    concurrency: PositiveInt = 1
     """Requests one instance serves at once."""
 
     @property
@@ -89,13 +92,13 @@ class CostMonitorState(State):
     """The window later ones are compared with."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Constructor settings (older files: none, the defaults apply)."""
-    invalid: int = 0
+    invalid: NonNegativeInt = 0
     """``record`` calls whose inferences or service time were not valid numbers."""
     open_start: float | None = None
     """Start of the window still open (None: none is open)."""
-    open_inferences: int = 0
+    open_inferences: NonNegativeInt = 0
     """Inferences recorded in the open window so far."""
-    open_busy_seconds: float | None = 0.0
+    open_busy_seconds: _Amount | None = 0.0
     """Their service time so far (None once a record had none)."""
 
     @classmethod
@@ -213,6 +216,11 @@ class CostMonitor(Stateful[CostMonitorState]):
             raise InputError(
                 f"need 0 <= min_effect <= critical_effect, got {min_effect!r}, {critical_effect!r}"
             )
+        counts = (compare_windows, concurrency, max_windows)
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in counts):
+            raise InputError(
+                f"compare_windows, concurrency and max_windows must be integers, got {counts}"
+            )
         if compare_windows < 1 or concurrency < 1 or max_windows < 2:
             raise InputError("need compare_windows >= 1, concurrency >= 1, max_windows >= 2")
         self.pricing = pricing
@@ -222,6 +230,8 @@ class CostMonitor(Stateful[CostMonitorState]):
         self.critical_effect = critical_effect
         self.compare_windows = compare_windows
         self.concurrency = concurrency
+        if not isinstance(name, str):
+            raise InputError(f"name must be a string, got {type(name).__name__}")
         self.name = name
         self.max_windows = max_windows
         self.invalid = 0

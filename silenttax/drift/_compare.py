@@ -80,7 +80,7 @@ def wasserstein_sd(ref: NumericSummary, cur: NumericSummary) -> float:
     points = np.clip(from_t((index + 0.5) / 2.0**k), low, high)
     gap = np.abs(np.cumsum(r) / ref.count - np.cumsum(c) / cur.count)[:-1]
     distance = float(np.sum(gap * np.diff(points)))
-    sd = math.sqrt(ref.var)
+    sd = ref.sd
     if sd > 0:
         return distance / sd
     return 0.0 if distance == 0 else math.inf
@@ -98,7 +98,7 @@ def wasserstein_summary(ref: NumericSummary, cur: NumericSummary) -> st.DriftRes
         effect="wasserstein_sd",
         n_reference=ref.count,
         n_current=cur.count,
-        details={"reference_sd": math.sqrt(ref.var)},
+        details={"reference_sd": ref.sd},
     )
 
 

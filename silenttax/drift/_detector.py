@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -336,7 +337,10 @@ class DriftDetector(Stateful[DriftDetectorState]):
             for name, summary in other._reference.items():
                 mine = self._reference.get(name)
                 self._reference[name] = summary if mine is None else merge_summaries(mine, summary)
-                self._kinds.setdefault(name, other._kinds[name])
+                kind = other._kinds[name]
+                was = self._kinds.setdefault(name, kind)
+                if was != kind:  # numbers of two kinds: the wider one (bool < int < float)
+                    self._kinds[name] = max(was, kind, key=_WIDTH.__getitem__)
             self._rows += other._rows
         if other._window is not None:
             self._add_window(other._window)
@@ -458,7 +462,9 @@ class DriftDetector(Stateful[DriftDetectorState]):
     # ------------------------------------------------------------------- check
     @staticmethod
     def _target_kind(current: str, reference: str) -> str:
-        if reference in NUMERIC_KINDS or reference == "datetime":
+        if reference == "datetime":
+            return reference
+        if reference in NUMERIC_KINDS:
             return reference if current in NUMERIC_KINDS or current == reference else "float"
         return reference
 
@@ -470,6 +476,20 @@ class DriftDetector(Stateful[DriftDetectorState]):
         cur_numeric = current in NUMERIC_KINDS
         if ref_numeric == cur_numeric and (reference == "datetime") == (current == "datetime"):
             return values, None
+        if reference == "datetime":  # read as dates where they are (NaT elsewhere)
+            stamps = _as_datetimes(values)
+            present = int(sum(v is not None and v == v for v in values.tolist()))
+            share = int((~np.isnat(stamps)).sum()) / present if present else 0.0
+            return stamps, {"from": current, "to": reference, "parsed_share": share}
+        if current == "datetime":  # dates are neither numbers nor the reference's labels
+            stamps = values.astype("datetime64[ns]")
+            if ref_numeric:
+                return np.full(values.size, np.nan), {
+                    "from": current, "to": reference, "parsed_share": 0.0,
+                }  # fmt: skip
+            labels = np.array(np.datetime_as_string(stamps), dtype=object)
+            labels[np.isnat(stamps)] = None
+            return labels, {"from": current, "to": reference, "parsed_share": 0.0}
         if ref_numeric and not cur_numeric:
             parsed = parse_numbers(values)
             present = int(sum(v is not None for v in values.tolist()))
@@ -621,6 +641,10 @@ class DriftDetector(Stateful[DriftDetectorState]):
                     )
                 )
                 continue
+            if family == "boolean" and not (_binary(ref) and _binary(cur)):
+                if not _binary(cur):
+                    findings.append(_no_longer_boolean(name, cur))
+                family = "discrete"
             tested = self._distribution(name, family, ref, cur)
             candidates.append(dataclasses.replace(tested, histogram=histogram(ref, cur)))
             if ref.nulls or cur.nulls:
@@ -758,6 +782,53 @@ def _merge_how(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out["parsed_share"] = out["parsed"] / out["present"] if out["present"] else 0.0
     out["example"] = a.get("example") or b.get("example")
     return out
+
+
+_WIDTH = {"bool": 0, "int": 1, "float": 2}
+
+
+def _as_datetimes(values: npt.NDArray[Any]) -> npt.NDArray[np.datetime64]:
+    """Each value read as a date and time (NaT where it is not one)."""
+    out = np.full(values.size, np.datetime64("NaT"), dtype="datetime64[ns]")
+    with warnings.catch_warnings():  # numpy's deprecation of time zones in strings
+        warnings.simplefilter("ignore")
+        for i, value in enumerate(values.tolist()):
+            if isinstance(value, str | np.datetime64) or hasattr(value, "isoformat"):
+                try:
+                    out[i] = np.datetime64(value, "ns")
+                except (TypeError, ValueError, OverflowError):
+                    continue
+    return out
+
+
+def _binary(summary: NumericSummary | CategoricalSummary) -> bool:
+    """Whether a summary holds only 0 and 1 (what a boolean reference is tested with)."""
+    if not isinstance(summary, NumericSummary) or summary.count == 0:
+        return True
+    return (
+        summary.min in (0.0, 1.0)
+        and summary.max in (0.0, 1.0)
+        and summary.scale == K_MAX
+        and summary.distinct <= 2
+    )
+
+
+def _no_longer_boolean(name: str, cur: NumericSummary | CategoricalSummary) -> Finding:
+    assert isinstance(cur, NumericSummary)
+    return make_finding(
+        "drift.type_change",
+        severity=Severity.WARNING,
+        subject=name,
+        message=(
+            f"'{name}' was boolean in the reference and now holds other numbers "
+            f"({cur.min:.6g} to {cur.max:.6g}); tested as a discrete column"
+        ),
+        metric="current_max",
+        value=cur.max,
+        evidence={"from": "bool", "to": "numbers", "min": cur.min, "max": cur.max},
+        recommendation="Fix the type upstream: silenttax.features.FeatureHealth names the decay.",
+        detector="drift.DriftDetector",
+    )
 
 
 def _same_family(a: str, b: str) -> bool:

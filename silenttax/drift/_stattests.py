@@ -520,6 +520,11 @@ def proportion_from_counts(k_r: int, n_r: int, k_c: int, n_c: int) -> DriftResul
 
     if n_r == 0 or n_c == 0:
         raise InputError("proportion_z: both samples need at least one value")
+    if not (0 <= k_r <= n_r and 0 <= k_c <= n_c):
+        raise InputError(
+            f"proportion_z: successes must lie in [0, n] (got {k_r} of {n_r} and {k_c} of "
+            f"{n_c}): the values are not all 0/1"
+        )
     p_r, p_c = k_r / n_r, k_c / n_c
     pooled = (k_r + k_c) / (n_r + n_c)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n_r + 1 / n_c))

@@ -536,7 +536,8 @@ class FeatureHealth(Stateful[FeatureHealthState]):
             ref_outside = int(np.count_nonzero((ref_values < lo) | (ref_values > hi)))
             example = None
             if outside:
-                far = cur_values[np.argmax(np.abs(cur_values - (lo + hi) / 2))]
+                with np.errstate(over="ignore"):  # a distance past the float range is inf
+                    far = cur_values[np.argmax(np.abs(cur_values - (lo / 2 + hi / 2)))]
                 example = f"{far:g}"
             found = self._increase(
                 "feature.out_of_range",

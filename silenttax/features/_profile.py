@@ -150,14 +150,17 @@ def _profile_text(values: npt.NDArray[Any], kind: str, max_levels: int) -> Colum
     nulls = counts.pop(None, 0)
     distinct_values = list(counts)
     # Analyse each distinct value once, weighted by its count.
-    analysed = sorted(distinct_values, key=lambda v: -counts[v])[:_MAX_DISTINCT_PARSED]
+    ranked_values = sorted(distinct_values, key=lambda v: -counts[v])
+    analysed = ranked_values[:_MAX_DISTINCT_PARSED]
     texts = np.array([v if isinstance(v, str) else str(v) for v in analysed], dtype=object)
     weights = np.array([counts[v] for v in analysed], dtype=np.int64)
     parsed = parse_numbers(texts)
     is_number = ~np.isnan(parsed.values)
     stripped = np.array([t.strip() for t in texts.tolist()], dtype=object)
-    padded = np.array([t != s for t, s in zip(texts.tolist(), stripped.tolist(), strict=True)])
-    empty = np.array([s == "" for s in stripped.tolist()])
+    padded = np.array(
+        [t != s for t, s in zip(texts.tolist(), stripped.tolist(), strict=True)], dtype=bool
+    )
+    empty = np.array([s == "" for s in stripped.tolist()], dtype=bool)
     numbers = None
     if is_number.any():
         numbers = summarize_numbers(np.repeat(parsed.values[is_number], weights[is_number]))
@@ -181,7 +184,7 @@ def _profile_text(values: npt.NDArray[Any], kind: str, max_levels: int) -> Colum
         sentinels=sentinels,
         numbers=numbers,
         levels=levels,
-        other_levels=other + sum(counts[v] for v in distinct_values[_MAX_DISTINCT_PARSED:]),
+        other_levels=other + sum(counts[v] for v in ranked_values[_MAX_DISTINCT_PARSED:]),
         distinct=len(distinct_values),
         numeric_strings=int(weights[is_number].sum()),
         padded=int(weights[padded].sum()),

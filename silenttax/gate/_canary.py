@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
+from pydantic import Field, NonNegativeInt, model_validator
 
 from silenttax._sketch import as_sketch
 from silenttax._state import State, Stateful, settings
@@ -154,20 +154,31 @@ class CanaryState(State):
     """The edges taken from a production baseline up front (None: from the burn-in)."""
     burn_in_values: dict[str, list[float]] = Field(default_factory=dict)
     """Control values of the burn-in so far, per series (``latency`` and each resource)."""
-    control_events: dict[str, int] = Field(default_factory=dict)
+    control_events: dict[str, NonNegativeInt] = Field(default_factory=dict)
     """Control requests above the edge, per quantile."""
-    canary_events: dict[str, int] = Field(default_factory=dict)
+    canary_events: dict[str, NonNegativeInt] = Field(default_factory=dict)
     """Canary requests above the edge, per quantile."""
-    canary_over: dict[str, int] = Field(default_factory=dict)
+    canary_over: dict[str, NonNegativeInt] = Field(default_factory=dict)
     """Canary requests above ``edge * (1 + max_regression)``, per quantile."""
-    control: int = 0
+    control: NonNegativeInt = 0
     """Control requests recorded (burn-in included)."""
-    canary: int = 0
+    canary: NonNegativeInt = 0
     """Canary requests recorded (burn-in included)."""
-    invalid: int = 0
+    invalid: NonNegativeInt = 0
     """Latencies that were not finite, non-negative numbers (ignored)."""
-    decided: str | None = None
+    decided: Decision | None = None
     """The first terminal decision reached (it stays)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        for name, events, total in (
+            ("control_events", self.control_events, self.control),
+            ("canary_events", self.canary_events, self.canary),
+            ("canary_over", self.canary_over, self.canary),
+        ):
+            if any(n > total for n in events.values()):
+                raise ValueError(f"{name}: more events than the {total} requests recorded")
+        return self
 
 
 class Canary(Stateful[CanaryState]):
@@ -542,7 +553,7 @@ class Canary(Stateful[CanaryState]):
         canary._canary_events.update(state.canary_events)
         canary._canary_over.update(state.canary_over)
         canary.control, canary.canary, canary.invalid = state.control, state.canary, state.invalid
-        canary._decided = state.decided  # type: ignore[assignment]
+        canary._decided = state.decided
         canary._bind()
         return canary
 

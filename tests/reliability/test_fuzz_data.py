@@ -1,0 +1,201 @@
+"""Hostile data through drift and feature health, reference and current drawn independently.
+
+The rule (issue "Reliability"): every outcome is a Report or a ``SilentTaxError``
+with a message; never a bare numpy/scipy/pydantic exception, never a warning leaking
+from numpy, never a NaN among a finding's figures, and a fitted component's state
+always saves, loads and merges.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from silenttax import Report, SilentTaxError
+from silenttax.drift import DriftDetector
+from silenttax.features import FeatureHealth
+
+# a small pool of names (unicode included), so reference and current share some columns
+NAMES = ["a", "b", "état", "列", "a b", ""]
+
+floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [0.0, -0.0, 1e308, -1e308, 5e-324, 1e-300, 1e154, 3.0]
+)
+ints = st.integers(-(2**62), 2**62) | st.integers(0, 4) | st.sampled_from([10**400, -(2**70)])
+labels = st.text(max_size=6) | st.sampled_from(["DE", "FR", "é", "\x00", "a" * 50])
+epoch = datetime(2020, 1, 1)
+dates = st.integers(0, 10**6).map(lambda s: epoch + timedelta(seconds=s))
+
+KINDS: dict[str, st.SearchStrategy[Any]] = {
+    "float": floats,
+    "int": ints,
+    "bool": st.booleans(),
+    "str": labels,
+    "date": dates,
+    "bytes": st.binary(max_size=4),
+    "mixed": floats | ints | labels | st.booleans() | st.none(),
+}
+
+
+@st.composite
+def column(draw: st.DrawFn, rows: int) -> list[Any]:
+    kind = draw(st.sampled_from(sorted(KINDS)))
+    values = KINDS[kind]
+    if draw(st.booleans()):
+        values = values | st.none()
+    if draw(st.booleans()):  # constant
+        value = draw(values)
+        return [value] * rows
+    return draw(st.lists(values, min_size=rows, max_size=rows))
+
+
+@st.composite
+def frame(draw: st.DrawFn) -> dict[str, list[Any]]:
+    rows = draw(st.integers(0, 40))
+    names = draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=4, unique=True))
+    return {name: draw(column(rows)) for name in names}
+
+
+def _figures_are_numbers(report: Report) -> None:
+    assert isinstance(report, Report)
+    for finding in report:
+        for figure in ("value", "baseline", "threshold", "p_value", "effect_size"):
+            got = getattr(finding, figure)
+            assert got is None or not math.isnan(got), (finding.code, figure, finding.message)
+
+
+def _guarded(call: Any) -> Any:
+    """Run ``call`` with every warning an error; a SilentTaxError is a fine outcome."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            return call()
+        except SilentTaxError as e:
+            message = str(e)
+    assert message, "a silenttax error says what is wrong"
+    return None
+
+
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=True,
+)
+
+
+@FUZZ
+@given(reference=frame(), current=frame())
+def test_drift_on_independent_frames(reference: dict[str, Any], current: dict[str, Any]) -> None:
+    detector = _guarded(lambda: DriftDetector().fit(reference))
+    if detector is None:
+        return
+    state = detector.state()
+    assert type(state).model_validate_json(state.model_dump_json()) == state
+    report = _guarded(lambda: detector.check(current))
+    if report is not None:
+        _figures_are_numbers(report)
+    other = _guarded(lambda: DriftDetector().fit(current))
+    if other is not None:
+        merged = _guarded(lambda: DriftDetector.from_state(state).merge(other))
+        if merged is not None:
+            _figures_are_numbers(_guarded(lambda: merged.check(reference)) or Report())
+
+
+@FUZZ
+@given(reference=frame(), current=frame())
+def test_health_on_independent_frames(reference: dict[str, Any], current: dict[str, Any]) -> None:
+    health = _guarded(lambda: FeatureHealth().fit(reference))
+    if health is None:
+        return
+    state = health.state()
+    assert type(state).model_validate_json(state.model_dump_json()) == state
+    report = _guarded(lambda: health.check(current))
+    if report is not None:
+        _figures_are_numbers(report)
+
+
+# ---------------------------------------------------------------- named regressions
+
+
+def test_boolean_reference_and_small_integers_now_is_a_finding() -> None:
+    rng = np.random.default_rng(0)
+    detector = DriftDetector().fit({"flag": rng.random(500) < 0.3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = detector.check({"flag": rng.integers(0, 5, 500)})
+    codes = {f.code: f for f in report}
+    assert "drift.type_change" in codes and "0 to 4" in codes["drift.type_change"].message
+    assert codes["drift.numeric"].severity.name == "CRITICAL"  # tested as discrete: drifted
+    # a boolean that stays 0/1 as integers is still the proportion test
+    same = detector.check({"flag": (rng.random(500) < 0.3).astype(int)})
+    assert "drift.type_change" not in {f.code for f in same}
+
+
+@pytest.mark.parametrize("magnitude", [1e150, 1e200, 1e307])
+def test_huge_magnitudes_do_not_overflow(magnitude: float) -> None:
+    rng = np.random.default_rng(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detector = DriftDetector().fit({"x": rng.normal(0, 1, 500) * magnitude})
+        same = detector.check({"x": rng.normal(0, 1, 500) * magnitude})
+        wider = detector.check({"x": rng.normal(0, 3, 500) * magnitude})
+    summary = detector.state().reference["x"]
+    assert summary.sd == pytest.approx(magnitude, rel=0.15)  # no overflow in the moments
+    assert [f.severity.name for f in same if f.code == "drift.numeric"] == ["OK"]
+    assert [f.severity.name for f in wider if f.code == "drift.numeric"] == ["CRITICAL"]
+    _figures_are_numbers(wider)
+
+
+# ---------------------------------------------------------------- dataframe libraries
+DTYPES = ["Int64", "Float64", "boolean", "string[pyarrow]", "string", "category", "object"]
+
+
+@st.composite
+def pandas_frame(draw: st.DrawFn) -> Any:
+    pd = pytest.importorskip("pandas")
+    data = draw(frame())
+    columns = {}
+    for name, values in data.items():
+        dtype = draw(st.sampled_from(DTYPES))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                columns[name] = pd.array(values, dtype=dtype)
+        except (TypeError, ValueError, OverflowError, ImportError):
+            columns[name] = pd.array(values, dtype="object")
+    return pd.DataFrame(columns)
+
+
+@st.composite
+def polars_frame(draw: st.DrawFn) -> Any:
+    pl = pytest.importorskip("polars")
+    data = draw(frame())
+    columns = {}
+    for name, values in data.items():
+        try:
+            series = pl.Series(name, values, strict=False)
+        except Exception:  # polars refuses some mixes: as strings, as users would
+            series = pl.Series(name, [None if v is None else str(v) for v in values])
+        if series.dtype == pl.String and draw(st.booleans()):
+            series = series.cast(pl.Categorical)
+        columns[name] = series
+    return pl.DataFrame(list(columns.values()))
+
+
+@FUZZ
+@given(reference=pandas_frame(), current=pandas_frame() | polars_frame())
+def test_extension_dtypes_and_polars(reference: Any, current: Any) -> None:
+    for component in (DriftDetector, FeatureHealth):
+        fitted = _guarded(lambda c=component: c().fit(reference))
+        if fitted is not None:
+            report = _guarded(lambda f=fitted: f.check(current))
+            if report is not None:
+                _figures_are_numbers(report)
