@@ -163,6 +163,8 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
             raise InputError(
                 f"baseline must be a LatencySketch or LatencyMonitor, got {type(baseline).__name__}"
             )
+        if not isinstance(name, str):
+            raise InputError(f"name must be a string, got {type(name).__name__}")
         self.name = name
         self.slo = slo
         self.slo_quantile = slo_quantile

@@ -141,6 +141,8 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
         if not 0 < alpha < 1:
             raise InputError(f"alpha must be in (0, 1), got {alpha!r}")
         self.interval = float(interval)
+        if not isinstance(name, str):
+            raise InputError(f"name must be a string, got {type(name).__name__}")
         self.name = name
         self.max_samples = max_samples
         self.alpha = alpha
