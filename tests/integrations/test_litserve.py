@@ -145,26 +145,29 @@ def _callback(tmp_path: Path) -> tuple[SilentTaxCallback, SilentTaxMiddleware]:
     return callbacks[0], middleware
 
 
+def _hooks(callback: SilentTaxCallback, api: object, *names: str) -> None:
+    """Call ``on_<name>`` for each name, in order, as LitServe's loops do."""
+    for name in names:
+        getattr(callback, f"on_{name}")(lit_api=api)
+
+
+DECODE = ("before_decode_request", "after_decode_request")
+ENCODE = ("before_encode_response", "after_encode_response")
+
+
 def test_hooks_in_loop_orders(tmp_path: Path) -> None:
     callback, _ = _callback(tmp_path)
     api = _Echo()
     api.api_path = "/predict"
     # the regular loop, twice, with a stage and an observed duration inside predict
     for _ in range(2):
-        callback.on_before_decode_request(lit_api=api)
-        callback.on_after_decode_request(lit_api=api)
-        callback.on_before_predict(lit_api=api)
+        _hooks(callback, api, *DECODE, "before_predict")
         with stage("tokenize"):
             observe("gpu", 0.001)
-        callback.on_after_predict(lit_api=api)
-        callback.on_before_encode_response(lit_api=api)
-        callback.on_after_encode_response(lit_api=api)
+        _hooks(callback, api, "after_predict", *ENCODE)
     # the streaming loop: no decode hooks, after_predict again after encoding
-    callback.on_before_predict(lit_api=api)
-    callback.on_after_predict(lit_api=api)
-    callback.on_before_encode_response(lit_api=api)
-    callback.on_after_predict(lit_api=api)
-    callback.on_after_encode_response(lit_api=api)
+    _hooks(callback, api, "before_predict", "after_predict", "before_encode_response",
+           "after_predict", "after_encode_response")  # fmt: skip
     # outside an iteration, stage() is a no-op again
     with stage("outside"):
         pass
@@ -183,15 +186,8 @@ def test_hooks_in_loop_orders(tmp_path: Path) -> None:
 def test_a_failed_iteration_is_closed_as_an_error(tmp_path: Path) -> None:
     callback, _ = _callback(tmp_path)
     api = _Echo()
-    callback.on_before_decode_request(lit_api=api)
-    callback.on_after_decode_request(lit_api=api)
-    callback.on_before_predict(lit_api=api)  # predict raises: no after hooks
-    callback.on_before_decode_request(lit_api=api)
-    callback.on_after_decode_request(lit_api=api)
-    callback.on_before_predict(lit_api=api)
-    callback.on_after_predict(lit_api=api)
-    callback.on_before_encode_response(lit_api=api)
-    callback.on_after_encode_response(lit_api=api)
+    _hooks(callback, api, *DECODE, "before_predict")  # predict raises: no after hooks
+    _hooks(callback, api, *DECODE, "before_predict", "after_predict", *ENCODE)
     breakdown = callback.recorder.breakdown()
     assert breakdown.requests == 2
     assert breakdown.spans["/predict"].errors == 1
@@ -204,10 +200,7 @@ def test_callback_pickles_into_a_worker_and_merges_with_the_http_side(tmp_path: 
     worker = pickle.loads(pickle.dumps(callback))  # what spawn does
     assert worker._recorder is None
     api = _Echo()
-    worker.on_before_predict(lit_api=api)
-    worker.on_after_predict(lit_api=api)
-    worker.on_before_encode_response(lit_api=api)
-    worker.on_after_encode_response(lit_api=api)
+    _hooks(worker, api, "before_predict", "after_predict", *ENCODE)
     path = worker.recorder.writer.write()
     assert path.parent == tmp_path
     merged = SilentTaxMiddleware.from_state(middleware.state()).merge(
