@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, NonNegativeInt, model_validator
 
+from silenttax._parse import to_float
 from silenttax._state import State, Stateful
 from silenttax._stats import lower_rank, quantile_rank_interval
 from silenttax.errors import InputError
@@ -93,6 +94,14 @@ class LatencySketchState(State):
                 f"({self.zero_count + sum(self.counts)})"
             )
         return self
+
+
+def _flat(values: Any) -> list[Any]:
+    """The elements of whatever ``add_many`` got, one level deep (ragged input included)."""
+    try:
+        return list(np.asarray(values, dtype=object).ravel())
+    except Exception:  # not even an object array: nothing usable
+        return [values]
 
 
 class LatencySketch(Stateful[LatencySketchState]):
@@ -184,7 +193,7 @@ class LatencySketch(Stateful[LatencySketchState]):
         buf = self._buf
         try:
             buf.append(seconds)
-        except TypeError:
+        except (TypeError, OverflowError):  # not a number; an int beyond the float range
             self._reject(seconds)
             return
         if len(buf) >= _FOLD_AT:
@@ -195,11 +204,11 @@ class LatencySketch(Stateful[LatencySketchState]):
         join the buffer and are counted with it)."""
         try:
             values = np.asarray(seconds, dtype=np.float64).ravel()
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             if self._strict:
                 raise InputError(f"seconds must be numbers: {exc}") from exc
             values = np.asarray(
-                [x if isinstance(x, float | int) else math.nan for x in np.ravel(seconds)],
+                [to_float(x) if isinstance(x, float | int) else math.nan for x in _flat(seconds)],
                 dtype=np.float64,
             )
         if self._strict and values.size and not (np.isfinite(values) & (values >= 0)).all():

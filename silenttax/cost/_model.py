@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from silenttax._parse import to_float
 from silenttax._state import State
 from silenttax.errors import InputError
 from silenttax.report import Report, Severity
@@ -24,7 +25,7 @@ def _positive(name: str, value: float, *, allow_zero: bool = False) -> float:
         raise InputError(
             f"{name} must be a {'non-negative' if allow_zero else 'positive'} number, got {value!r}"
         )
-    if not math.isfinite(value):
+    if not math.isfinite(to_float(value)):
         raise InputError(f"{name} must be finite, got {value!r}")
     return float(value)
 

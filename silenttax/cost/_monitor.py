@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 import threading
 import time
 from collections import deque
@@ -12,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
 from silenttax._merge import same_settings
+from silenttax._stability import count_or_none, invalid_input_finding, seconds_or_none
 from silenttax._state import State, Stateful, settings, with_policy
 from silenttax.cost._model import CostModel
 from silenttax.errors import InputError
@@ -109,6 +109,18 @@ class CostMonitorState(State):
         return data
 
 
+def _ratio(a: float, b: float) -> float:
+    """``a / b``, with a zero ``b`` as infinity (or 1 when both are zero)."""
+    if b:
+        return a / b
+    return math.inf if a else 1.0
+
+
+def _size(factor: float) -> float:
+    """How far a cost factor is from 1 (``|log factor|``; zero and infinity are farthest)."""
+    return abs(math.log(factor)) if 0 < factor < math.inf else math.inf
+
+
 def _side_by_side(windows: list[CostWindow]) -> CostWindow:
     """Windows of several replicas over (about) the same time as one window of the fleet.
 
@@ -178,6 +190,8 @@ class CostMonitor(Stateful[CostMonitorState]):
         max_windows: Closed windows kept (older ones are dropped).
         name: The model or endpoint: the subject of the findings and
             ``context["name"]`` of the report, as in every monitor.
+        strict: Raise :class:`~silenttax.errors.InputError` on a bad ``record`` value
+            instead of counting it.
 
     Examples:
         >>> monitor = CostMonitor(CostModel(price_per_hour=2.0), window=3600)
@@ -207,6 +221,7 @@ class CostMonitor(Stateful[CostMonitorState]):
         concurrency: int = 1,
         max_windows: int = 1000,
         name: str = "model",
+        strict: bool = False,
     ) -> None:
         if not isinstance(pricing, CostModel):
             raise InputError(f"pricing must be a CostModel, got {type(pricing).__name__}")
@@ -234,6 +249,7 @@ class CostMonitor(Stateful[CostMonitorState]):
             raise InputError(f"name must be a string, got {type(name).__name__}")
         self.name = name
         self.max_windows = max_windows
+        self.strict = bool(strict)
         self.invalid = 0
         """``record`` calls with invalid inferences or service time (counted, not raised)."""
         self._windows: deque[CostWindow] = deque(maxlen=max_windows)
@@ -251,36 +267,45 @@ class CostMonitor(Stateful[CostMonitorState]):
     def record(
         self, inferences: int = 1, *, busy_seconds: float | None = None, now: float | None = None
     ) -> None:
-        """Count served inferences (and their service time); never raises.
+        """Count served inferences (and their service time); thread-safe, never raises
+        unless ``strict=True``: a bad value is counted in :attr:`invalid` and reported
+        as ``stability.invalid_input`` (a bad ``now`` drops the whole call).
 
         Args:
             inferences: How many inferences were served.
             busy_seconds: Their total service time; omit if unknown.
             now: Seconds since the epoch (default: the current time).
         """
-        when = time.time() if now is None else now
+        count = count_or_none(inferences)
+        busy = None if busy_seconds is None else seconds_or_none(busy_seconds)
+        when = time.time() if now is None else seconds_or_none(now)
+        if self.strict and (
+            count is None or (busy is None and busy_seconds is not None) or when is None
+        ):
+            raise InputError(
+                "record: need inferences an integer >= 0, busy_seconds a finite number >= 0 "
+                f"and now finite seconds since the epoch, got {inferences!r}, "
+                f"{busy_seconds!r}, {now!r}"
+            )
         with self._lock:
+            if when is None:
+                self.invalid += 1  # no time to file it under: the whole call is dropped
+                return
             if self._start is None:
                 self._start = when
             elif when - self._start >= self.window:
                 self._close(self._start + self.window)
                 self._start = when
-            count: Any = inferences  # NumPy integers count too; anything else is invalid
-            if (
-                not isinstance(count, bool)
-                and isinstance(count, numbers.Integral)
-                and int(count) >= 0
-            ):
-                self._inferences += int(count)
-            else:
+            if count is None:
                 self.invalid += 1
-            busy: Any = busy_seconds
-            if busy is None:
+            else:
+                self._inferences += count
+            if busy_seconds is None:
                 self._busy_known = False
-            elif isinstance(busy, numbers.Real) and math.isfinite(busy) and float(busy) >= 0:
-                self._busy += float(busy)
-            else:
+            elif busy is None:
                 self.invalid += 1
+            else:
+                self._busy += busy
 
     def set_price(
         self, price_per_hour: float, *, instances: float | None = None, now: float | None = None
@@ -292,12 +317,13 @@ class CostMonitor(Stateful[CostMonitorState]):
             instances: The new instance count (default: unchanged).
             now: Seconds since the epoch (default: the current time), as for :meth:`record`.
         """
-        self.close_window(now=now)
-        self.pricing = CostModel(
+        pricing = CostModel(  # validated before anything changes
             price_per_hour=price_per_hour,
             instances=self.pricing.instances if instances is None else instances,
             currency=self.pricing.currency,
         )
+        self.close_window(now=now)
+        self.pricing = pricing
 
     def merge(self, other: CostMonitor) -> Self:
         """Add another replica's windows into this one (in place): the fleet's cost.
@@ -316,7 +342,7 @@ class CostMonitor(Stateful[CostMonitorState]):
         if not isinstance(other, CostMonitor):
             raise InputError(f"can only merge a CostMonitor, got {type(other).__name__}")
         state, theirs = self.state(), other.state()
-        local = ("max_windows",)
+        local = ("max_windows", "strict")
         same_settings(
             "CostMonitor",
             {k: v for k, v in state.params.items() if k not in local},
@@ -369,11 +395,18 @@ class CostMonitor(Stateful[CostMonitorState]):
             self.invalid = 0
 
     def close_window(self, now: float | None = None) -> CostWindow | None:
-        """Close the open window now; returns it (None if no window was open)."""
+        """Close the open window now; returns it (None if no window was open).
+
+        Raises:
+            InputError: ``now`` is not finite seconds since the epoch.
+        """
+        end = time.time() if now is None else seconds_or_none(now)
+        if end is None:
+            raise InputError(f"now must be finite seconds since the epoch, got {now!r}")
         with self._lock:
             if self._start is None:
                 return None
-            window = self._close(time.time() if now is None else now)
+            window = self._close(end)
             self._start = None
             return window
 
@@ -409,6 +442,7 @@ class CostMonitor(Stateful[CostMonitorState]):
                     "concurrency": self.concurrency,
                     "max_windows": self.max_windows,
                     "name": self.name,
+                    "strict": self.strict,
                 },
                 invalid=self.invalid,
                 open_start=self._start,
@@ -446,6 +480,16 @@ class CostMonitor(Stateful[CostMonitorState]):
         served = [w for w in self._windows if w.inferences]
         findings: list[Finding] = []
         cur = self.pricing.currency
+        if self.invalid:
+            findings.append(
+                invalid_input_finding(
+                    self.name,
+                    invalid=self.invalid,
+                    recorded=sum(w.inferences for w in self._windows) + self._inferences,
+                    what="record() values (inferences, busy_seconds or now)",
+                    detector="cost.CostMonitor",
+                )
+            )
         if not served:
             findings.append(
                 make_finding(
@@ -497,10 +541,10 @@ class CostMonitor(Stateful[CostMonitorState]):
             / (base.price_per_hour * base.instances)
         }
         if None not in (base.throughput, current.throughput, base.utilization, current.utilization):
-            factors["throughput"] = base.throughput / current.throughput  # type: ignore[operator]
-            factors["utilization"] = base.utilization / current.utilization  # type: ignore[operator]
+            factors["throughput"] = _ratio(base.throughput, current.throughput)  # type: ignore[arg-type]
+            factors["utilization"] = _ratio(base.utilization, current.utilization)  # type: ignore[arg-type]
         else:
-            factors["served rate"] = ratio / factors["price"]
+            factors["served rate"] = ratio / factors["price"] if factors["price"] else 1.0
         words = {
             "price": "price per hour",
             "throughput": "throughput",
@@ -508,11 +552,11 @@ class CostMonitor(Stateful[CostMonitorState]):
             "served rate": "served inferences per paid hour",
         }
         parts = []
-        for key, factor in sorted(factors.items(), key=lambda kv: -abs(math.log(kv[1]))):
+        for key, factor in sorted(factors.items(), key=lambda kv: -_size(kv[1])):
             # price moves cost directly; the other factors are inverse (slower: dearer)
-            change = factor - 1 if key == "price" else 1 / factor - 1
+            change = factor - 1 if key == "price" else _ratio(1.0, factor) - 1
             parts.append(f"{words[key]} {change * 100:+.0f}% (cost x{factor:.2f})")
-        driver = max(factors, key=lambda k: abs(math.log(factors[k])))
+        driver = max(factors, key=lambda k: _size(factors[k]))
         rose = ratio > 1 + self.min_effect
         severity = Severity.OK
         if rose:
@@ -544,10 +588,14 @@ class CostMonitor(Stateful[CostMonitorState]):
             unit=cur,
             effect_size=ratio,
             evidence={
-                "factors": factors,
+                "factors": {k: v if math.isfinite(v) else None for k, v in factors.items()},
                 "driver": driver,
-                "log_shares": {
-                    k: math.log(v) / math.log(ratio) if ratio != 1 else 0.0
+                "log_shares": {  # None where a factor or the ratio is 0 (a free price)
+                    k: (
+                        math.log(v) / math.log(ratio)
+                        if _size(v) < math.inf and 0 < _size(ratio) < math.inf
+                        else (0.0 if ratio == 1 else None)
+                    )
                     for k, v in factors.items()
                 },
             },

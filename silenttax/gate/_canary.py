@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
@@ -38,6 +39,7 @@ import numpy.typing as npt
 from pydantic import Field, NonNegativeInt, model_validator
 
 from silenttax._sketch import as_sketch
+from silenttax._stability import invalid_input_finding
 from silenttax._state import State, Stateful, settings
 from silenttax.errors import InputError
 from silenttax.report import Finding, Report, Severity
@@ -129,7 +131,7 @@ def log_e_split(canary: Any, total: Any, split: float, strength: float = 20.0) -
 def _finite_non_negative(value: Any) -> bool:
     try:
         return bool(value >= 0 and math.isfinite(value))
-    except TypeError:
+    except (TypeError, ValueError, OverflowError):  # not a number, an array, a huge int
         return False
 
 
@@ -285,6 +287,7 @@ class Canary(Stateful[CanaryState]):
         self.burn_in = burn_in
         self.prior_strength = float(prior_strength)
         self.strict = strict
+        self._lock = threading.Lock()
         self._edges: dict[str, float] | None = None
         self._burn: dict[str, list[float]] = {series: [] for series in self._series}
         self._zero_counts()
@@ -373,8 +376,8 @@ class Canary(Stateful[CanaryState]):
 
     def _valid(self, seconds: float) -> bool:
         try:  # _finite_non_negative inlined: this runs on every request
-            ok = seconds >= 0 and math.isfinite(seconds)
-        except TypeError:
+            ok = bool(seconds >= 0 and math.isfinite(seconds))
+        except (TypeError, ValueError, OverflowError):  # not a number, an array, a huge int
             ok = False
         if not ok:
             self.invalid += 1
@@ -384,42 +387,44 @@ class Canary(Stateful[CanaryState]):
 
     def record_control(self, seconds: float, **resources: float) -> None:
         """Record one control request: its latency, and its ``resources`` by name
-        (never raises unless ``strict=True``)."""
-        if not self._valid(seconds):
-            return
-        self.control += 1
-        values = self._resource_values(resources) if resources else {}
-        if self._edges is None:
-            self._burn_in(float(seconds), values)
-            return
-        events = self._control_events
-        for metric, edge, _ in self._watch:
-            if seconds > edge:
-                events[metric] += 1
-        for name, value in values.items():
-            for key, edge, _ in self._watch_resource[name]:
-                if value > edge:
-                    events[key] += 1
+        (thread-safe; never raises unless ``strict=True``)."""
+        with self._lock:
+            if not self._valid(seconds):
+                return
+            self.control += 1
+            values = self._resource_values(resources) if resources else {}
+            if self._edges is None:
+                self._burn_in(float(seconds), values)
+                return
+            events = self._control_events
+            for metric, edge, _ in self._watch:
+                if seconds > edge:
+                    events[metric] += 1
+            for name, value in values.items():
+                for key, edge, _ in self._watch_resource[name]:
+                    if value > edge:
+                        events[key] += 1
 
     def record_canary(self, seconds: float, **resources: float) -> None:
         """Record one canary request: its latency, and its ``resources`` by name
-        (never raises unless ``strict=True``)."""
-        if not self._valid(seconds):
-            return
-        self.canary += 1
-        events, over = self._canary_events, self._canary_over
-        for metric, edge, scaled in self._watch:
-            if seconds > edge:
-                events[metric] += 1
-                if seconds > scaled:
-                    over[metric] += 1
-        if resources:
-            for name, value in self._resource_values(resources).items():
-                for key, edge, scaled in self._watch_resource[name]:
-                    if value > edge:
-                        events[key] += 1
-                        if value > scaled:
-                            over[key] += 1
+        (thread-safe; never raises unless ``strict=True``)."""
+        with self._lock:
+            if not self._valid(seconds):
+                return
+            self.canary += 1
+            events, over = self._canary_events, self._canary_over
+            for metric, edge, scaled in self._watch:
+                if seconds > edge:
+                    events[metric] += 1
+                    if seconds > scaled:
+                        over[metric] += 1
+            if resources:
+                for name, value in self._resource_values(resources).items():
+                    for key, edge, scaled in self._watch_resource[name]:
+                        if value > edge:
+                            events[key] += 1
+                            if value > scaled:
+                                over[key] += 1
 
     # ------------------------------------------------------------------ decision
     @property
@@ -620,8 +625,14 @@ class Canary(Stateful[CanaryState]):
             )
         )
         if self.invalid:
-            findings[0] = findings[0].model_copy(
-                update={"evidence": {**findings[0].evidence, "invalid": self.invalid}}
+            findings.append(
+                invalid_input_finding(
+                    "canary",
+                    invalid=self.invalid,
+                    recorded=total,
+                    what="latencies or resource values",
+                    detector="gate.Canary",
+                )
             )
         return Report(
             findings=findings,

@@ -74,6 +74,7 @@ from typing import Any, ClassVar, Self
 from pydantic import Field, JsonValue
 
 from silenttax._merge import same_settings
+from silenttax._stability import internal_error_finding
 from silenttax._state import State, Stateful
 from silenttax.cost import CostMonitor, CostMonitorState
 from silenttax.drift import DriftDetector, DriftDetectorState
@@ -133,8 +134,14 @@ def observe(name: str, seconds: float) -> None:
     latency monitor per name, exported and merged like the routes (a no-op outside a
     request; never raises: a bad value is counted by the monitor)."""
     middleware = _middleware.get()
-    if middleware is not None:
-        middleware.observed_monitor(name).record(seconds)
+    if middleware is None:
+        return
+    try:
+        middleware.observed_monitor(name if isinstance(name, str) else str(name)).record(seconds)
+    except Exception:
+        if middleware.strict:
+            raise
+        middleware.internal_errors += 1
 
 
 class ServingState(State):
@@ -347,6 +354,17 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             report = report | self.cost.check()
         if self.live is not None:
             report = report | self.live.report()
+        if self.internal_errors:
+            report = report | Report(
+                findings=[
+                    internal_error_finding(
+                        "serving",
+                        errors=self.internal_errors,
+                        what="middleware steps (recording, snapshot, live features)",
+                        detector="integrations.SilentTaxMiddleware",
+                    )
+                ]
+            )
         return report
 
     def close(self) -> None:

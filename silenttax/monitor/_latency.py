@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Self, TypeVar, cast
 
 from silenttax._merge import same_settings
 from silenttax._sketch import LatencySketch, LatencySketchState, as_sketch, quantile_interval
+from silenttax._stability import invalid_input_finding
 from silenttax._state import State, Stateful, settings, with_policy
 from silenttax.errors import InputError
 from silenttax.monitor._creep import CreepState, CreepWatch
@@ -266,7 +267,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
     ) -> Report:
         """Findings: ``latency.quantile`` (or ``latency.regression`` against the
         baseline) per quantile, ``latency.slo`` when an SLO is set,
-        ``latency.creep`` once enough was recorded, and ``latency.invalid`` when bad
+        ``latency.creep`` once enough was recorded, and ``stability.invalid_input`` when bad
         durations were recorded. The same as :func:`check_latency` on :meth:`state`.
 
         Args:
@@ -286,18 +287,13 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         n = sketch.count
         if sketch.invalid:
             findings.append(
-                make_finding(
-                    "latency.invalid",
-                    severity=Severity.WARNING,
-                    subject=self.name,
-                    message=(
-                        f"{sketch.invalid} invalid durations (NaN, negative, infinite or not a "
-                        f"number) were recorded and ignored, beside {n} valid ones"
-                    ),
-                    metric="invalid_count",
-                    value=float(sketch.invalid),
-                    recommendation="Check the timing code that feeds the monitor.",
+                invalid_input_finding(
+                    self.name,
+                    invalid=sketch.invalid,
+                    recorded=n,
+                    what="durations (NaN, negative, infinite or not a number)",
                     detector="monitor.LatencyMonitor",
+                    recommendation="Check the timing code that feeds the monitor.",
                 )
             )
         if n == 0:

@@ -9,8 +9,9 @@ from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import psutil
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
+from silenttax._stability import count_or_none, internal_error_finding, invalid_input_finding
 from silenttax._state import State, Stateful, settings, with_policy
 from silenttax._system import usable_cores
 from silenttax.errors import InputError
@@ -63,8 +64,10 @@ class ResourceMonitorState(State):
     """Retained samples are every ``stride``-th of those taken."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Constructor settings (``pid`` excepted: a process is not portable); older files: none."""
-    errors: int = 0
+    errors: NonNegativeInt = 0
     """Samples that failed."""
+    invalid: NonNegativeInt = 0
+    """``sample`` calls with an ``inferences`` that is not a count (taken without it)."""
 
 
 class ResourceMonitor(Stateful[ResourceMonitorState]):
@@ -169,6 +172,8 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
         self._taken = 0
         self._last: ResourceSample | None = None
         self.errors = 0
+        self.invalid = 0
+        """``sample`` calls whose ``inferences`` was not a count (taken without it)."""
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -183,8 +188,15 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
         """Take one reading now; ``inferences`` is the cumulative count served so far.
 
         Returns None (and counts an error) if the process cannot be read,
-        unless ``strict=True``.
+        unless ``strict=True``. An ``inferences`` that is not a count (an integer
+        >= 0) is counted as invalid and the sample is taken without it.
         """
+        if inferences is not None and count_or_none(inferences) is None:
+            if self.strict:
+                raise InputError(f"inferences must be an integer >= 0, got {inferences!r}")
+            with self._lock:
+                self.invalid += 1
+            inferences = None
         try:
             reading = self._read(inferences)
         except Exception:
@@ -273,7 +285,7 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
         """Drop every sample (the settings stay)."""
         with self._lock:
             self._samples, self._stride, self._taken, self._last = [], 1, 0, None
-            self.errors = 0
+            self.errors = self.invalid = 0
 
     # --------------------------------------------------------------------- state
     def state(self) -> ResourceMonitorState:
@@ -298,6 +310,7 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
                 stride=self._stride,
                 params=params,
                 errors=self.errors,
+                invalid=self.invalid,
             )
 
     @classmethod
@@ -307,7 +320,7 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
         monitor._samples, monitor._stride = list(state.samples), state.stride
         monitor._taken = len(state.samples) * state.stride
         monitor._last = state.samples[-1] if state.samples else None
-        monitor.errors = state.errors
+        monitor.errors, monitor.invalid = state.errors, state.invalid
         return monitor
 
     # --------------------------------------------------------------------- check
@@ -336,15 +349,22 @@ class ResourceMonitor(Stateful[ResourceMonitorState]):
         else:
             findings += [self._memory(samples), self._growth(samples), self._cpu(samples)]
         findings += self._gpus(samples)
+        if self.invalid:
+            findings.append(
+                invalid_input_finding(
+                    self.name,
+                    invalid=self.invalid,
+                    recorded=len(samples),
+                    what="inference counts passed to sample()",
+                    detector="monitor.ResourceMonitor",
+                )
+            )
         if self.errors:
             findings.append(
-                make_finding(
-                    "resource.sampling_errors",
-                    severity=Severity.WARNING,
-                    subject=self.name,
-                    message=f"{self.errors} resource samples failed and were skipped",
-                    metric="errors",
-                    value=float(self.errors),
+                internal_error_finding(
+                    self.name,
+                    errors=self.errors,
+                    what="resource samples",
                     detector="monitor.ResourceMonitor",
                 )
             )

@@ -47,7 +47,6 @@ CODES: tuple[CodeInfo, ...] = (
         _C.LATENCY,
         "A sustained rise of p50 or p95 in what a monitor recorded (CUSUM on block quantiles).",
     ),
-    CodeInfo("latency.invalid", _C.LATENCY, "Invalid durations (NaN, negative, None) recorded."),
     CodeInfo("latency.no_data", _C.LATENCY, "Nothing was recorded, so nothing was checked."),
     # silenttax.benchmark
     CodeInfo("latency.benchmark", _C.LATENCY, "Latency figures of one benchmarked function."),
@@ -120,7 +119,6 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo("resource.cpu", _C.RESOURCE, "CPU utilisation of the process; saturation."),
     CodeInfo("resource.gpu", _C.RESOURCE, "Utilisation and memory of one GPU."),
     CodeInfo("resource.no_data", _C.RESOURCE, "Too few resource samples to judge."),
-    CodeInfo("resource.sampling_errors", _C.RESOURCE, "Resource samples that failed."),
     # silenttax.cost
     CodeInfo("cost.per_1k", _C.COST, "Realized cost per 1000 inferences."),
     CodeInfo(
@@ -180,6 +178,17 @@ CODES: tuple[CodeInfo, ...] = (
     ),
     CodeInfo("canary.resource", _C.RESOURCE, "Canary vs control exceedances of a resource."),
     CodeInfo("canary.split", _C.STABILITY, "The realized traffic split vs the declared one."),
+    # every recorder (request-path safety)
+    CodeInfo(
+        "stability.invalid_input",
+        _C.STABILITY,
+        "Values a recorder refused (NaN, negative, infinite, not a number): counted, not raised.",
+    ),
+    CodeInfo(
+        "stability.internal_error",
+        _C.STABILITY,
+        "silenttax's own failures on the request path, counted instead of raised into the host.",
+    ),
     # silenttax.audit
     CodeInfo("audit.skipped", _C.STABILITY, "A part of the audit that could not run, and why."),
 )

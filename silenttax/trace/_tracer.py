@@ -33,6 +33,7 @@ import numpy as np
 import psutil
 
 from silenttax._sketch import LatencySketch
+from silenttax._stability import invalid_input_finding
 from silenttax._system import intra_op_threads, usable_cores
 from silenttax.errors import InputError, InternalError
 from silenttax.report import Report
@@ -73,6 +74,14 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 _MAX_CARRY = 16 * _FOLD_AT  # spans of unfinished requests carried between batches
 _MAX_PENDING = 4 * _MAX_CARRY  # attributes/errors of spans not aggregated yet
 _OTHER = "<other>"
+
+
+def _as_text(value: Any) -> str:
+    """``str(value)``, or its type's name where even that fails (never raises)."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 class Tracer:
@@ -170,6 +179,8 @@ class Tracer:
         self._errors: dict[int, str] = {}  # by span seq, spans that raised
         self._carry: _Array = np.empty((0, _FIELDS), dtype=np.int64)
         self._fold_error: BaseException | None = None
+        self.invalid = 0
+        """Spans whose name or stage was not a string (recorded under ``str()`` of it)."""
         # (stage, name) -> key, and per key its (capped) name and resolved stage
         self._table: dict[str | None, dict[str, int]] = {}
         self._key_of: dict[tuple[str, str], int] = {}
@@ -297,8 +308,10 @@ class Tracer:
     def _new_key(self, name: Any, stage: Any) -> int:
         """The key of a (name, stage) pair not seen yet (off the hot path, under the lock)."""
         with self._lock:
-            name = name if isinstance(name, str) else str(name)
-            stage = stage if stage is None or isinstance(stage, str) else str(stage)
+            if not isinstance(name, str) or not (stage is None or isinstance(stage, str)):
+                self.invalid += 1  # recorded under str(name): counted, reported by check()
+                name = name if isinstance(name, str) else _as_text(name)
+                stage = stage if stage is None or isinstance(stage, str) else _as_text(stage)
             capped = False
             if name not in self._names and len(self._names) >= self.max_names:
                 name, capped = _OTHER, True
@@ -603,6 +616,7 @@ class Tracer:
             self._attrs.clear()
             self._errors.clear()
             self._fold_error = None
+            self.invalid = 0
             self._segments.clear()
             self._segment_requests = 0
             self._slowest.clear()
@@ -626,4 +640,16 @@ class Tracer:
                 f"baseline must be a Tracer or a Breakdown, got {type(baseline).__name__}"
             )
         base = baseline.breakdown() if isinstance(baseline, Tracer) else baseline
-        return check_breakdown(self.breakdown(), base, **policy)
+        report = check_breakdown(self.breakdown(), base, **policy)
+        if self.invalid:
+            finding = invalid_input_finding(
+                "tracer",
+                invalid=self.invalid,
+                recorded=self._requests,
+                what="span names or stages (not strings)",
+                detector="trace.Tracer",
+                outcome="recorded under str() of them",
+                recommendation="Name spans and stages with strings.",
+            )
+            report = report | Report(findings=[finding])
+        return report

@@ -17,7 +17,7 @@ pytest.importorskip("httpx")
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from silenttax import Report
+from silenttax import Report, Severity
 from silenttax.integrations.asgi import OTHER, UNMATCHED, SilentTaxMiddleware, stage
 from silenttax.integrations.fastapi import instrument
 
@@ -223,6 +223,8 @@ def test_silenttax_errors_never_reach_the_request() -> None:
 
     assert asyncio.run(drive()) == 200
     assert middleware.internal_errors == 1
+    (error,) = middleware.check().filter(code="stability.internal_error")
+    assert error.severity is Severity.WARNING and error.value == 1
     strict = SilentTaxMiddleware(app, strict=True)
     strict._route = None  # type: ignore[assignment,method-assign]
     with pytest.raises(TypeError):

@@ -123,7 +123,7 @@ def test_invalid_durations_are_reported_not_raised() -> None:
         monitor.record(bad)  # type: ignore[arg-type]
     monitor.record(0.01)
     report = monitor.check()
-    invalid = report.filter(code="latency.invalid")[0]
+    invalid = report.filter(code="stability.invalid_input")[0]
     assert invalid.severity is Severity.WARNING and invalid.value == 4
     strict = LatencyMonitor(strict=True)
     with pytest.raises(InputError):

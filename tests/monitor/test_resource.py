@@ -129,7 +129,7 @@ def test_dead_process_is_counted_not_raised() -> None:
     child.wait()
     assert monitor.sample() is None
     assert monitor.errors == 1
-    assert monitor.check().filter(code="resource.sampling_errors")[0].severity is Severity.WARNING
+    assert monitor.check().filter(code="stability.internal_error")[0].severity is Severity.WARNING
     with pytest.raises(InputError, match="pid"):
         ResourceMonitor(pid=child.pid)
     strict = ResourceMonitor(pid=None, strict=True)

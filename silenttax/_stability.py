@@ -1,0 +1,100 @@
+"""Request-path safety shared by every recorder: reading a value without raising, and
+the ``stability.*`` findings for what was refused or failed instead of raising.
+
+A recorder (sketch, monitor, tracer, canary, middleware) never raises into the code it
+observes unless it was built with ``strict=True``: a bad value is counted and dropped,
+a failure of silenttax's own is counted, and its check reports both here, in the same
+words whichever component it was.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+from silenttax.report import Finding, Severity
+from silenttax.report._codes import make_finding
+
+__all__ = [
+    "MAX_COUNT",
+    "count_or_none",
+    "internal_error_finding",
+    "invalid_input_finding",
+    "seconds_or_none",
+]
+
+#: The largest count one call may add (2**53: beyond it floats lose integers).
+MAX_COUNT = 2**53
+
+
+def count_or_none(value: Any) -> int | None:
+    """``value`` as a count (an integer in ``[0, MAX_COUNT]``, NumPy's included), else None.
+
+    Examples:
+        >>> count_or_none(3), count_or_none(-1), count_or_none(True), count_or_none(2.0)
+        (3, None, None, None)
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    n = int(value)
+    return n if 0 <= n <= MAX_COUNT else None
+
+
+def seconds_or_none(value: Any) -> float | None:
+    """``value`` as a finite, non-negative number of seconds, else None (never raises).
+
+    Examples:
+        >>> seconds_or_none(0.5), seconds_or_none(float("nan")), seconds_or_none("1")
+        (0.5, None, None)
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        x = float(value)
+    except (OverflowError, ValueError, TypeError):
+        return None
+    return x if 0.0 <= x < math.inf else None
+
+
+def invalid_input_finding(
+    subject: str,
+    *,
+    invalid: int,
+    recorded: int,
+    what: str,
+    detector: str,
+    outcome: str = "dropped",
+    recommendation: str = "Fix the code that feeds the recorder; pass strict=True to raise.",
+) -> Finding:
+    """The ``stability.invalid_input`` WARNING: ``invalid`` values ``what`` were refused
+    (counted and ``outcome``, never raised) beside ``recorded`` accepted ones."""
+    return make_finding(
+        "stability.invalid_input",
+        severity=Severity.WARNING,
+        subject=subject,
+        message=(
+            f"{invalid:,} invalid {what} were counted and {outcome} instead of raised, "
+            f"beside {recorded:,} recorded"
+        ),
+        metric="invalid_count",
+        value=float(invalid),
+        evidence={"invalid": invalid, "recorded": recorded},
+        recommendation=recommendation,
+        detector=detector,
+    )
+
+
+def internal_error_finding(subject: str, *, errors: int, what: str, detector: str) -> Finding:
+    """The ``stability.internal_error`` WARNING: ``errors`` failures of silenttax's own
+    (``what``) were counted instead of raised into the host."""
+    return make_finding(
+        "stability.internal_error",
+        severity=Severity.WARNING,
+        subject=subject,
+        message=f"{errors:,} {what} failed inside silenttax and were counted instead of raised",
+        metric="errors",
+        value=float(errors),
+        recommendation="Pass strict=True to see the error; report it if it is silenttax's.",
+        detector=detector,
+    )
