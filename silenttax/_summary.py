@@ -25,8 +25,10 @@ while within the cap).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
+import weakref
 from collections import Counter
 from itertools import chain
 from typing import Annotated, Any, Literal, Self
@@ -148,49 +150,46 @@ def _runs(index: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> list[l
     """Compact JSON form: [first_index, count, count, ...] per run of nearby buckets."""
     if index.size == 0:
         return []
-    starts = np.flatnonzero(np.diff(index) > _GAP) + 1
-    if starts.size > index.size // 8:  # mostly isolated buckets: the plain loop is cheaper
-        return _runs_loop(index, counts)
-    bounds = np.concatenate(([0], starts, [index.size])).tolist()
-    runs = []
-    for a, b in itertools.pairwise(bounds):  # fill each run's gaps with zeros in NumPy
-        first = int(index[a])
-        dense = np.zeros(int(index[b - 1]) - first + 1, np.int64)
-        dense[index[a:b] - first] = counts[a:b]
-        runs.append([first, *dense.tolist()])
-    return runs
+    index = np.asarray(index, dtype=np.int64)
+    new_run = np.concatenate(([True], np.diff(index) > _GAP))
+    run = np.cumsum(new_run) - 1
+    firsts = index[new_run]
+    # a run is [first, counts of first..last with zeros in the gaps]: one flat array
+    spans = index[np.concatenate((np.flatnonzero(new_run)[1:] - 1, [index.size - 1]))] - firsts + 1
+    heads = np.concatenate(([0], np.cumsum(spans + 1)[:-1]))
+    flat = np.zeros(int(spans.sum() + spans.size), dtype=np.int64)
+    flat[heads] = firsts
+    flat[heads[run] + 1 + index - firsts[run]] = counts
+    values = flat.tolist()
+    bounds = [*heads.tolist(), len(values)]
+    return [values[x:y] for x, y in itertools.pairwise(bounds)]
 
 
-def _runs_loop(index: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> list[list[int]]:
-    idx, cnt = index.tolist(), counts.tolist()
-    runs = []
-    run, last = [idx[0], cnt[0]], idx[0]
-    for i, c in zip(idx[1:], cnt[1:], strict=True):
-        gap = i - last
-        if gap > _GAP:
-            runs.append(run)
-            run = [i, c]
-        else:
-            run.extend([0] * (gap - 1))
-            run.append(c)
-        last = i
-    runs.append(run)
-    return runs
+def _flat_runs(runs: list[list[int]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Runs as one flat array, and where each run's head (its first index) sits in it."""
+    sizes = np.fromiter(map(len, runs), np.int64, len(runs))
+    flat = np.fromiter(chain.from_iterable(runs), np.int64, int(sizes.sum()))
+    return flat, np.cumsum(sizes) - sizes
 
 
 def _decode(runs: list[list[int]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Inverse of :func:`_runs`: occupied bucket indices and counts."""
     if not runs:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    lengths = np.fromiter((len(r) - 1 for r in runs), np.int64, len(runs))
-    starts = np.fromiter((r[0] for r in runs), np.int64, len(runs))
-    counts = np.fromiter(chain.from_iterable(r[1:] for r in runs), np.int64, int(lengths.sum()))
-    offsets = np.arange(counts.size, dtype=np.int64) - np.repeat(
-        np.cumsum(lengths) - lengths, lengths
-    )
-    index = np.repeat(starts, lengths) + offsets
-    keep = counts > 0
-    return index[keep], counts[keep]
+    flat, heads = _flat_runs(runs)
+    is_head = np.zeros(flat.size, dtype=bool)
+    is_head[heads] = True
+    run = np.cumsum(is_head) - 1
+    position = np.arange(flat.size, dtype=np.int64) - heads[run] - 1
+    index = flat[heads][run] + position
+    keep = ~is_head & (flat > 0)
+    return index[keep], flat[keep]
+
+
+#: id(summary) -> (its runs, decoded buckets); entries leave with their summary.
+_DECODED: dict[
+    int, tuple[list[list[int]], tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]
+] = {}
 
 
 class NumericSummary(BaseModel):
@@ -227,10 +226,18 @@ class NumericSummary(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if any(len(run) < 2 for run in self.runs):
+        if not self.runs:
+            if self.count:
+                raise ValueError(f"runs: bucket counts must add up to count {self.count}")
+            return self
+        if min(map(len, self.runs)) < 2:
             raise ValueError("runs: each run is [first_index, count, ...]")
-        counts = [n for run in self.runs for n in run[1:]]
-        if any(n < 0 for n in counts) or sum(counts) != self.count:
+        try:
+            flat, heads = _flat_runs(self.runs)
+        except OverflowError:
+            raise ValueError("runs: bucket indices and counts must fit in 64 bits") from None
+        counts = np.delete(flat, heads)
+        if counts.min() < 0 or int(counts.sum(dtype=object)) != self.count:
             raise ValueError(f"runs: bucket counts must be >= 0 and add up to count {self.count}")
         return self
 
@@ -277,8 +284,18 @@ class NumericSummary(BaseModel):
         return float(np.std(scaled, ddof=1)) * top
 
     def buckets(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Occupied bucket indices (sorted) and counts."""
-        return _decode(self.runs)
+        """Occupied bucket indices (sorted) and counts (decoded once per summary: a
+        check reads them several times; the arrays are read-only)."""
+        key = id(self)
+        cached = _DECODED.get(key)
+        if cached is not None and cached[0] is self.runs:
+            return cached[1]
+        index, counts = _decode(self.runs)
+        index.flags.writeable = counts.flags.writeable = False
+        if cached is None:
+            weakref.finalize(self, _DECODED.pop, key, None)
+        _DECODED[key] = (self.runs, (index, counts))
+        return index, counts
 
     def values(self) -> npt.NDArray[np.float64]:
         """The finite values: exact in exact mode, else bucket midpoints repeated by count."""
@@ -367,15 +384,40 @@ def summarize_labels(values: npt.NDArray[Any], *, max_levels: int = 1000) -> Cat
     levels: dict[str, int] = {}
     for level, n in counts.items():
         key = level if isinstance(level, str) else str(level)
+        if len(key) > MAX_LEVEL_CHARS:
+            key = level_key(key)
         levels[key] = levels.get(key, 0) + n
-    return _capped(
-        CategoricalSummary(
-            max_levels=max_levels,
-            count=int(values.size - nulls),
-            nulls=nulls,
-            levels=levels,
-        )
+    other = 0
+    if len(levels) > max_levels:  # fold before validating: millions of levels stay cheap
+        ranked = sorted(levels.items(), key=lambda kv: (-kv[1], kv[0]))
+        levels = dict(ranked[:max_levels])
+        other = sum(n for _, n in ranked[max_levels:])
+    return CategoricalSummary(
+        max_levels=max_levels,
+        count=int(values.size - nulls),
+        nulls=nulls,
+        levels=levels,
+        other=other,
     )
+
+
+#: Longest level kept verbatim; longer ones are stored as :func:`level_key`.
+MAX_LEVEL_CHARS = 200
+
+
+def level_key(text: str) -> str:
+    """A bounded stand-in for a long level: its start and a hash of the whole, so
+    distinct long values stay distinct (a summary of megabyte strings stays small).
+
+    Examples:
+        >>> key = level_key("x" * 10_000)
+        >>> len(key) <= MAX_LEVEL_CHARS, key.startswith("xxx"), key == level_key("x" * 10_000)
+        (True, True, True)
+    """
+    if len(text) <= MAX_LEVEL_CHARS:
+        return text
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return f"{text[: MAX_LEVEL_CHARS - 20]}…#{digest}"
 
 
 def _capped(summary: CategoricalSummary) -> CategoricalSummary:

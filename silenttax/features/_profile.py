@@ -12,7 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from silenttax._input import NUMERIC_KINDS, TEXT_KINDS
 from silenttax._parse import DECIMAL_COMMA, THOUSANDS, parse_numbers
-from silenttax._summary import K_MAX, NumericSummary, merge_summaries, summarize_numbers
+from silenttax._summary import (
+    K_MAX,
+    NumericSummary,
+    level_key,
+    merge_summaries,
+    summarize_numbers,
+)
 
 __all__ = ["ColumnProfile", "merge_profiles", "profile_column"]
 
@@ -165,12 +171,15 @@ def _profile_text(values: npt.NDArray[Any], kind: str, max_levels: int) -> Colum
     if is_number.any():
         numbers = summarize_numbers(np.repeat(parsed.values[is_number], weights[is_number]))
     sentinels = _sentinel_counts(counts)
-    examples = dict(parsed.examples)
+    examples = {k: level_key(v) for k, v in parsed.examples.items()}
     if padded.any():
-        examples.setdefault("padded", str(texts[np.flatnonzero(padded)[0]]))
+        examples.setdefault("padded", level_key(str(texts[np.flatnonzero(padded)[0]])))
     if texts.size:
-        examples["value"] = str(texts[0])
-    levels = {str(v): counts[v] for v in analysed}
+        examples["value"] = level_key(str(texts[0]))
+    levels: dict[str, int] = {}
+    for v, text in zip(analysed, texts.tolist(), strict=True):  # long values: bounded keys
+        key = level_key(text)
+        levels[key] = levels.get(key, 0) + counts[v]
     other = 0
     if len(levels) > max_levels:
         ranked = sorted(levels.items(), key=lambda kv: (-kv[1], kv[0]))
