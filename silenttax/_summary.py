@@ -35,7 +35,15 @@ from typing import Annotated, Any, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "CategoricalSummary",
@@ -210,9 +218,10 @@ class NumericSummary(BaseModel):
     neg_inf: NonNegativeInt = 0
     """-inf values."""
     total: float = 0.0
-    """Sum of finite values (inf or NaN past the float range: see ``mean``)."""
+    """Sum of finite values (``inf`` once it leaves the float range, whatever its sign:
+    see ``mean``)."""
     total_sq: float = 0.0
-    """Sum of squares of finite values (inf past the float range: see ``sd``)."""
+    """Sum of squares of finite values (``inf`` past the float range: see ``sd``)."""
     min: float = math.inf
     """Smallest finite value."""
     max: float = -math.inf
@@ -223,6 +232,13 @@ class NumericSummary(BaseModel):
     """Buckets as ``[first_index, count, ...]`` runs."""
     exact_values: list[float] | None = None
     """Every finite value, sorted (exact mode only)."""
+
+    @field_validator("total", "total_sq")
+    @classmethod
+    def _overflowed(cls, value: float) -> float:
+        # a sum past the float range is inf or NaN (+inf and -inf halves): one marker,
+        # so a state always equals itself and merges stay overflowed
+        return value if math.isfinite(value) else math.inf
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
