@@ -35,7 +35,10 @@ def read_table(path: str | Path) -> Any:
     name = file.name.lower()
     if name.endswith((".parquet", ".pq")):
         pq: Any = optional_import("pyarrow.parquet", purpose="reading Parquet files")
-        return pq.read_table(file)
+        try:
+            return pq.read_table(file)
+        except Exception as exc:  # ArrowInvalid, OSError: a corrupt or non-Parquet file
+            raise InputError(f"{str(file)!r}: cannot read as Parquet: {exc}") from exc
     if not name.endswith((".csv", ".csv.gz")):
         raise InputError(f"{str(file)!r}: expected a .csv, .csv.gz or .parquet file")
     if is_installed("pyarrow"):
@@ -49,9 +52,12 @@ def read_table(path: str | Path) -> Any:
 
 def _read_csv(file: Path) -> dict[str, Any]:
     opener = gzip.open if file.name.lower().endswith(".gz") else open
-    with opener(file, "rt", newline="", encoding="utf-8") as handle:
-        text = handle.read()
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        with opener(file, "rt", newline="", encoding="utf-8") as handle:
+            text = handle.read()
+        rows = list(csv.reader(io.StringIO(text)))
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{str(file)!r}: cannot read as CSV: {exc}") from exc
     if not rows or not rows[0]:
         raise InputError(f"{str(file)!r}: is empty")
     header, body = rows[0], rows[1:]

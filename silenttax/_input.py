@@ -36,6 +36,7 @@ Examples:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -115,7 +116,7 @@ def to_table(data: Any, *, names: Sequence[str] | None = None, argument: str = "
         return _from_mapping(data, argument=argument, source="dict")
     if isinstance(data, np.ndarray):
         return _from_ndarray(data, names=names, argument=argument)
-    frame = _from_native(data)
+    frame = _from_native(data, argument=argument)
     if frame is not None:
         return frame
     hint = ""
@@ -239,28 +240,36 @@ def _normalise_objects(values: npt.NDArray[np.object_]) -> tuple[ColumnKind, npt
 
 
 # ----------------------------------------------------------------------- narwhals
-def _from_native(data: Any) -> Table | None:
+def _from_native(data: Any, *, argument: str) -> Table | None:
     import narwhals.stable.v2 as nw
+    from narwhals.exceptions import DuplicateError
 
     source = None
     dask_frame = imported("dask.dataframe")
     if dask_frame is not None and isinstance(data, dask_frame.DataFrame):
         # Collect it ourselves: narwhals' own Dask support is moving to a plugin.
         data, source = data.compute(), "dask"
-    frame = nw.from_native(data, pass_through=True)
+    try:
+        frame = nw.from_native(data, pass_through=True)
+    except DuplicateError as exc:  # pandas and pyarrow allow duplicated labels; narwhals not
+        names = getattr(data, "column_names", None) or getattr(data, "columns", ())
+        twice = sorted(str(name) for name, n in Counter(map(str, names)).items() if n > 1)
+        listed = twice or " ".join(str(exc).split())
+        raise InputError(f"{argument}: duplicated column names {listed}") from None
     if isinstance(frame, nw.LazyFrame):
         frame = frame.collect()
     if not isinstance(frame, nw.DataFrame):
         return None
     source = source or nw.get_native_namespace(frame).__name__.partition(".")[0]
     if len(set(frame.columns)) != len(frame.columns):
-        raise InputError("data: duplicated column names")
+        twice = sorted(name for name, n in Counter(frame.columns).items() if n > 1)
+        raise InputError(f"{argument}: duplicated column names {twice}")
     loaders: dict[str, Callable[[], npt.NDArray[Any]]] = {}
     kinds: dict[str, ColumnKind] = {}
     for name in frame.columns:
         kinds[str(name)], loaders[str(name)] = _normalise_series(frame.get_column(name), nw)
     if not loaders:
-        raise InputError("data: has no columns")
+        raise InputError(f"{argument}: has no columns")
     return Table(loaders=loaders, kinds=kinds, n_rows=len(frame), source=source)
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from silenttax.cli._args import count, number
 from silenttax.report import Report, Severity
 
 __all__ = ["add_parser"]
@@ -44,17 +45,23 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=count(),
         default=1,
         help="rows per call from the data; size of dynamic dimensions when synthesized (1)",
     )
     parser.add_argument(
-        "--price-per-hour", type=float, metavar="P", help="price of one serving instance per hour"
+        "--price-per-hour",
+        type=number(at_least=0),
+        metavar="P",
+        help="price of one serving instance per hour",
     )
     parser.add_argument("--baseline", metavar="DIR", help="a previous audit's --out directory")
     parser.add_argument("--out", metavar="DIR", default="silenttax-audit", help="(silenttax-audit)")
     parser.add_argument(
-        "--max-time", type=float, default=1.0, help="seconds per quantization candidate (1.0)"
+        "--max-time",
+        type=number(above=0),
+        default=1.0,
+        help="seconds per quantization candidate (1.0)",
     )
     parser.add_argument(
         "--offline", action="store_true", help="do not ask the package index for newer versions"
@@ -170,10 +177,6 @@ def run_audit(args: argparse.Namespace) -> int:
         parser.error("--demo takes no model or data")
     if not args.demo and not args.model:
         parser.error("give a MODEL (.onnx or pkg.module:attr), or --demo")
-    if args.max_time <= 0:
-        parser.error("--max-time must be > 0")
-    if args.price_per_hour is not None and args.price_per_hour < 0:
-        parser.error("--price-per-hour must be >= 0")
     with _Progress() as progress:
         if args.demo:
             from silenttax.audit._demo import DEMO_NOTE

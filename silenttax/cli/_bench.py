@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from silenttax.cli._args import count, number
 from silenttax.errors import InputError
 
 __all__ = ["add_parser", "load_model", "read_inputs"]
@@ -38,9 +39,11 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--weights", help="state_dict for a torch factory (MODEL)")
     parser.add_argument("--weights-b", help="state_dict for the second torch factory")
-    parser.add_argument("--threads", type=int, default=None, help="intra-op threads")
-    parser.add_argument("--min-time", type=float, default=2.0, help="seconds of measurement")
-    parser.add_argument("--max-time", type=float, default=20.0, help="most seconds")
+    parser.add_argument("--threads", type=count(), default=None, help="intra-op threads")
+    parser.add_argument(
+        "--min-time", type=number(above=0), default=2.0, help="seconds of measurement"
+    )
+    parser.add_argument("--max-time", type=number(above=0), default=20.0, help="most seconds")
     parser.add_argument("--out", metavar="JSON", required=True, help="where to save the result")
     parser.set_defaults(func=run, parser=parser)
 
@@ -59,7 +62,7 @@ def read_inputs(specs: list[str], option: str = "--input") -> list[Any] | dict[s
             name, path = "", spec
         try:
             array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:
             raise InputError(f"{option}: cannot read {path!r} as .npy: {exc}") from exc
         if name:
             named[name] = array

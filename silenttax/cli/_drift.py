@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from silenttax.cli._args import FRACTION
 from silenttax.report import Severity
 
 __all__ = ["add_parser", "demo_data"]
@@ -49,7 +50,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--out", metavar="JSON", help="also write the report as JSON")
     parser.add_argument("--html", metavar="HTML", help="also write the report as HTML")
     parser.add_argument(
-        "--alpha", type=float, default=0.05, help="dataset-level false-alarm rate (0.05)"
+        "--alpha", type=FRACTION, default=0.05, help="dataset-level false-alarm rate (0.05)"
     )
     parser.add_argument(
         "--fail-on",
@@ -77,8 +78,6 @@ def run(args: argparse.Namespace) -> int:
         if not (args.reference and args.current):
             parser.error("give REFERENCE and CURRENT files, or --demo")
         reference, current = read_table(args.reference), read_table(args.current)
-    if not 0 < args.alpha < 1:
-        parser.error("--alpha must be between 0 and 1")
     drift = DriftDetector(alpha=args.alpha).fit(reference).check(current)
     health = FeatureHealth().fit(reference).check(current)
     report = drift | health

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from silenttax.cli._args import FRACTION, number
 from silenttax.errors import InputError
 
 __all__ = ["add_parser", "read_side"]
@@ -42,27 +43,27 @@ def add_parser(subparsers: Any) -> None:
     ]:
         parser.add_argument(
             f"--max-{name}-regression",
-            type=float,
+            type=number(at_least=0),
             default=default,
             metavar="R",
             help=f"tolerated {what} slowdown ({default:g} = {default * 100:g}%%)",
         )
     parser.add_argument(
         "--max-memory-regression",
-        type=float,
+        type=number(at_least=0),
         default=None,
         metavar="R",
         help="gate peak RSS too (BenchmarkResults, 2+ runs per side)",
     )
     parser.add_argument(
         "--max-cost-regression",
-        type=float,
+        type=number(at_least=0),
         default=None,
         metavar="R",
         help="gate cost per 1000 inferences too (mean latency ratio)",
     )
     parser.add_argument(
-        "--alpha", type=float, default=0.05, help="family-wise false-regression rate (0.05)"
+        "--alpha", type=FRACTION, default=0.05, help="family-wise false-regression rate (0.05)"
     )
     parser.add_argument(
         "--policy",
@@ -82,10 +83,14 @@ def read_side(path: str, role: str) -> Any:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"{role}: cannot read {path!r}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{role}: {path!r} is not UTF-8 text (a binary file?); see 'silenttax gate --help'"
+        ) from None
     if text.lstrip().startswith("{"):
         try:
             data = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InputError(f"{role}: {path!r} is not valid JSON: {exc}") from exc
         if isinstance(data, dict) and "kind" in data:
             import silenttax
@@ -100,16 +105,18 @@ def read_side(path: str, role: str) -> Any:
             "'silenttax gate --help'"
         )
     values = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for line_number, line in enumerate(text.splitlines(), start=1):
         cell = line.split(",")[0].strip()
         if not cell or cell.startswith("#"):
             continue
         try:
             values.append(float(cell))
         except ValueError:
-            if not values and number == 1:
+            if not values and line_number == 1:
                 continue  # a header line
-            raise InputError(f"{role}: {path!r} line {number}: {cell!r} is not a number") from None
+            raise InputError(
+                f"{role}: {path!r} line {line_number}: {cell!r} is not a number"
+            ) from None
     return values
 
 
@@ -117,9 +124,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the gate; returns the exit status (0 pass, 1 regression, 3 inconclusive)."""
     from silenttax.gate import exit_status, performance_gate
 
-    parser: argparse.ArgumentParser = args.parser
-    if not 0 < args.alpha < 1:
-        parser.error("--alpha must be between 0 and 1")
     report = performance_gate(
         read_side(args.baseline, "baseline"),
         read_side(args.candidate, "candidate") if args.candidate else None,

@@ -45,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(message: str, limit: int = 1000) -> str:
+    """``message`` as one printable line of at most ``limit`` characters (a parser's
+    message may quote binary garbage from the file it could not read)."""
+    flat = " ".join(message.split("\n"))
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in flat)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 findings, 2 usage error)."""
     parser = build_parser()
@@ -59,7 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = func(args)
     except SilentTaxError as exc:
-        print(f"silenttax: error: {exc}", file=sys.stderr)
+        print(f"silenttax: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file the user named cannot be read or written
+        where = exc.filename2 if exc.filename2 is not None else exc.filename
+        named = f"{str(where)!r}: " if where is not None else ""
+        print(f"silenttax: error: {named}{_one_line(exc.strerror or str(exc))}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # parser.error() inside a command: a usage error
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2

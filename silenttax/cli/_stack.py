@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from silenttax.cli._args import FRACTION, count, number
 from silenttax.errors import InputError
 
 __all__ = ["add_parser", "exit_status"]
@@ -72,15 +73,19 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--kind", choices=("torch", "python"), default="torch")
     parser.add_argument("--weights", help="a state_dict (torch.save) or .safetensors file")
-    parser.add_argument("--threads", type=int, default=None, help="threads on both arms")
+    parser.add_argument("--threads", type=count(), default=None, help="threads on both arms")
     parser.add_argument("--cores", help="CPUs for both arms, e.g. '0,1' (default: all usable)")
-    parser.add_argument("--pairs", type=int, default=6, help="pairs of fresh processes (6)")
-    parser.add_argument("--rounds", type=int, default=30, help="interleaved rounds per pair")
     parser.add_argument(
-        "--equivalence", type=float, default=0.05, help="margin of no change (0.05 = 5%%)"
+        "--pairs", type=count(at_least=2), default=6, help="pairs of fresh processes (6)"
     )
-    parser.add_argument("--confidence", type=float, default=0.95)
-    parser.add_argument("--max-time", type=float, default=900.0, help="seconds for the pairs")
+    parser.add_argument("--rounds", type=count(), default=30, help="interleaved rounds per pair")
+    parser.add_argument(
+        "--equivalence", type=number(above=0), default=0.05, help="margin of no change (0.05 = 5%%)"
+    )
+    parser.add_argument("--confidence", type=FRACTION, default=0.95)
+    parser.add_argument(
+        "--max-time", type=number(above=0), default=900.0, help="seconds for the pairs"
+    )
     parser.add_argument(
         "--requirement",
         action="append",
@@ -92,7 +97,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--index-url", help="replace the primary package index")
     parser.add_argument("--extra-index-url", action="append", default=[])
     parser.add_argument("--find-links", action="append", default=[])
-    parser.add_argument("--price-per-hour", type=float, help="price the change per 1000 calls")
+    parser.add_argument(
+        "--price-per-hour", type=number(at_least=0), help="price the change per 1000 calls"
+    )
     parser.add_argument("--no-lag", action="store_true", help="skip the version-lag stage")
     parser.add_argument(
         "--lag-only", action="store_true", help="only the version-lag stage (no benchmark)"
@@ -180,8 +187,6 @@ def run(args: argparse.Namespace) -> int:
     chosen = sum(bool(x) for x in (args.upgrade, args.python, args.aa))
     if chosen != 1 and not args.lag_only:
         parser.error("give the candidate stack: --upgrade PKG (repeatable), --python PATH or --aa")
-    if args.pairs < 2:
-        parser.error("--pairs must be at least 2")
     upgrades = _upgrades(args.upgrade)
     spec = None if args.lag_only else _spec(args)
     report = Report(findings=[], source="cli.stack-check")

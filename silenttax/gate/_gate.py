@@ -510,11 +510,11 @@ def _policy(policy: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any
         path = Path(policy)
         try:
             text = path.read_text(encoding="utf-8")
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"policy: cannot read {str(path)!r}: {exc}") from exc
         try:
             data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except (ValueError, tomllib.TOMLDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # TOMLDecodeError is a ValueError
             raise InputError(f"policy: {str(path)!r} is not valid JSON or TOML: {exc}") from exc
     if isinstance(data, dict) and isinstance(data.get("gate"), dict):
         data = data["gate"]  # a [gate] table in a larger file
