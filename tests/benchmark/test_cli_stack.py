@@ -135,7 +135,7 @@ def test_lag_only_reads_the_package_index(
     ("extra", "message"),
     [
         ([], "give the candidate stack"),
-        (["--aa", "--pairs", "1"], "--pairs must be at least 2"),
+        (["--aa", "--pairs", "1"], "--pairs: expected a whole number >= 2"),
         (["--upgrade", "onnx runtime"], "--upgrade"),
         (["--aa", "--cores", "a,b"], "--cores"),
     ],
