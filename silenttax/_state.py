@@ -111,6 +111,9 @@ class State(BaseModel):
                 for err in exc.errors()[:5]
             )
             raise StateError(f"cannot read {cls.KIND!r} state: {problems}") from exc
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            # a custom __init__ missing a required saved field (found by atheris)
+            raise StateError(f"cannot read {cls.KIND!r} state: {exc}") from exc
 
     def save(self, path: str | os.PathLike[str], *, indent: int | None = None) -> Path:
         """Write JSON to ``path`` atomically and durably (temp file, fsync, rename: a

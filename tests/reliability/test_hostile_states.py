@@ -76,6 +76,30 @@ def test_mutated_values(which: int, at: float, value: str) -> None:
     _load_or_state_error(json.dumps(data).replace('"__HOSTILE__"', value))
 
 
+def test_every_key_removed_in_turn() -> None:
+    """A saved state missing any one key (top level, or one level down) loads or is a
+    StateError (atheris found a missing required setting raising TypeError)."""
+    tried = 0
+    for text in SAVED:
+        data = json.loads(text)
+        paths = [(key,) for key in data if key != "kind"]
+        paths += [
+            (key, inner)
+            for key, value in data.items()
+            if isinstance(value, dict)
+            for inner in value
+        ][:200]
+        for path in paths:
+            copy = json.loads(text)
+            node = copy
+            for key in path[:-1]:
+                node = node[key]
+            del node[path[-1]]
+            _load_or_state_error(json.dumps(copy))
+            tried += 1
+    assert tried > 100
+
+
 def test_deep_nesting_wrong_kind_and_future_schema() -> None:
     with pytest.raises(StateError, match="invalid JSON"):
         silenttax.load(
