@@ -252,7 +252,7 @@ def _from_native(data: Any, *, argument: str) -> Table | None:
     try:
         frame = nw.from_native(data, pass_through=True)
     except DuplicateError as exc:  # pandas and pyarrow allow duplicated labels; narwhals not
-        names = getattr(data, "column_names", None) or getattr(data, "columns", ())
+        names: Any = getattr(data, "column_names", None) or getattr(data, "columns", ())
         twice = sorted(str(name) for name, n in Counter(map(str, names)).items() if n > 1)
         listed = twice or " ".join(str(exc).split())
         raise InputError(f"{argument}: duplicated column names {listed}") from None

@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-import weakref
 from collections import Counter
 from itertools import chain
 from typing import Annotated, Any, Literal, Self
@@ -40,7 +39,11 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeInt,
+    PlainSerializer,
+    PlainValidator,
     PositiveInt,
+    TypeAdapter,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -194,10 +197,66 @@ def _decode(runs: list[list[int]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[n
     return index[keep], flat[keep]
 
 
-#: id(summary) -> (its runs, decoded buckets); entries leave with their summary.
-_DECODED: dict[
-    int, tuple[list[list[int]], tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]
-] = {}
+class Buckets:
+    """Occupied bucket indices (sorted, int64) and their counts, held as read-only
+    NumPy arrays: 16 bytes a bucket in memory (Python lists took about 100), saved as
+    the compact runs of :func:`_runs`."""
+
+    __slots__ = ("counts", "index")
+
+    def __init__(self, index: npt.ArrayLike, counts: npt.ArrayLike) -> None:
+        self.index = np.array(index, dtype=np.int64)
+        self.counts = np.array(counts, dtype=np.int64)
+        self.index.flags.writeable = self.counts.flags.writeable = False
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Buckets)
+            and np.array_equal(self.index, other.index)
+            and np.array_equal(self.counts, other.counts)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __len__(self) -> int:
+        return int(self.index.size)
+
+    def __repr__(self) -> str:
+        return f"Buckets({len(self)} occupied, {int(self.counts.sum())} values)"
+
+
+_RUNS = TypeAdapter(list[list[int]])
+
+
+def _read_buckets(value: Any) -> Buckets:
+    if isinstance(value, Buckets):
+        return value
+    runs = _RUNS.validate_python(value)
+    if any(len(run) < 2 for run in runs):
+        raise ValueError("runs: each run is [first_index, count, ...]")
+    try:
+        index, counts = _decode(runs)
+    except OverflowError:
+        raise ValueError("runs: bucket indices and counts must fit in 64 bits") from None
+    if counts.size and counts.min() < 0:
+        raise ValueError("runs: bucket counts must be >= 0")
+    return Buckets(index, counts)
+
+
+StoredBuckets = Annotated[
+    Buckets,
+    PlainValidator(_read_buckets),
+    PlainSerializer(lambda b: _runs(b.index, b.counts), return_type=list[list[int]]),
+    WithJsonSchema({"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}),
+]
+"""Buckets in a state: arrays in memory, ``[first_index, count, ...]`` runs in JSON."""
+
+
+def _total(counts: npt.NDArray[np.int64]) -> int:
+    """Sum of non-negative int64 counts, exact even past the int64 range."""
+    if counts.size == 0 or int(counts.max()) < (1 << 62) // counts.size:
+        return int(counts.sum())
+    return int(counts.sum(dtype=object))
 
 
 class NumericSummary(BaseModel):
@@ -228,8 +287,8 @@ class NumericSummary(BaseModel):
     """Largest finite value."""
     scale: int = K_MAX
     """Bucket width is ``2 ** -scale`` in t-space."""
-    runs: list[list[int]] = Field(default_factory=list)
-    """Buckets as ``[first_index, count, ...]`` runs."""
+    runs: StoredBuckets = Field(default_factory=lambda: Buckets([], []))
+    """Occupied buckets (saved as ``[first_index, count, ...]`` runs)."""
     exact_values: list[float] | None = None
     """Every finite value, sorted (exact mode only)."""
 
@@ -242,19 +301,8 @@ class NumericSummary(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if not self.runs:
-            if self.count:
-                raise ValueError(f"runs: bucket counts must add up to count {self.count}")
-            return self
-        if min(map(len, self.runs)) < 2:
-            raise ValueError("runs: each run is [first_index, count, ...]")
-        try:
-            flat, heads = _flat_runs(self.runs)
-        except OverflowError:
-            raise ValueError("runs: bucket indices and counts must fit in 64 bits") from None
-        counts = np.delete(flat, heads)
-        if counts.min() < 0 or int(counts.sum(dtype=object)) != self.count:
-            raise ValueError(f"runs: bucket counts must be >= 0 and add up to count {self.count}")
+        if _total(self.runs.counts) != self.count:
+            raise ValueError(f"runs: bucket counts must add up to count {self.count}")
         return self
 
     @property
@@ -300,18 +348,8 @@ class NumericSummary(BaseModel):
         return float(np.std(scaled, ddof=1)) * top
 
     def buckets(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """Occupied bucket indices (sorted) and counts (decoded once per summary: a
-        check reads them several times; the arrays are read-only)."""
-        key = id(self)
-        cached = _DECODED.get(key)
-        if cached is not None and cached[0] is self.runs:
-            return cached[1]
-        index, counts = _decode(self.runs)
-        index.flags.writeable = counts.flags.writeable = False
-        if cached is None:
-            weakref.finalize(self, _DECODED.pop, key, None)
-        _DECODED[key] = (self.runs, (index, counts))
-        return index, counts
+        """Occupied bucket indices (sorted) and counts (read-only arrays)."""
+        return self.runs.index, self.runs.counts
 
     def values(self) -> npt.NDArray[np.float64]:
         """The finite values: exact in exact mode, else bucket midpoints repeated by count."""
@@ -388,7 +426,7 @@ def summarize_numbers(
         min=float(finite.min()) if finite.size else math.inf,
         max=float(finite.max()) if finite.size else -math.inf,
         scale=k,
-        runs=_runs(index, counts),
+        runs=Buckets(index, counts),
         exact_values=np.sort(finite).tolist() if exact else None,
     )
 
@@ -489,7 +527,7 @@ def merge_summaries(
             min=min(a.min, b.min),
             max=max(a.max, b.max),
             scale=k,
-            runs=_runs(index, counts),
+            runs=Buckets(index, counts),
             exact_values=exact,
         )
     raise TypeError(f"cannot merge a {a.type} summary with a {b.type} summary")
