@@ -171,7 +171,10 @@ def pandas_frame(draw: st.DrawFn) -> Any:
                 columns[name] = pd.array(values, dtype=dtype)
         except (TypeError, ValueError, OverflowError, ImportError):
             columns[name] = pd.array(values, dtype="object")
-    return pd.DataFrame(columns)
+    result = pd.DataFrame(columns)
+    if len(columns) > 1 and draw(st.integers(0, 9)) == 0:  # pandas allows duplicated labels
+        result.columns = [next(iter(columns))] * len(columns)
+    return result
 
 
 @st.composite
@@ -184,8 +187,11 @@ def polars_frame(draw: st.DrawFn) -> Any:
             series = pl.Series(name, values, strict=False)
         except Exception:  # polars refuses some mixes: as strings, as users would
             series = pl.Series(name, [None if v is None else str(v) for v in values])
-        if series.dtype == pl.String and draw(st.booleans()):
+        cast = draw(st.sampled_from(["none", "categorical", "enum"]))
+        if series.dtype == pl.String and cast == "categorical":
             series = series.cast(pl.Categorical)
+        elif series.dtype == pl.String and cast == "enum":
+            series = series.cast(pl.Enum(sorted(set(series.drop_nulls().to_list()))))
         columns[name] = series
     return pl.DataFrame(list(columns.values()))
 
@@ -199,6 +205,21 @@ def test_extension_dtypes_and_polars(reference: Any, current: Any) -> None:
             report = _guarded(lambda f=fitted: f.check(current))
             if report is not None:
                 _figures_are_numbers(report)
+
+
+def test_duplicated_column_names_are_named() -> None:
+    pd = pytest.importorskip("pandas")
+    pa = pytest.importorskip("pyarrow")
+    frames = [
+        pd.DataFrame(np.ones((3, 3)), columns=["a", "b", "a"]),
+        pa.table([[1], [2], [3]], names=["x", "y", "x"]),
+    ]
+    for data, name in zip(frames, ["a", "x"], strict=True):
+        for component in (DriftDetector, FeatureHealth):
+            with pytest.raises(
+                SilentTaxError, match=rf"reference: duplicated column names \['{name}'\]"
+            ):
+                component().fit(data)
 
 
 def test_sums_past_the_float_range_are_one_marker() -> None:
