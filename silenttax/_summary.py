@@ -431,9 +431,13 @@ def summarize_numbers(
     )
 
 
-def summarize_labels(values: npt.NDArray[Any], *, max_levels: int = 1000) -> CategoricalSummary:
-    """Summarize a label column (None = missing; other objects are counted by ``str``)."""
-    counts = Counter(values.tolist())
+def summarize_labels(
+    values: npt.NDArray[Any] | Counter[Any], *, max_levels: int = 1000
+) -> CategoricalSummary:
+    """Summarize a label column (None = missing; other objects are counted by ``str``),
+    given its values or their counts (:meth:`silenttax._input.Table.level_counts`)."""
+    counts = Counter(values) if isinstance(values, Counter) else Counter(values.tolist())
+    rows = sum(counts.values())
     nulls = counts.pop(None, 0)
     levels: dict[str, int] = {}
     for level, n in counts.items():
@@ -448,7 +452,7 @@ def summarize_labels(values: npt.NDArray[Any], *, max_levels: int = 1000) -> Cat
         other = sum(n for _, n in ranked[max_levels:])
     return CategoricalSummary(
         max_levels=max_levels,
-        count=int(values.size - nulls),
+        count=int(rows - nulls),
         nulls=nulls,
         levels=levels,
         other=other,

@@ -147,3 +147,61 @@ def test_wrong_number_of_names() -> None:
 def test_empty_frame_keeps_columns() -> None:
     table = to_table(pd.DataFrame({"a": pd.Series([], dtype=float), "s": pd.Series([], dtype=str)}))
     assert table.n_rows == 0 and table.kinds == {"a": "float", "s": "string"}
+
+
+LABELS = ["DE", None, "", " FR", "é", "DE", "x" * 300, "DE", None, "列"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: pd.DataFrame({"c": pd.Series(LABELS, dtype=object)}),
+        lambda: pd.DataFrame({"c": pd.Series(LABELS, dtype="string[pyarrow]")}),
+        lambda: pd.DataFrame({"c": pd.Series(LABELS, dtype="string[python]")}),
+        lambda: pd.DataFrame(
+            {
+                "c": pd.Categorical(
+                    LABELS, categories=["DE", "", " FR", "é", "unused", "x" * 300, "列"]
+                )
+            }
+        ),
+        lambda: pl.DataFrame({"c": LABELS}),
+        lambda: pl.DataFrame({"c": pl.Series(LABELS).cast(pl.Categorical)}),
+        lambda: pl.DataFrame(
+            {"c": pl.Series(LABELS).cast(pl.Enum(["DE", "", " FR", "é", "x" * 300, "列", "z"]))}
+        ),
+        lambda: pa.table({"c": pa.array(LABELS)}),
+        lambda: pa.table({"c": pa.array(LABELS).dictionary_encode()}),
+        lambda: pa.table({"c": pa.array(LABELS, type=pa.large_string())}),
+    ],
+    ids=[
+        "object",
+        "arrow",
+        "python",
+        "category",
+        "polars",
+        "pl-cat",
+        "pl-enum",
+        "pa",
+        "pa-dict",
+        "pa-large",
+    ],
+)
+def test_level_counts_by_the_library_equal_counting_the_values(make) -> None:
+    """A text column is counted by its own library (value_counts); the counts, and every
+    summary built from them, equal counting the converted values one by one."""
+    from collections import Counter
+
+    from silenttax.drift import DriftDetector
+    from silenttax.features import FeatureHealth
+
+    table = to_table(make())
+    assert "c" in table.counters
+    assert table.level_counts("c") == Counter(table["c"].tolist()) == Counter(LABELS)
+    plain = {"c": np.array(LABELS, dtype=object)}
+    # (the states differ only in the kind: "categorical" where the library says so)
+    assert DriftDetector().fit(make()).reference == DriftDetector().fit(plain).reference
+    profile = FeatureHealth().fit(make()).profiles["c"]
+    assert profile.model_copy(update={"kind": "string"}) == FeatureHealth().fit(plain).profiles["c"]
+    detector = DriftDetector().fit(plain)
+    assert detector.window(make()).summaries == detector.window(plain).summaries

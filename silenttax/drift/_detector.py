@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from collections import Counter
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import Field, JsonValue
 
-from silenttax._input import NUMERIC_KINDS, Table, partitions, to_table
+from silenttax._input import NUMERIC_KINDS, TEXT_KINDS, Table, partitions, to_table
 from silenttax._merge import same_settings
 from silenttax._parse import parse_numbers
 from silenttax._state import State, Stateful, settings, with_policy
@@ -260,8 +261,13 @@ class DriftDetector(Stateful[DriftDetectorState]):
         return [c for c in self.columns if c in table]
 
     def _summarize(
-        self, values: npt.NDArray[Any], kind: str, like: NumericSummary | CategoricalSummary | None
+        self,
+        values: npt.NDArray[Any] | Counter[Any],
+        kind: str,
+        like: NumericSummary | CategoricalSummary | None,
     ) -> NumericSummary | CategoricalSummary:
+        if isinstance(values, Counter):  # a label column counted by its dataframe library
+            return summarize_labels(values, max_levels=self.max_levels)
         if kind in NUMERIC_KINDS or kind == "datetime":
             if kind == "datetime":
                 stamps = values.astype("datetime64[ns]")
@@ -298,7 +304,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
             self._reference, self._kinds = {}, {}
         for name in names:
             kind = table.kinds[name]
-            summary = self._summarize(table[name], kind, None)
+            summary = self._summarize(_read(table, name), kind, None)
             if name in self._reference:
                 if self._kinds[name] != kind and not {self._kinds[name], kind} <= NUMERIC_KINDS:
                     raise SchemaMismatchError(
@@ -403,6 +409,8 @@ class DriftDetector(Stateful[DriftDetectorState]):
         self, table: Table, name: str
     ) -> tuple[NumericSummary | CategoricalSummary, dict[str, Any] | None]:
         """Column ``name`` of current data, brought to the reference's kind and grid."""
+        if table.kinds[name] in TEXT_KINDS and self._kinds[name] in TEXT_KINDS | {"object"}:
+            return self._summarize(table.level_counts(name), "string", None), None
         values, how = self._coerce(table[name], table.kinds[name], self._kinds[name])
         kind = self._target_kind(table.kinds[name], self._kinds[name])
         return self._summarize(values, kind, self._require()[name]), how
@@ -905,3 +913,8 @@ def check_drift(
     if isinstance(current, DriftWindow):
         return judge._judge_drift_window(current)
     return judge._judge_data(current)
+
+
+def _read(table: Table, name: str) -> npt.NDArray[Any] | Counter[Any]:
+    """A column's values, or its counts where only they are needed (text)."""
+    return table.level_counts(name) if table.kinds[name] in TEXT_KINDS else table[name]

@@ -149,7 +149,11 @@ class FeatureHealth(Stateful[FeatureHealthState]):
     def _profile(self, table: Table) -> dict[str, ColumnProfile]:
         names = table.names if self.columns is None else [c for c in self.columns if c in table]
         return {
-            name: profile_column(table[name], table.kinds[name], max_levels=self.max_levels)
+            name: profile_column(
+                table.level_counts(name) if table.kinds[name] in TEXT_KINDS else table[name],
+                table.kinds[name],
+                max_levels=self.max_levels,
+            )
             for name in names
         }
 

@@ -110,8 +110,13 @@ def _sentinel_counts(levels: Counter[Any]) -> dict[str, int]:
     }
 
 
-def profile_column(values: npt.NDArray[Any], kind: str, *, max_levels: int = 1000) -> ColumnProfile:
-    """Profile one column as converted by the input adapter."""
+def profile_column(
+    values: npt.NDArray[Any] | Counter[Any], kind: str, *, max_levels: int = 1000
+) -> ColumnProfile:
+    """Profile one column as converted by the input adapter (a text column may come
+    as its counts: :meth:`silenttax._input.Table.level_counts`)."""
+    if isinstance(values, Counter):
+        return _profile_text(values, kind, max_levels)
     if kind in NUMERIC_KINDS:
         return _profile_numbers(values.astype(np.float64, copy=False), kind, max_levels)
     if kind in TEXT_KINDS or kind == "object":
@@ -151,8 +156,11 @@ def _profile_numbers(values: npt.NDArray[np.float64], kind: str, max_levels: int
     )
 
 
-def _profile_text(values: npt.NDArray[Any], kind: str, max_levels: int) -> ColumnProfile:
-    counts: Counter[Any] = Counter(values.tolist())
+def _profile_text(
+    values: npt.NDArray[Any] | Counter[Any], kind: str, max_levels: int
+) -> ColumnProfile:
+    counts = Counter(values) if isinstance(values, Counter) else Counter(values.tolist())
+    rows = sum(counts.values())
     nulls = counts.pop(None, 0)
     distinct_values = list(counts)
     # Analyse each distinct value once, weighted by its count.
@@ -187,7 +195,7 @@ def _profile_text(values: npt.NDArray[Any], kind: str, max_levels: int) -> Colum
         other = sum(n for _, n in ranked[max_levels:])
     return ColumnProfile(
         kind=kind,
-        rows=int(values.size),
+        rows=int(rows),
         nulls=nulls,
         empty=int(weights[empty].sum()),
         sentinels=sentinels,
