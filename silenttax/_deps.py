@@ -29,6 +29,7 @@ EXTRAS: dict[str, str] = {
     "pynvml": "gpu",
     "dask": "dask",
     "distributed": "dask",
+    "pyspark": "spark",
     "opentelemetry": "otel",
     "prometheus_client": "prometheus",
     "matplotlib": "plot",

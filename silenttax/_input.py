@@ -172,7 +172,13 @@ def _from_mapping(data: Mapping[Any, Any], *, argument: str, source: str) -> Tab
         name = str(key)
         if name in loaders:
             raise InputError(f"{argument}: column name {name!r} appears twice")
-        array = np.asarray(raw)
+        try:
+            array = np.asarray(raw)
+        except ValueError:  # ragged sequences: one object per row, as given
+            items = list(raw)
+            array = np.empty(len(items), dtype=object)
+            for i, item in enumerate(items):
+                array[i] = item
         if array.ndim != 1:
             raise InputError(f"{argument}: column {name!r} must be 1-D, got shape {array.shape}")
         if n_rows is None:
@@ -181,13 +187,13 @@ def _from_mapping(data: Mapping[Any, Any], *, argument: str, source: str) -> Tab
             raise InputError(
                 f"{argument}: column {name!r} has {len(array)} rows but {first!r} has {n_rows}"
             )
-        kinds[name], loaders[name] = _normalise_numpy(array)
+        kinds[name], loaders[name] = _normalise_numpy(array, f"{argument}: column {name!r}")
     assert n_rows is not None
     return Table(loaders=loaders, kinds=kinds, n_rows=n_rows, source=source)
 
 
 def _normalise_numpy(
-    array: npt.NDArray[Any],
+    array: npt.NDArray[Any], where: str
 ) -> tuple[ColumnKind, Callable[[], npt.NDArray[Any]]]:
     char = array.dtype.kind
     if char == "b":
@@ -204,8 +210,20 @@ def _normalise_numpy(
         )
     if char == "M":
         return "datetime", lambda: array.astype("datetime64[ns]")
-    kind, values = _normalise_objects(array.astype(object, copy=False))
+    try:
+        kind, values = _normalise_objects(array.astype(object, copy=False), where)
+    except InputError as exc:  # raised when the column is read: it may be left out
+        return "object", _deferred(exc)
     return kind, lambda: values
+
+
+def _deferred(error: InputError) -> Callable[[], npt.NDArray[Any]]:
+    """A loader for a column that cannot be read: raises ``error`` if it is selected."""
+
+    def fail() -> npt.NDArray[Any]:
+        raise error
+
+    return fail
 
 
 def _is_null(x: object) -> bool:
@@ -219,11 +237,24 @@ def _is_null(x: object) -> bool:
     return pandas is not None and (x is pandas.NA or x is pandas.NaT)
 
 
-def _normalise_objects(values: npt.NDArray[np.object_]) -> tuple[ColumnKind, npt.NDArray[Any]]:
-    """Infer the kind of an object array from the Python types of its non-null items."""
+def _normalise_objects(
+    values: npt.NDArray[np.object_], where: str
+) -> tuple[ColumnKind, npt.NDArray[Any]]:
+    """Infer the kind of an object array from the Python types of its non-null items.
+
+    Raises:
+        InputError: the column holds nested values (lists, arrays, dicts: anything that
+            cannot be a level), named by ``where``.
+    """
     nulls = np.fromiter(map(_is_null, values), dtype=bool, count=len(values))
     present = values[~nulls]
     types = set(map(type, present))
+    nested = sorted(t.__name__ for t in types if t.__hash__ is None)
+    if nested:
+        raise InputError(
+            f"{where} holds nested values ({', '.join(nested)}): drift and feature health "
+            "read scalar columns; leave it out (columns=[...]) or expand it into columns"
+        )
     kind: ColumnKind
     if types and all(issubclass(t, str) for t in types):
         kind = "string"
@@ -282,7 +313,7 @@ def _from_native(data: Any, *, argument: str) -> Table | None:
     counters: dict[str, Callable[[], Counter[Any]]] = {}
     for name in frame.columns:
         series = frame.get_column(name)
-        kinds[str(name)], loaders[str(name)] = _normalise_series(series, nw)
+        kinds[str(name)], loaders[str(name)] = _normalise_series(series, nw, argument)
         if kinds[str(name)] in TEXT_KINDS:
             counters[str(name)] = _counter(series)
     if not loaders:
@@ -308,7 +339,9 @@ def _counter(series: Any) -> Callable[[], Counter[Any]]:
     return count
 
 
-def _normalise_series(series: Any, nw: Any) -> tuple[ColumnKind, Callable[[], npt.NDArray[Any]]]:
+def _normalise_series(
+    series: Any, nw: Any, argument: str
+) -> tuple[ColumnKind, Callable[[], npt.NDArray[Any]]]:
     dtype = series.dtype
     if dtype.is_boolean():
 
@@ -344,7 +377,12 @@ def _normalise_series(series: Any, nw: Any) -> tuple[ColumnKind, Callable[[], np
             return values
 
         return ("string" if dtype == nw.String else "categorical"), labels
-    kind, values = _normalise_objects(np.asarray(series.to_numpy(), dtype=object))
+    try:
+        kind, values = _normalise_objects(
+            np.asarray(series.to_numpy(), dtype=object), f"{argument}: column {series.name!r}"
+        )
+    except InputError as exc:  # raised when the column is read: it may be left out
+        return "object", _deferred(exc)
     return kind, lambda: values
 
 

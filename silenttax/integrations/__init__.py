@@ -3,6 +3,7 @@
 The engine-neutral part (:mod:`silenttax.integrations.partitions`) summarises
 one partition into snapshot bytes and merges snapshots; an engine adapter only
 maps the first over its partitions and tree-reduces with the second.
-:mod:`silenttax.integrations.dask` is such an adapter. Nothing here is
+:mod:`silenttax.integrations.dask` and :mod:`silenttax.integrations.spark` are
+such adapters. Nothing here is
 imported by ``import silenttax``.
 """

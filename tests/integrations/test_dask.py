@@ -21,26 +21,7 @@ from silenttax.features import FeatureHealth
 from silenttax.integrations import dask as sd
 from silenttax.integrations.partitions import fit_partition, merge_partials
 from silenttax.monitor import LatencySketch
-
-LEVELS = [f"c{i:02d}" for i in range(20)]
-
-
-def frame(seed: int, n: int = 6000, shift: float = 0.0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    age = rng.normal(40 + shift, 10, n)
-    income = rng.lognormal(10, 0.5, n)
-    income[rng.random(n) < 0.05] = np.nan
-    country = pd.Series(rng.choice(LEVELS, n), dtype=object)
-    country[rng.random(n) < 0.02] = None
-    return pd.DataFrame(
-        {
-            "age": age,
-            "income": income,
-            "visits": rng.poisson(3, n).astype(np.int64),
-            "active": rng.random(n) < 0.3,
-            "country": country,
-        }
-    )
+from tests.integrations.scaleout import frame, same_findings, same_reference
 
 
 def partitioned(data: pd.DataFrame, parts: int = 8) -> tuple[dd.DataFrame, pd.DataFrame]:
@@ -58,31 +39,6 @@ def partitioned(data: pd.DataFrame, parts: int = 8) -> tuple[dd.DataFrame, pd.Da
     ddf = dd.from_delayed([dask.delayed(c) for c in chunks], meta=data.iloc[0:0])
     assert ddf.npartitions == parts + 1
     return ddf, whole
-
-
-def same_findings(a: silenttax.Report, b: silenttax.Report) -> None:
-    key = lambda f: (f.code, f.subject)  # noqa: E731
-    left, right = sorted(a, key=key), sorted(b, key=key)
-    assert [(f.code, f.subject, f.severity) for f in left] == [
-        (f.code, f.subject, f.severity) for f in right
-    ]
-    for x, y in zip(left, right, strict=True):
-        for field in ("value", "p_value", "effect_size"):
-            vx, vy = getattr(x, field), getattr(y, field)
-            assert (vx is None) == (vy is None), (x.code, x.subject, field)
-            if vx is not None:
-                assert vx == pytest.approx(vy, rel=1e-6, abs=1e-12), (x.code, x.subject, field)
-
-
-def same_reference(a: DriftDetector, b: DriftDetector) -> None:
-    sa, sb = a.state(), b.state()
-    assert sa.kinds == sb.kinds and sa.rows == sb.rows
-    for name, summary in sa.reference.items():
-        other = sb.reference[name]
-        exact = {"total", "total_sq"}  # float sums: equal up to rounding
-        assert summary.model_dump(exclude=exact) == other.model_dump(exclude=exact), name
-        if hasattr(summary, "total"):
-            assert summary.total == pytest.approx(other.total, rel=1e-12)
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,7 @@ KINDS: dict[str, st.SearchStrategy[Any]] = {
     "str": labels,
     "date": dates,
     "bytes": st.binary(max_size=4),
+    "nested": st.lists(st.integers(0, 3), max_size=2) | st.tuples(st.integers(0, 3)),
     "mixed": floats | ints | labels | st.booleans() | st.none(),
 }
 
@@ -169,7 +170,7 @@ def pandas_frame(draw: st.DrawFn) -> Any:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 columns[name] = pd.array(values, dtype=dtype)
-        except (TypeError, ValueError, OverflowError, ImportError):
+        except (TypeError, ValueError, OverflowError, IndexError, ImportError):
             columns[name] = pd.array(values, dtype="object")
     result = pd.DataFrame(columns)
     if len(columns) > 1 and draw(st.integers(0, 9)) == 0:  # pandas allows duplicated labels
@@ -205,6 +206,27 @@ def test_extension_dtypes_and_polars(reference: Any, current: Any) -> None:
             report = _guarded(lambda f=fitted: f.check(current))
             if report is not None:
                 _figures_are_numbers(report)
+
+
+def test_nested_values_are_named_and_can_be_left_out() -> None:
+    """Lists, arrays and dicts (an embedding column) crashed Counter with 'unhashable
+    type'; now the column is named when read, and ``columns=`` leaves it out."""
+    pd = pytest.importorskip("pandas")
+    pa = pytest.importorskip("pyarrow")
+    frames = [
+        {"vec": [[1.0, 2.0], [3.0]], "x": [1.0, 2.0]},
+        pd.DataFrame({"vec": [np.ones(2), np.zeros(2)], "x": [1.0, 2.0]}),
+        pd.DataFrame({"vec": [{"a": 1}, {"b": 2}], "x": [1.0, 2.0]}),
+        pa.table({"vec": [[1.0, 2.0], [3.0]], "x": [1.0, 2.0]}),
+    ]
+    for data in frames:
+        for component in (DriftDetector, FeatureHealth):
+            with pytest.raises(SilentTaxError, match=r"reference: column 'vec' holds nested"):
+                component().fit(data)
+            fitted = component(columns=["x"]).fit(data).state()
+            assert set(getattr(fitted, "reference", None) or fitted.profiles) == {"x"}
+    # tuples are hashable: levels, as before
+    assert DriftDetector().fit({"t": [(1, 2), (3,)]}).reference["t"].count == 2  # type: ignore[union-attr]
 
 
 def test_duplicated_column_names_are_named() -> None:
