@@ -29,7 +29,8 @@ def one_input(data: bytes) -> None:
     try:
         silenttax.load(data)
     except StateError as exc:
-        assert str(exc), "a StateError says what is wrong"
+        if not str(exc):
+            raise AssertionError("a StateError says what is wrong") from exc
 
 
 def main() -> None:
