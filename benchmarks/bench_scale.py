@@ -8,10 +8,11 @@ reaches the client). A ``LocalCluster`` of 2 worker processes, one thread each,
 ``--memory-limit`` per worker (default 1.5 GiB, smaller than the data), fits
 ``fit_drift`` and ``fit_health`` reading the dataset lazily. Reported: rows/s
 in total and per core, state bytes per partition and merged, the merge's share
-of the time, peak worker RSS (sampled), and the single-process fit of one
-file read and fitted in this process (rows/s per core, read + fit, and the fit
-alone) — the ratio is the target (per-core rows/s within 1.5x of the
-single-process path).
+of the time, peak worker RSS (sampled), and two baselines without Dask: one
+file read (one Arrow thread) and fitted in this process — the single-process
+path per core, which the target compares with (per-core rows/s within 1.5x) —
+and the machine's own ceiling, two plain processes reading and fitting half the
+files each at the same time (what two cores give this work with no engine).
 
 Run: ``python benchmarks/bench_scale.py`` (about 15 minutes on 2 cores; ``--rows``
 scales it).
@@ -20,6 +21,7 @@ scales it).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import tempfile
 import threading
 import time
@@ -101,6 +103,27 @@ class PeakRSS:
         self.thread.join()
 
 
+def _fit_files(job: tuple[str, list[str]]) -> tuple[int, float]:
+    """Read (one Arrow thread) and fit files in this process: rows, seconds."""
+    label, files = job
+    make = DriftDetector if label == "DriftDetector" else FeatureHealth
+    began, rows = time.perf_counter(), 0
+    for file in files:
+        frame = pd.read_parquet(file, use_threads=False)
+        make().fit(frame)
+        rows += len(frame)
+    return rows, time.perf_counter() - began
+
+
+def ceiling(label: str, files: list[Path]) -> float:
+    """Rows/s of two plain processes at once (no Dask), each timing its own half."""
+    halves = [(label, [str(f) for f in files[i::2]]) for i in range(2)]
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.map(_fit_files, [(label, files[:1])] * 2)  # imports and warm-up
+        done = pool.map(_fit_files, halves)
+    return sum(rows for rows, _ in done) / max(seconds for _, seconds in done)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000_000)
@@ -121,22 +144,32 @@ def main() -> None:
         one = pd.read_parquet(first)
         print(f"in memory: {one.memory_usage(deep=True).sum() * args.partitions / 2**30:.1f} GiB")
         rows_per_part = len(one)
+        files = sorted(path.glob("*.parquet"))
         for label, make in (("DriftDetector", DriftDetector), ("FeatureHealth", FeatureHealth)):
-            fits, reads = [], []
+            fits, reads, threaded = [], [], []
             for _ in range(3):
                 t = time.perf_counter()
-                frame = pd.read_parquet(first)
+                frame = pd.read_parquet(first, use_threads=False)
                 reads.append(time.perf_counter() - t)
                 t = time.perf_counter()
                 make().fit(frame)
                 fits.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                make().fit(pd.read_parquet(first))
+                threaded.append(time.perf_counter() - t)
             fit_only = rows_per_part / min(fits)
             single = rows_per_part / (min(fits) + min(reads))  # the same work as a worker's
             partial = fit_partition(make(), one)
             print(
-                f"\n{label}: single process, one file ({rows_per_part:,} rows): read + fit "
-                f"{single / 1e6:.2f}M rows/s (fit alone {fit_only / 1e6:.2f}M); state "
+                f"\n{label}: single process, one file ({rows_per_part:,} rows), one core: read + "
+                f"fit {single / 1e6:.2f}M rows/s (fit alone {fit_only / 1e6:.2f}M; read with "
+                f"Arrow's threads + fit {rows_per_part / min(threaded) / 1e6:.2f}M); state "
                 f"{len(partial) / 1024:.0f} KiB"
+            )
+            top = ceiling(label, files[: max(2, len(files) // 5)])
+            print(
+                f"  two plain processes at once (no Dask): {top / 1e6:.2f}M rows/s total, "
+                f"{top / 2e6:.2f}M per core (x{single / (top / 2):.2f} below one process alone)"
             )
             t = time.perf_counter()
             merge_partials([partial] * 8)
@@ -162,7 +195,8 @@ def main() -> None:
             print(
                 f"  LocalCluster (2 processes x 1 thread, {args.memory_limit} each): {wall:.1f} s, "
                 f"{total / 1e6:.2f}M rows/s total, {total / 2e6:.2f}M rows/s per core "
-                f"(single-process read + fit is x{single / (total / 2):.2f} of that)"
+                f"(single-process read + fit per core is x{single / (total / 2):.2f} of that; "
+                f"the two plain processes x{top / total:.2f} of the cluster's total)"
             )
             print(
                 f"  merged state {merged / 1024:.0f} KiB; one merge {merge_s * 1e3:.1f} ms "
