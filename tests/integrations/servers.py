@@ -32,7 +32,7 @@ def running(
     log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", *args], cwd=folder, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **(env or {})}, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
@@ -53,4 +53,6 @@ def running(
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        with contextlib.suppress(ProcessLookupError):  # workers it left behind (LitServe's)
+            os.killpg(proc.pid, signal.SIGKILL)
         log.close()
