@@ -124,11 +124,43 @@ def ceiling(label: str, files: list[Path]) -> float:
     return sum(rows for rows, _ in done) / max(seconds for _, seconds in done)
 
 
+def spark_fit(label: str, path: Path, batch: int) -> float:
+    """Seconds to fit ``label`` on the dataset with the Spark adapter (local[2]), Arrow
+    batches of ``batch`` rows (Spark's default: 10,000)."""
+    import os
+    import sys
+
+    from pyspark.sql import SparkSession
+
+    from silenttax.integrations import spark as ss
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    session = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.memory", "2g")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch))
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    df = session.read.parquet(str(path))
+    fit = ss.fit_drift if label == "DriftDetector" else ss.fit_health
+    fit(df.limit(1000))  # Python workers started
+    began = time.perf_counter()
+    fit(df)
+    wall = time.perf_counter() - began
+    session.stop()
+    return wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000_000)
     parser.add_argument("--partitions", type=int, default=100)
     parser.add_argument("--memory-limit", default="1.5GiB")
+    parser.add_argument("--spark", action="store_true", help="also fit with Spark (local[2])")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "traffic"
@@ -203,6 +235,14 @@ def main() -> None:
                 f"({args.partitions - 1} merges = {(args.partitions - 1) * merge_s / wall:.1%} of "
                 f"the wall time); peak worker RSS {rss.peak / 2**20:.0f} MiB"
             )
+            for batch in [10_000, 200_000] if args.spark else []:
+                wall = spark_fit(label, path, batch)
+                print(
+                    f"  Spark local[2] (mapInArrow + treeAggregate, Arrow batches of {batch:,} "
+                    f"rows): {wall:.1f} s, "
+                    f"{args.rows / wall / 1e6:.2f}M rows/s total (x{wall * total / args.rows:.2f} "
+                    "of the Dask cluster's time)"
+                )
 
 
 if __name__ == "__main__":
