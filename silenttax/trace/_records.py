@@ -46,9 +46,22 @@ class SpanRecord(BaseModel):
         return out
 
 
+#: Longest attribute text kept in a trace (longer text is cut, with its length).
+MAX_ATTRIBUTE_CHARS = 1000
+#: Most items of a list attribute kept in a trace.
+MAX_ATTRIBUTE_ITEMS = 100
+
+
 def _jsonable(value: Any) -> JsonValue:
-    if value is None or isinstance(value, bool | int | float | str):
+    """A span attribute as bounded JSON: any object, even one whose ``str`` raises."""
+    if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return str(value)
+        return [_jsonable(v) for v in value[:MAX_ATTRIBUTE_ITEMS]]
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:  # a user's object whose __str__ fails: name its type
+        text = f"<{type(value).__name__}: unprintable>"
+    if len(text) > MAX_ATTRIBUTE_CHARS:
+        text = f"{text[: MAX_ATTRIBUTE_CHARS - 30]}... ({len(text)} characters)"
+    return text

@@ -139,6 +139,26 @@ def test_tracer_records_non_string_names_and_counts_them() -> None:
     assert _invalid(tracer.check()) == tracer.invalid == 4
 
 
+def test_hostile_span_attributes_are_bounded_in_traces() -> None:
+    """An attribute whose str() raises crashed Tracer.traces(); megabyte strings and long
+    lists were copied whole into every trace."""
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+    tracer = Tracer()
+    for value in (Unprintable(), "x" * 10_000_000, list(range(10_000)), object(), None):
+        with tracer.span("request", a=value), tracer.span("s", stage="s", a=value):
+            pass
+    traces = tracer.traces()
+    assert len(traces) == 5
+    shown = [t.attributes["a"] for t in traces]
+    assert shown[0] == "<Unprintable: unprintable>"
+    assert len(shown[1]) <= 1000 and shown[1].endswith("(10000000 characters)")
+    assert len(shown[2]) == 100 and shown[4] is None
+
+
 @pytest.mark.parametrize(
     "make",
     [
