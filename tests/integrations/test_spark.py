@@ -48,6 +48,23 @@ def spark() -> Iterator[Any]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+    _stop_jvm()
+
+
+def _stop_jvm() -> None:
+    """End the JVM that pyspark started: after ``stop()`` it lives (and spins) until this
+    process exits; it exits itself when its stdin closes."""
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    gateway.shutdown()
+    proc = getattr(gateway, "proc", None)
+    if proc is not None:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    SparkContext._gateway = SparkContext._jvm = None
 
 
 def written(directory: Path, data: pd.DataFrame, parts: int) -> pd.DataFrame:
