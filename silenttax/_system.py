@@ -100,10 +100,19 @@ def captured(notes: list[str]) -> Iterator[None]:
                 return
             notes.append(f"{record.levelname.lower()}: {message[:300]}")
 
-    root = logging.getLogger()
     handler = Handler(level=logging.WARNING)
-    saved = root.handlers[:]
-    root.handlers = [handler]
+    # the root logger, and torch's own: torch gives many of its loggers a stderr handler
+    # that does not propagate (the ONNX exporter's "torchvision is not installed" lines)
+    loggers = [logging.getLogger()] + [
+        logger
+        for name, logger in list(logging.Logger.manager.loggerDict.items())
+        if isinstance(logger, logging.Logger)
+        and logger.handlers
+        and name.partition(".")[0] in ("torch", "onnxscript")
+    ]
+    saved = [logger.handlers[:] for logger in loggers]
+    for logger in loggers:
+        logger.handlers = [handler]
     try:
         with (
             warnings.catch_warnings(record=True) as caught,
@@ -119,4 +128,5 @@ def captured(notes: list[str]) -> Iterator[None]:
                 seen.add(text)
                 notes.append(text)
     finally:
-        root.handlers = saved
+        for logger, handlers in zip(loggers, saved, strict=True):
+            logger.handlers = handlers
