@@ -35,6 +35,7 @@ from typing import Any
 from silenttax._deps import optional_import
 from silenttax.errors import InputError
 from silenttax.integrations.partitions import (
+    check_columns,
     check_partition,
     finish,
     fit_partition,
@@ -188,21 +189,16 @@ def check_drift(
 ) -> Any:
     """``detector.check(current)`` for a Dask dataframe: each partition summarised on the
     reference's grid on the workers, the windows merged, then judged once — the same
-    findings as checking the concatenated data in memory.
+    findings as checking the concatenated data in memory. Only the reference's columns
+    are read.
 
     Raises:
         InputError: not a Dask dataframe, or no rows.
         NotFittedError: the detector is not fitted.
     """
-    from silenttax.drift import DriftDetector
-
-    if not isinstance(detector, DriftDetector):
-        raise InputError(f"detector: expected a DriftDetector, got {type(detector).__name__}")
-    reference = detector.reference  # NotFittedError before any work
     data = _frame(ddf, "ddf")
-    # Only the reference's columns are read (others give no finding either way).
-    keep = [c for c in data.columns if c in reference]
-    return _check(detector, data[keep] if keep else data, split_every, scheduler)
+    keep = check_columns(detector, "DriftDetector", list(data.columns))
+    return _check(detector, data[keep], split_every, scheduler)
 
 
 def check_health(
@@ -215,12 +211,6 @@ def check_health(
         InputError: not a Dask dataframe, or no rows.
         NotFittedError: the FeatureHealth is not fitted.
     """
-    from silenttax.features import FeatureHealth
-
-    if not isinstance(health, FeatureHealth):
-        raise InputError(f"health: expected a FeatureHealth, got {type(health).__name__}")
-    health.profiles  # noqa: B018 - NotFittedError before any work
     data = _frame(ddf, "ddf")
-    if health.columns is not None:
-        data = data[[c for c in health.columns if c in data.columns]]
-    return _check(health, data, split_every, scheduler)
+    keep = check_columns(health, "FeatureHealth", list(data.columns))
+    return _check(health, data[keep], split_every, scheduler)

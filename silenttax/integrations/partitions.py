@@ -27,7 +27,7 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from silenttax._input import to_table
@@ -35,6 +35,7 @@ from silenttax._registry import load
 from silenttax.errors import InputError
 
 __all__ = [
+    "check_columns",
     "check_partition",
     "finish",
     "fit_partition",
@@ -135,6 +136,33 @@ def check_partition(reference: Any, partition: Any) -> bytes:
     raise InputError(
         f"reference: a fitted DriftDetector or FeatureHealth, got {type(reference).__name__}"
     )
+
+
+def check_columns(reference: Any, expected: str, available: Sequence[str]) -> list[str]:
+    """Which of the current data's ``available`` columns a check against ``reference``
+    reads, after checking that ``reference`` is a fitted ``expected`` (``"DriftDetector"``
+    or ``"FeatureHealth"``): an engine projects the data on them before reading it.
+
+    A detector reads its fitted columns (all of them when none is there: the check then
+    says what is missing); a ``FeatureHealth`` its selected ``columns``, if any.
+
+    Raises:
+        InputError: ``reference`` is not a ``expected``.
+        NotFittedError: it is not fitted.
+    """
+    from silenttax.drift import DriftDetector
+    from silenttax.features import FeatureHealth
+
+    if expected == "DriftDetector" and isinstance(reference, DriftDetector):
+        fitted = reference.reference  # NotFittedError before any work
+        return [c for c in available if c in fitted] or list(available)
+    if expected == "FeatureHealth" and isinstance(reference, FeatureHealth):
+        reference.profiles  # noqa: B018 - NotFittedError before any work
+        if reference.columns is None:
+            return list(available)
+        return [c for c in reference.columns if c in available]
+    argument = "detector" if expected == "DriftDetector" else "health"
+    raise InputError(f"{argument}: expected a {expected}, got {type(reference).__name__}")
 
 
 def merge_partials(partials: Iterable[bytes | str]) -> bytes:

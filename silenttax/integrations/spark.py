@@ -41,6 +41,7 @@ from typing import Any
 
 from silenttax.errors import InputError, SchemaMismatchError, SilentTaxError
 from silenttax.integrations.partitions import (
+    check_columns,
     check_partition,
     finish,
     fit_partition,
@@ -216,20 +217,16 @@ def _check(reference: Any, df: Any, chunk_rows: int, depth: int) -> Any:
 def check_drift(detector: Any, df: Any, *, chunk_rows: int = 1_000_000, depth: int = 2) -> Any:
     """``detector.check(current)`` for a Spark DataFrame: each partition summarised on the
     reference's grid on the executors, the windows merged, then judged once on the
-    driver — the same findings as checking the concatenated data in memory.
+    driver — the same findings as checking the concatenated data in memory. Only the
+    reference's columns are read.
 
     Raises:
         InputError: not a Spark DataFrame, or no rows.
         NotFittedError: the detector is not fitted.
     """
-    from silenttax.drift import DriftDetector
-
-    if not isinstance(detector, DriftDetector):
-        raise InputError(f"detector: expected a DriftDetector, got {type(detector).__name__}")
-    reference = detector.reference  # NotFittedError before any work
     data = _frame(df)
-    keep = [c for c in data.columns if c in reference]  # others give no finding either way
-    return _check(detector, data.select(*keep) if keep else data, chunk_rows, depth)
+    keep = check_columns(detector, "DriftDetector", list(data.columns))
+    return _check(detector, data.select(*keep), chunk_rows, depth)
 
 
 def check_health(health: Any, df: Any, *, chunk_rows: int = 1_000_000, depth: int = 2) -> Any:
@@ -240,12 +237,6 @@ def check_health(health: Any, df: Any, *, chunk_rows: int = 1_000_000, depth: in
         InputError: not a Spark DataFrame, or no rows.
         NotFittedError: the FeatureHealth is not fitted.
     """
-    from silenttax.features import FeatureHealth
-
-    if not isinstance(health, FeatureHealth):
-        raise InputError(f"health: expected a FeatureHealth, got {type(health).__name__}")
-    health.profiles  # noqa: B018 - NotFittedError before any work
     data = _frame(df)
-    if health.columns is not None:
-        data = data.select(*[c for c in health.columns if c in data.columns])
-    return _check(health, data, chunk_rows, depth)
+    keep = check_columns(health, "FeatureHealth", list(data.columns))
+    return _check(health, data.select(*keep), chunk_rows, depth)

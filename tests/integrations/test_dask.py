@@ -129,6 +129,10 @@ def test_bad_inputs_are_silenttax_errors(data: dict[str, Any]) -> None:
         sd.fit_drift(data["ref"], columns=["nope"])
     with pytest.raises(NotFittedError):
         sd.check_drift(DriftDetector(), data["cur"])
+    with pytest.raises(InputError, match="detector: expected a DriftDetector, got FeatureHealth"):
+        sd.check_drift(FeatureHealth(), data["cur"])
+    with pytest.raises(NotFittedError):
+        sd.check_health(FeatureHealth(), data["cur"])
     with pytest.raises(InputError, match="split_every"):
         sd.fit_drift(data["ref"], split_every=1)
     with pytest.raises(InputError, match=r"expected a dask\.dataframe\.Series"):

@@ -146,6 +146,10 @@ def test_bad_inputs_are_silenttax_errors(spark: Any, data: dict[str, Any]) -> No
         ss.fit_drift(data["ref"], columns=["nope"])
     with pytest.raises(NotFittedError):
         ss.check_drift(DriftDetector(), data["cur"])
+    with pytest.raises(InputError, match="detector: expected a DriftDetector, got FeatureHealth"):
+        ss.check_drift(FeatureHealth(), data["cur"])
+    with pytest.raises(NotFittedError):
+        ss.check_health(FeatureHealth(), data["cur"])
     with pytest.raises(InputError, match="depth"):
         ss.fit_drift(data["ref"], depth=0)
     with pytest.raises(InputError, match="has no rows"):
