@@ -411,7 +411,19 @@ class DriftDetector(Stateful[DriftDetectorState]):
         """Column ``name`` of current data, brought to the reference's kind and grid."""
         if table.kinds[name] in TEXT_KINDS and self._kinds[name] in TEXT_KINDS | {"object"}:
             return self._summarize(table.level_counts(name), "string", None), None
-        values, how = self._coerce(table[name], table.kinds[name], self._kinds[name])
+        try:
+            raw = table[name]
+        except InputError:  # nested values (lists, dicts): none reads as the reference's kind
+            unreadable = np.full(table.n_rows, None, dtype=object)
+            kind = self._target_kind("object", self._kinds[name])
+            nested: dict[str, Any] = {
+                "from": "nested values",
+                "to": self._kinds[name],
+                "parsed_share": 0.0,
+            }
+            values = unreadable if kind not in NUMERIC_KINDS else np.full(table.n_rows, np.nan)
+            return self._summarize(values, kind, self._require()[name]), nested
+        values, how = self._coerce(raw, table.kinds[name], self._kinds[name])
         kind = self._target_kind(table.kinds[name], self._kinds[name])
         return self._summarize(values, kind, self._require()[name]), how
 

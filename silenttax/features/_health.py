@@ -146,16 +146,21 @@ class FeatureHealth(Stateful[FeatureHealthState]):
             "low_cardinality": self.low_cardinality,
         }
 
-    def _profile(self, table: Table) -> dict[str, ColumnProfile]:
+    def _profile(self, table: Table, *, current: bool = False) -> dict[str, ColumnProfile]:
         names = table.names if self.columns is None else [c for c in self.columns if c in table]
-        return {
-            name: profile_column(
-                table.level_counts(name) if table.kinds[name] in TEXT_KINDS else table[name],
-                table.kinds[name],
-                max_levels=self.max_levels,
-            )
-            for name in names
-        }
+        profiles = {}
+        for name in names:
+            kind = table.kinds[name]
+            try:
+                values = table.level_counts(name) if kind in TEXT_KINDS else table[name]
+            except InputError:
+                if not current:
+                    raise
+                # current data whose column now holds lists or dicts: a type change
+                profiles[name] = ColumnProfile(kind="nested", rows=table.n_rows)
+                continue
+            profiles[name] = profile_column(values, kind, max_levels=self.max_levels)
+        return profiles
 
     def fit(self, reference: Any) -> Self:
         """Learn the schema from ``reference`` (replaces an earlier fit).
@@ -265,7 +270,7 @@ class FeatureHealth(Stateful[FeatureHealthState]):
         table = to_table(current, argument="current")
         if table.n_rows == 0:
             raise InputError("current: has no rows")
-        return self._judge(self._profile(table), table.n_rows)
+        return self._judge(self._profile(table, current=True), table.n_rows)
 
     def _judge(self, profiles: dict[str, ColumnProfile], n_rows: int) -> Report:
         """Findings on current column profiles (made with this object's settings)."""

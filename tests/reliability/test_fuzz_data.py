@@ -229,6 +229,29 @@ def test_nested_values_are_named_and_can_be_left_out() -> None:
     assert DriftDetector().fit({"t": [(1, 2), (3,)]}).reference["t"].count == 2  # type: ignore[union-attr]
 
 
+def test_nested_values_in_current_data_are_a_type_change_finding() -> None:
+    """A column fitted as numbers, labels or dates that now holds lists or dicts is the
+    decay the library names: a finding, never an error from check()."""
+    pd = pytest.importorskip("pandas")
+    reference = pd.DataFrame({"vec": np.arange(100.0), "x": np.arange(100.0), "c": ["a", "b"] * 50})
+    current = pd.DataFrame(
+        {"vec": [[1.0, 2.0]] * 100, "x": np.arange(100.0), "c": [{"a": 1}] * 100}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drift = DriftDetector().fit(reference).check(current)
+        health = FeatureHealth().fit(reference).check(current)
+    for name in ("vec", "c"):
+        retyped = drift.filter(code="drift.type_change", subject=name)
+        assert retyped and retyped[0].severity == "critical"
+        assert "nested values" in retyped[0].message
+        changed = health.filter(code="feature.type_change", subject=name)
+        assert changed and "-> nested" in changed[0].message
+    assert drift.filter(subject="x")[0].severity == "ok"
+    _figures_are_numbers(drift)
+    _figures_are_numbers(health)
+
+
 def test_duplicated_column_names_are_named() -> None:
     pd = pytest.importorskip("pandas")
     pa = pytest.importorskip("pyarrow")
