@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -98,6 +98,11 @@ class Table:
         """
         counter = self.counters.get(name)
         return counter() if counter is not None else Counter(self[name].tolist())
+
+    def values_or_counts(self, name: str) -> npt.NDArray[Any] | Counter[Any]:
+        """Column ``name``'s values, or for a text column its :meth:`level_counts` (all
+        that summaries and profiles of labels need)."""
+        return self.level_counts(name) if self.kinds[name] in TEXT_KINDS else self[name]
 
     def __contains__(self, name: object) -> bool:
         return name in self.loaders
@@ -210,20 +215,7 @@ def _normalise_numpy(
         )
     if char == "M":
         return "datetime", lambda: array.astype("datetime64[ns]")
-    try:
-        kind, values = _normalise_objects(array.astype(object, copy=False), where)
-    except InputError as exc:  # raised when the column is read: it may be left out
-        return "object", _deferred(exc)
-    return kind, lambda: values
-
-
-def _deferred(error: InputError) -> Callable[[], npt.NDArray[Any]]:
-    """A loader for a column that cannot be read: raises ``error`` if it is selected."""
-
-    def fail() -> npt.NDArray[Any]:
-        raise error
-
-    return fail
+    return _normalise_objects(array.astype(object, copy=False), where)
 
 
 def _is_null(x: object) -> bool:
@@ -239,22 +231,27 @@ def _is_null(x: object) -> bool:
 
 def _normalise_objects(
     values: npt.NDArray[np.object_], where: str
-) -> tuple[ColumnKind, npt.NDArray[Any]]:
+) -> tuple[ColumnKind, Callable[[], npt.NDArray[Any]]]:
     """Infer the kind of an object array from the Python types of its non-null items.
 
-    Raises:
-        InputError: the column holds nested values (lists, arrays, dicts: anything that
-            cannot be a level), named by ``where``.
+    A column of nested values (lists, arrays, dicts: anything that cannot be a level) is
+    of kind ``object`` and its loader raises an ``InputError`` naming it (``where``), so
+    the error comes only if the column is read: ``columns=`` may leave it out.
     """
     nulls = np.fromiter(map(_is_null, values), dtype=bool, count=len(values))
     present = values[~nulls]
     types = set(map(type, present))
     nested = sorted(t.__name__ for t in types if t.__hash__ is None)
     if nested:
-        raise InputError(
+        error = InputError(
             f"{where} holds nested values ({', '.join(nested)}): drift and feature health "
             "read scalar columns; leave it out (columns=[...]) or expand it into columns"
         )
+
+        def unreadable() -> npt.NDArray[Any]:
+            raise error
+
+        return "object", unreadable
     kind: ColumnKind
     if types and all(issubclass(t, str) for t in types):
         kind = "string"
@@ -277,10 +274,10 @@ def _normalise_objects(
             out[~nulls] = present.astype(np.float64)
         except OverflowError:  # integers beyond the float range: +-inf, as numpy would
             out[~nulls] = [to_float(x) for x in present.tolist()]
-        return kind, out
+        return kind, lambda: out
     out_obj = values.copy()
     out_obj[nulls] = None
-    return kind, out_obj
+    return kind, lambda: out_obj
 
 
 # ----------------------------------------------------------------------- narwhals
@@ -297,16 +294,15 @@ def _from_native(data: Any, *, argument: str) -> Table | None:
         frame = nw.from_native(data, pass_through=True)
     except DuplicateError as exc:  # pandas and pyarrow allow duplicated labels; narwhals not
         names: Any = getattr(data, "column_names", None) or getattr(data, "columns", ())
-        twice = sorted(str(name) for name, n in Counter(map(str, names)).items() if n > 1)
-        listed = twice or " ".join(str(exc).split())
+        listed = _twice(map(str, names)) or " ".join(str(exc).split())
         raise InputError(f"{argument}: duplicated column names {listed}") from None
     if isinstance(frame, nw.LazyFrame):
         frame = frame.collect()
     if not isinstance(frame, nw.DataFrame):
         return None
     source = source or nw.get_native_namespace(frame).__name__.partition(".")[0]
-    if len(set(frame.columns)) != len(frame.columns):
-        twice = sorted(name for name, n in Counter(frame.columns).items() if n > 1)
+    twice = _twice(frame.columns)
+    if twice:
         raise InputError(f"{argument}: duplicated column names {twice}")
     loaders: dict[str, Callable[[], npt.NDArray[Any]]] = {}
     kinds: dict[str, ColumnKind] = {}
@@ -319,6 +315,11 @@ def _from_native(data: Any, *, argument: str) -> Table | None:
     if not loaders:
         raise InputError(f"{argument}: has no columns")
     return Table(loaders=loaders, kinds=kinds, n_rows=len(frame), source=source, counters=counters)
+
+
+def _twice(names: Iterable[str]) -> list[str]:
+    """The names that appear more than once, sorted."""
+    return sorted(name for name, n in Counter(names).items() if n > 1)
 
 
 def _counter(series: Any) -> Callable[[], Counter[Any]]:
@@ -377,13 +378,9 @@ def _normalise_series(
             return values
 
         return ("string" if dtype == nw.String else "categorical"), labels
-    try:
-        kind, values = _normalise_objects(
-            np.asarray(series.to_numpy(), dtype=object), f"{argument}: column {series.name!r}"
-        )
-    except InputError as exc:  # raised when the column is read: it may be left out
-        return "object", _deferred(exc)
-    return kind, lambda: values
+    return _normalise_objects(
+        np.asarray(series.to_numpy(), dtype=object), f"{argument}: column {series.name!r}"
+    )
 
 
 def partitions(data: Any) -> Iterator[Any] | None:

@@ -304,7 +304,7 @@ class DriftDetector(Stateful[DriftDetectorState]):
             self._reference, self._kinds = {}, {}
         for name in names:
             kind = table.kinds[name]
-            summary = self._summarize(_read(table, name), kind, None)
+            summary = self._summarize(table.values_or_counts(name), kind, None)
             if name in self._reference:
                 if self._kinds[name] != kind and not {self._kinds[name], kind} <= NUMERIC_KINDS:
                     raise SchemaMismatchError(
@@ -411,21 +411,16 @@ class DriftDetector(Stateful[DriftDetectorState]):
         """Column ``name`` of current data, brought to the reference's kind and grid."""
         if table.kinds[name] in TEXT_KINDS and self._kinds[name] in TEXT_KINDS | {"object"}:
             return self._summarize(table.level_counts(name), "string", None), None
+        kind, unreadable = table.kinds[name], False
         try:
             raw = table[name]
         except InputError:  # nested values (lists, dicts): none reads as the reference's kind
-            unreadable = np.full(table.n_rows, None, dtype=object)
-            kind = self._target_kind("object", self._kinds[name])
-            nested: dict[str, Any] = {
-                "from": "nested values",
-                "to": self._kinds[name],
-                "parsed_share": 0.0,
-            }
-            values = unreadable if kind not in NUMERIC_KINDS else np.full(table.n_rows, np.nan)
-            return self._summarize(values, kind, self._require()[name]), nested
-        values, how = self._coerce(raw, table.kinds[name], self._kinds[name])
-        kind = self._target_kind(table.kinds[name], self._kinds[name])
-        return self._summarize(values, kind, self._require()[name]), how
+            raw, kind, unreadable = np.full(table.n_rows, None, dtype=object), "object", True
+        values, how = self._coerce(raw, kind, self._kinds[name])
+        if unreadable:
+            how = {"from": "nested values", "to": self._kinds[name], "parsed_share": 0.0}
+        target = self._target_kind(kind, self._kinds[name])
+        return self._summarize(values, target, self._require()[name]), how
 
     def reset_window(self) -> None:
         """Forget the rows added with :meth:`update`."""
@@ -925,8 +920,3 @@ def check_drift(
     if isinstance(current, DriftWindow):
         return judge._judge_drift_window(current)
     return judge._judge_data(current)
-
-
-def _read(table: Table, name: str) -> npt.NDArray[Any] | Counter[Any]:
-    """A column's values, or its counts where only they are needed (text)."""
-    return table.level_counts(name) if table.kinds[name] in TEXT_KINDS else table[name]

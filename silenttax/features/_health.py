@@ -150,16 +150,15 @@ class FeatureHealth(Stateful[FeatureHealthState]):
         names = table.names if self.columns is None else [c for c in self.columns if c in table]
         profiles = {}
         for name in names:
-            kind = table.kinds[name]
             try:
-                values = table.level_counts(name) if kind in TEXT_KINDS else table[name]
+                values = table.values_or_counts(name)
             except InputError:
                 if not current:
                     raise
                 # current data whose column now holds lists or dicts: a type change
                 profiles[name] = ColumnProfile(kind="nested", rows=table.n_rows)
                 continue
-            profiles[name] = profile_column(values, kind, max_levels=self.max_levels)
+            profiles[name] = profile_column(values, table.kinds[name], max_levels=self.max_levels)
         return profiles
 
     def fit(self, reference: Any) -> Self:

@@ -105,15 +105,9 @@ def _summarise(
                 state = _merge(state, summarise(pa.Table.from_batches(chunk)))
         except SilentTaxError as exc:
             state = _failed(exc)
-        yield pa.RecordBatch.from_pydict({"state": [state]}, schema=_SCHEMA())
+        yield pa.RecordBatch.from_pydict({"state": pa.array([state], pa.binary())})
 
     return run
-
-
-def _SCHEMA() -> Any:
-    import pyarrow as pa
-
-    return pa.schema([("state", pa.binary())])
 
 
 def _reduce(df: Any, summarise: Callable[[Any], bytes], chunk_rows: int, depth: int) -> bytes:
