@@ -1,4 +1,4 @@
-"""What the process may use: cores, thread settings, and quiet native libraries.
+"""What the process may use: cores, thread settings, background threads, quiet libraries.
 
 Shared by the monitors, the tracer, the benchmark harness and the quantization
 study; imports nothing heavy (torch only when it is already imported).
@@ -12,14 +12,26 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import psutil
 
 from silenttax._deps import imported
 
-__all__ = ["captured", "intra_op_threads", "quiet_stderr", "torch_threads", "usable_cores"]
+__all__ = [
+    "background",
+    "captured",
+    "intra_op_threads",
+    "quiet_stderr",
+    "torch_threads",
+    "usable_cores",
+]
+
+_Owner = TypeVar("_Owner")
 
 
 def usable_cores() -> int:
@@ -130,3 +142,41 @@ def captured(notes: list[str]) -> Iterator[None]:
     finally:
         for logger, handlers in zip(loggers, saved, strict=True):
             logger.handlers = handlers
+
+
+def background(
+    owner: _Owner, tick: Callable[[_Owner], object], interval: float, stop: threading.Event,
+    name: str,
+) -> threading.Thread:  # fmt: skip
+    """Start a daemon thread calling ``tick(owner)`` every ``interval`` seconds until
+    ``stop`` is set or ``owner`` is garbage-collected.
+
+    The thread holds ``owner`` only weakly between ticks, so an object dropped
+    without being closed does not keep its thread (or itself) alive. An exception
+    from ``tick`` is the caller's to count: catch it inside ``tick``.
+
+    >>> import threading
+    >>> class Counter:
+    ...     n = 0
+    ...     def tick(self) -> None:
+    ...         self.n += 1
+    >>> counter, stop = Counter(), threading.Event()
+    >>> thread = background(counter, Counter.tick, 0.001, stop, "counter")
+    >>> del counter  # nothing else holds it: the thread ends by itself
+    >>> thread.join(timeout=5)
+    >>> thread.is_alive()
+    False
+    """
+    ref = weakref.ref(owner)
+
+    def run() -> None:
+        while not stop.wait(interval):
+            alive = ref()
+            if alive is None:
+                return
+            tick(alive)
+            del alive
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread

@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, JsonValue
 
+from silenttax._system import background
 from silenttax.drift import DriftWindow
 from silenttax.errors import InputError
 from silenttax.features import FeatureHealth, FeatureHealthState
@@ -213,8 +214,8 @@ class LiveFeatures:
         """Start the background fold thread (done lazily by the first sampled request)."""
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name="silenttax-live", daemon=True)
-        self._thread.start()
+        self._thread = background(self, LiveFeatures.fold, self.interval, self._stop,
+                                  "silenttax-live")  # fmt: skip
 
     def close(self) -> None:
         """Stop the background thread after one last fold."""
@@ -223,11 +224,6 @@ class LiveFeatures:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=10)
         self.fold()
-
-    def _run(self) -> None:
-        stop = self._stop
-        while not stop.wait(self.interval):
-            self.fold()
 
     def _rows(self, bodies: Sequence[bytes]) -> tuple[list[Mapping[str, Any]], dict[str, int]]:
         rows: list[Mapping[str, Any]] = []

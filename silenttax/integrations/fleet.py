@@ -49,6 +49,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from silenttax._system import background
 from silenttax.errors import InputError, SilentTaxError
 
 __all__ = ["ARCHIVE", "SnapshotWriter", "fold_dead", "read_directory"]
@@ -136,16 +137,14 @@ class SnapshotWriter:
         """Start writing every ``interval`` seconds (idempotent)."""
         if self.thread is not None:
             return
-        self.thread = threading.Thread(target=self._run, name="silenttax-snapshots", daemon=True)
-        self.thread.start()
+        self.thread = background(self, SnapshotWriter._tick, self.interval, self._stop,
+                                 "silenttax-snapshots")  # fmt: skip
 
-    def _run(self) -> None:
-        stop = self._stop
-        while not stop.wait(self.interval):
-            try:
-                self.write()
-            except Exception:
-                self.errors += 1
+    def _tick(self) -> None:
+        try:
+            self.write()
+        except Exception:
+            self.errors += 1
 
     def write(self) -> Path:
         """Write the snapshot now; returns its path."""

@@ -255,3 +255,28 @@ def test_gunicorn_fleet_with_worker_churn_merges_exactly(gunicorn: str) -> None:
         assert quantiles[q] == pytest.approx(exact, rel=0.0101), q
     check = json.loads(httpx.get(gunicorn + "/silenttax/check", timeout=30).text)
     assert check["kind"] == "silenttax.report"
+
+
+def test_a_middleware_dropped_without_close_takes_its_writer_thread_with_it(
+    tmp_path: Path,
+) -> None:
+    import gc
+
+    middleware = SilentTaxMiddleware(None, snapshot_dir=tmp_path, snapshot_interval=0.01)  # type: ignore[arg-type]
+    _serve(middleware, 2)
+    assert middleware.writer is not None
+    thread, path = middleware.writer.thread, middleware.writer.path
+    assert thread is not None and thread.is_alive()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # written on its own, every 10 ms
+        if (
+            path.exists()
+            and _requests(SilentTaxMiddleware.from_state(ServingState.load(path))) == 2
+        ):
+            break
+        time.sleep(0.01)
+    assert _requests(SilentTaxMiddleware.from_state(ServingState.load(path))) == 2
+    del middleware
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()

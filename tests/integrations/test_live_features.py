@@ -66,8 +66,7 @@ def _middleware(**options: Any) -> SilentTaxMiddleware:
         feature_health=FeatureHealth().fit(REFERENCE),
         drift=DriftDetector().fit(REFERENCE),
         features=options.pop("features", lambda body: body),
-        check_interval=3600,  # folded by hand here
-        **options,
+        **{"check_interval": 3600, **options},  # folded by hand here, unless given
     )
 
 
@@ -214,3 +213,19 @@ def test_a_real_server_names_the_null_feature(server: str) -> None:
     assert rates["age"] == pytest.approx(0.4, abs=0.1) and rates["country"] == 0.0
     rows = [samples["rows"]]
     assert rows == [300.0]
+
+
+def test_a_middleware_dropped_without_close_takes_its_fold_thread_with_it() -> None:
+    import gc
+
+    middleware = _middleware(sample_rate=1.0, check_interval=0.01)
+    _serve(middleware, _bodies(3))
+    assert middleware.live is not None
+    thread = middleware.live._thread
+    assert thread is not None and thread.is_alive()
+    time.sleep(0.05)  # a few folds while it is alive
+    assert middleware.live.state().rows == 3
+    del middleware
+    gc.collect()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
