@@ -400,8 +400,14 @@ class Tracer:
             self._carry = carry
             if requests.n_requests:
                 seqs = requests.rows[:, _SEQ]
+                # retained traces keep bounded JSON, not the user's objects (a tensor
+                # set as an attribute must not stay alive with the trace)
+                attributes = {
+                    seq: {k: _jsonable(v) for k, v in kept.items()}
+                    for seq, kept in _take(self._attrs, seqs).items()
+                }
                 requests = requests._replace(
-                    attributes=_take(self._attrs, seqs), errors=_take(self._errors, seqs)
+                    attributes=attributes, errors=_take(self._errors, seqs)
                 )
                 self._aggregate(requests)
                 self._retain(requests)
@@ -601,7 +607,7 @@ class Tracer:
                 duration=duration[i] / 1e9,
                 self_time=self_ns[i] / 1e9,
                 gc_time=gc_ns[i] / 1e9,
-                attributes={k: _jsonable(v) for k, v in attributes.items()},
+                attributes=dict(attributes),
                 error=request.errors.get(seq),
                 children=[record(c) for c in children.get(seq, [])[:limit]],
             )

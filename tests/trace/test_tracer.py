@@ -335,6 +335,26 @@ def test_current_span_attributes() -> None:
     assert tracer.current_span() is None
 
 
+def test_retained_traces_keep_attributes_as_text_not_the_objects() -> None:
+    import weakref
+
+    class Tensor:  # stands for a large array a handler sets as an attribute
+        def __str__(self) -> str:
+            return "tensor(shape=[4096, 4096])"
+
+    tracer = Tracer()
+    tensor = Tensor()
+    alive = weakref.ref(tensor)
+    with tracer.span("request", batch=tensor), tracer.span("forward", stage="model") as span:
+        span.set_attribute("inputs", [tensor, 3])
+    del tensor, span
+    tracer.breakdown()  # folds the finished request into the retained traces
+    assert alive() is None  # the trace did not keep it alive
+    (trace,) = tracer.traces()
+    assert trace.attributes == {"batch": "tensor(shape=[4096, 4096])"}
+    assert trace.children[0].attributes == {"inputs": ["tensor(shape=[4096, 4096])", 3]}
+
+
 def test_severity_import_smoke() -> None:
     assert Severity.OK < Severity.WARNING
 
