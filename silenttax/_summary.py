@@ -114,10 +114,32 @@ def count_at(
     return index, counts.astype(np.int64)
 
 
+def _few_integers(
+    x: npt.NDArray[np.float64], most: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]] | None:
+    """The distinct values of ``x`` and their counts, if all are integers in a range
+    of fewer than ``most`` (counted in one pass: no sort, no search for a scale)."""
+    lo, hi = float(x.min()), float(x.max())
+    if not (hi - lo < most and -(2.0**53) < lo and hi < 2.0**53):
+        return None
+    head = x[:64]
+    if not np.array_equal(head, np.floor(head)):  # most fractional columns stop here
+        return None
+    whole = x.astype(np.int64)
+    if not np.array_equal(whole, x):
+        return None
+    dense = np.bincount(whole - int(lo))
+    nz = np.flatnonzero(dense)
+    return (nz + int(lo)).astype(np.float64), dense[nz]
+
+
 def fit_buckets(
-    t: npt.NDArray[np.float64], budget: int
+    t: npt.NDArray[np.float64], budget: int, values: npt.NDArray[np.float64] | None = None
 ) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """The finest scale (<= K_MAX) with at most ``budget`` occupied buckets, and its counts."""
+    """The finest scale (<= K_MAX) with at most ``budget`` occupied buckets, and its counts.
+
+    ``values``, the finite values whose transform ``t`` is, lets a column of integers
+    in a narrow range (ages, counts, ratings) be counted in one pass."""
     if t.size == 0:
         return K_MAX, np.zeros(0, np.int64), np.zeros(0, np.int64)
     lo, hi = float(t.min()), float(t.max())
@@ -125,6 +147,10 @@ def fit_buckets(
     if span == 0 or t.size <= budget:  # every value can have its own bucket
         index, counts = np.unique(_index(t, K_MAX), return_counts=True)
         return K_MAX, index, counts.astype(np.int64)
+    if values is not None and (few := _few_integers(values, budget)) is not None:
+        # each distinct value is its own finest bucket (or shares it with a neighbour)
+        index, counts = _aggregate(_index(to_t(few[0]), K_MAX), few[1])
+        return K_MAX, index, counts
     # Start where a dense count array has ~2**16 cells, refine while few are occupied.
     k = min(K_MAX, math.floor(math.log2(((1 << 16) - 2) / span)))
     while True:
@@ -406,7 +432,7 @@ def summarize_numbers(
     pos_inf = int(np.isposinf(values).sum())
     t = to_t(finite)
     if scale is None:
-        k, index, counts = fit_buckets(t, budget)
+        k, index, counts = fit_buckets(t, budget, finite)
     else:
         k = scale
         index, counts = count_at(t, k)

@@ -149,7 +149,7 @@ def background(
     name: str,
 ) -> threading.Thread:  # fmt: skip
     """Start a daemon thread calling ``tick(owner)`` every ``interval`` seconds until
-    ``stop`` is set or ``owner`` is garbage-collected.
+    ``stop`` is set or ``owner`` is garbage-collected (which sets ``stop``).
 
     The thread holds ``owner`` only weakly between ticks, so an object dropped
     without being closed does not keep its thread (or itself) alive. An exception
@@ -161,13 +161,14 @@ def background(
     ...     def tick(self) -> None:
     ...         self.n += 1
     >>> counter, stop = Counter(), threading.Event()
-    >>> thread = background(counter, Counter.tick, 0.001, stop, "counter")
+    >>> thread = background(counter, Counter.tick, 3600.0, stop, "counter")
     >>> del counter  # nothing else holds it: the thread ends by itself
     >>> thread.join(timeout=5)
     >>> thread.is_alive()
     False
     """
     ref = weakref.ref(owner)
+    weakref.finalize(owner, stop.set)  # collected: wake the thread now, not a tick later
 
     def run() -> None:
         while not stop.wait(interval):

@@ -131,3 +131,47 @@ def test_runs_encoding_round_trips_dense_and_sparse_buckets() -> None:
         got_index, got_counts = _decode(runs)
         np.testing.assert_array_equal(got_index, index)
         np.testing.assert_array_equal(got_counts, counts)
+
+
+@given(
+    st.lists(st.integers(-60, 60), min_size=1, max_size=200),
+    st.sampled_from([0, 10**6, 2**52 - 10**4, -(2**52)]),  # 2**52: neighbours share a bucket
+    st.integers(1, 5000),
+    st.integers(64, 128),  # DriftDetector's smallest budget is 64
+)
+def test_integer_columns_counted_without_a_sort_give_the_same_buckets(
+    levels: list[int], offset: int, rows: int, budget: int
+) -> None:
+    from silenttax._summary import fit_buckets, to_t
+
+    rng = np.random.default_rng(rows)
+    x = rng.choice(np.asarray(levels, dtype=np.float64) + offset, rows)
+    if offset == 0:
+        x[rng.random(rows) < 0.01] = -0.0  # a negative zero is the integer 0
+    t = to_t(x)
+    fast = fit_buckets(t, budget, x)  # the integer path, where it applies
+    slow = fit_buckets(t, budget)  # dense bincounts, or a sort
+    assert fast[0] == slow[0]
+    np.testing.assert_array_equal(fast[1], slow[1])
+    np.testing.assert_array_equal(fast[2], slow[2])
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.arange(10_000, dtype=np.float64) % 90 + 18,  # ages: the integer path
+        np.r_[np.arange(5000, dtype=np.float64) % 7, 0.5],  # one fraction, at the end
+        np.arange(5000, dtype=np.float64) * 1e6,  # integers, but too wide a range
+        np.arange(20_000, dtype=np.float64),  # more distinct integers than the budget
+        np.r_[np.zeros(4999), 2.0**60],  # beyond exact integers
+    ],
+)
+def test_integer_path_falls_back_and_agrees(x: np.ndarray) -> None:  # type: ignore[type-arg]
+    from silenttax._summary import _few_integers, fit_buckets, to_t
+
+    t = to_t(x)
+    fast, slow = fit_buckets(t, 4096, x), fit_buckets(t, 4096)
+    assert (_few_integers(x, 4096) is not None) == (x.max() == 107)  # only ages take it
+    assert fast[0] == slow[0]
+    np.testing.assert_array_equal(fast[1], slow[1])
+    np.testing.assert_array_equal(fast[2], slow[2])
