@@ -17,6 +17,10 @@ settings.register_profile(
     derandomize=True,
 )
 settings.register_profile(
-    "thorough", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=1000
+    "thorough",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    max_examples=1000,
+    derandomize=False,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

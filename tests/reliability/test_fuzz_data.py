@@ -88,8 +88,7 @@ FUZZ = settings(
     max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    derandomize=True,
-)
+)  # derandomized by the default profile (tests/conftest.py); random when thorough
 
 
 @FUZZ

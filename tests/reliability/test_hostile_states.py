@@ -39,7 +39,7 @@ def _load_or_state_error(text: str | bytes) -> None:
     assert message
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
+@settings(max_examples=200, deadline=None,
           suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
 @given(which=st.integers(0, len(SAVED) - 1), cut=st.floats(0, 1))
 def test_truncated_states(which: int, cut: float) -> None:
@@ -50,7 +50,7 @@ def test_truncated_states(which: int, cut: float) -> None:
 REPLACEMENTS = ["-1", "1e400", "NaN", "-Infinity", "9" * 5000, "null", "true", '"x"', "[]", "{}"]
 
 
-@settings(max_examples=300, deadline=None, derandomize=True,
+@settings(max_examples=300, deadline=None,
           suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
 @given(which=st.integers(0, len(SAVED) - 1), at=st.floats(0, 1),
        value=st.sampled_from(REPLACEMENTS))  # fmt: skip
