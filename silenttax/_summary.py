@@ -29,8 +29,9 @@ import hashlib
 import itertools
 import math
 from collections import Counter
+from collections.abc import Iterator
 from itertools import chain
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, NamedTuple, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -114,32 +115,13 @@ def count_at(
     return index, counts.astype(np.int64)
 
 
-def _few_integers(
-    x: npt.NDArray[np.float64], most: int
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]] | None:
-    """The distinct values of ``x`` and their counts, if all are integers in a range
-    of fewer than ``most`` (counted in one pass: no sort, no search for a scale)."""
-    lo, hi = float(x.min()), float(x.max())
-    if not (hi - lo < most and -(2.0**53) < lo and hi < 2.0**53):
-        return None
-    head = x[:64]
-    if not np.array_equal(head, np.floor(head)):  # most fractional columns stop here
-        return None
-    whole = x.astype(np.int64)
-    if not np.array_equal(whole, x):
-        return None
-    dense = np.bincount(whole - int(lo))
-    nz = np.flatnonzero(dense)
-    return (nz + int(lo)).astype(np.float64), dense[nz]
-
-
 def fit_buckets(
-    t: npt.NDArray[np.float64], budget: int, values: npt.NDArray[np.float64] | None = None
+    t: npt.NDArray[np.float64], budget: int
 ) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The finest scale (<= K_MAX) with at most ``budget`` occupied buckets, and its counts.
 
-    ``values``, the finite values whose transform ``t`` is, lets a column of integers
-    in a narrow range (ages, counts, ratings) be counted in one pass."""
+    The general search over a whole column; :func:`summarize_numbers` first tries the
+    common cases block by block (:func:`_fit_blocks`), with the same result."""
     if t.size == 0:
         return K_MAX, np.zeros(0, np.int64), np.zeros(0, np.int64)
     lo, hi = float(t.min()), float(t.max())
@@ -147,10 +129,6 @@ def fit_buckets(
     if span == 0 or t.size <= budget:  # every value can have its own bucket
         index, counts = np.unique(_index(t, K_MAX), return_counts=True)
         return K_MAX, index, counts.astype(np.int64)
-    if values is not None and (few := _few_integers(values, budget)) is not None:
-        # each distinct value is its own finest bucket (or shares it with a neighbour)
-        index, counts = _aggregate(_index(to_t(few[0]), K_MAX), few[1])
-        return K_MAX, index, counts
     # Start where a dense count array has ~2**16 cells, refine while few are occupied.
     k = min(K_MAX, math.floor(math.log2(((1 << 16) - 2) / span)))
     while True:
@@ -169,7 +147,15 @@ def fit_buckets(
                 k -= 1
             return k, index, counts
         k += 1
-    while occupied > budget:  # halve the resolution on the dense array
+    return _halved(dense, base, k, occupied, budget)
+
+
+def _halved(
+    dense: npt.NDArray[np.int64], base: int, k: int, occupied: int, budget: int
+) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Halve the resolution of dense counts (cell ``i`` is bucket ``base + i`` at scale
+    ``k``) until at most ``budget`` cells are occupied; the occupied buckets."""
+    while occupied > budget:
         if base % 2:
             dense = np.concatenate(([0], dense))
             base -= 1
@@ -181,6 +167,111 @@ def fit_buckets(
         occupied = int(np.count_nonzero(dense))
     nz = np.flatnonzero(dense)
     return k, nz + base, dense[nz].astype(np.int64)
+
+
+# ------------------------------------------------------------------ block by block
+_BLOCK = 1 << 15
+"""Values per block. A block and its temporaries stay in a core's cache, so a pass
+reads the column from memory once instead of once per NumPy operation: whole-column
+summaries are memory-bound, and two processes on two cores ran at a third of one's
+speed each (``benchmarks/bench_scale.py``)."""
+_BLOCK_CELLS = 1 << 17  # most dense cells counted block by block (1 MiB of counts)
+
+
+class _Moments(NamedTuple):
+    finite: int
+    nulls: int
+    pos_inf: int
+    total: float
+    total_sq: float
+    min: float
+    max: float
+
+
+def _finite_blocks(values: npt.NDArray[np.float64]) -> Iterator[npt.NDArray[np.float64]]:
+    for i in range(0, values.size, _BLOCK):
+        block = values[i : i + _BLOCK]
+        yield block[np.isfinite(block)]
+
+
+def _moments(values: npt.NDArray[np.float64]) -> _Moments:
+    """Counts, sums and range of a column, in one pass of blocks."""
+    count = nulls = pos_inf = 0
+    total = total_sq = 0.0
+    lo, hi = math.inf, -math.inf
+    with np.errstate(over="ignore", invalid="ignore"):  # magnitudes near the float limit
+        for i in range(0, values.size, _BLOCK):
+            block = values[i : i + _BLOCK]
+            finite = block[np.isfinite(block)]
+            nulls += int(np.count_nonzero(np.isnan(block)))
+            pos_inf += int(np.count_nonzero(np.isposinf(block)))
+            if finite.size:
+                count += finite.size
+                total += float(finite.sum())
+                total_sq += float(np.dot(finite, finite))
+                lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+    return _Moments(count, nulls, pos_inf, total, total_sq, lo, hi)
+
+
+def _dense_blocks(
+    values: npt.NDArray[np.float64], k: int, low: float, high: float
+) -> tuple[int, npt.NDArray[np.int64]] | None:
+    """Dense bucket counts at scale ``k`` of the finite values in [low, high] (their
+    range, transformed), block by block: ``(base, counts)``, or None if too many cells."""
+    base = math.floor(low * 2.0**k) - 1  # a cell of slack on each side for rounding
+    cells = math.floor(high * 2.0**k) - base + 2
+    if cells > _BLOCK_CELLS:
+        return None
+    dense = np.zeros(cells, np.int64)
+    for finite in _finite_blocks(values):
+        if finite.size:
+            g = _index(to_t(finite), k) - base
+            first, last = int(g.min()), int(g.max())
+            if first < 0 or last >= cells:  # past the slack: let the general path count
+                return None
+            dense[first : last + 1] += np.bincount(g - first)
+    return base, dense
+
+
+def _integer_blocks(
+    values: npt.NDArray[np.float64], m: _Moments
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
+    """Finest buckets of a column whose values are all integers in [m.min, m.max], a
+    narrow range: each distinct value counted directly, no search for a scale."""
+    lo = int(m.min)
+    dense = np.zeros(int(m.max) - lo + 1, np.int64)
+    for finite in _finite_blocks(values):
+        whole = finite.astype(np.int64)
+        if not np.array_equal(whole, finite):
+            return None
+        dense += np.bincount(whole - lo, minlength=dense.size)
+    nz = np.flatnonzero(dense)
+    # each distinct value is its own finest bucket (or shares it with a neighbour)
+    return _aggregate(_index(to_t((nz + lo).astype(np.float64)), K_MAX), dense[nz])
+
+
+def _fit_blocks(
+    values: npt.NDArray[np.float64], budget: int, m: _Moments
+) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
+    """:func:`fit_buckets` for the common columns, block by block; None for the others
+    (few values, one value, or concentrated so that the search must refine)."""
+    if m.finite <= budget or not m.min < m.max:
+        return None
+    integral = m.max - m.min < budget and m.min == math.floor(m.min) and abs(m.min) < 2.0**53
+    if integral and (found := _integer_blocks(values, m)) is not None:
+        return K_MAX, *found
+    low, high = (float(v) for v in to_t(np.array([m.min, m.max])))
+    if not high > low:
+        return None
+    k = min(K_MAX, math.floor(math.log2(((1 << 16) - 2) / (high - low))))
+    counted = _dense_blocks(values, k, low, high)
+    if counted is None:
+        return None
+    base, dense = counted
+    occupied = int(np.count_nonzero(dense))
+    if occupied <= budget and k < K_MAX:
+        return None  # few cells occupied: the general search refines the scale
+    return _halved(dense, base, k, occupied, budget)
 
 
 def _runs(index: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> list[list[int]]:
@@ -426,34 +517,48 @@ def summarize_numbers(
     scale: int | None = None,
 ) -> NumericSummary:
     """Summarize a float64 column (NaN = missing); at ``scale`` if given, else the finest."""
-    finite_mask = np.isfinite(values)
-    finite = values[finite_mask]
-    nulls = int(np.isnan(values).sum())
-    pos_inf = int(np.isposinf(values).sum())
-    t = to_t(finite)
+    m = _moments(values)
+    found: tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
     if scale is None:
-        k, index, counts = fit_buckets(t, budget, finite)
+        found = _fit_blocks(values, budget, m)
+    elif (
+        m.finite
+        and (
+            counted := _dense_blocks(
+                values, scale, *(float(v) for v in to_t(np.array([m.min, m.max])))
+            )
+        )
+        is not None
+    ):
+        base, dense = counted
+        nz = np.flatnonzero(dense)
+        found = scale, nz + base, dense[nz]
+    finite = values[np.isfinite(values)] if found is None or exact else None
+    if found is not None:
+        k, index, counts = found
+    elif scale is None:
+        assert finite is not None
+        k, index, counts = fit_buckets(to_t(finite), budget)
     else:
+        assert finite is not None
         k = scale
-        index, counts = count_at(t, k)
-        while index.size > budget:
-            index, counts = coarsen(index, counts, 1)
-            k -= 1
-    with np.errstate(over="ignore", invalid="ignore"):  # magnitudes near the float limit
-        total, total_sq = float(finite.sum()), float(np.dot(finite, finite))
+        index, counts = count_at(to_t(finite), k)
+    while index.size > budget:
+        index, counts = coarsen(index, counts, 1)
+        k -= 1
     return NumericSummary(
         budget=budget,
-        count=int(finite.size),
-        nulls=nulls,
-        pos_inf=pos_inf,
-        neg_inf=int(values.size - finite.size - nulls - pos_inf),
-        total=total,
-        total_sq=total_sq,
-        min=float(finite.min()) if finite.size else math.inf,
-        max=float(finite.max()) if finite.size else -math.inf,
+        count=m.finite,
+        nulls=m.nulls,
+        pos_inf=m.pos_inf,
+        neg_inf=int(values.size - m.finite - m.nulls - m.pos_inf),
+        total=m.total,
+        total_sq=m.total_sq,
+        min=m.min,
+        max=m.max,
         scale=k,
         runs=Buckets(index, counts),
-        exact_values=np.sort(finite).tolist() if exact else None,
+        exact_values=np.sort(finite).tolist() if finite is not None and exact else None,
     )
 
 

@@ -133,45 +133,75 @@ def test_runs_encoding_round_trips_dense_and_sparse_buckets() -> None:
         np.testing.assert_array_equal(got_counts, counts)
 
 
+def _whole_column(x: np.ndarray, budget: int, scale: int | None = None) -> tuple:  # type: ignore[type-arg]
+    """Buckets by the general search over the whole column, the reference for the
+    block-by-block paths of summarize_numbers."""
+    from silenttax._summary import coarsen, count_at, fit_buckets, to_t
+
+    t = to_t(x[np.isfinite(x)])
+    if scale is None:
+        return fit_buckets(t, budget)
+    index, counts = count_at(t, scale)
+    while index.size > budget:
+        index, counts = coarsen(index, counts, 1)
+        scale -= 1
+    return scale, index, counts
+
+
+def _same_buckets(x: np.ndarray, budget: int, scale: int | None = None) -> None:  # type: ignore[type-arg]
+    got = summarize_numbers(x, budget=budget, scale=scale)
+    k, index, counts = _whole_column(x, budget, scale)
+    assert got.scale == k
+    np.testing.assert_array_equal(got.runs.index, index)
+    np.testing.assert_array_equal(got.runs.counts, counts)
+    finite = x[np.isfinite(x)]
+    assert got.count == finite.size and got.nulls == int(np.isnan(x).sum())
+    assert got.pos_inf == int(np.isposinf(x).sum()) and got.neg_inf == int(np.isneginf(x).sum())
+    if finite.size:
+        assert (got.min, got.max) == (finite.min(), finite.max())
+        assert got.total == pytest.approx(finite.sum(), rel=1e-9, abs=1e-9)
+
+
 @given(
     st.lists(st.integers(-60, 60), min_size=1, max_size=200),
     st.sampled_from([0, 10**6, 2**52 - 10**4, -(2**52)]),  # 2**52: neighbours share a bucket
-    st.integers(1, 5000),
+    st.integers(1, 70_000),  # more than one block of 2**15 values
     st.integers(64, 128),  # DriftDetector's smallest budget is 64
 )
-def test_integer_columns_counted_without_a_sort_give_the_same_buckets(
+def test_integer_columns_counted_block_by_block_give_the_same_buckets(
     levels: list[int], offset: int, rows: int, budget: int
 ) -> None:
-    from silenttax._summary import fit_buckets, to_t
-
     rng = np.random.default_rng(rows)
     x = rng.choice(np.asarray(levels, dtype=np.float64) + offset, rows)
     if offset == 0:
         x[rng.random(rows) < 0.01] = -0.0  # a negative zero is the integer 0
-    t = to_t(x)
-    fast = fit_buckets(t, budget, x)  # the integer path, where it applies
-    slow = fit_buckets(t, budget)  # dense bincounts, or a sort
-    assert fast[0] == slow[0]
-    np.testing.assert_array_equal(fast[1], slow[1])
-    np.testing.assert_array_equal(fast[2], slow[2])
+    x[rng.random(rows) < 0.01] = np.nan
+    _same_buckets(x, budget)
 
 
+@pytest.mark.parametrize("budget", [64, 4096])
 @pytest.mark.parametrize(
-    "x",
+    "make",
     [
-        np.arange(10_000, dtype=np.float64) % 90 + 18,  # ages: the integer path
-        np.r_[np.arange(5000, dtype=np.float64) % 7, 0.5],  # one fraction, at the end
-        np.arange(5000, dtype=np.float64) * 1e6,  # integers, but too wide a range
-        np.arange(20_000, dtype=np.float64),  # more distinct integers than the budget
-        np.r_[np.zeros(4999), 2.0**60],  # beyond exact integers
+        lambda r, n: r.normal(40, 10, n),
+        lambda r, n: r.lognormal(0, 3, n),  # heavy tail
+        lambda r, n: r.standard_cauchy(n),  # both signs, huge range
+        lambda r, n: np.where(r.random(n) < 0.999, 5.0, r.normal(0, 1e6, n)),  # a spike
+        lambda r, n: 1.7e9 + r.normal(0, 1000, n),  # timestamps: offset, small spread
+        lambda r, n: r.integers(18, 90, n).astype(float),  # ages
+        lambda r, n: r.integers(0, 100_000, n).astype(float),  # ids: too many for the budget
+        lambda r, n: np.r_[r.integers(0, 5, n - 1), 0.5],  # one fraction in the last block
+        lambda r, n: np.where(r.random(n) < 0.5, np.inf, r.normal(0, 1, n)),  # infinities
+        lambda r, n: np.r_[np.full(n - 1, np.nan), 3.0],  # one value
+        lambda r, n: np.full(n, 7.0),  # constant
+        lambda r, n: r.normal(0, 1e300, n),  # sums overflow
     ],
 )
-def test_integer_path_falls_back_and_agrees(x: np.ndarray) -> None:  # type: ignore[type-arg]
-    from silenttax._summary import _few_integers, fit_buckets, to_t
-
-    t = to_t(x)
-    fast, slow = fit_buckets(t, 4096, x), fit_buckets(t, 4096)
-    assert (_few_integers(x, 4096) is not None) == (x.max() == 107)  # only ages take it
-    assert fast[0] == slow[0]
-    np.testing.assert_array_equal(fast[1], slow[1])
-    np.testing.assert_array_equal(fast[2], slow[2])
+def test_block_by_block_equals_the_whole_column(make, budget: int) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(7)
+    for n in (10, 5000, 100_001):
+        x = make(rng, n).astype(np.float64)
+        x[rng.random(n) < 0.02] = np.nan
+        _same_buckets(x, budget)
+        ref = summarize_numbers(make(rng, n).astype(np.float64), budget=budget)
+        _same_buckets(x, budget * 4, scale=ref.scale)  # current data at the reference's scale
