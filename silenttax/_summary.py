@@ -188,9 +188,14 @@ class _Moments(NamedTuple):
     max: float
 
 
-def _finite_blocks(values: npt.NDArray[np.float64]) -> Iterator[npt.NDArray[np.float64]]:
+def blocks(values: npt.NDArray[Any]) -> Iterator[npt.NDArray[Any]]:
+    """Consecutive views of ``_BLOCK`` values: a pass over them reads the column once."""
     for i in range(0, values.size, _BLOCK):
-        block = values[i : i + _BLOCK]
+        yield values[i : i + _BLOCK]
+
+
+def _finite_blocks(values: npt.NDArray[np.float64]) -> Iterator[npt.NDArray[np.float64]]:
+    for block in blocks(values):
         yield block[np.isfinite(block)]
 
 
@@ -200,8 +205,7 @@ def _moments(values: npt.NDArray[np.float64]) -> _Moments:
     total = total_sq = 0.0
     lo, hi = math.inf, -math.inf
     with np.errstate(over="ignore", invalid="ignore"):  # magnitudes near the float limit
-        for i in range(0, values.size, _BLOCK):
-            block = values[i : i + _BLOCK]
+        for block in blocks(values):
             finite = block[np.isfinite(block)]
             nulls += int(np.count_nonzero(np.isnan(block)))
             pos_inf += int(np.count_nonzero(np.isposinf(block)))

@@ -15,6 +15,7 @@ from silenttax._parse import DECIMAL_COMMA, THOUSANDS, parse_numbers
 from silenttax._summary import (
     K_MAX,
     NumericSummary,
+    blocks,
     level_key,
     merge_summaries,
     summarize_numbers,
@@ -125,11 +126,24 @@ def profile_column(
     return ColumnProfile(kind=kind, rows=int(values.size), nulls=nulls)
 
 
+def _sentinel_hits(values: npt.NDArray[np.float64]) -> dict[str, int]:
+    """Rows per sentinel value, block by block (one read of the column, not one per
+    sentinel: the comparisons stay in cache)."""
+    found = [
+        hit for block in blocks(values) if (hit := block[np.isin(block, NUMBER_SENTINELS)]).size
+    ]
+    if not found:
+        return {}
+    uniq, counts = np.unique(np.concatenate(found), return_counts=True)
+    by_value = dict(zip(uniq.tolist(), counts.tolist(), strict=True))
+    return {f"{s:g}": by_value[s] for s in NUMBER_SENTINELS if s in by_value}
+
+
 def _profile_numbers(values: npt.NDArray[np.float64], kind: str, max_levels: int) -> ColumnProfile:
     finite = values[np.isfinite(values)]
-    nulls = int(np.isnan(values).sum())
     summary = summarize_numbers(values)
-    sentinel_hits = {f"{s:g}": int(np.count_nonzero(finite == s)) for s in NUMBER_SENTINELS}
+    nulls = summary.nulls
+    sentinel_hits = _sentinel_hits(values)
     step = max(1, finite.size // _PRECISION_SAMPLE)
     sample = finite[::step]
     sample_places = decimals(sample)
@@ -146,7 +160,7 @@ def _profile_numbers(values: npt.NDArray[np.float64], kind: str, max_levels: int
         kind=kind,
         rows=int(values.size),
         nulls=nulls,
-        sentinels={k: v for k, v in sentinel_hits.items() if v},
+        sentinels=sentinel_hits,
         non_finite=int(values.size - finite.size - nulls),
         numbers=summary,
         decimals=places.tolist(),

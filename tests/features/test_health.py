@@ -168,3 +168,17 @@ def test_bad_input() -> None:
         FeatureHealth().fit({"x": [1, 2]}).check({"x": np.array([])})
     with pytest.raises(InputError, match="min_effect"):
         FeatureHealth(min_effect=0)
+
+
+def test_sentinel_counts_are_exact_across_blocks() -> None:
+    from silenttax.features._profile import NUMBER_SENTINELS, profile_column
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(50, 10, 200_003)  # several blocks of 2**15 values, the last one short
+    x[rng.random(x.size) < 0.03] = -999.0
+    x[-1] = 9999.0  # in the last block
+    x[rng.random(x.size) < 0.01] = np.nan
+    got = profile_column(x, "float").sentinels
+    expected = {f"{s:g}": int(np.count_nonzero(x == s)) for s in NUMBER_SENTINELS}
+    assert got == {k: v for k, v in expected.items() if v}
+    assert list(got) == ["-999", "9999"]  # in the order of NUMBER_SENTINELS
