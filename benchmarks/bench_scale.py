@@ -118,9 +118,11 @@ def _fit_files(job: tuple[str, list[str]]) -> tuple[int, float]:
 def ceiling(label: str, files: list[Path]) -> float:
     """Rows/s of two plain processes at once (no Dask), each timing its own half."""
     halves = [(label, [str(f) for f in files[i::2]]) for i in range(2)]
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        pool.map(_fit_files, [(label, files[:1])] * 2)  # imports and warm-up
-        done = pool.map(_fit_files, halves)
+    warm = (label, [str(files[0])])
+    # each process imports and fits once before it is timed (a warm-up task sent to
+    # the pool may land twice on the same process, leaving the other one cold)
+    with multiprocessing.get_context("spawn").Pool(2, _fit_files, (warm,)) as pool:
+        done = pool.map(_fit_files, halves, chunksize=1)
     return sum(rows for rows, _ in done) / max(seconds for _, seconds in done)
 
 
