@@ -219,6 +219,12 @@ def _moments(values: npt.NDArray[np.float64]) -> _Moments:
     return _Moments(count, nulls, pos_inf, total, total_sq, lo, hi)
 
 
+def _t_range(m: _Moments) -> tuple[float, float]:
+    """The column's range, transformed (the transform is monotone)."""
+    low, high = to_t(np.array([m.min, m.max])).tolist()
+    return low, high
+
+
 def _dense_blocks(
     values: npt.NDArray[np.float64], k: int, low: float, high: float
 ) -> tuple[int, npt.NDArray[np.int64]] | None:
@@ -266,7 +272,7 @@ def _fit_blocks(
     integral = m.max - m.min < budget and m.min == math.floor(m.min) and abs(m.min) < 2.0**53
     if integral and (found := _integer_blocks(values, m)) is not None:
         return K_MAX, *found
-    low, high = (float(v) for v in to_t(np.array([m.min, m.max])))
+    low, high = _t_range(m)
     if not high > low:
         return None
     k = min(K_MAX, math.floor(math.log2(((1 << 16) - 2) / (high - low))))
@@ -527,28 +533,14 @@ def summarize_numbers(
     found: tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
     if scale is None:
         found = _fit_blocks(values, budget, m)
-    elif (
-        m.finite
-        and (
-            counted := _dense_blocks(
-                values, scale, *(float(v) for v in to_t(np.array([m.min, m.max])))
-            )
-        )
-        is not None
-    ):
+    elif m.finite and (counted := _dense_blocks(values, scale, *_t_range(m))) is not None:
         base, dense = counted
         nz = np.flatnonzero(dense)
         found = scale, nz + base, dense[nz]
-    finite = values[np.isfinite(values)] if found is None or exact else None
-    if found is not None:
-        k, index, counts = found
-    elif scale is None:
-        assert finite is not None
-        k, index, counts = fit_buckets(to_t(finite), budget)
-    else:
-        assert finite is not None
-        k = scale
-        index, counts = count_at(to_t(finite), k)
+    if found is None:  # the general search over the whole column
+        t = to_t(values[np.isfinite(values)])
+        found = fit_buckets(t, budget) if scale is None else (scale, *count_at(t, scale))
+    k, index, counts = found
     while index.size > budget:
         index, counts = coarsen(index, counts, 1)
         k -= 1
@@ -564,7 +556,7 @@ def summarize_numbers(
         max=m.max,
         scale=k,
         runs=Buckets(index, counts),
-        exact_values=np.sort(finite).tolist() if finite is not None and exact else None,
+        exact_values=np.sort(values[np.isfinite(values)]).tolist() if exact else None,
     )
 
 

@@ -66,7 +66,8 @@ def _middleware(**options: Any) -> SilentTaxMiddleware:
         feature_health=FeatureHealth().fit(REFERENCE),
         drift=DriftDetector().fit(REFERENCE),
         features=options.pop("features", lambda body: body),
-        **{"check_interval": 3600, **options},  # folded by hand here, unless given
+        check_interval=3600,  # folded by hand here
+        **options,
     )
 
 
@@ -218,7 +219,7 @@ def test_a_real_server_names_the_null_feature(server: str) -> None:
 def test_a_middleware_dropped_without_close_takes_its_fold_thread_with_it() -> None:
     import gc
 
-    middleware = _middleware(sample_rate=1.0, check_interval=3600)  # no tick ends it
+    middleware = _middleware(sample_rate=1.0)  # checks every 3600 s: no tick ends it
     _serve(middleware, _bodies(3))
     assert middleware.live is not None
     thread = middleware.live._thread
