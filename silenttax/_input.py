@@ -48,11 +48,38 @@ from silenttax._deps import imported
 from silenttax._parse import to_float
 from silenttax.errors import InputError
 
-__all__ = ["ColumnKind", "Table", "partitions", "to_table"]
+__all__ = ["ColumnKind", "Table", "partitions", "to_table", "wider_kind"]
 
 ColumnKind = Literal["int", "float", "bool", "string", "categorical", "datetime", "object"]
 NUMERIC_KINDS: frozenset[str] = frozenset({"int", "float", "bool"})
 TEXT_KINDS: frozenset[str] = frozenset({"string", "categorical"})
+_NUMERIC_WIDTH = {"bool": 0, "int": 1, "float": 2}
+
+
+def wider_kind(a: str, b: str) -> str:
+    """The kind of a column whose rows came as ``a`` in one part and ``b`` in another:
+    the one rule every merge of profiles uses (batches, partitions, replicas, live windows).
+
+    Numbers widen (bool < int < float), text stays text (``string``), a nested value
+    keeps the column ``nested``, and any other mix (numbers and strings, say a float
+    that arrives as ``"  17.99 "``) is ``object``: both kinds kept, judged as a type
+    change against the reference.
+
+    Examples:
+        >>> wider_kind("int", "float"), wider_kind("string", "categorical")
+        ('float', 'string')
+        >>> wider_kind("float", "string"), wider_kind("nested", "float")
+        ('object', 'nested')
+    """
+    if a == b:
+        return a
+    if a in _NUMERIC_WIDTH and b in _NUMERIC_WIDTH:
+        return max(a, b, key=_NUMERIC_WIDTH.__getitem__)
+    if "nested" in (a, b):
+        return "nested"
+    if a in TEXT_KINDS and b in TEXT_KINDS:
+        return "string"
+    return "object"
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,14 +146,16 @@ def captured(notes: list[str]) -> Iterator[None]:
 
 def background(
     owner: _Owner, tick: Callable[[_Owner], object], interval: float, stop: threading.Event,
-    name: str,
+    name: str, failed: Callable[[_Owner, Exception], object] | None = None,
 ) -> threading.Thread:  # fmt: skip
     """Start a daemon thread calling ``tick(owner)`` every ``interval`` seconds until
     ``stop`` is set or ``owner`` is garbage-collected (which sets ``stop``).
 
     The thread holds ``owner`` only weakly between ticks, so an object dropped
-    without being closed does not keep its thread (or itself) alive. An exception
-    from ``tick`` is the caller's to count: catch it inside ``tick``.
+    without being closed does not keep its thread (or itself) alive. It never dies of
+    an exception: one raised by ``tick`` goes to ``failed(owner, exc)`` (the owner
+    counts it and reports ``stability.internal_error``) and the next tick runs as
+    usual; an exception of ``failed`` itself is dropped.
 
     >>> import threading
     >>> class Counter:
@@ -175,7 +177,12 @@ def background(
             alive = ref()
             if alive is None:
                 return
-            tick(alive)
+            try:
+                tick(alive)
+            except Exception as exc:
+                if failed is not None:
+                    with contextlib.suppress(Exception):
+                        failed(alive, exc)
             del alive
 
     thread = threading.Thread(target=run, name=name, daemon=True)

@@ -8,10 +8,10 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from pydantic import JsonValue
 
-from silenttax._input import NUMERIC_KINDS, TEXT_KINDS, Table, partitions, to_table
+from silenttax._input import NUMERIC_KINDS, TEXT_KINDS, Table, partitions, to_table, wider_kind
 from silenttax._merge import same_settings
 from silenttax._state import State, Stateful, settings, with_policy
-from silenttax.errors import InputError, NotFittedError, SchemaMismatchError
+from silenttax.errors import InputError, NotFittedError
 from silenttax.features._profile import (
     ColumnProfile,
     merge_profiles,
@@ -191,11 +191,15 @@ class FeatureHealth(Stateful[FeatureHealthState]):
         return self.merge(FeatureHealth(**self._params()).fit(table))  # type: ignore[arg-type]
 
     def merge(self, other: FeatureHealth) -> Self:
-        """Combine with a FeatureHealth fitted on other partitions (same settings; an int
-        partition and a float one of the same column merge as float, as in DriftDetector).
+        """Combine with a FeatureHealth fitted on other partitions (same settings).
+
+        A column that came as different kinds in the two merges as the wider kind
+        (:func:`silenttax._input.wider_kind`: int and float as float, numbers and
+        strings as ``object``), so a kind change between batches becomes a
+        ``feature.type_change`` finding at check time, never an error.
 
         Raises:
-            InputError: the settings differ (named), or a column changed kind otherwise.
+            InputError: the settings differ (named).
         """
         if not isinstance(other, FeatureHealth):
             raise InputError(f"can only merge a FeatureHealth, got {type(other).__name__}")
@@ -209,14 +213,10 @@ class FeatureHealth(Stateful[FeatureHealthState]):
         for name, profile in other._profiles.items():
             mine = merged.get(name)
             if mine is not None and mine.kind != profile.kind:
-                if {mine.kind, profile.kind} != {"int", "float"}:
-                    raise SchemaMismatchError(
-                        f"cannot merge: column {name!r} is {mine.kind} in one and "
-                        f"{profile.kind} in the other"
-                    )
-                # an int partition and a float one (as DriftDetector accepts): numbers
-                mine = mine.model_copy(update={"kind": "float"})
-                profile = profile.model_copy(update={"kind": "float"})
+                # one rule for every merge (batches, partitions, live windows): widen
+                kind = wider_kind(mine.kind, profile.kind)
+                mine = mine.model_copy(update={"kind": kind})
+                profile = profile.model_copy(update={"kind": kind})
             merged[name] = (
                 profile
                 if mine is None

@@ -169,6 +169,11 @@ class LiveFeatures:
         self._report = Report()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self.internal_errors = 0
+        """Background folds or checks that failed (counted, never raised; the next
+        fold runs as usual)."""
+        self.last_error: str | None = None
+        """The latest of those failures, as ``"Type: message"``."""
         _INSTANCES.add(self)
 
     def _after_fork(self) -> None:
@@ -215,7 +220,11 @@ class LiveFeatures:
         if self._thread is not None:
             return
         self._thread = background(self, LiveFeatures.fold, self.interval, self._stop,
-                                  "silenttax-live")  # fmt: skip
+                                  "silenttax-live", LiveFeatures._failed)  # fmt: skip
+
+    def _failed(self, exc: Exception) -> None:
+        self.internal_errors += 1
+        self.last_error = f"{type(exc).__name__}: {str(exc)[:200]}"
 
     def close(self) -> None:
         """Stop the background thread after one last fold."""
@@ -223,7 +232,10 @@ class LiveFeatures:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=10)
-        self.fold()
+        try:
+            self.fold()
+        except Exception as exc:
+            self._failed(exc)
 
     def _rows(self, bodies: Sequence[bytes]) -> tuple[list[Mapping[str, Any]], dict[str, int]]:
         rows: list[Mapping[str, Any]] = []
@@ -279,14 +291,22 @@ class LiveFeatures:
                         if state.drift is None
                         else state.drift.merge(update["drift"])
                     )
-            except Exception as exc:  # a column changed kind within the window
+            except Exception as exc:  # settings that cannot merge: counted, rows left out
                 fields["failed"] += len(rows)
                 fields["errors"] = _add(fields["errors"], {type(exc).__name__: len(rows)})
                 fields["rows"] -= len(rows)
                 fields.pop("health", None)
                 fields.pop("drift", None)
             self._state = state.model_copy(update=fields)
-        self._report = self.judge(self._state)
+        self._rejudge(self._state)
+
+    def _rejudge(self, state: LiveState) -> None:
+        """Judge ``state`` into the report served between folds (a failure is counted and
+        the previous report kept)."""
+        try:
+            self._report = self.judge(state)
+        except Exception as exc:
+            self._failed(exc)
 
     # ------------------------------------------------------------------ reads
     def state(self) -> LiveState:
@@ -298,16 +318,17 @@ class LiveFeatures:
         """Replace the windows and counters (from a snapshot)."""
         with self._lock:
             self._state = state
-        self._report = self.judge(state)
+        self._rejudge(state)
 
     def merge(self, other: LiveState) -> None:
         """Add another worker's windows and counters into these."""
         with self._lock:
             self._state = merge_live(self._state, other)
-        self._report = self.judge(self._state)
+        self._rejudge(self._state)
 
     def report(self) -> Report:
-        """The latest background check (findings on the sampled live windows)."""
+        """The latest background check (findings on the sampled live windows; failures of
+        the background work are counted in ``internal_errors``)."""
         return self._report
 
     def null_rates(self) -> dict[str, float]:

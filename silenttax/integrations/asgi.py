@@ -354,18 +354,31 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             report = report | self.cost.check()
         if self.live is not None:
             report = report | self.live.report()
-        if self.internal_errors:
+        errors = self.internal_error_count()
+        if errors:
+            last = self.live.last_error if self.live is not None else None
             report = report | Report(
                 findings=[
                     internal_error_finding(
                         "serving",
-                        errors=self.internal_errors,
-                        what="middleware steps (recording, snapshot, live features)",
+                        errors=errors,
+                        what="middleware steps (recording, snapshot writes, live feature "
+                        "folds and checks" + (f"; last: {last}" if last else "") + ")",
                         detector="integrations.SilentTaxMiddleware",
                     )
                 ]
             )
         return report
+
+    def internal_error_count(self) -> int:
+        """silenttax's own failures counted instead of raised: on the request path, in the
+        snapshot writer and in the live features' background thread."""
+        writer, live = self.writer, self.live
+        return (
+            self.internal_errors
+            + (writer.errors if writer is not None else 0)
+            + (live.internal_errors if live is not None else 0)
+        )
 
     def close(self) -> None:
         """Fold the last samples and write the last snapshot (also done at the ASGI
@@ -409,7 +422,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             ttfb=ttfb,
             observed=observed,
             requests=requests,
-            internal_errors=self.internal_errors,
+            internal_errors=self.internal_error_count(),
             breakdown=self.breakdown(),
             cost=None if self.cost is None else self.cost.state(),
             health_reference=None if live is None or live.health is None else live.health.state(),

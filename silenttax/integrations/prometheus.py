@@ -47,6 +47,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -146,6 +147,10 @@ class SilentTaxCollector:
         self.findings = findings
         self._cap = _Capped(max_label_values)
         self._lock = threading.Lock()
+        self.errors: dict[str, int] = {}
+        """Component name -> scrapes in which reading it failed (left out, never raised)."""
+        self.last_error: str | None = None
+        """The latest of those failures."""
 
     @classmethod
     def from_directory(
@@ -201,6 +206,9 @@ class SilentTaxCollector:
             "null_rate": ("gauge", f"{ns}_feature_null_rate", ("feature",)),
             "drift": ("gauge", f"{ns}_feature_drift", ("feature", "metric")),
             "samples": ("counter", f"{ns}_feature_samples", ("outcome",)),
+            "scrape_up": ("gauge", f"{ns}_scrape_up", ()),
+            "scrape_errors": ("counter", f"{ns}_scrape_errors", ()),
+            "scrape_seconds": ("gauge", f"{ns}_scrape_seconds", ()),
         }
 
     _HELP: ClassVar[dict[str, str]] = {
@@ -230,6 +238,9 @@ class SilentTaxCollector:
         "null_rate": "Share of null values per feature in the live sample (last two windows).",
         "drift": "Drift effect size per feature in the live sample vs the reference.",
         "samples": "Sampled requests by outcome (rows, failed, dropped, truncated).",
+        "scrape_up": "1 if the component was read in this scrape, 0 if reading it failed.",
+        "scrape_errors": "Scrapes in which reading the component failed (left out).",
+        "scrape_seconds": "Seconds this scrape took to read the component.",
     }
 
     def _families(self) -> dict[str, Any]:
@@ -250,41 +261,64 @@ class SilentTaxCollector:
         yield from self._families().values()
 
     def collect(self) -> Iterator[Any]:
-        """Read every component once and yield the metric families that have samples."""
+        """Read every component once and yield the metric families that have samples.
+
+        Never raises: a component that fails to read (a corrupt fleet file, a bug) is
+        left out of this scrape, counted in ``silenttax_scrape_errors_total`` and shown
+        by ``silenttax_scrape_up`` 0, and the other components are exported as usual.
+        """
         families = self._families()
         const = list(self.labels.values())
         with self._lock:
             monitors = list(self.monitors.items())
         for name, monitor in monitors:
             base = [*const, name]
-            kind = _kind(monitor)
-            if kind == "sketch":
-                sketch = monitor.sketch if hasattr(monitor, "record") else monitor
-                self._histogram(families, "latency", base, sketch.state())
-                families["invalid"].add_metric(base, float(sketch.invalid))
-            elif kind == "tracer":
-                self._tracer(families, base, monitor.breakdown())
-            elif kind == "directory":
-                from silenttax.integrations.fleet import read_directory
-
-                monitor = read_directory(monitor.path, own=monitor.own)
-                self._middleware(families, base, monitor)
-            elif kind == "middleware":
-                self._middleware(families, base, monitor)
-            elif kind == "cost":
-                self._cost(families, base, monitor)
-            elif kind == "resource":
-                samples = monitor.samples
-                if samples:
-                    last = samples[-1]
-                    families["rss"].add_metric(base, float(last.rss))
-                    if last.cpu_utilization is not None:
-                        families["cpu"].add_metric(base, float(last.cpu_utilization))
-            if self.findings and callable(getattr(monitor, "check", None)):
-                self._findings(families, base, monitor)
+            started = time.perf_counter()
+            mine = self._families()
+            try:
+                self._collect_one(mine, base, monitor)
+            except Exception as exc:
+                with self._lock:
+                    self.errors[name] = self.errors.get(name, 0) + 1
+                    self.last_error = f"{name}: {type(exc).__name__}: {str(exc)[:200]}"
+                up = 0.0
+            else:
+                for key, family in mine.items():
+                    families[key].samples.extend(family.samples)
+                up = 1.0
+            families["scrape_up"].add_metric(base, up)
+            families["scrape_errors"].add_metric(base, float(self.errors.get(name, 0)))
+            families["scrape_seconds"].add_metric(base, time.perf_counter() - started)
         for family in families.values():
             if family.samples:
                 yield family
+
+    def _collect_one(self, families: dict[str, Any], base: list[str], monitor: Any) -> None:
+        kind = _kind(monitor)
+        if kind == "sketch":
+            sketch = monitor.sketch if hasattr(monitor, "record") else monitor
+            self._histogram(families, "latency", base, sketch.state())
+            families["invalid"].add_metric(base, float(sketch.invalid))
+        elif kind == "tracer":
+            self._tracer(families, base, monitor.breakdown())
+        elif kind == "directory":
+            from silenttax.integrations.fleet import read_directory
+
+            monitor = read_directory(monitor.path, own=monitor.own)
+            self._middleware(families, base, monitor)
+        elif kind == "middleware":
+            self._middleware(families, base, monitor)
+        elif kind == "cost":
+            self._cost(families, base, monitor)
+        elif kind == "resource":
+            samples = monitor.samples
+            if samples:
+                last = samples[-1]
+                families["rss"].add_metric(base, float(last.rss))
+                if last.cpu_utilization is not None:
+                    families["cpu"].add_metric(base, float(last.cpu_utilization))
+        if self.findings and callable(getattr(monitor, "check", None)):
+            self._findings(families, base, monitor)
 
     def _histogram(
         self, families: dict[str, Any], key: str, labels: list[str], state: LatencySketchState
@@ -328,7 +362,7 @@ class SilentTaxCollector:
             label = self._cap("name", observed)
             if label != OTHER:
                 self._histogram(families, "observed", [*base, label], monitor.sketch.state())
-        families["internal"].add_metric(base, float(middleware.internal_errors))
+        families["internal"].add_metric(base, float(middleware.internal_error_count()))
         self._tracer(families, base, middleware.breakdown())
         if middleware.cost is not None:
             self._cost(families, base, middleware.cost)

@@ -66,7 +66,7 @@ def _middleware(**options: Any) -> SilentTaxMiddleware:
         feature_health=FeatureHealth().fit(REFERENCE),
         drift=DriftDetector().fit(REFERENCE),
         features=options.pop("features", lambda body: body),
-        check_interval=3600,  # folded by hand here
+        check_interval=options.pop("check_interval", 3600),  # folded by hand here
         **options,
     )
 
@@ -230,3 +230,89 @@ def test_a_middleware_dropped_without_close_takes_its_fold_thread_with_it() -> N
     gc.collect()
     thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+def _padded_bodies(n: int) -> list[bytes]:
+    """Rows whose float feature arrives as a padded string (the seed's first culprit)."""
+    rng = np.random.default_rng(2)
+    return [
+        json.dumps({"age": f"  {rng.normal(40, 10):.2f} ", "country": "DE"}).encode()
+        for _ in range(n)
+    ]
+
+
+def test_a_padded_string_mid_traffic_is_a_finding_not_a_dead_thread() -> None:
+    """Clean rows, then the float arriving as '  17.99 ': the windows merge (the column
+    widens to object), the check names the type change, the padding and the numeric
+    strings, and the scrape still answers."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from silenttax.integrations.prometheus import SilentTaxCollector
+
+    middleware = _middleware(sample_rate=1.0, feature_window=3600)
+    assert middleware.live is not None
+    _serve(middleware, _bodies(200))
+    middleware.live.fold(now=10.0)
+    _serve(middleware, _padded_bodies(100))
+    middleware.live.fold(now=20.0)  # same window: merges float and padded strings
+    codes = {(f.code, f.subject) for f in middleware.check().problems()}
+    assert ("feature.type_change", "age") in codes
+    assert ("feature.whitespace", "age") in codes
+    assert ("feature.numeric_string", "age") in codes
+    assert middleware.live.internal_errors == 0
+    state = middleware.live.state()
+    assert state.rows == 300 and state.failed == 0  # nothing recorded is lost
+    registry = CollectorRegistry()
+    registry.register(SilentTaxCollector({"app": middleware}))
+    text = generate_latest(registry).decode()
+    assert 'silenttax_scrape_up{monitor="app"} 1.0' in text
+    assert 'silenttax_feature_null_rate{feature="age",monitor="app"}' in text
+    # the next window: previous (mixed) and current (padded only) merge too
+    _serve(middleware, _padded_bodies(50))
+    middleware.live.fold(now=3700.0)
+    assert ("feature.whitespace", "age") in {(f.code, f.subject) for f in middleware.check()}
+
+
+def test_the_fold_thread_survives_an_exception_and_reports_it() -> None:
+    def broken(self: Any, state: Any) -> Any:
+        raise RuntimeError("judge broke")
+
+    middleware = _middleware(sample_rate=1.0, check_interval=0.05)
+    live = middleware.live
+    assert live is not None
+    live.judge = broken.__get__(live)  # type: ignore[method-assign]
+    _serve(middleware, _bodies(20))
+    deadline = time.monotonic() + 10
+    while live.internal_errors < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert live.internal_errors >= 2  # failed twice: the thread kept going
+    assert live._thread is not None and live._thread.is_alive()
+    found = [f for f in middleware.check() if f.code == "stability.internal_error"]
+    assert found and "judge broke" in found[0].message
+    assert middleware.state().internal_errors >= 2
+    middleware.live.judge = type(live).judge.__get__(live)  # type: ignore[method-assign]
+    middleware.close()
+
+
+def test_a_collector_that_fails_leaves_the_rest_of_the_scrape() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from silenttax.integrations.prometheus import SilentTaxCollector
+    from silenttax.monitor import LatencySketch
+
+    middleware = _middleware()
+    _serve(middleware, _bodies(5))
+    sketch = LatencySketch()
+    sketch.add(0.01)
+    collector = SilentTaxCollector({"app": middleware, "ranker": sketch})
+    middleware.live = None  # wrong on purpose: reading it raises
+    middleware.latency = None  # type: ignore[assignment,method-assign]
+    registry = CollectorRegistry()
+    registry.register(collector)
+    for _ in range(2):
+        text = generate_latest(registry).decode()
+    assert 'silenttax_scrape_up{monitor="app"} 0.0' in text
+    assert 'silenttax_scrape_errors_total{monitor="app"} 2.0' in text
+    assert 'silenttax_latency_seconds_count{monitor="ranker"} 1.0' in text
+    assert 'silenttax_scrape_up{monitor="ranker"} 1.0' in text
+    assert collector.last_error is not None and collector.last_error.startswith("app: ")
