@@ -104,6 +104,12 @@ def load(source: str | bytes | os.PathLike[str] | dict[str, Any] | State) -> Any
     if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
         raise StateError("not a silenttax state: the JSON has no 'kind'")
     reader = target(data["kind"])
+    if (
+        isinstance(source, str | os.PathLike)
+        and not isinstance(text, str)
+        and hasattr(reader, "load")
+    ):
+        return reader.load(source)  # a file: what it refers to is read beside it
     return reader.from_json(text) if hasattr(reader, "from_json") else reader(text)
 
 

@@ -64,6 +64,7 @@ Examples:
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -78,7 +79,7 @@ from silenttax._stability import internal_error_finding
 from silenttax._state import State, Stateful
 from silenttax.cost import CostMonitor, CostMonitorState
 from silenttax.drift import DriftDetector, DriftDetectorState
-from silenttax.errors import InputError
+from silenttax.errors import InputError, StateError
 from silenttax.features import FeatureHealth, FeatureHealthState
 from silenttax.integrations._live import Extractor, LiveFeatures, LiveState
 from silenttax.monitor import LatencyMonitor, LatencyMonitorState, LatencySketch, LatencySketchState
@@ -176,6 +177,51 @@ class ServingState(State):
     """The sampled live feature windows."""
     workers: list[str] = Field(default_factory=list)
     """Worker snapshot files merged into this one (fleet bookkeeping)."""
+    generation: str | None = None
+    """The server generation that wrote it (fleet bookkeeping; see
+    :mod:`silenttax.integrations.fleet`)."""
+    references: dict[str, str] = Field(default_factory=dict)
+    """``health_reference`` / ``drift_reference`` kept in a file beside this one (a fleet
+    writes the references once, not in every snapshot): field -> file name."""
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Self:
+        """Read a file written by :meth:`save`, with the references it names read from
+        their files beside it.
+
+        Raises:
+            StateError: the file, or a reference file it names, cannot be read.
+        """
+        from silenttax.drift import DriftDetectorState
+        from silenttax.features import FeatureHealthState
+
+        state = super().load(path)
+        if not state.references:
+            return state
+        kinds: dict[str, type[State]] = {
+            "health_reference": FeatureHealthState,
+            "drift_reference": DriftDetectorState,
+        }
+        update: dict[str, Any] = {}
+        for field, name in state.references.items():
+            if field not in kinds or Path(name).name != name:
+                raise StateError(f"{str(path)!r}: bad reference {field!r} -> {name!r}")
+            update[field] = _reference_file(kinds[field], Path(path).parent / name)
+        return state.model_copy(update=update)
+
+
+_REFERENCES: dict[tuple[str, str], State] = {}  # content-addressed files never change
+
+
+def _reference_file(kind: type[State], path: Path) -> State:
+    key = (kind.KIND, str(path))
+    got = _REFERENCES.get(key)
+    if got is None:
+        got = kind.load(path)
+        if len(_REFERENCES) >= 64:
+            _REFERENCES.clear()
+        _REFERENCES[key] = got
+    return got
 
 
 async def _unbound_app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -403,8 +449,13 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             "trace": self.trace,
         }
 
-    def state(self) -> ServingState:
-        """The snapshot of everything recorded (thread-safe; merges across workers)."""
+    def state(self, *, references: bool = True) -> ServingState:
+        """The snapshot of everything recorded (thread-safe; merges across workers).
+
+        Args:
+            references: Include the live features' reference states (False: the
+                snapshot writer keeps them in one shared file instead).
+        """
         with self._lock:
             routes = {r: m.state() for r, m in self._latency.items()}
             ttfb = {r: s.state() for r, s in self._ttfb.items()}
@@ -425,8 +476,12 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             internal_errors=self.internal_error_count(),
             breakdown=self.breakdown(),
             cost=None if self.cost is None else self.cost.state(),
-            health_reference=None if live is None or live.health is None else live.health.state(),
-            drift_reference=None if live is None or live.drift is None else live.drift.state(),
+            health_reference=None
+            if live is None or live.health is None or not references
+            else live.health.state(),
+            drift_reference=None
+            if live is None or live.drift is None or not references
+            else live.drift.state(),
             live=None if live is None else live.state(),
             workers=workers,
         )

@@ -4,24 +4,46 @@ Pre-fork servers (gunicorn, uvicorn ``--workers``) run one middleware per worker
 process. With ``SilentTaxMiddleware(app, snapshot_dir=path)`` (or
 ``instrument(app, snapshot_dir=path)``) each worker writes its
 :class:`~silenttax.integrations.asgi.ServingState` to
-``path/worker-<pid>-<token>.json`` atomically (temp file, fsync, rename) every
-``snapshot_interval`` seconds and at shutdown. :func:`read_directory` (what
-:meth:`SilentTaxCollector.from_directory
+``path/worker-<pid>-<token>-<generation>.json`` atomically (temp file, fsync,
+rename) every ``snapshot_interval`` seconds and at shutdown. :func:`read_directory`
+(what :meth:`SilentTaxCollector.from_directory
 <silenttax.integrations.prometheus.SilentTaxCollector.from_directory>` calls at
 each scrape) merges them: counts add up exactly and the quantiles are those of the
 merged sketch, right for the fleet.
 
-Dead workers' files are folded into one ``archive.json`` under an ``fcntl`` lock
-(a worker exiting cleanly folds itself; a scrape folds the files of processes that
-are gone), so the directory holds O(live workers) files and a scrape reads that
-many, unlike prometheus_client's multiprocess mode whose dead-worker files pile up.
-A fold is crash-safe: the archive names the files it already holds (its
-``workers``), so a fold killed between writing the archive and deleting the files
-never counts them twice. A crashed (SIGKILLed) worker loses what it recorded since
-its last write.
+**Monotonic.** A scrape reads files only: the scraping worker first writes its own
+file (so the scrape is exact for it), then every file is read under the directory
+lock. A file only ever grows, and a dead worker's file moves into ``archive.json``
+under the same lock, so no scrape shows a smaller total than the one before —
+whichever worker answers it, and however often gunicorn recycles workers
+(``--max-requests``).
+
+**Exactly once.** Dead workers' files are folded into ``archive.json`` under an
+``fcntl`` lock (a worker exiting cleanly folds itself; a scrape folds the files of
+processes that are gone), so the directory holds O(live workers) files. A fold is
+crash-safe: the archive names the files it already holds (its ``workers``), so a
+fold killed between writing the archive and deleting the files never counts them
+twice. A crashed (SIGKILLed) worker loses what it recorded since its last write.
+
+**Generations.** A server start is a new *generation*: the id of the server
+process (the gunicorn or uvicorn master, the process that spawned the workers, or
+the worker itself when it runs alone; ``SILENTTAX_GENERATION`` overrides it, e.g.
+with a deploy id). The first write of a new generation, once the previous
+generation's server has exited, retires the previous one: its archive and its dead
+workers' files are merged into ``generations/<id>.json`` (the last
+:data:`KEEP_GENERATIONS` are kept; :func:`previous_generation` finds the latest, a
+snapshot ``silenttax.load`` reads, to use as a baseline). Counters then start again
+from zero, like any Prometheus counter after a restart (``rate()`` and
+``increase()`` handle the reset), and quantiles and checks describe the current
+generation only. Workers of an old generation still draining keep their own
+files, which fold into their generation's file when they exit.
 
 One directory per host (worker liveness is read from process ids), created by the
 user, not shared between different applications.
+
+The live feature references (kilobytes to megabytes) are written once per
+directory, content-addressed (``reference-<digest>.json``), not in every periodic
+snapshot.
 
 Examples:
     >>> import tempfile
@@ -40,7 +62,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import hashlib
+import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -52,18 +77,41 @@ from typing import Any
 from silenttax._system import background
 from silenttax.errors import InputError, SilentTaxError
 
-__all__ = ["ARCHIVE", "SnapshotWriter", "fold_dead", "read_directory"]
+__all__ = [
+    "ARCHIVE",
+    "GENERATION",
+    "KEEP_GENERATIONS",
+    "SnapshotWriter",
+    "fold_dead",
+    "generation_id",
+    "previous_generation",
+    "read_directory",
+]
 
 ARCHIVE = "archive.json"
-"""The file dead workers are folded into."""
+"""The file the current generation's dead workers are folded into."""
+GENERATION = "generation.json"
+"""The directory's current generation: ``{"id", "owner", "owner_started", "since"}``."""
+GENERATIONS = "generations"
+"""The folder of retired generations, one merged snapshot each."""
+KEEP_GENERATIONS = 5
+"""Retired generations kept (the oldest are deleted)."""
 _LOCK = ".silenttax.lock"
 _PATTERN = "worker-*.json"
 _STALE_TEMP = 3600.0  # a temp file this old was left by a killed writer
+_SERVERS = re.compile(r"(gunicorn|uvicorn|hypercorn|granian|daphne|litserve)\b")
+_SPAWNED = ("multiprocessing.spawn", "multiprocessing.forkserver")
 
 
 def _worker_pid(path: Path) -> int | None:
     parts = path.stem.split("-")
-    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+    return int(parts[1]) if len(parts) in (3, 4) and parts[1].isdigit() else None
+
+
+def _file_generation(path: Path) -> str:
+    """The generation in a worker file's name ("" for files of older versions)."""
+    parts = path.stem.split("-")
+    return parts[3] if len(parts) == 4 else ""
 
 
 def _alive(pid: int) -> bool:
@@ -74,6 +122,81 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # another user's process
     return True
+
+
+def _program(cmdline: list[str]) -> str:
+    """The program a command line runs: ``gunicorn`` for ``python /venv/bin/gunicorn ...``,
+    ``uvicorn`` for ``python -m uvicorn ...``, the process title otherwise."""
+    args = list(cmdline)
+    if args and os.path.basename(args[0]).startswith("python"):
+        args = args[1:]
+        while args and args[0].startswith("-") and args[0] != "-m":
+            args = args[1:]
+        if args[:1] == ["-m"]:
+            args = args[1:]
+    return os.path.basename(args[0]) if args else ""
+
+
+def _server_process() -> Any:
+    """The process whose lifetime is the server's: climb from this process to its parent
+    while this one is a forked copy of it, was spawned by multiprocessing, or the parent
+    is a known server (gunicorn, uvicorn, hypercorn, granian, daphne, LitServe)."""
+    import psutil
+
+    proc = psutil.Process()
+    for _ in range(3):
+        try:
+            parent = proc.parent()
+            if parent is None or parent.pid <= 1:
+                return proc
+            mine, theirs = proc.cmdline(), parent.cmdline()
+        except psutil.Error:
+            return proc
+        spawned = any(marker in " ".join(mine) for marker in _SPAWNED)
+        if not (mine == theirs or spawned or _SERVERS.match(_program(theirs))):
+            return proc
+        proc = parent
+    return proc
+
+
+def generation_id() -> tuple[str, int | None, float | None]:
+    """This server's generation: ``(id, owner pid, owner start time)``.
+
+    ``SILENTTAX_GENERATION`` (letters, digits, ``.`` and ``_``) names it where set (a
+    deploy id; no owner: a new id takes over at once); otherwise it is the server
+    process's pid and start time (see the module docs).
+
+    Examples:
+        >>> ident, pid, started = generation_id()
+        >>> "-" in ident, pid is None or pid > 0
+        (False, True)
+    """
+    named = os.environ.get("SILENTTAX_GENERATION", "").strip()
+    if named:
+        clean = re.sub(r"[^A-Za-z0-9_.]", "_", named)[:64]
+        return clean, None, None
+    try:
+        proc = _server_process()
+        started = float(proc.create_time())
+        return f"{proc.pid}s{int(started * 1000)}", int(proc.pid), started
+    except Exception:  # no psutil answer: this process is the server
+        return f"{os.getpid()}p{secrets.token_hex(3)}", os.getpid(), None
+
+
+def _owner_alive(record: dict[str, Any]) -> bool:
+    import psutil
+
+    pid = record.get("owner")
+    if not isinstance(pid, int):
+        return False  # a named generation has no process: the next one takes over
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True
+    wanted = record.get("owner_started")
+    return not isinstance(wanted, int | float) or abs(started - wanted) < 1.0
 
 
 @contextlib.contextmanager
@@ -91,6 +214,15 @@ def _folder(path: str | os.PathLike[str]) -> Path:
     if not folder.is_dir():
         raise InputError(f"snapshot_dir: {str(folder)!r} is not a directory")
     return folder
+
+
+def _current(folder: Path) -> dict[str, Any] | None:
+    """The directory's generation record (None: none written yet, or unreadable)."""
+    try:
+        record = json.loads((folder / GENERATION).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("id"), str) else None
 
 
 class SnapshotWriter:
@@ -112,11 +244,13 @@ class SnapshotWriter:
         self._middleware = weakref.ref(middleware)
         self.thread: threading.Thread | None = None
         """The background thread (None until the first request in this process)."""
-        self.path = self._new_path()
         self.errors = 0
         """Writes that failed (counted, never raised into a request)."""
         self._stop = threading.Event()
         self._closed = False
+        self._write_lock = threading.Lock()  # a write never replaces a newer one
+        self._references: dict[str, tuple[int, str]] = {}  # field -> (id of state, file)
+        self._new_generation()
         ref = weakref.ref(self)
 
         def after_fork() -> None:
@@ -125,38 +259,69 @@ class SnapshotWriter:
                 writer.thread = None
                 writer._stop = threading.Event()
                 writer._closed = False
-                writer.path = writer._new_path()
+                writer._write_lock = threading.Lock()
+                writer._new_generation()
 
         os.register_at_fork(after_in_child=after_fork)
         atexit.register(_close_at_exit, ref)
 
-    def _new_path(self) -> Path:
-        return self.folder / f"worker-{os.getpid()}-{secrets.token_hex(4)}.json"
+    def _new_generation(self) -> None:
+        self.generation, self._owner, self._owner_started = generation_id()
+        """This worker's generation (see the module docs)."""
+        self._joined = False
+        token = secrets.token_hex(4)
+        self.path = self.folder / f"worker-{os.getpid()}-{token}-{self.generation}.json"
 
     def start(self) -> None:
         """Start writing every ``interval`` seconds (idempotent)."""
         if self.thread is not None:
             return
-        self.thread = background(self, SnapshotWriter._tick, self.interval, self._stop,
-                                 "silenttax-snapshots")  # fmt: skip
+        self.thread = background(self, SnapshotWriter.write, self.interval, self._stop,
+                                 "silenttax-snapshots", SnapshotWriter._failed)  # fmt: skip
 
-    def _tick(self) -> None:
-        try:
-            self.write()
-        except Exception:
-            self.errors += 1
+    def _failed(self, exc: Exception) -> None:
+        self.errors += 1
 
     def write(self) -> Path:
-        """Write the snapshot now; returns its path."""
+        """Write the snapshot now (joining this worker's generation first); returns its path."""
         middleware = self._middleware()
         if middleware is None:
             raise InputError("the middleware of this SnapshotWriter is gone")
-        state = middleware.state()
-        written: Path = state.model_copy(update={"workers": [self.path.name]}).save(self.path)
+        with self._write_lock:
+            if not self._joined:
+                self._joined = _join(self.folder, self.generation, self._owner,
+                                     self._owner_started)  # fmt: skip
+            state = middleware.state(references=False)
+            update: dict[str, Any] = {"workers": [self.path.name], "generation": self.generation}
+            references = self._reference_files(middleware)
+            if references:
+                update["references"] = references
+            written: Path = state.model_copy(update=update).save(self.path)
         return written
 
+    def _reference_files(self, middleware: Any) -> dict[str, str]:
+        """Field -> the content-addressed file holding that live reference (written once)."""
+        live = middleware.live
+        if live is None:
+            return {}
+        out: dict[str, str] = {}
+        for field, component in (("health_reference", live.health),
+                                 ("drift_reference", live.drift)):  # fmt: skip
+            if component is None:
+                continue
+            known = self._references.get(field)
+            if known is None or known[0] != id(component):
+                text = component.state().to_json()
+                name = f"reference-{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
+                if not (self.folder / name).exists():
+                    component.state().save(self.folder / name)
+                known = (id(component), name)
+                self._references[field] = known
+            out[field] = known[1]
+        return out
+
     def close(self) -> None:
-        """The last write, then fold this worker's file into the archive (at shutdown)."""
+        """The last write, then fold this worker's file into its generation's archive."""
         if self._closed:
             return
         self._closed = True
@@ -167,7 +332,8 @@ class SnapshotWriter:
         if self._middleware() is None or (thread is None and not self.path.exists()):
             return  # nothing was served in this process
         self.write()
-        _fold(self.folder, [self.path])
+        with _locked(self.folder):
+            _fold(self.folder, [self.path])
 
 
 def _close_at_exit(ref: weakref.ref[SnapshotWriter]) -> None:
@@ -177,49 +343,117 @@ def _close_at_exit(ref: weakref.ref[SnapshotWriter]) -> None:
             writer.close()
 
 
+def _join(folder: Path, generation: str, owner: int | None, started: float | None) -> bool:
+    """Make ``generation`` the directory's current one if it is, or if the current one's
+    server is gone (retiring it); True when ``generation`` is current."""
+    with _locked(folder):
+        record = _current(folder)
+        if record is not None and record["id"] == generation:
+            return True
+        if record is not None and _owner_alive(record):
+            return False  # the previous server still runs: its scrapes stay its own
+        if record is not None:
+            _retire(folder, str(record["id"]))
+        elif (folder / ARCHIVE).exists():
+            _retire(folder, "unnamed")  # written by a silenttax without generations
+        record = {"id": generation, "owner": owner, "owner_started": started,
+                  "since": time.time()}  # fmt: skip
+        tmp = folder / f".{GENERATION}.{secrets.token_hex(4)}"
+        tmp.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(tmp, folder / GENERATION)
+        return True
+
+
+def _retire(folder: Path, generation: str) -> None:
+    """Move the current generation's archive (and its dead workers' files) into
+    ``generations/`` (lock held)."""
+    dead = [
+        p
+        for p in sorted(folder.glob(_PATTERN))
+        if _file_generation(p) in (generation, "") and not _alive(_worker_pid(p) or 0)
+    ]
+    _fold(folder, dead, target=folder / ARCHIVE)
+    archive = folder / ARCHIVE
+    if not archive.exists():
+        return
+    from silenttax.integrations.asgi import SilentTaxMiddleware
+
+    retired = folder / GENERATIONS
+    retired.mkdir(exist_ok=True)
+    target = retired / f"{generation}.json"
+    state = _read(archive)  # its references read back: the retired file stands alone
+    if target.exists():  # an old generation's late worker folded there already
+        state = SilentTaxMiddleware.from_state(_read(target)).merge(state).state()
+    state.model_copy(update={"workers": [], "references": {}}).save(target)
+    archive.unlink()
+    kept = sorted(retired.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    for old in kept[:-KEEP_GENERATIONS]:
+        old.unlink(missing_ok=True)
+
+
+def _target(folder: Path, path: Path) -> Path:
+    """The archive a worker file folds into: the current generation's or a retired one's."""
+    record = _current(folder)
+    generation = _file_generation(path)
+    if record is None or generation in ("", record["id"]):
+        return folder / ARCHIVE
+    (folder / GENERATIONS).mkdir(exist_ok=True)
+    return folder / GENERATIONS / f"{generation}.json"
+
+
 def _read(path: Path) -> Any:
     from silenttax.integrations.asgi import ServingState
 
     return ServingState.load(path)
 
 
-def _fold(folder: Path, paths: list[Path]) -> int:
-    """Fold ``paths`` into the archive under the lock; returns how many were folded."""
+def _fold(folder: Path, paths: list[Path], *, target: Path | None = None) -> int:
+    """Fold worker files into their generation's archive (lock held); returns how many."""
+    groups: dict[Path, list[Path]] = {}
+    for path in paths:
+        groups.setdefault(target or _target(folder, path), []).append(path)
+    return sum(_fold_into(archive, group) for archive, group in groups.items())
+
+
+def _fold_into(archive_path: Path, paths: list[Path]) -> int:
     from silenttax.integrations.asgi import SilentTaxMiddleware
 
-    with _locked(folder):
-        archive_path = folder / ARCHIVE
-        archive = SilentTaxMiddleware.load(archive_path) if archive_path.exists() else None
-        held = set(archive.state().workers) if archive is not None else set()
-        # files an interrupted fold already merged: delete them, never merge them again
-        for name in held:
+    folder = paths[0].parent if paths else archive_path.parent
+    archive = SilentTaxMiddleware.from_state(_read(archive_path)) if archive_path.exists() else None
+    held = set(archive.state().workers) if archive is not None else set()
+    # files an interrupted fold already merged: delete them, never merge them again
+    for name in held:
+        (folder / name).unlink(missing_ok=True)
+    folded: list[str] = []
+    references: dict[str, str] = {}
+    for path in paths:
+        if path.name in held or not path.exists():
+            continue
+        try:
+            state = _read(path)
+        except SilentTaxError:
+            path.rename(path.with_name(f"unreadable-{path.name}"))
+            continue
+        archive = SilentTaxMiddleware.from_state(state) if archive is None else archive.merge(state)
+        folded.append(path.name)
+        references = dict(state.references)
+    if archive is None:
+        return 0
+    if folded or held:
+        shared = references and archive_path.parent == folder  # the files lie beside it
+        final = archive.state(references=not shared).model_copy(
+            update={"workers": folded, "references": references if shared else {}}
+        )
+        final.save(archive_path)
+        for name in folded:
             (folder / name).unlink(missing_ok=True)
-        folded: list[str] = []
-        for path in paths:
-            if path.name in held or not path.exists():
-                continue
-            try:
-                state = _read(path)
-            except SilentTaxError:
-                path.rename(path.with_name(f"unreadable-{path.name}"))
-                continue
-            archive = (
-                SilentTaxMiddleware.from_state(state) if archive is None else archive.merge(state)
-            )
-            folded.append(path.name)
-        if archive is None:
-            return 0
-        if folded or held:
-            final = archive.state().model_copy(update={"workers": folded})
-            final.save(archive_path)
-            for name in folded:
-                (folder / name).unlink(missing_ok=True)
-        return len(folded)
+    return len(folded)
 
 
 def fold_dead(directory: str | os.PathLike[str]) -> int:
-    """Fold the snapshot files of workers that are no longer running into the archive
-    (and remove temp files left by killed writers); returns how many were folded."""
+    """Fold the snapshot files of workers that are no longer running into their
+    generation's archive (and remove temp files left by killed writers); returns how
+    many were folded."""
     folder = _folder(directory)
     now = time.time()
     for tmp in folder.glob(".worker-*"):
@@ -227,17 +461,37 @@ def fold_dead(directory: str | os.PathLike[str]) -> int:
             if now - tmp.stat().st_mtime > _STALE_TEMP:
                 tmp.unlink()
     dead = [p for p in sorted(folder.glob(_PATTERN)) if (pid := _worker_pid(p)) and not _alive(pid)]
-    return _fold(folder, dead) if dead else 0
+    if not dead:
+        return 0
+    with _locked(folder):
+        return _fold(folder, [p for p in dead if p.exists()])
+
+
+def previous_generation(directory: str | os.PathLike[str]) -> Path | None:
+    """The latest retired generation's merged snapshot in ``directory`` (None: none yet):
+    ``silenttax.load(path)`` reads it, e.g. as the baseline of the current deploy.
+
+    Examples:
+        >>> import tempfile
+        >>> previous_generation(tempfile.mkdtemp()) is None
+        True
+    """
+    folder = _folder(directory) / GENERATIONS
+    if not folder.is_dir():
+        return None
+    retired = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    return retired[-1] if retired else None
 
 
 def read_directory(directory: str | os.PathLike[str], *, own: Any = None) -> Any:
-    """The fleet: every worker's snapshot in ``directory`` and the archive, merged into one
-    ``SilentTaxMiddleware`` (to export or check). Dead workers are folded first.
+    """The fleet's current generation: every worker's snapshot in ``directory`` and the
+    archive, merged into one ``SilentTaxMiddleware`` (to export or check). Dead workers
+    are folded first.
 
     Args:
         directory: Where the workers write.
-        own: The calling worker's middleware: its live state replaces its file (which
-            may be up to one interval old), so a scrape served by a worker is exact for it.
+        own: The calling worker's middleware: it writes its file first, so the result
+            is exact for it (and never ahead of what a later scrape reads).
 
     Raises:
         InputError: ``directory`` is not a directory, or the snapshots were written with
@@ -246,25 +500,27 @@ def read_directory(directory: str | os.PathLike[str], *, own: Any = None) -> Any
     from silenttax.integrations.asgi import ServingState, SilentTaxMiddleware
 
     folder = _folder(directory)
+    if own is not None and own.writer is not None and own.writer.folder == folder:
+        own.writer.write()
     fold_dead(folder)
-    own_name = own.writer.path.name if own is not None and own.writer is not None else None
     states: list[ServingState] = []
     with _locked(folder):  # a consistent view: no fold moves files while they are read
+        record = _current(folder)
+        current = record["id"] if record is not None else None
         archive_path = folder / ARCHIVE
         held: set[str] = set()
         if archive_path.exists():
-            archive = ServingState.load(archive_path)
+            archive = _read(archive_path)
             held = set(archive.workers)
             states.append(archive)
         for path in sorted(folder.glob(_PATTERN)):
-            if path.name in held or path.name == own_name:
+            other = current is not None and _file_generation(path) not in ("", current)
+            if path.name in held or other:
                 continue
             try:
                 states.append(_read(path))
             except SilentTaxError:
                 continue  # a file of another kind or version: left for a person to look at
-    if own is not None:
-        states.append(own.state())
     if not states:
         return SilentTaxMiddleware(_nothing)
     fleet = SilentTaxMiddleware.from_state(states[0])

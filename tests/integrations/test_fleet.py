@@ -8,6 +8,7 @@ and exit (cleanly, or killed with SIGKILL), and a gunicorn fleet of uvicorn work
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import signal
@@ -25,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from silenttax._sketch import lower_rank
 from silenttax.integrations.asgi import ServingState, SilentTaxMiddleware, observe
-from silenttax.integrations.fleet import ARCHIVE, fold_dead, read_directory
+from silenttax.integrations.fleet import ARCHIVE, GENERATION, fold_dead, read_directory
 from silenttax.integrations.prometheus import SilentTaxCollector
 
 from .servers import free_port, running
@@ -88,10 +89,17 @@ def _worker(folder: Path, n: int, how: str) -> int:
     return n
 
 
+@pytest.fixture
+def one_generation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test's processes are the workers of one server (a deploy id names it)."""
+    monkeypatch.setenv("SILENTTAX_GENERATION", "deploy_7")
+
+
+@pytest.mark.usefixtures("one_generation")
 def test_exited_and_killed_workers_are_folded_and_counted_once(tmp_path: Path) -> None:
     sent = _worker(tmp_path, 30, "exit") + _worker(tmp_path, 20, "exit")
     # a clean exit folds the worker itself: only the archive is left
-    assert sorted(p.name for p in tmp_path.glob("*.json")) == [ARCHIVE]
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == [ARCHIVE, GENERATION]
     sent += _worker(tmp_path, 25, "kill")
     killed = list(tmp_path.glob("worker-*.json"))
     assert len(killed) == 1  # the crashed worker's last write
@@ -106,15 +114,18 @@ def test_exited_and_killed_workers_are_folded_and_counted_once(tmp_path: Path) -
     # the scrape folded the dead worker; the live one's file stays
     assert not killed[0].exists()
     assert sorted(p.name for p in tmp_path.glob("*.json")) == sorted(
-        [ARCHIVE, live.writer.path.name]
+        [ARCHIVE, GENERATION, live.writer.path.name]
     )
     assert _requests(read_directory(tmp_path)) == sent  # read again: nothing counted twice
-    # the live worker's own state is used in place of its (older) file
+    # a scrape served by a worker writes its file first: exact for it, and a later
+    # scrape served by another worker reads that file (never less than this one saw)
     _serve(live, 3)
-    assert _requests(read_directory(tmp_path, own=live)) == sent + 3
     assert _requests(read_directory(tmp_path)) == sent
+    assert _requests(read_directory(tmp_path, own=live)) == sent + 3
+    assert _requests(read_directory(tmp_path)) == sent + 3
 
 
+@pytest.mark.usefixtures("one_generation")
 def test_a_fold_interrupted_after_the_archive_was_written_counts_nothing_twice(
     tmp_path: Path,
 ) -> None:
@@ -122,7 +133,9 @@ def test_a_fold_interrupted_after_the_archive_was_written_counts_nothing_twice(
                           capture_output=True, text=True, check=True)  # fmt: skip
     worker = SilentTaxMiddleware(None, snapshot_dir=tmp_path)  # type: ignore[arg-type]
     _serve(worker, 11)
-    name = f"worker-{int(dead.stdout)}-deadbeef.json"
+    worker.writer.write()  # joins the generation
+    worker.writer.path.unlink()
+    name = f"worker-{int(dead.stdout)}-deadbeef-deploy_7.json"
     state = worker.state().model_copy(update={"workers": [name]})
     state.save(tmp_path / name)
     state.save(tmp_path / ARCHIVE)  # the archive already holds it; the unlink never happened
@@ -182,20 +195,28 @@ instrument(app, snapshot_dir=os.environ["SILENTTAX_SNAPSHOTS"], snapshot_interva
 """
 
 
-@pytest.fixture
-def gunicorn(tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def _gunicorn(folder: Path, snapshots: Path, *, workers: int = 4,
+              max_requests: int = 60) -> Iterator[str]:  # fmt: skip
     pytest.importorskip("gunicorn")
     pytest.importorskip("uvicorn_worker")
     pytest.importorskip("httpx")
-    (tmp_path / "fleet_app.py").write_text(GUNICORN_APP)
-    snapshots = tmp_path / "snapshots"
-    snapshots.mkdir()
+    (folder / "fleet_app.py").write_text(GUNICORN_APP)
     port = free_port()
-    args = ["gunicorn", "fleet_app:app", "-w", "4", "-k", "uvicorn_worker.UvicornWorker",
-            "-b", f"127.0.0.1:{port}", "--max-requests", "60", "--max-requests-jitter", "20",
+    args = ["gunicorn", "fleet_app:app", "-w", str(workers), "-k",
+            "uvicorn_worker.UvicornWorker", "-b", f"127.0.0.1:{port}",
+            "--max-requests", str(max_requests), "--max-requests-jitter", "20",
             "--graceful-timeout", "10", "--log-level", "warning"]  # fmt: skip
     env = {"SILENTTAX_SNAPSHOTS": str(snapshots)}
-    with running(tmp_path, args, port=port, env=env, timeout=90) as url:
+    with running(folder, args, port=port, env=env, timeout=90) as url:
+        yield url
+
+
+@pytest.fixture
+def gunicorn(tmp_path: Path) -> Iterator[str]:
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    with _gunicorn(tmp_path, snapshots) as url:
         yield url
     shutil.rmtree(snapshots, ignore_errors=True)
 
@@ -280,3 +301,53 @@ def test_a_middleware_dropped_without_close_takes_its_writer_thread_with_it(
     gc.collect()
     thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+def _total(url: str) -> float:
+    families = _scrape(url)
+    return sum(
+        s.value for s in families.get("silenttax_http_requests", []) if s.name.endswith("_total")
+    )
+
+
+def test_a_restart_on_the_same_directory_starts_a_new_generation(tmp_path: Path) -> None:
+    """A deploy restarts gunicorn on the same snapshot_dir: the new server's counters
+    start from zero (no resurrected requests or quantiles), the old generation is kept as
+    one loadable snapshot, and requests during the run are counted monotonically."""
+    import httpx
+
+    import silenttax
+    from silenttax.integrations.fleet import GENERATIONS, previous_generation
+
+    snapshots = tmp_path / "snapshots"
+    snapshots.mkdir()
+    with _gunicorn(tmp_path, snapshots, workers=2, max_requests=40) as url:
+        seen = [_total(url)]
+        with httpx.Client(base_url=url, timeout=30,
+                          limits=httpx.Limits(max_keepalive_connections=0)) as client:  # fmt: skip
+            sent = 0
+            while sent < 150:
+                try:
+                    client.get("/observe/2000")
+                except (httpx.ReadError, httpx.RemoteProtocolError):
+                    continue  # reset by a recycling worker before it read the request
+                sent += 1
+                if sent % 10 == 0:
+                    seen.append(_total(url))
+        deadline = time.monotonic() + 30
+        while seen[-1] < sent + 0 and time.monotonic() < deadline:
+            time.sleep(0.3)
+            seen.append(_total(url))
+    assert all(b >= a for a, b in zip(seen, seen[1:], strict=False)), seen
+    assert seen[-1] == sent
+    assert previous_generation(snapshots) is None
+    with _gunicorn(tmp_path, snapshots, workers=2) as url:
+        assert _total(url) == 0  # nothing resurrected
+        old = previous_generation(snapshots)
+        assert old is not None and old.parent.name == GENERATIONS
+        assert sum(silenttax.load(old).requests().values()) == sent
+        httpx.get(url + "/observe/1000", timeout=30)
+        deadline = time.monotonic() + 30
+        while _total(url) < 1 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert _total(url) == 1
