@@ -27,13 +27,18 @@ _Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # seconds, prices:
 class CostWindow(BaseModel):
     """Traffic and price over one time window, and the cost figures they imply.
 
-    With ``busy_seconds`` (summed service time of the requests) the window's
-    throughput and utilisation are separated: ``throughput = slots *
-    inferences / busy_seconds`` (capacity of the deployment, inferences/s)
-    and ``utilization = busy_seconds / (slots * seconds)``, where ``slots =
-    instances * concurrency``. Their product is the served rate, so
-    ``cost_per_1k = 1000 * cost_per_hour / (3600 * throughput * utilization)``
-    equals the realized cost.
+    With ``occupied_seconds`` (wall time in which at least one request was in
+    flight, summed over instances: what the serving middleware measures) the
+    window's throughput and utilisation are separated whatever the concurrency:
+    ``throughput = instances * inferences / occupied_seconds`` (the capacity the
+    deployment showed at the concurrency it actually ran, inferences/s) and
+    ``utilization = occupied_seconds / (instances * seconds)``, never above 1.
+    Without it, ``busy_seconds`` (summed service time) stands in with a declared
+    ``concurrency``: ``throughput = slots * inferences / busy_seconds`` and
+    ``utilization = busy_seconds / (slots * seconds)``, ``slots = instances *
+    concurrency`` (right only when the declared concurrency is the real one).
+    Either way their product is the served rate, so ``cost_per_1k = 1000 *
+    cost_per_hour / (3600 * throughput * utilization)`` equals the realized cost.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -51,7 +56,10 @@ class CostWindow(BaseModel):
     instances: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     """Instances billed during the window."""
     concurrency: PositiveInt = 1
-    """Requests one instance serves at once."""
+    """Requests one instance serves at once (declared; used without ``occupied_seconds``)."""
+    occupied_seconds: _Amount | None = None
+    """Wall time with at least one request in flight, summed over instances (None: not
+    measured)."""
 
     @property
     def cost(self) -> float:
@@ -65,17 +73,32 @@ class CostWindow(BaseModel):
 
     @property
     def throughput(self) -> float | None:
-        """Capacity throughput of the deployment, inferences/s (needs busy time)."""
-        if not self.busy_seconds or not self.inferences:
+        """Capacity throughput of the deployment, inferences/s (needs occupied or busy time)."""
+        if not self.inferences:
+            return None
+        if self.occupied_seconds:
+            return self.instances * self.inferences / self.occupied_seconds
+        if not self.busy_seconds:
             return None
         return self.instances * self.concurrency * self.inferences / self.busy_seconds
 
     @property
     def utilization(self) -> float | None:
-        """Busy share of the paid slots (needs busy time)."""
-        if self.busy_seconds is None or self.seconds <= 0:
+        """Occupied share of the paid time (or busy share of the declared slots)."""
+        if self.seconds <= 0:
+            return None
+        if self.occupied_seconds is not None:
+            return min(1.0, self.occupied_seconds / (self.instances * self.seconds))
+        if self.busy_seconds is None:
             return None
         return self.busy_seconds / (self.instances * self.concurrency * self.seconds)
+
+    @property
+    def in_flight(self) -> float | None:
+        """Mean requests in flight while any was (busy over occupied time; None: unknown)."""
+        if not self.occupied_seconds or self.busy_seconds is None:
+            return None
+        return self.busy_seconds / self.occupied_seconds
 
 
 class CostMonitorState(State):
@@ -100,6 +123,8 @@ class CostMonitorState(State):
     """Inferences recorded in the open window so far."""
     open_busy_seconds: _Amount | None = 0.0
     """Their service time so far (None once a record had none)."""
+    open_occupied_seconds: _Amount | None = None
+    """Their occupied time so far (None: not measured)."""
 
     @classmethod
     def _migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
@@ -132,6 +157,7 @@ def _side_by_side(windows: list[CostWindow]) -> CostWindow:
     paid = sum(w.instances * w.seconds for w in windows)
     money = sum(w.price_per_hour * w.instances * w.seconds for w in windows)
     busy = [w.busy_seconds for w in windows]
+    occupied = [w.occupied_seconds for w in windows]
     if seconds <= 0 or paid <= 0:
         instances, price = sum(w.instances for w in windows), windows[0].price_per_hour
     else:
@@ -144,6 +170,7 @@ def _side_by_side(windows: list[CostWindow]) -> CostWindow:
         price_per_hour=price,
         instances=instances,
         concurrency=windows[0].concurrency,
+        occupied_seconds=_sum_known(occupied),
     )
 
 
@@ -151,6 +178,7 @@ def _merge(windows: list[CostWindow]) -> CostWindow:
     """Several consecutive windows as one (price and instances time-weighted)."""
     seconds = sum(w.seconds for w in windows)
     busy = [w.busy_seconds for w in windows]
+    occupied = [w.occupied_seconds for w in windows]
     hourly = sum(w.price_per_hour * w.instances * w.seconds for w in windows)
     instances = sum(w.instances * w.seconds for w in windows) / seconds if seconds else 1.0
     return CostWindow(
@@ -161,7 +189,13 @@ def _merge(windows: list[CostWindow]) -> CostWindow:
         price_per_hour=hourly / (instances * seconds) if seconds else windows[0].price_per_hour,
         instances=instances,
         concurrency=windows[-1].concurrency,
+        occupied_seconds=_sum_known(occupied),
     )
+
+
+def _sum_known(values: list[float | None]) -> float | None:
+    """The sum, or None when any is unknown."""
+    return None if None in values else sum(v for v in values if v is not None)
 
 
 class CostMonitor(Stateful[CostMonitorState]):
@@ -186,6 +220,9 @@ class CostMonitor(Stateful[CostMonitorState]):
         min_effect: Relative rise of cost per 1000 that is material (0.10 = 10%).
         critical_effect: Relative rise that is CRITICAL (0.50 = 50%).
         compare_windows: How many of the latest windows :meth:`check` pools.
+        min_inferences: A window that served fewer is *idle*: its cost per 1000 is not
+            judged (one request in an idle hour is not a cost increase of 10^5 %); when
+            every pooled window is idle the check says so at INFO (``cost.idle``).
         concurrency: Requests one instance serves at once (for utilisation).
         max_windows: Closed windows kept (older ones are dropped).
         name: The model or endpoint: the subject of the findings and
@@ -218,6 +255,7 @@ class CostMonitor(Stateful[CostMonitorState]):
         min_effect: float = 0.10,
         critical_effect: float = 0.50,
         compare_windows: int = 1,
+        min_inferences: int = 100,
         concurrency: int = 1,
         max_windows: int = 1000,
         name: str = "model",
@@ -231,13 +269,17 @@ class CostMonitor(Stateful[CostMonitorState]):
             raise InputError(
                 f"need 0 <= min_effect <= critical_effect, got {min_effect!r}, {critical_effect!r}"
             )
-        counts = (compare_windows, concurrency, max_windows)
+        counts = (compare_windows, concurrency, max_windows, min_inferences)
         if not all(isinstance(n, int) and not isinstance(n, bool) for n in counts):
             raise InputError(
-                f"compare_windows, concurrency and max_windows must be integers, got {counts}"
+                "compare_windows, concurrency, max_windows and min_inferences must be "
+                f"integers, got {counts}"
             )
-        if compare_windows < 1 or concurrency < 1 or max_windows < 2:
-            raise InputError("need compare_windows >= 1, concurrency >= 1, max_windows >= 2")
+        if compare_windows < 1 or concurrency < 1 or max_windows < 2 or min_inferences < 1:
+            raise InputError(
+                "need compare_windows >= 1, concurrency >= 1, max_windows >= 2, min_inferences >= 1"
+            )
+        self.min_inferences = min_inferences
         self.pricing = pricing
         self.window = float(window)
         self.baseline = baseline
@@ -258,6 +300,7 @@ class CostMonitor(Stateful[CostMonitorState]):
         self._inferences = 0
         self._busy = 0.0
         self._busy_known = True
+        self._occupied: float | None = None
 
     @property
     def windows(self) -> tuple[CostWindow, ...]:
@@ -265,7 +308,12 @@ class CostMonitor(Stateful[CostMonitorState]):
         return tuple(self._windows)
 
     def record(
-        self, inferences: int = 1, *, busy_seconds: float | None = None, now: float | None = None
+        self,
+        inferences: int = 1,
+        *,
+        busy_seconds: float | None = None,
+        occupied_seconds: float | None = None,
+        now: float | None = None,
     ) -> None:
         """Count served inferences (and their service time); thread-safe, never raises
         unless ``strict=True``: a bad value is counted in :attr:`invalid` and reported
@@ -274,16 +322,24 @@ class CostMonitor(Stateful[CostMonitorState]):
         Args:
             inferences: How many inferences were served.
             busy_seconds: Their total service time; omit if unknown.
+            occupied_seconds: Wall time with at least one request in flight since the
+                last call (what the serving middleware measures; makes utilisation right
+                at any concurrency); omit if unknown.
             now: Seconds since the epoch (default: the current time).
         """
         count = count_or_none(inferences)
         busy = None if busy_seconds is None else seconds_or_none(busy_seconds)
+        bad_occupied = occupied_seconds is not None and seconds_or_none(occupied_seconds) is None
         when = time.time() if now is None else seconds_or_none(now)
         if self.strict and (
-            count is None or (busy is None and busy_seconds is not None) or when is None
+            count is None
+            or (busy is None and busy_seconds is not None)
+            or bad_occupied
+            or when is None
         ):
             raise InputError(
-                "record: need inferences an integer >= 0, busy_seconds a finite number >= 0 "
+                "record: need inferences an integer >= 0, busy_seconds and occupied_seconds "
+                "finite numbers >= 0 "
                 f"and now finite seconds since the epoch, got {inferences!r}, "
                 f"{busy_seconds!r}, {now!r}"
             )
@@ -291,11 +347,25 @@ class CostMonitor(Stateful[CostMonitorState]):
             if when is None:
                 self.invalid += 1  # no time to file it under: the whole call is dropped
                 return
+            occupied = None if occupied_seconds is None else seconds_or_none(occupied_seconds)
             if self._start is None:
                 self._start = when
             elif when - self._start >= self.window:
-                self._close(self._start + self.window)
-                self._start = when
+                end = self._start + self.window
+                # windows follow each other (idle whole windows skipped); times that reach
+                # back over a window's end: their part before it is that window's, so
+                # occupied time never exceeds a window's length
+                start = end + self.window * math.floor((when - end) / self.window)
+                if occupied is not None:
+                    before = max(0.0, occupied - (when - end))
+                    self._occupied = (self._occupied or 0.0) + before
+                    occupied = min(occupied - before, when - start)
+                if busy is not None:
+                    before = max(0.0, busy - (when - end))
+                    self._busy += before
+                    busy -= before
+                self._close(end)
+                self._start = start
             if count is None:
                 self.invalid += 1
             else:
@@ -306,6 +376,11 @@ class CostMonitor(Stateful[CostMonitorState]):
                 self.invalid += 1
             else:
                 self._busy += busy
+            if occupied_seconds is not None:
+                if occupied is None:
+                    self.invalid += 1
+                else:
+                    self._occupied = (self._occupied or 0.0) + occupied
 
     def set_price(
         self, price_per_hour: float, *, instances: float | None = None, now: float | None = None
@@ -379,6 +454,8 @@ class CostMonitor(Stateful[CostMonitorState]):
                     self._busy_known = False
                 else:
                     self._busy += theirs.open_busy_seconds
+                if theirs.open_occupied_seconds is not None:
+                    self._occupied = (self._occupied or 0.0) + theirs.open_occupied_seconds
             self.pricing = CostModel(
                 price_per_hour=price, instances=instances, currency=self.pricing.currency
             )
@@ -391,6 +468,7 @@ class CostMonitor(Stateful[CostMonitorState]):
             self._windows.clear()
             self._start = None
             self._inferences, self._busy, self._busy_known = 0, 0.0, True
+            self._occupied = None
             self.baseline = None
             self.invalid = 0
 
@@ -420,11 +498,13 @@ class CostMonitor(Stateful[CostMonitorState]):
             price_per_hour=self.pricing.price_per_hour,
             instances=self.pricing.instances,
             concurrency=self.concurrency,
+            occupied_seconds=self._occupied,
         )
         self._windows.append(window)
-        if self.baseline is None and window.inferences:
+        if self.baseline is None and window.inferences >= self.min_inferences:
             self.baseline = window
         self._inferences, self._busy, self._busy_known = 0, 0.0, True
+        self._occupied = None
         return window
 
     def state(self) -> CostMonitorState:
@@ -439,6 +519,7 @@ class CostMonitor(Stateful[CostMonitorState]):
                     "min_effect": self.min_effect,
                     "critical_effect": self.critical_effect,
                     "compare_windows": self.compare_windows,
+                    "min_inferences": self.min_inferences,
                     "concurrency": self.concurrency,
                     "max_windows": self.max_windows,
                     "name": self.name,
@@ -448,6 +529,7 @@ class CostMonitor(Stateful[CostMonitorState]):
                 open_start=self._start,
                 open_inferences=self._inferences,
                 open_busy_seconds=self._busy if self._busy_known else None,
+                open_occupied_seconds=self._occupied,
             )
 
     @classmethod
@@ -459,6 +541,7 @@ class CostMonitor(Stateful[CostMonitorState]):
         monitor._start, monitor._inferences = state.open_start, state.open_inferences
         monitor._busy_known = state.open_busy_seconds is not None
         monitor._busy = state.open_busy_seconds or 0.0
+        monitor._occupied = state.open_occupied_seconds
         return monitor
 
     # ---------------------------------------------------------------------- check
@@ -501,7 +584,33 @@ class CostMonitor(Stateful[CostMonitorState]):
                 )
             )
             return Report(findings=findings, source="cost.check_cost")
-        current = _merge(served[-self.compare_windows :])
+        latest = _merge(list(self._windows)[-self.compare_windows :])
+        if latest.inferences < self.min_inferences:
+            findings.append(
+                make_finding(
+                    "cost.idle",
+                    severity=Severity.INFO,
+                    subject=self.name,
+                    message=(
+                        f"idle: {latest.inferences} inferences in the latest "
+                        f"{latest.seconds / 3600:.3g} h (fewer than {self.min_inferences}); "
+                        "cost per 1000 is judged over windows that served traffic"
+                    ),
+                    metric="inferences",
+                    value=float(latest.inferences),
+                    threshold=float(self.min_inferences),
+                    evidence=latest.model_dump(),
+                    recommendation="Nothing to do if the idle time is expected; otherwise "
+                    "scale the idle replicas down.",
+                    detector="cost.CostMonitor",
+                )
+            )
+            return Report(
+                findings=findings,
+                source="cost.check_cost",
+                context={"name": self.name, "windows": len(self._windows), "currency": cur},
+            )
+        current = latest
         cost = current.cost_per_1k
         assert cost is not None
         detail = f"{current.inferences} inferences in {current.seconds / 3600:.3g} h"
@@ -510,6 +619,8 @@ class CostMonitor(Stateful[CostMonitorState]):
                 f", capacity {current.throughput:.4g} inf/s at "
                 f"{current.utilization:.0%} utilisation"
             )
+            if current.in_flight is not None:
+                detail += f", {current.in_flight:.3g} requests in flight while busy"
         findings.append(
             make_finding(
                 "cost.per_1k",
@@ -524,7 +635,12 @@ class CostMonitor(Stateful[CostMonitorState]):
             )
         )
         base = self.baseline
-        if base is not None and base.cost_per_1k and base is not served[-1]:
+        if (
+            base is not None
+            and base.cost_per_1k
+            and base.inferences >= self.min_inferences
+            and base is not self._windows[-1]
+        ):
             findings.append(self._compare(base, current))
         return Report(
             findings=findings,
@@ -611,6 +727,7 @@ def check_cost(
     min_effect: float | None = None,
     critical_effect: float | None = None,
     compare_windows: int | None = None,
+    min_inferences: int | None = None,
 ) -> Report:
     """Judge a cost snapshot, optionally against a baseline, under a policy (pure).
 
@@ -626,6 +743,7 @@ def check_cost(
         min_effect: Relative rise of cost per 1000 that is material (0.10 = 10%).
         critical_effect: Relative rise that is CRITICAL.
         compare_windows: How many of the latest windows to pool.
+        min_inferences: Windows that served fewer are idle (not judged).
 
     Raises:
         InputError: an argument of another type, or a policy value out of range.
@@ -645,6 +763,7 @@ def check_cost(
         "min_effect": min_effect,
         "critical_effect": critical_effect,
         "compare_windows": compare_windows,
+        "min_inferences": min_inferences,
     }
     judge = with_policy(CostMonitor, current, policy)
     if baseline is not None:

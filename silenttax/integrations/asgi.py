@@ -335,6 +335,10 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         self._ttfb: dict[str, LatencySketch] = {}
         self._observed: dict[str, LatencyMonitor] = {}
         self._counts: dict[tuple[str, str], int] = {}
+        self._in_flight = 0
+        self._occupied = 0.0  # wall seconds with >= 1 request in flight
+        self._reported = 0.0  # of those, already given to the cost monitor
+        self._last = 0.0  # perf_counter of the latest arrival or completion
         self._merged: Breakdown | None = None  # other workers' spans, merged in
         self._workers: list[str] = []
         self._lock = threading.Lock()
@@ -614,8 +618,31 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             confidence=t.confidence,
         )
 
+    @property
+    def in_flight(self) -> int:
+        """Requests being served now (arrived, not yet recorded)."""
+        return self._in_flight
+
+    def _arrive(self, now: float) -> None:
+        with self._lock:
+            if self._in_flight:
+                self._occupied += now - self._last
+            self._last = now
+            self._in_flight += 1
+
+    def _leave(self, now: float) -> float:
+        """One request done; returns the occupied seconds not yet given to the cost monitor."""
+        with self._lock:
+            if self._in_flight:
+                self._occupied += max(0.0, now - self._last)
+                self._in_flight -= 1
+            self._last = max(self._last, now)
+            delta, self._reported = self._occupied - self._reported, self._occupied
+            return delta
+
     def _record(self, scope: Scope, start: float, first: float | None, end: float,
                 status: int | None, failed: bool) -> None:  # fmt: skip
+        occupied = self._leave(end)
         route = self._route(scope)
         self._latency[route].record(end - start)
         if first is not None:
@@ -625,7 +652,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + 1
         if self.cost is not None:
-            self.cost.record(1, busy_seconds=end - start)
+            self.cost.record(1, busy_seconds=end - start, occupied_seconds=occupied)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the lifespan through; write the last snapshot before shutdown completes."""
@@ -678,6 +705,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                 await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        self._arrive(start)
         writer = self.writer
         if writer is not None and writer.thread is None:
             writer.start()

@@ -128,6 +128,7 @@ CODES: tuple[CodeInfo, ...] = (
     ),
     CodeInfo("cost.what_if", _C.COST, "Cost before and after a throughput change."),
     CodeInfo("cost.no_data", _C.COST, "No served inferences yet, so no cost to judge."),
+    CodeInfo("cost.idle", _C.COST, "The latest windows served (almost) nothing: not judged."),
     # silenttax.drift
     CodeInfo("drift.dataset", _C.DATA_DRIFT, "How many columns drifted (dataset summary)."),
     CodeInfo("drift.numeric", _C.DATA_DRIFT, "Distribution drift of a numeric column."),

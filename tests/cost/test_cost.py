@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import silenttax
-from silenttax.cost import SECONDS_PER_MONTH, CostModel, CostMonitor
+from silenttax.cost import SECONDS_PER_MONTH, CostModel, CostMonitor, CostWindow
 from silenttax.cost._monitor import CostMonitorState
 from silenttax.errors import InputError
 from silenttax.report import Severity
@@ -256,3 +256,38 @@ def test_the_open_window_is_in_the_snapshot_and_survives_a_reload() -> None:
     window = fleet.close_window(now=T0 + 3600)
     assert window is not None and window.inferences == 140
     assert window.busy_seconds == pytest.approx(1.5)
+
+
+def test_an_idle_window_is_idle_not_a_cost_increase() -> None:
+    """One request in an idle window after a busy one: INFO cost.idle, never 'rose 10^5 %'."""
+    monitor = CostMonitor(CostModel(price_per_hour=1.0), window=60)
+    t0 = 1_700_000_000.0
+    for i in range(6000):
+        monitor.record(1, busy_seconds=0.005, occupied_seconds=0.005, now=t0 + i * 0.01)
+    monitor.close_window(now=t0 + 60)
+    monitor.record(1, busy_seconds=0.005, occupied_seconds=0.005, now=t0 + 3600)
+    monitor.close_window(now=t0 + 3660)
+    report = monitor.check()
+    assert [f.code for f in report.problems()] == []
+    idle = report.filter(code="cost.idle")
+    assert idle and idle[0].severity.value == "info" and idle[0].value == 1.0
+    assert not report.filter(code="cost.per_1k_increase")
+
+
+def test_occupied_time_makes_utilisation_a_share_of_paid_time() -> None:
+    """8 requests always in flight, 10 ms each, for 10 s: 8000 requests, 80 busy seconds,
+    10 occupied: utilisation 100% (not 800%), capacity 800/s, 8 in flight."""
+    monitor = CostMonitor(CostModel(price_per_hour=3.6), window=10)
+    t0 = 1_700_000_000.0
+    for i in range(1000):
+        for _ in range(8):
+            monitor.record(1, busy_seconds=0.01, occupied_seconds=0.01 / 8, now=t0 + i * 0.01)
+    window = monitor.close_window(now=t0 + 10)
+    assert window is not None
+    assert window.utilization == pytest.approx(1.0)
+    assert window.throughput == pytest.approx(800.0)
+    assert window.in_flight == pytest.approx(8.0)
+    again = CostMonitor.from_state(CostMonitorState.from_json(monitor.state().to_json()))
+    assert again.windows == monitor.windows
+    declared = CostWindow.model_validate(window.model_dump() | {"occupied_seconds": None})
+    assert declared.utilization == pytest.approx(8.0)  # the old reading, concurrency 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import shutil
 import signal
@@ -338,7 +339,7 @@ def test_a_restart_on_the_same_directory_starts_a_new_generation(tmp_path: Path)
         while seen[-1] < sent + 0 and time.monotonic() < deadline:
             time.sleep(0.3)
             seen.append(_total(url))
-    assert all(b >= a for a, b in zip(seen, seen[1:], strict=False)), seen
+    assert all(b >= a for a, b in itertools.pairwise(seen)), seen
     assert seen[-1] == sent
     assert previous_generation(snapshots) is None
     with _gunicorn(tmp_path, snapshots, workers=2) as url:
