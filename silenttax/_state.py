@@ -24,6 +24,7 @@ from __future__ import annotations
 import inspect
 import os
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Self, TypeVar, cast
@@ -121,6 +122,7 @@ class State(BaseModel):
         target = Path(path)
         fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
         try:
+            os.fchmod(fd, 0o666 & ~_umask())  # as open() would: mkstemp makes it 0600
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(self.to_json(indent=indent))
                 handle.flush()
@@ -142,6 +144,24 @@ class State(BaseModel):
 
 
 S = TypeVar("S", bound=State)
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process's umask (read from /proc where it is there: setting it to read it is
+    not thread-safe, so elsewhere that is done under a lock)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
 
 MAX_STATE_BYTES = 256 * 1024 * 1024
 """The largest state file read (256 MiB; a state is KiB to a few MiB): a bigger one is a

@@ -32,6 +32,7 @@ def instrument(
     check_path: str | None = "/silenttax/check",
     registry: Any = None,
     name: str = "app",
+    findings: bool = False,
     **options: Any,
 ) -> SilentTaxMiddleware:
     """Add :class:`~silenttax.integrations.asgi.SilentTaxMiddleware` to ``app`` and mount
@@ -48,6 +49,9 @@ def instrument(
         registry: A prometheus_client registry (default: a new one, served at
             ``metrics_path`` only).
         name: The ``monitor`` label of the exported series.
+        findings: Also export ``silenttax_findings{code, severity}``: the active
+            findings of the check (of the fleet, with ``snapshot_dir``) at each scrape,
+            what the alerting rules of ``silenttax serving rules`` read.
         options: :class:`SilentTaxMiddleware` options (``cost``, ``monitor``,
             ``max_routes``, ``exclude_paths``, ``feature_health``/``drift`` with
             ``features``, ``snapshot_dir``, ...). With ``snapshot_dir`` (several
@@ -79,11 +83,11 @@ def instrument(
         if middleware.writer is not None:
             reg.register(
                 SilentTaxCollector.from_directory(
-                    middleware.writer.folder, name=name, own=middleware
+                    middleware.writer.folder, name=name, own=middleware, findings=findings
                 )
             )
         else:
-            reg.register(SilentTaxCollector({name: middleware}))
+            reg.register(SilentTaxCollector({name: middleware}, findings=findings))
 
         def metrics(request: Any) -> Any:
             return responses.Response(

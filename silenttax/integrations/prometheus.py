@@ -20,7 +20,8 @@ exporters that pay ``Histogram.observe`` per request.
   requests by status class, the durations recorded with ``observe()``, and with
   live feature sampling the null rate and drift score per feature and the sample
   counters.
-- ``findings=True``: active findings of the component's ``check()`` by severity.
+- ``findings=True``: active findings of the component's ``check()`` by code and
+  severity (``silenttax_findings{code, severity}``).
 
 Several workers: :meth:`SilentTaxCollector.from_directory` merges the snapshots
 the workers write (``snapshot_dir=``) at each scrape; see
@@ -107,8 +108,9 @@ class SilentTaxCollector:
         edges: Histogram ``le`` edges in seconds (default :data:`DEFAULT_EDGES`).
         quantiles: Quantile gauges computed from each sketch.
         max_label_values: Distinct values kept per label (stage, span, ...).
-        findings: Also export the count of active findings of each component's
-            ``check()`` by severity (runs the check at every scrape).
+        findings: Also export the count of active (not OK) findings of each
+            component's ``check()`` by code and severity (runs the check at every
+            scrape; an alert rule can then name the code).
 
     Raises:
         InputError: an unsupported component, bad edges or quantiles.
@@ -194,7 +196,7 @@ class SilentTaxCollector:
             "inferences": ("counter", f"{ns}_inferences", ()),
             "rss": ("gauge", f"{ns}_rss_bytes", ()),
             "cpu": ("gauge", f"{ns}_cpu_utilization", ()),
-            "findings": ("gauge", f"{ns}_findings", ("severity",)),
+            "findings": ("gauge", f"{ns}_findings", ("code", "severity")),
             "route": ("histogram", f"{ns}_http_request_seconds", ("route",)),
             "route_q": ("gauge", f"{ns}_http_request_quantile_seconds", ("route", "quantile")),
             "ttfb": ("histogram", f"{ns}_http_time_to_first_byte_seconds", ("route",)),
@@ -226,7 +228,7 @@ class SilentTaxCollector:
         "inferences": "Inferences counted by a silenttax cost monitor.",
         "rss": "Resident set size of the monitored process.",
         "cpu": "CPU utilisation of the monitored process (share of usable cores).",
-        "findings": "Active findings of the component's check() by severity.",
+        "findings": "Active findings of the component's check() by code and severity.",
         "route": "HTTP request duration to the last body chunk, per route template.",
         "route_q": "HTTP request duration quantile per route, from the sketch.",
         "ttfb": "Time to the first response body chunk, per route template.",
@@ -399,9 +401,13 @@ class SilentTaxCollector:
             report = monitor.check()
         except Exception:  # a component that cannot judge itself yet exports no count
             return
-        for severity in (Severity.INFO, Severity.WARNING, Severity.CRITICAL):
-            count = sum(1 for f in report if f.severity == severity)
-            families["findings"].add_metric([*base, severity.value], float(count))
+        counts: dict[tuple[str, str], int] = {}
+        for finding in report:
+            if finding.severity != Severity.OK:
+                key = (self._cap("code", finding.code), finding.severity.value)
+                counts[key] = counts.get(key, 0) + 1
+        for (code, severity), count in sorted(counts.items()):
+            families["findings"].add_metric([*base, code, severity], float(count))
 
 
 class _Directory:

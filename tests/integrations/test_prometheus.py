@@ -124,8 +124,12 @@ def test_cost_resource_and_findings() -> None:
     assert per_1k[2] == pytest.approx(1000 * 3.6 * 60 / 3600 / 2000)
     assert metrics["silenttax_inferences"][0][2] == 2000
     assert metrics["silenttax_rss_bytes"][0][2] > 10 * 2**20  # a real reading of this process
-    findings = {(s[1]["monitor"], s[1]["severity"]): s[2] for s in metrics["silenttax_findings"]}
-    assert findings[("api", "critical")] >= 1  # p99 5 ms against a 1 ms SLO
+    findings = {
+        (s[1]["monitor"], s[1]["code"], s[1]["severity"]): s[2]
+        for s in metrics["silenttax_findings"]
+    }
+    assert findings[("api", "latency.slo", "critical")] == 1  # p99 5 ms against a 1 ms SLO
+    assert all(severity != "ok" for _, _, severity in findings)  # active findings only
 
 
 def test_bad_components_and_settings_are_named() -> None:
@@ -135,3 +139,54 @@ def test_bad_components_and_settings_are_named() -> None:
         SilentTaxCollector({}, edges=[0.2, 0.1])
     with pytest.raises(InputError, match="quantiles"):
         SilentTaxCollector({}, quantiles=[1.5])
+
+
+def test_instrument_exports_findings_by_code_and_the_docs_name_every_metric() -> None:
+    """``instrument(app, findings=True)`` mounts the findings gauge; every metric family the
+    collector describes is in docs/serving.md, and every name there is one it exports."""
+    import re
+    from pathlib import Path
+
+    import asyncio
+
+    import httpx
+    from fastapi import FastAPI
+
+    from silenttax.integrations.fastapi import instrument
+
+    app = FastAPI()
+
+    @app.get("/predict")
+    def predict() -> dict[str, float]:
+        return {"score": 0.5}
+
+    instrument(app, findings=True, monitor=LatencyMonitor(slo=1e-9))
+    async def main() -> str:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for _ in range(50):
+                await client.get("/predict")
+            return (await client.get("/metrics")).text
+
+    text = asyncio.run(main())
+    found = {
+        (s.labels["code"], s.labels["severity"]): s.value
+        for f in text_string_to_metric_families(text)
+        if f.name == "silenttax_findings"
+        for s in f.samples
+    }
+    assert [n for (code, _), n in found.items() if code == "latency.slo"] == [1.0]
+
+    collector = SilentTaxCollector({})
+    described: set[str] = set()
+    for family in collector.describe():
+        suffixes = {"counter": ["_total"], "histogram": ["", "_bucket", "_count", "_sum"]}
+        described.update(family.name + s for s in suffixes.get(family.type, [""]))
+    docs = (Path(__file__).parents[2] / "docs" / "serving.md").read_text()
+    named = set(re.findall(r"`(silenttax_[a-z0-9_]+)", docs))
+    assert named <= described, sorted(named - described)
+    families = {f.name for f in collector.describe()}
+    missing = {
+        f for f in families if not any(n == f or n.startswith(f + "_") for n in named)
+    }
+    assert not missing, sorted(missing)
