@@ -163,6 +163,7 @@ def _umask() -> int:
         os.umask(mask)
         return mask
 
+
 MAX_STATE_BYTES = 256 * 1024 * 1024
 """The largest state file read (256 MiB; a state is KiB to a few MiB): a bigger one is a
 ``StateError``, never read into memory."""

@@ -144,10 +144,9 @@ def test_bad_components_and_settings_are_named() -> None:
 def test_instrument_exports_findings_by_code_and_the_docs_name_every_metric() -> None:
     """``instrument(app, findings=True)`` mounts the findings gauge; every metric family the
     collector describes is in docs/serving.md, and every name there is one it exports."""
+    import asyncio
     import re
     from pathlib import Path
-
-    import asyncio
 
     import httpx
     from fastapi import FastAPI
@@ -161,6 +160,7 @@ def test_instrument_exports_findings_by_code_and_the_docs_name_every_metric() ->
         return {"score": 0.5}
 
     instrument(app, findings=True, monitor=LatencyMonitor(slo=1e-9))
+
     async def main() -> str:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
@@ -186,7 +186,5 @@ def test_instrument_exports_findings_by_code_and_the_docs_name_every_metric() ->
     named = set(re.findall(r"`(silenttax_[a-z0-9_]+)", docs))
     assert named <= described, sorted(named - described)
     families = {f.name for f in collector.describe()}
-    missing = {
-        f for f in families if not any(n == f or n.startswith(f + "_") for n in named)
-    }
+    missing = {f for f in families if not any(n == f or n.startswith(f + "_") for n in named)}
     assert not missing, sorted(missing)
