@@ -180,7 +180,12 @@ class SilentTaxCollector:
 
     # ------------------------------------------------------------------ metrics
     def _names(self) -> dict[str, tuple[str, str, tuple[str, ...]]]:
-        ns = self.namespace
+        return self._names_for(self.namespace)
+
+    @staticmethod
+    def _names_for(ns: str) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+        """Metric key -> (type, name, labels beyond ``monitor``): the one table the
+        collector, the docs test and the rules (:mod:`silenttax.integrations.rules`) read."""
         return {
             "latency": ("histogram", f"{ns}_latency_seconds", ()),
             "latency_q": ("gauge", f"{ns}_latency_quantile_seconds", ("quantile",)),
