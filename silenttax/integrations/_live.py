@@ -167,6 +167,7 @@ class LiveFeatures:
         self._lock = threading.Lock()
         self._state = LiveState(params=self._params())
         self._report = Report()
+        self._stale = False  # restored or merged since the last judgement
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.internal_errors = 0
@@ -307,6 +308,7 @@ class LiveFeatures:
             self._report = self.judge(state)
         except Exception as exc:
             self._failed(exc)
+        self._stale = False
 
     # ------------------------------------------------------------------ reads
     def state(self) -> LiveState:
@@ -318,17 +320,19 @@ class LiveFeatures:
         """Replace the windows and counters (from a snapshot)."""
         with self._lock:
             self._state = state
-        self._rejudge(state)
+            self._stale = True  # judged when read: a fleet view merges many first
 
     def merge(self, other: LiveState) -> None:
         """Add another worker's windows and counters into these."""
         with self._lock:
             self._state = merge_live(self._state, other)
-        self._rejudge(self._state)
+            self._stale = True
 
     def report(self) -> Report:
         """The latest background check (findings on the sampled live windows; failures of
         the background work are counted in ``internal_errors``)."""
+        if self._stale:
+            self._rejudge(self.state())
         return self._report
 
     def null_rates(self) -> dict[str, float]:
@@ -343,7 +347,7 @@ class LiveFeatures:
         """Feature -> (metric, effect size) of the latest live drift check."""
         return {
             f.subject: (f.metric or "effect", float(f.effect_size))
-            for f in self._report
+            for f in self.report()
             if f.code in ("drift.numeric", "drift.categorical") and f.effect_size is not None
         }
 

@@ -249,7 +249,8 @@ class SnapshotWriter:
         self._stop = threading.Event()
         self._closed = False
         self._write_lock = threading.Lock()  # a write never replaces a newer one
-        self._references: dict[str, tuple[int, str]] = {}  # field -> (id of state, file)
+        self._references: dict[str, tuple[int, str]] = {}  # field -> (id of component, file)
+        self._states: dict[str, tuple[int, Any]] = {}  # field -> (id of component, state)
         self._new_generation()
         ref = weakref.ref(self)
 
@@ -296,8 +297,29 @@ class SnapshotWriter:
             references = self._reference_files(middleware)
             if references:
                 update["references"] = references
-            written: Path = state.model_copy(update=update).save(self.path)
+            state = state.model_copy(update=update)
+            written: Path = state.save(self.path)
+            # a scrape served by this worker reads its own file next: no need to parse it
+            stat = written.stat()
+            loaded = state.model_copy(update=self._reference_states(middleware))
+            with _PARSED_LOCK:
+                _PARSED[written] = ((stat.st_ino, stat.st_mtime_ns, stat.st_size), loaded)
         return written
+
+    def _reference_states(self, middleware: Any) -> dict[str, Any]:
+        """Field -> the live reference's state, as a reader of the shared file gets it."""
+        live = middleware.live
+        out: dict[str, Any] = {}
+        if live is not None:
+            for field, component in (("health_reference", live.health),
+                                     ("drift_reference", live.drift)):  # fmt: skip
+                known = self._states.get(field)
+                if component is not None and (known is None or known[0] != id(component)):
+                    known = (id(component), component.state())
+                    self._states[field] = known
+                if component is not None and known is not None:
+                    out[field] = known[1]
+        return out
 
     def _reference_files(self, middleware: Any) -> dict[str, str]:
         """Field -> the content-addressed file holding that live reference (written once)."""
@@ -401,10 +423,27 @@ def _target(folder: Path, path: Path) -> Path:
     return folder / GENERATIONS / f"{generation}.json"
 
 
+_PARSED: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+_PARSED_LOCK = threading.Lock()
+
+
 def _read(path: Path) -> Any:
+    """A snapshot file, parsed (a file unchanged since the last scrape in this process is
+    not parsed again: every write replaces the file, so its inode, time or size differ)."""
     from silenttax.integrations.asgi import ServingState
 
-    return ServingState.load(path)
+    stat = path.stat()
+    key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    with _PARSED_LOCK:
+        known = _PARSED.get(path)
+    if known is not None and known[0] == key:
+        return known[1]
+    state = ServingState.load(path)
+    with _PARSED_LOCK:
+        if len(_PARSED) > 4096:
+            _PARSED.clear()
+        _PARSED[path] = (key, state)
+    return state
 
 
 def _fold(folder: Path, paths: list[Path], *, target: Path | None = None) -> int:
