@@ -14,6 +14,7 @@ reset once.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -202,7 +203,7 @@ def test_a_recycling_fleet_under_wrk_scraped_by_prometheus(tmp_path: Path) -> No
             check = json.loads(httpx.get(url + "/silenttax/check", timeout=30).text)
         samples = _samples(prom, series, t0 - 1.5, t1)
         values = [v for _, v in samples]
-        assert all(b >= a for a, b in zip(values, values[1:], strict=False)), values
+        assert all(b >= a for a, b in itertools.pairwise(values)), values
         # increase() with the range on the first and last samples: no extrapolation
         first, last = samples[0][0], samples[-1][0]
         got = _query(prom, f"increase({series}[{_d(last - first + 0.001)}])", last)
