@@ -12,13 +12,21 @@ workers observed the same durations into a labelled Histogram (its default bucke
 and a Counter. Dead workers' files are written with process ids of processes that
 have exited.
 
-Run: python benchmarks/bench_fleet_scrape.py [--dead 1000] [--repeat 5]
+With ``--live-features`` each worker also samples request bodies into live feature
+health and drift windows (10 float features, FeatureHealth + DriftDetector fitted on
+5000 reference rows, 20% of 2000 requests sampled): what a worker writes then, and what
+a scrape merges and judges (``findings=True``: the check runs at each scrape too). The
+references are written once per directory; the scraping worker writes its own file
+first (as a served scrape does).
+
+Run: python benchmarks/bench_fleet_scrape.py [--dead 1000] [--repeat 5] [--live-features]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -44,22 +52,39 @@ def _dead_pid() -> int:
     return int(done.stdout)
 
 
-def silenttax_worker(requests: int, seed: int) -> Any:
-    """A served middleware's snapshot (the same for live and dead workers)."""
+def silenttax_worker(requests: int, seed: int, features: bool = False) -> Any:
+    """A served middleware (the same snapshot for live and dead workers)."""
 
     class Route:
         def __init__(self, path: str) -> None:
             self.path = path
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()  # the body (what live feature sampling copies)
         await send({"type": "http.response.start", "status": 200})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    middleware = SilentTaxMiddleware(app)
+    options: dict[str, Any] = {}
+    if features:
+        from silenttax.drift import DriftDetector
+        from silenttax.features import FeatureHealth
+
+        rng = np.random.default_rng(seed)
+        reference = {f"f{i}": rng.normal(20, 5, 5000) for i in range(10)}
+        options = {
+            "feature_health": FeatureHealth().fit(reference),
+            "drift": DriftDetector().fit(reference),
+            "features": lambda body: body,
+            "sample_rate": 0.2,
+            "check_interval": 3600,
+        }
+    middleware = SilentTaxMiddleware(app, **options)
+    rows = np.random.default_rng(seed + 1).normal(20, 5, (requests, 10)).round(3)
+    bodies = [json.dumps({f"f{i}": v for i, v in enumerate(row)}).encode() for row in rows]
 
     async def serve() -> None:
         async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": bodies[i], "more_body": False}
 
         async def send(message: Any) -> None:
             return None
@@ -69,7 +94,9 @@ def silenttax_worker(requests: int, seed: int) -> Any:
             await middleware({"type": "http", "path": route, "route": Route(route)}, receive, send)
 
     asyncio.run(serve())
-    return middleware.state()
+    if middleware.live is not None:
+        middleware.live.fold()
+    return middleware
 
 
 def time_scrape(collect: Any, repeat: int) -> list[float]:
@@ -81,23 +108,35 @@ def time_scrape(collect: Any, repeat: int) -> list[float]:
     return out
 
 
-def silenttax_fleet(folder: Path, live: int, dead: int, requests: int, repeat: int) -> None:
+def silenttax_fleet(folder: Path, live: int, dead: int, requests: int, repeat: int,
+                    features: bool) -> None:  # fmt: skip
     from prometheus_client import CollectorRegistry, generate_latest
 
-    state = silenttax_worker(requests, 0)
-    for i in range(live):  # live workers: this process's pid (alive), distinct files
-        state.save(folder / f"worker-{os.getpid()}-{i:08x}.json")
+    from silenttax.integrations.fleet import SnapshotWriter
+
+    os.environ["SILENTTAX_GENERATION"] = "bench"
+    served = silenttax_worker(requests, 0, features)
+    writers = []
+    for _ in range(live):  # live workers: this process's pid (alive), distinct files
+        writer = SnapshotWriter(served, folder, interval=3600)
+        writer.write()
+        writers.append(writer)
+    own = silenttax_worker(requests, 1, features)  # the worker that serves the scrape
+    own.writer = SnapshotWriter(own, folder, interval=3600)
     registry = CollectorRegistry()
-    registry.register(SilentTaxCollector.from_directory(folder))
+    registry.register(SilentTaxCollector.from_directory(folder, own=own, findings=features))
     live_times = time_scrape(lambda: generate_latest(registry), repeat)
+    sizes = [p.stat().st_size for p in folder.glob("worker-*.json")]
+    template = writers[0].path.read_bytes()
     pid = _dead_pid()
     for i in range(dead):
-        state.save(folder / f"worker-{pid}-{i:08x}.json")
+        (folder / f"worker-{pid}-{i:08x}-bench.json").write_bytes(template)
     first = time_scrape(lambda: generate_latest(registry), 1)[0]
     after = time_scrape(lambda: generate_latest(registry), repeat)
     files = len(list(folder.glob("*.json")))
     print(
-        f"silenttax          {live} live: {statistics.median(live_times) * 1e3:8.1f} ms | "
+        f"silenttax          {live}+1 live: {statistics.median(live_times) * 1e3:8.1f} ms "
+        f"(worker file {statistics.median(sizes) / 1024:.0f} KiB) | "
         f"+{dead} dead, first scrape (folds them): {first * 1e3:8.1f} ms | "
         f"later scrapes: {statistics.median(after) * 1e3:8.1f} ms ({files} files left)"
     )
@@ -144,11 +183,18 @@ def main() -> None:
     parser.add_argument("--dead", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--live-features", action="store_true")
     args = parser.parse_args()
-    for name, run in (("silenttax", silenttax_fleet), ("prometheus", prometheus_fleet)):
-        folder = Path(tempfile.mkdtemp(prefix=f"fleet-{name}-"))
+    folder = Path(tempfile.mkdtemp(prefix="fleet-silenttax-"))
+    try:
+        silenttax_fleet(folder, args.live - 1, args.dead, args.requests, args.repeat,
+                        args.live_features)  # fmt: skip
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if not args.live_features:
+        folder = Path(tempfile.mkdtemp(prefix="fleet-prometheus-"))
         try:
-            run(folder, args.live, args.dead, args.requests, args.repeat)
+            prometheus_fleet(folder, args.live, args.dead, args.requests, args.repeat)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 

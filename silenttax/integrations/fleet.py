@@ -277,8 +277,14 @@ class SnapshotWriter:
         """Start writing every ``interval`` seconds (idempotent)."""
         if self.thread is not None:
             return
-        self.thread = background(self, SnapshotWriter.write, self.interval, self._stop,
+        self.thread = background(self, SnapshotWriter._tick, self.interval, self._stop,
                                  "silenttax-snapshots", SnapshotWriter._failed)  # fmt: skip
+
+    def _tick(self) -> None:
+        """The periodic write, then the dead workers' files folded (so a scrape seldom
+        meets one: it would fold them itself)."""
+        self.write()
+        fold_dead(self.folder)
 
     def _failed(self, exc: Exception) -> None:
         self.errors += 1
