@@ -224,6 +224,13 @@ def _reference_file(kind: type[State], path: Path) -> State:
     return got
 
 
+def _warm_checks() -> None:
+    """Import what checks need (``scipy.stats``) while the app is built, not in the first
+    background fold or scrape: the import holds the interpreter for about a second, and in
+    a serving worker every request would wait for it (each recycled worker again)."""
+    import scipy.stats  # noqa: F401
+
+
 async def _unbound_app(scope: Scope, receive: Receive, send: Send) -> None:
     raise RuntimeError("a SilentTaxMiddleware rebuilt from a snapshot has no application")
 
@@ -348,6 +355,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             from silenttax.integrations.fleet import SnapshotWriter
 
             self.writer = SnapshotWriter(self, snapshot_dir, interval=snapshot_interval)
+        _warm_checks()
 
     # ------------------------------------------------------------------ reads
     def latency(self) -> dict[str, LatencyMonitor]:
