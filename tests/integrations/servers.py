@@ -23,15 +23,16 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running(
     folder: Path, args: Sequence[str], *, port: int, env: dict[str, str] | None = None,
-    ready: str = "/metrics", timeout: float = 60,
+    ready: str = "/metrics", timeout: float = 60, program: Sequence[str] = (sys.executable, "-m"),
 ) -> Iterator[str]:  # fmt: skip
-    """``python -m <args>`` in ``folder`` until it answers ``ready``; yields its URL."""
+    """``python -m <args>`` (or ``<program> <args>``) in ``folder`` until it answers
+    ``ready``; yields its URL."""
     import httpx
 
     log_path = folder / "server.log"
     log = log_path.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", *args], cwd=folder, stdout=log, stderr=subprocess.STDOUT,
+        [*program, *args], cwd=folder, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, **(env or {})}, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -18,7 +18,6 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -106,39 +105,19 @@ def _need(*tools: str) -> None:
 
 @contextlib.contextmanager
 def _prometheus(folder: Path, target: str) -> Iterator[str]:
-    import httpx
-
-    port = free_port()
-    config = folder / "prometheus.yml"
-    config.write_text(
+    """A real Prometheus server scraping ``target`` every second (its own storage)."""
+    home = folder / "prometheus"
+    home.mkdir()
+    (home / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
         "scrape_configs:\n  - job_name: silenttax\n    static_configs:\n"
         f"      - targets: ['{target}']\n"
     )
-    log = (folder / "prometheus.log").open("w")
-    proc = subprocess.Popen(
-        ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={folder / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + "/-/ready", timeout=2).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((folder / "prometheus.log").read_text()[-2000:])
-            time.sleep(0.2)
+    port = free_port()
+    args = ["--config.file=prometheus.yml", "--storage.tsdb.path=tsdb",
+            f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
+    with running(home, args, port=port, ready="/-/ready", program=["prometheus"]) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _query(prometheus: str, expr: str, at: float) -> list[dict[str, Any]]:
