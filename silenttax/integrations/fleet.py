@@ -146,8 +146,8 @@ def _server_process() -> Any:
     proc = psutil.Process()
     for _ in range(3):
         try:
-            parent = proc.parent()
-            if parent is None or parent.pid <= 1:
+            parent = proc.parent()  # the master may be PID 1, as in a container
+            if parent is None or parent.pid == 0:
                 return proc
             mine, theirs = proc.cmdline(), parent.cmdline()
         except psutil.Error:

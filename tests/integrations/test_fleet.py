@@ -352,3 +352,35 @@ def test_a_restart_on_the_same_directory_starts_a_new_generation(tmp_path: Path)
         while _total(url) < 1 and time.monotonic() < deadline:
             time.sleep(0.3)
         assert _total(url) == 1
+
+
+def _child_generation(queue: Any) -> None:
+    from silenttax.integrations.fleet import generation_id
+
+    queue.put(generation_id()[0])
+
+
+def test_what_a_generation_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forked worker belongs to its parent's generation (as gunicorn's do); a separate
+    program started by it is a server of its own; SILENTTAX_GENERATION names one."""
+    import multiprocessing
+
+    from silenttax.integrations.fleet import _program, generation_id
+
+    monkeypatch.delenv("SILENTTAX_GENERATION", raising=False)
+    mine = generation_id()
+    queue = multiprocessing.get_context("fork").SimpleQueue()
+    child = multiprocessing.get_context("fork").Process(target=_child_generation, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    assert queue.get() == mine[0]
+    separate = subprocess.run(
+        [sys.executable, "-c", "from silenttax.integrations.fleet import generation_id; "
+         "print(generation_id()[0])"], capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert separate.stdout.strip() != mine[0]
+    monkeypatch.setenv("SILENTTAX_GENERATION", "deploy-2026.12/07")
+    assert generation_id() == ("deploy_2026.12_07", None, None)  # no '-': file names split on it
+    assert _program(["/usr/bin/python3", "/venv/bin/gunicorn", "app:app"]) == "gunicorn"
+    assert _program(["python", "-u", "-m", "uvicorn", "app:app"]) == "uvicorn"
+    assert _program(["gunicorn: master [app:app]"]) == "gunicorn: master [app:app]"
