@@ -152,6 +152,17 @@ def main() -> None:
         print(f"{label:18s} rps {statistics.median(r['rps'] for r in rows):8.0f} | "
               f"p50 {statistics.median(r['p50'] for r in rows) * 1e3:6.2f} ms | "
               f"p99 {[round(r['p99'] * 1e3, 2) for r in rows]} ms")  # fmt: skip
+    # paired by round (the two variants of a round ran back to back): the scraper's effect
+    # on p99 and throughput with a 95% t interval over the rounds
+    from scipy import stats
+
+    for key, unit, scale in (("p99", "ms", 1e3), ("rps", "req/s", 1.0)):
+        diffs = [(b[key] - a[key]) * scale for a, b in zip(runs[False], runs[True], strict=True)]
+        mean = statistics.fmean(diffs)
+        half = (stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
+                if len(diffs) > 1 else float("nan"))  # fmt: skip
+        print(f"scraper effect on {key}: {mean:+.2f} {unit} [95% CI {mean - half:+.2f}, "
+              f"{mean + half:+.2f}] over {len(diffs)} paired rounds")  # fmt: skip
     ordered = sorted(scrapes)
     print(f"scrapes under load: {len(ordered)}, p50 {statistics.median(ordered) * 1e3:.1f} ms, "
           f"p90 {ordered[int(0.9 * (len(ordered) - 1))] * 1e3:.1f} ms, "

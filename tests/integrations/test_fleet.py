@@ -225,7 +225,13 @@ def gunicorn(tmp_path: Path) -> Iterator[str]:
 def _scrape(url: str) -> dict[str, list[Any]]:
     import httpx
 
-    text = httpx.get(url + "/metrics", timeout=30).text
+    for attempt in range(5):  # a worker reaching max_requests resets what it did not read
+        try:
+            text = httpx.get(url + "/metrics", timeout=30).text
+            break
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            if attempt == 4:
+                raise
     return {f.name: f.samples for f in text_string_to_metric_families(text)}
 
 
