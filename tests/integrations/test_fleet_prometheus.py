@@ -181,7 +181,6 @@ def test_a_recycling_fleet_under_wrk_scraped_by_prometheus(tmp_path: Path) -> No
     _need("prometheus", "wrk")
     pytest.importorskip("gunicorn")
     pytest.importorskip("uvicorn_worker")
-    import httpx
 
     (tmp_path / "fleet_app.py").write_text(APP)
     snapshots = tmp_path / "snapshots"
