@@ -305,9 +305,13 @@ class SnapshotWriter:
                 update["references"] = references
             state = state.model_copy(update=update)
             written: Path = state.save(self.path)
-            # a scrape served by this worker reads its own file next: no need to parse it
+            # a scrape served by this worker reads its own file next, and the reference
+            # files every worker of this app shares: no need to parse either
             stat = written.stat()
-            loaded = state.model_copy(update=self._reference_states(middleware))
+            held = self._reference_states(middleware)
+            for field, name in references.items():
+                _remember_reference(held[field], self.folder / name)
+            loaded = state.model_copy(update=held)
             with _PARSED_LOCK:
                 _PARSED[written] = ((stat.st_ino, stat.st_mtime_ns, stat.st_size), loaded)
         return written
@@ -431,6 +435,13 @@ def _target(folder: Path, path: Path) -> Path:
 
 _PARSED: dict[Path, tuple[tuple[int, int, int], Any]] = {}
 _PARSED_LOCK = threading.Lock()
+
+
+def _remember_reference(state: Any, path: Path) -> None:
+    """Put a reference state this process wrote into the cache its readers use."""
+    from silenttax.integrations.asgi import _REFERENCES
+
+    _REFERENCES[(state.KIND, str(path))] = state
 
 
 def _read(path: Path) -> Any:
