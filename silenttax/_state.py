@@ -21,6 +21,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import tempfile
@@ -259,6 +260,13 @@ class Stateful(Generic[S]):
         return cls.rebuild(state)
 
 
+@functools.cache
+def _keywords(cls: type[Any]) -> frozenset[str]:
+    """The constructor's parameter names (read once per class: a fleet scrape rebuilds
+    thousands of components, and ``inspect.signature`` is slow)."""
+    return frozenset(inspect.signature(cls.__init__).parameters)
+
+
 def settings(cls: type[Stateful[Any]], params: Mapping[str, Any]) -> dict[str, Any]:
     """Constructor keywords from a saved state's settings.
 
@@ -275,7 +283,7 @@ def settings(cls: type[Stateful[Any]], params: Mapping[str, Any]) -> dict[str, A
         >>> settings(LatencyMonitor, {"min_regression": 0.2})  # the old name
         {'min_effect': 0.2}
     """
-    accepted = inspect.signature(cls.__init__).parameters
+    accepted = _keywords(cls)
     out: dict[str, Any] = {}
     for name, value in params.items():
         new = name if name in accepted else cls.RENAMED.get(name, name)
