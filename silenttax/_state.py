@@ -21,7 +21,6 @@ Examples:
 
 from __future__ import annotations
 
-import functools
 import inspect
 import os
 import tempfile
@@ -260,11 +259,16 @@ class Stateful(Generic[S]):
         return cls.rebuild(state)
 
 
-@functools.cache
+_KEYWORDS: dict[type[Any], frozenset[str]] = {}
+
+
 def _keywords(cls: type[Any]) -> frozenset[str]:
     """The constructor's parameter names (read once per class: a fleet scrape rebuilds
     thousands of components, and ``inspect.signature`` is slow)."""
-    return frozenset(inspect.signature(cls.__init__).parameters)
+    known = _KEYWORDS.get(cls)
+    if known is None:
+        known = _KEYWORDS[cls] = frozenset(inspect.signature(cls.__init__).parameters)
+    return known
 
 
 def settings(cls: type[Stateful[Any]], params: Mapping[str, Any]) -> dict[str, Any]:
