@@ -31,6 +31,7 @@ from silenttax._version import __version__
 from silenttax.errors import SilentTaxError
 
 if TYPE_CHECKING:
+    from silenttax._current import observe, stage
     from silenttax._registry import load, merge
     from silenttax.report import Category, Finding, Report, Severity
 
@@ -44,6 +45,8 @@ __all__ = [
     "errors",
     "load",
     "merge",
+    "observe",
+    "stage",
 ]
 
 # Public name -> module that defines it; loaded on first attribute access.
@@ -54,6 +57,8 @@ _LAZY = {
     "Severity": "silenttax.report",
     "load": "silenttax._registry",
     "merge": "silenttax._registry",
+    "observe": "silenttax._current",
+    "stage": "silenttax._current",
 }
 
 

@@ -35,6 +35,8 @@ def test_public_names_are_locked() -> None:
         "errors",
         "load",
         "merge",
+        "observe",
+        "stage",
     ]
     assert report_pkg.__all__ == sorted(report_pkg.__all__)
     for name in silenttax.__all__ + report_pkg.__all__:

@@ -13,7 +13,7 @@ Per request it records:
 - one request span in a :class:`~silenttax.trace.Tracer` (its own time, in no
   stage of yours, is the ``framework`` stage: routing, validation,
   serialization), with the stages the
-  handler opens as children: ``with silenttax.integrations.asgi.stage("preprocess"):``
+  handler opens as children: ``with silenttax.stage("preprocess"):``
   works in sync and async handlers and in thread-pool endpoints (the span
   context travels in context variables). The request span closes when the
   application returns, so a Starlette background task counts in the stage
@@ -68,12 +68,14 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from pydantic import Field, JsonValue
 
+from silenttax._current import CURRENT as _current
+from silenttax._current import MIDDLEWARE as _middleware
+from silenttax._current import observe, stage
 from silenttax._merge import same_settings
 from silenttax._stability import internal_error_finding
 from silenttax._state import State, Stateful
@@ -96,53 +98,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 UNMATCHED = "__unmatched__"
 OTHER = "__other__"
-_current: ContextVar[Tracer | None] = ContextVar("silenttax_asgi_tracer", default=None)
-_middleware: ContextVar[SilentTaxMiddleware | None] = ContextVar(
-    "silenttax_asgi_middleware", default=None
-)
-
-
-class _NoStage:
-    __slots__ = ()
-
-    def __enter__(self) -> _NoStage:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_STAGE = _NoStage()
-
-
-def stage(name: str, **attributes: Any) -> Any:
-    """A span for one stage of the current request (a no-op outside one).
-
-    Use inside any handler served through :class:`SilentTaxMiddleware`:
-    ``with stage("preprocess"): ...``. Sync handlers run in a thread pool by
-    the framework see the request through context variables, as asyncio tasks
-    started by the handler do.
-    """
-    tracer = _current.get()
-    if tracer is None:
-        return _NO_STAGE
-    return tracer.span(name, stage=name, **attributes)
-
-
-def observe(name: str, seconds: float) -> None:
-    """Record a duration measured elsewhere (queue wait, GPU time from CUDA events, a
-    model server's own timer) under ``name`` in the current request's middleware: a
-    latency monitor per name, exported and merged like the routes (a no-op outside a
-    request; never raises: a bad value is counted by the monitor)."""
-    middleware = _middleware.get()
-    if middleware is None:
-        return
-    try:
-        middleware.observed_monitor(name if isinstance(name, str) else str(name)).record(seconds)
-    except Exception:
-        if middleware.strict:
-            raise
-        middleware.internal_errors += 1
 
 
 class ServingState(State):

@@ -15,8 +15,8 @@ and encode it. :func:`instrument` covers both with one call before
   hooks): one span per worker iteration, named by the API path, with the
   ``decode`` (``decode_request``), ``model`` (``predict``) and ``encode``
   (``encode_response``) stages as children, and the loop's own time between
-  them as the ``worker`` stage. :func:`~silenttax.integrations.asgi.stage` and
-  :func:`~silenttax.integrations.asgi.observe` work inside your ``LitAPI``
+  them as the ``worker`` stage. :func:`silenttax.stage` and
+  :func:`silenttax.observe` work inside your ``LitAPI``
   methods, so ``with stage("tokenize"):`` in ``predict`` is a stage of its own.
 
 Every process writes its snapshot into ``snapshot_dir`` (see
@@ -52,9 +52,10 @@ from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import Any
 
+from silenttax._current import CURRENT as _tracer_var
+from silenttax._current import MIDDLEWARE as _middleware_var
 from silenttax._deps import optional_import
 from silenttax.errors import InputError
-from silenttax.integrations import asgi
 from silenttax.integrations.asgi import ServingState, SilentTaxMiddleware
 
 _litserve: Any = optional_import("litserve", purpose="silenttax.integrations.litserve")
@@ -155,7 +156,7 @@ class SilentTaxCallback(_litserve.Callback):  # type: ignore[misc]
         name = str(getattr(lit_api, "api_path", None) or "inference")
         request = recorder.tracer.span(name, stage="worker")
         request.__enter__()
-        tokens = (asgi._current.set(recorder.tracer), asgi._middleware.set(recorder))
+        tokens = (_tracer_var.set(recorder.tracer), _middleware_var.set(recorder))
         iteration = _Iteration(request, tokens)
         _open.set(iteration)
         return iteration
@@ -182,11 +183,11 @@ class SilentTaxCallback(_litserve.Callback):  # type: ignore[misc]
                 iteration.request.__exit__(None, None, None)
         finally:
             try:
-                asgi._current.reset(current)
-                asgi._middleware.reset(middleware)
+                _tracer_var.reset(current)
+                _middleware_var.reset(middleware)
             except ValueError:  # set in another context (an async loop's other task)
-                asgi._current.set(None)
-                asgi._middleware.set(None)
+                _tracer_var.set(None)
+                _middleware_var.set(None)
 
     def _enter(self, method: str, lit_api: Any) -> None:
         iteration = _open.get()

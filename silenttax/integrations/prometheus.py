@@ -240,7 +240,7 @@ class SilentTaxCollector:
         "ttfb_q": "Time-to-first-byte quantile per route, from the sketch.",
         "http": "HTTP requests per route template and status class.",
         "internal": "silenttax errors counted (never raised) in the middleware.",
-        "observed": "Durations recorded with silenttax.integrations.asgi.observe().",
+        "observed": "Durations recorded with silenttax.observe().",
         "observed_q": "Quantile of the observed durations, from the sketch.",
         "null_rate": "Share of null values per feature in the live sample (last two windows).",
         "drift": "Drift effect size per feature in the live sample vs the reference.",

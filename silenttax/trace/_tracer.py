@@ -300,6 +300,23 @@ class Tracer:
 
         return decorate
 
+    def activate(self) -> contextlib.AbstractContextManager[None]:
+        """Make this tracer the current one for the block: ``silenttax.stage(name)``
+        then records into it (as it does into a serving middleware's tracer during a
+        request).
+
+        Examples:
+            >>> import silenttax
+            >>> tracer = Tracer()
+            >>> with tracer.activate(), tracer.span("job"), silenttax.stage("load"):
+            ...     pass
+            >>> sorted(tracer.breakdown().stages)
+            ['job', 'load']
+        """
+        from silenttax._current import activated
+
+        return activated(self)
+
     def current_span(self) -> Any:
         """The span open in this context (or None): set attributes on it."""
         span = self._var.get()

@@ -252,3 +252,48 @@ def test_bad_arguments_are_named() -> None:
 
 async def _noop_app(scope: object, receive: object, send: object) -> None:
     return None
+
+
+def test_silenttax_stage_and_observe_at_the_top_level() -> None:
+    """``silenttax.stage`` / ``silenttax.observe`` (no ``integrations`` import in the
+    handler) record into the request's middleware, in async and thread-pool handlers,
+    and into a user's tracer under ``tracer.activate()``."""
+    from fastapi import FastAPI
+
+    import silenttax
+    from silenttax.integrations.fastapi import instrument
+    from silenttax.trace import Tracer
+
+    app = FastAPI()
+
+    @app.get("/sync")
+    def sync_handler() -> dict[str, int]:
+        with silenttax.stage("preprocess"):
+            silenttax.observe("queue", 0.001)
+        return {"ok": 1}
+
+    @app.get("/async")
+    async def async_handler() -> dict[str, int]:
+        with silenttax.stage("model"):
+            pass
+        return {"ok": 1}
+
+    middleware = instrument(app)
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for path in ("/sync", "/async", "/sync"):
+                assert (await client.get(path)).status_code == 200
+
+    asyncio.run(main())
+    stages = middleware.tracer.breakdown().stages
+    assert stages["preprocess"].spans == 2 and stages["model"].spans == 1
+    assert middleware.observed()["queue"].sketch.count == 2
+    with silenttax.stage("outside"):  # no request, no tracer: a no-op
+        pass
+    tracer = Tracer()
+    with tracer.activate(), tracer.span("job"), silenttax.stage("load"):
+        pass
+    assert sorted(tracer.breakdown().stages) == ["job", "load"]
+    assert "outside" not in middleware.tracer.breakdown().stages
