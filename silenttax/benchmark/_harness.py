@@ -236,7 +236,11 @@ def _summarize(
     )
 
 
-def _check_budget(min_samples: int, min_time: float, max_time: float) -> None:
+def _check_budget(min_samples: int, min_time: float | None, max_time: float) -> float:
+    """Validate the budget; returns ``min_time`` (not given: 1 s, or ``max_time`` when
+    that is shorter — a user who gives only a maximum means "at most")."""
+    if min_time is None:
+        min_time = min(1.0, max_time) if max_time > 0 else 1.0
     if not isinstance(min_samples, int) or min_samples < 1:
         raise InputError(f"min_samples must be an int >= 1, got {min_samples!r}")
     if not (min_time >= 0 and max_time > 0 and max_time >= min_time):
@@ -244,6 +248,7 @@ def _check_budget(min_samples: int, min_time: float, max_time: float) -> None:
             f"need 0 <= min_time <= max_time and max_time > 0, got "
             f"min_time={min_time!r}, max_time={max_time!r}"
         )
+    return min_time
 
 
 def benchmark(
@@ -251,7 +256,7 @@ def benchmark(
     *,
     warmup: int | Literal["auto"] = "auto",
     min_samples: int = 100,
-    min_time: float = 1.0,
+    min_time: float | None = None,
     max_time: float = 10.0,
     threads: int | None = None,
     batch_size: int = 1,
@@ -272,7 +277,7 @@ def benchmark(
         fn: The callable to time (use a lambda or ``functools.partial`` for arguments).
         warmup: ``"auto"`` or a number of calls.
         min_samples: Fewest timed calls.
-        min_time: Fewest seconds of timed calls.
+        min_time: Fewest seconds of timed calls (default 1 s, or ``max_time`` if shorter).
         max_time: Most seconds of timed calls.
         threads: torch intra-op threads during the run (restored afterwards).
         batch_size: Items per call (for throughput).
@@ -288,7 +293,7 @@ def benchmark(
         (True, True)
     """
     _validate(fn, "fn")
-    _check_budget(min_samples, min_time, max_time)
+    min_time = _check_budget(min_samples, min_time, max_time)
     label = name or str(getattr(fn, "__name__", "fn"))
     with torch_threads(threads):
         _call_checked(fn, label)
@@ -496,7 +501,7 @@ def compare(
     warmup: int | Literal["auto"] = "auto",
     min_rounds: int = 20,
     calls_per_round: int | None = None,
-    min_time: float = 1.0,
+    min_time: float | None = None,
     max_time: float = 10.0,
     threads: int | None = None,
     confidence: float = 0.95,
@@ -518,7 +523,7 @@ def compare(
         warmup: ``"auto"`` or a number of calls of each.
         min_rounds: Fewest rounds (at least 10).
         calls_per_round: Calls of each per round (default: about 5 ms worth).
-        min_time: Fewest seconds of measurement.
+        min_time: Fewest seconds of measurement (default 1 s, or ``max_time`` if shorter).
         max_time: Most seconds of measurement.
         threads: torch intra-op threads during the run.
         confidence: Confidence level of the ratio's CI.
@@ -536,7 +541,7 @@ def compare(
     """
     _validate(baseline_fn, "baseline_fn")
     _validate(candidate_fn, "candidate_fn")
-    _check_budget(min_rounds, min_time, max_time)
+    min_time = _check_budget(min_rounds, min_time, max_time)
     if min_rounds < 10:
         raise InputError(f"min_rounds must be >= 10 for a CI, got {min_rounds}")
     if not 0 < confidence < 1:

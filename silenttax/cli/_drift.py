@@ -55,8 +55,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--fail-on",
         choices=["none", "info", "warning", "critical"],
-        default="none",
-        help="exit with status 1 when a finding reaches this severity (default: none)",
+        default="warning",
+        help="exit with status 1 when a finding reaches this severity (warning, as every "
+        "command that judges data or models; none: always 0)",
     )
     parser.add_argument("--all", action="store_true", help="also list healthy feature checks")
     parser.set_defaults(func=run, parser=parser)

@@ -251,3 +251,23 @@ def test_compare_results_rejects_unbalanced_sides() -> None:
         compare_results(_process("a", 1, rng), [_process("b", 1, rng), _process("b", 1, rng)])
     with pytest.raises(InputError, match="baseline"):
         compare_results([], _process("b", 1, rng))
+
+
+def test_a_maximum_alone_means_at_most() -> None:
+    """``max_time`` below the default minimum: the run takes at most that (was an error)."""
+    start = time.perf_counter()
+    result = benchmark(lambda: spin(1e-4), max_time=0.3, warmup=2)
+    assert time.perf_counter() - start < 5  # bounded by max_time, not the 1 s default
+    assert len(result.samples) >= 1
+    with pytest.raises(InputError, match="min_time <= max_time"):
+        benchmark(lambda: None, min_time=2.0, max_time=0.3)  # both given: still refused
+    c = compare(lambda: spin(1e-4), lambda: spin(1e-4), max_time=0.4, warmup=2)
+    assert c.ratio > 0
+
+
+def test_assert_no_regression_takes_a_comparison_alone() -> None:
+    from silenttax.testing import assert_no_regression
+
+    c = compare(lambda: spin(2e-4), lambda: spin(4e-4), min_time=0.4, max_time=5)
+    with pytest.raises(AssertionError, match="performance regression"):
+        assert_no_regression(c)
