@@ -28,7 +28,8 @@ def assert_no_regression(
 
     ``baseline`` alone may be a :class:`~silenttax.benchmark.Comparison` (both sides
     interleaved in one process), as for the gate. Arguments and ``tolerances``
-    (``max_p50_regression``, ``max_p99_regression``, ``max_memory_regression``, ``max_cost_regression``, ``alpha``, ...) are those of
+    (``max_p50_regression``, ``max_p99_regression``, ``max_memory_regression``,
+    ``max_cost_regression``, ``alpha``, ...) are those of
     :func:`silenttax.gate.performance_gate`. An inconclusive gate passes unless
     ``allow_inconclusive=False``: too few samples is not evidence of a slowdown.
 
