@@ -30,8 +30,8 @@ TARGET = "progression"
 DEMO_NOTE = (
     "demo audit: the diabetes study of Efron et al. (2004), reference = patients coded sex=1, "
     "production = sex=2 with injected decay (bmi as padded strings in 40% of rows, bp nulls "
-    "rising to 30%); a 9-input MLP trained on the reference, exported to ONNX, served by a "
-    "pipeline with an 'audit_log' validation step"
+    "rising from 0% to 60% across the rows, 30% overall); a 9-input MLP trained on the "
+    "reference, exported to ONNX, served by a pipeline with an 'audit_log' validation step"
 )
 
 
