@@ -1,8 +1,19 @@
-"""Reading CSV and Parquet files into columns (for the command line).
+"""Reading CSV and Parquet files into columns (for the command line and the audit).
 
-pyarrow is used when installed (``pip install 'silenttax[io]'``); CSV also
-works without it through Python's ``csv`` module, with per-column type
-inference (a column is numeric when every non-empty value is a plain number).
+Delimited text is read **as text first**: a column becomes numbers only when every
+value is a plain number (``12``, ``-3.5e2``) or a missing marker (empty, ``NA``,
+``NaN``, ``null``, ...: pandas' and pyarrow's set). A number padded with whitespace
+(``"  1.18 "``), with thousands separators (``1,234.5``) or a decimal comma (``3,14``)
+keeps its column as text, so feature health sees what arrived
+(``feature.numeric_string``, ``feature.whitespace``), the same findings as a Parquet
+file or a DataFrame whose column holds those strings; drift reads the numbers in it
+against a numeric reference. (CSV readers trim and convert such values silently, and
+the padding was invisible.)
+
+pyarrow is used when installed (``pip install 'silenttax[io]'``): its type inference
+picks the candidate numeric columns, which are read as strings and checked with
+vectorised regular expressions. CSV also works without it through Python's ``csv``
+module with the same rule.
 """
 
 from __future__ import annotations
@@ -19,7 +30,15 @@ from silenttax._deps import is_installed, optional_import
 from silenttax._parse import PLAIN, parse_numbers
 from silenttax.errors import InputError
 
-__all__ = ["read_table"]
+__all__ = ["MISSING", "read_table"]
+
+#: Text that means "no value" in a numeric CSV column (pandas' and pyarrow's defaults).
+MISSING = frozenset(
+    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+     "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)  # fmt: skip
+_PLAIN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_INTEGER = r"^[+-]?\d+$"
 
 
 def read_table(path: str | Path) -> Any:
@@ -42,12 +61,44 @@ def read_table(path: str | Path) -> Any:
     if not name.endswith((".csv", ".csv.gz")):
         raise InputError(f"{str(file)!r}: expected a .csv, .csv.gz or .parquet file")
     if is_installed("pyarrow"):
-        pa_csv: Any = optional_import("pyarrow.csv")
         try:
-            return pa_csv.read_csv(file)
+            return _read_csv_arrow(file)
         except Exception as exc:  # pyarrow's errors carry no common base worth importing
             raise InputError(f"{str(file)!r}: cannot read as CSV: {exc}") from exc
     return _read_csv(file)
+
+
+def _read_csv_arrow(file: Path) -> Any:
+    """pyarrow's reader, text first: the columns it would read as numbers are read as
+    strings and become numbers only when every value is plain (see the module docs)."""
+    pa: Any = optional_import("pyarrow")
+    pa_csv: Any = optional_import("pyarrow.csv")
+    pc: Any = optional_import("pyarrow.compute")
+    with pa_csv.open_csv(file) as reader:  # the first block: what would be numbers
+        schema = reader.schema
+    numeric = [
+        f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
+    ]
+    options = pa_csv.ConvertOptions(column_types={n: pa.string() for n in numeric},
+                                    strings_can_be_null=False)  # fmt: skip
+    table = pa_csv.read_csv(file, convert_options=options)
+    missing_set = pa.array(sorted(MISSING), pa.string())
+    for index, name in enumerate(table.column_names):
+        column = table.column(index)
+        if name not in numeric or not pa.types.is_string(column.type):
+            continue
+        missing = pc.is_in(column, value_set=missing_set)
+        plain = pc.match_substring_regex(column, _PLAIN)
+        if not (pc.all(pc.or_(missing, plain)).as_py() and pc.any(plain).as_py()):
+            continue  # a padded or formatted number, or text: the column stays text
+        cleaned = pc.if_else(missing, pa.scalar(None, pa.string()), column)
+        whole = pc.all(pc.or_(missing, pc.match_substring_regex(column, _INTEGER))).as_py()
+        try:
+            typed = pc.cast(cleaned, pa.int64() if whole else pa.float64())
+        except pa.ArrowInvalid:  # integers beyond int64
+            typed = pc.cast(cleaned, pa.float64())
+        table = table.set_column(index, name, typed)
+    return table
 
 
 def _read_csv(file: Path) -> dict[str, Any]:
@@ -67,10 +118,11 @@ def _read_csv(file: Path) -> dict[str, Any]:
             raise InputError(f"{str(file)!r}: line {i} has {len(row)} fields, expected {width}")
     columns: dict[str, Any] = {}
     for j, name in enumerate(header):
-        raw = np.array([None if row[j] == "" else row[j] for row in body], dtype=object)
+        raw = np.array([None if row[j] in MISSING else row[j] for row in body], dtype=object)
         parsed = parse_numbers(raw)
         present = int(sum(v is not None for v in raw.tolist()))
-        if present and int(np.count_nonzero(parsed.form == PLAIN)) == present:
+        plain = (parsed.form == PLAIN) & ~parsed.padded_mask  # "  1.18 " is text, not 1.18
+        if present and int(np.count_nonzero(plain)) == present:
             values = parsed.values
             missing = np.isnan(values)
             whole = values[~missing]

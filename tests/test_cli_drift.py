@@ -113,3 +113,38 @@ def test_parquet_files(tmp_path: Path) -> None:
     report = Report.load(out)
     assert report.filter(subject="x", code="drift.numeric")[0].severity.value == "critical"
     assert report.filter(subject="city", code="drift.categorical")[0].severity.value == "ok"
+
+
+@pytest.mark.parametrize("reader", ["pyarrow", "csv module"])
+def test_padded_numbers_in_a_csv_are_named(
+    tmp_path: Path, reader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed's first fat feature, in the format most batch data arrives in: `a` written
+    as '  1.18 ' in every third row of the current CSV. Read text first, the column stays
+    text and the check names the padding, as for Parquet; clean numbers with NA stay
+    numbers."""
+    from silenttax import _files
+
+    if reader == "csv module":
+        monkeypatch.setattr(_files, "is_installed", lambda name: False)
+    rng = np.random.default_rng(5)
+    ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    for path, padded in ((ref, False), (cur, True)):
+        values = rng.normal(1.0, 0.2, 600)
+        lines = ["a,n,city"]
+        for i, v in enumerate(values):
+            a = f"  {v:.2f} " if padded and i % 3 == 0 else f"{v:.2f}"
+            n = "NA" if i % 50 == 0 else str(i % 7)
+            lines.append(f"{a},{n},{'oslo' if i % 2 else 'rome'}")
+        path.write_text("\n".join(lines) + "\n")
+    reference, current = _files.read_table(ref), _files.read_table(cur)
+    from silenttax._input import to_table
+
+    assert to_table(reference).kinds == {"a": "float", "n": "int", "city": "string"}
+    assert to_table(current).kinds["a"] in ("string", "object")
+    out = tmp_path / "r.json"
+    assert main(["drift", str(ref), str(cur), "--out", str(out)]) == 1
+    report = Report.load(out)
+    named = {(f.code, f.subject) for f in report.problems()}
+    assert {("feature.whitespace", "a"), ("feature.numeric_string", "a")} <= named, named
+    assert not [f for f in report.problems() if f.subject == "n"]  # NA is missing, not text
