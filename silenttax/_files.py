@@ -11,13 +11,14 @@ against a numeric reference. (CSV readers trim and convert such values silently,
 the padding was invisible.)
 
 pyarrow is used when installed (``pip install 'silenttax[io]'``): its type inference
-picks the candidate numeric columns, which are read as strings and checked with
-vectorised regular expressions. CSV also works without it through Python's ``csv``
-module with the same rule.
+picks the candidate numeric columns, which are read as strings and cast with Arrow's
+strict number parser (no whitespace, no separators). CSV also works without it
+through Python's ``csv`` module with the same rule.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -37,8 +38,6 @@ MISSING = frozenset(
     {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
      "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
 )  # fmt: skip
-_PLAIN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-_INTEGER = r"^[+-]?\d+$"
 
 
 def read_table(path: str | Path) -> Any:
@@ -88,15 +87,15 @@ def _read_csv_arrow(file: Path) -> Any:
         if name not in numeric or not pa.types.is_string(column.type):
             continue
         missing = pc.is_in(column, value_set=missing_set)
-        plain = pc.match_substring_regex(column, _PLAIN)
-        if not (pc.all(pc.or_(missing, plain)).as_py() and pc.any(plain).as_py()):
-            continue  # a padded or formatted number, or text: the column stays text
+        if pc.all(missing).as_py():
+            continue  # nothing but missing markers: text, as the csv module reads it
         cleaned = pc.if_else(missing, pa.scalar(None, pa.string()), column)
-        whole = pc.all(pc.or_(missing, pc.match_substring_regex(column, _INTEGER))).as_py()
-        try:
-            typed = pc.cast(cleaned, pa.int64() if whole else pa.float64())
-        except pa.ArrowInvalid:  # integers beyond int64
+        try:  # Arrow's parser is strict: '  1.18 ', '1,234.5' or '3,14' do not cast
             typed = pc.cast(cleaned, pa.float64())
+        except pa.ArrowInvalid:
+            continue  # a padded or formatted number, or text: the column stays text
+        with contextlib.suppress(pa.ArrowInvalid):  # whole numbers within int64
+            typed = pc.cast(cleaned, pa.int64())
         table = table.set_column(index, name, typed)
     return table
 
