@@ -16,7 +16,6 @@ from silenttax.features._profile import (
     ColumnProfile,
     merge_profiles,
     profile_column,
-    quantile,
 )
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
@@ -24,6 +23,19 @@ from silenttax.report._codes import make_finding
 __all__ = ["FeatureHealth", "FeatureHealthState", "check_health"]
 
 _DETECTOR = "features.FeatureHealth"
+
+
+def _beyond_all(k: int, n: int, m: int) -> float:
+    """P(the k largest of n + m exchangeable values are all among the m current ones):
+    ``C(m, k) / C(n + m, k)`` (1 for k <= 0)."""
+    if k <= 0:
+        return 1.0
+    if k > m:
+        return 0.0
+    log = (math.lgamma(m + 1) - math.lgamma(m - k + 1)) - (
+        math.lgamma(n + m + 1) - math.lgamma(n + m - k + 1)
+    )
+    return math.exp(log)
 
 
 def _rate_increase(k_ref: int, n_ref: int, k_cur: int, n_cur: int) -> tuple[float, float, float]:
@@ -84,7 +96,9 @@ class FeatureHealth(Stateful[FeatureHealthState]):
             (0.01 = one percentage point).
         critical_effect: Increase in the share of rows affected that is CRITICAL
             (0.05: five more rows in a hundred reach the model broken).
-        range_quantiles: Reference quantiles that bound the expected range.
+        range_tolerance: How far past the reference's observed minimum and maximum
+            (kept exactly) a value may lie before it is out of range, as a share of
+            the reference's span on each side (0.05: 5%).
         max_levels: Levels kept per column.
         low_cardinality: Numeric columns with at most this many distinct reference
             values are treated as codes: new, vanished and exploding values are reported.
@@ -109,7 +123,7 @@ class FeatureHealth(Stateful[FeatureHealthState]):
         alpha: float = 1e-3,
         min_effect: float = 0.01,
         critical_effect: float = 0.05,
-        range_quantiles: tuple[float, float] = (0.001, 0.999),
+        range_tolerance: float = 0.05,
         max_levels: int = 1000,
         low_cardinality: int = 20,
     ) -> None:
@@ -120,16 +134,15 @@ class FeatureHealth(Stateful[FeatureHealthState]):
                 "need 0 < min_effect <= critical_effect < 1, got "
                 f"min_effect={min_effect!r}, critical_effect={critical_effect!r}"
             )
-        lo, hi = range_quantiles
-        if not 0 <= lo < hi <= 1:
+        if not (0 <= range_tolerance and math.isfinite(range_tolerance)):
             raise InputError(
-                f"range_quantiles must satisfy 0 <= lo < hi <= 1, got {range_quantiles}"
+                f"range_tolerance must be a finite share >= 0, got {range_tolerance!r}"
             )
         self.columns = list(columns) if columns is not None else None
         self.alpha = alpha
         self.min_effect = min_effect
         self.critical_effect = critical_effect
-        self.range_quantiles = (float(lo), float(hi))
+        self.range_tolerance = float(range_tolerance)
         self.max_levels = max_levels
         self.low_cardinality = low_cardinality
         self._profiles: dict[str, ColumnProfile] | None = None
@@ -141,7 +154,7 @@ class FeatureHealth(Stateful[FeatureHealthState]):
             "alpha": self.alpha,
             "min_effect": self.min_effect,
             "critical_effect": self.critical_effect,
-            "range_quantiles": list(self.range_quantiles),
+            "range_tolerance": self.range_tolerance,
             "max_levels": self.max_levels,
             "low_cardinality": self.low_cardinality,
         }
@@ -242,9 +255,9 @@ class FeatureHealth(Stateful[FeatureHealthState]):
     @classmethod
     def from_state(cls, state: FeatureHealthState) -> Self:
         """Rebuild from :meth:`state`."""
-        params = settings(cls, state.params)
-        params["range_quantiles"] = tuple(params["range_quantiles"])
-        health = cls(**params)
+        saved = dict(state.params)
+        saved.pop("range_quantiles", None)  # files before range_tolerance: the default
+        health = cls(**settings(cls, saved))
         health._profiles = dict(state.profiles)
         return health
 
@@ -536,34 +549,56 @@ class FeatureHealth(Stateful[FeatureHealthState]):
         r, c = ref.numbers, cur.numbers
         assert r is not None and c is not None
         if r.count and c.count:
-            lo_q, hi_q = self.range_quantiles
-            lo, hi = quantile(r, lo_q), quantile(r, hi_q)
-            cur_values = c.values()
-            outside = int(np.count_nonzero((cur_values < lo) | (cur_values > hi)))
-            ref_values = r.values()
-            ref_outside = int(np.count_nonzero((ref_values < lo) | (ref_values > hi)))
-            example = None
-            if outside:
-                with np.errstate(over="ignore"):  # a distance past the float range is inf
-                    far = cur_values[np.argmax(np.abs(cur_values - (lo / 2 + hi / 2)))]
-                example = f"{far:g}"
-            found = self._increase(
-                "feature.out_of_range",
-                name,
-                f"values outside the reference range [{lo:.4g}, {hi:.4g}]",
-                ref_outside,
-                r.count,
-                outside,
-                c.count,
-                example=example,
-                recommendation="Check units and upstream changes; clip or reject at the edge.",
-            )
+            found = self._range(name, r, c)
             if found:
                 out.append(found)
         ref_dec, cur_dec = np.asarray(ref.decimals), np.asarray(cur.decimals)
         if ref_dec.sum() and cur_dec.sum():
             out.extend(self._precision(name, ref_dec, cur_dec, ref, cur))
         return out
+
+    def _range(self, name: str, r: Any, c: Any) -> Finding | None:
+        """``feature.out_of_range``: current values past the reference's observed minimum
+        and maximum (plus ``range_tolerance`` of its span), judged by the exact
+        exchangeability bound (no change: the current and reference values are one
+        sample, and a current value lands above all n reference values with
+        probability m / (n + m), k of them with C(m, k) / C(n + m, k))."""
+        lo, hi = float(r.min), float(r.max)
+        pad = self.range_tolerance * ((hi - lo) if hi > lo else max(abs(hi), 1.0))
+        low, high = lo - pad, hi + pad
+        cur_values = c.values()
+        with np.errstate(invalid="ignore"):
+            outside = int(np.count_nonzero((cur_values < low) | (cur_values > high)))
+        if not outside:
+            return None
+        n, m = int(r.count), int(c.count)
+        share = outside / m
+        p_value = min(1.0, 2.0 * _beyond_all(math.ceil(outside / 2), n, m))
+        if p_value >= self.alpha or share < self.min_effect:
+            return None
+        with np.errstate(over="ignore"):  # a distance past the float range is inf
+            far = cur_values[np.argmax(np.abs(cur_values - (lo / 2 + hi / 2)))]
+        severity = Severity.CRITICAL if share >= self.critical_effect else Severity.WARNING
+        return self._f(
+            "feature.out_of_range",
+            severity,
+            name,
+            f"'{name}': values outside the reference's range [{lo:.6g}, {hi:.6g}] "
+            f"(+-{self.range_tolerance:.0%} of its span) in {share:.1%} of rows",
+            share=share,
+            baseline=0.0,
+            threshold=self.min_effect,
+            p_value=p_value,
+            example=f"{far:g}",
+            recommendation="Check units and upstream changes; clip or reject at the edge.",
+            evidence={
+                "reference_min": lo,
+                "reference_max": hi,
+                "low": low,
+                "high": high,
+                "outside": outside,
+            },
+        )
 
     def _precision(
         self, name: str, ref_dec: Any, cur_dec: Any, ref: ColumnProfile, cur: ColumnProfile
@@ -722,7 +757,7 @@ def check_health(
         current = FeatureHealth.from_state(current)
     if not isinstance(current, FeatureHealth):
         return judge.check(current)
-    profiling = ("columns", "range_quantiles", "max_levels", "low_cardinality")
+    profiling = ("columns", "range_tolerance", "max_levels", "low_cardinality")
     same_settings(
         "FeatureHealth",
         {k: v for k, v in judge._params().items() if k in profiling},

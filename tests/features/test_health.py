@@ -111,8 +111,40 @@ def test_out_of_range_with_tolerance() -> None:
     score = reference(1)["score"].copy()  # type: ignore[attr-defined]
     score[:200] = 1e6
     finding = check(case(score=score)).filter(code="feature.out_of_range")[0]
-    assert finding.value == pytest.approx(0.05 + 0.002, abs=0.002)
+    assert finding.value == pytest.approx(200 / N)  # exactly the injected rows
     assert finding.evidence["example"] == "1e+06"
+    ref = np.asarray(reference(0)["score"])
+    assert f"[{ref.min():.6g}, {ref.max():.6g}]" in finding.message  # the observed range
+
+
+def test_out_of_range_false_alarms_on_random_halves_of_one_sample() -> None:
+    """A/A: random halves of the same data (small and large) stay quiet at least 95% of
+    the time (the exchangeability bound is exact, and conservative with the tolerance),
+    and a unit change in a tenth of the rows is named."""
+    rng = np.random.default_rng(11)
+    alarms = trials = 0
+    for n in (40, 128, 1000):
+        data = rng.lognormal(3, 0.6, n)
+        for _ in range(40):
+            order = rng.permutation(n)
+            a, b = data[order[: n // 2]], data[order[n // 2 :]]
+            report = FeatureHealth(alpha=0.05).fit({"x": a}).check({"x": b})
+            alarms += bool(report.filter(code="feature.out_of_range").problems())
+            trials += 1
+    assert alarms / trials <= 0.05, (alarms, trials)
+    scaled = data.copy()
+    scaled[: len(scaled) // 10] *= 1000  # grams arriving as milligrams
+    report = FeatureHealth().fit({"x": data[::2]}).check({"x": scaled})
+    assert report.filter(code="feature.out_of_range").problems()
+
+
+def test_health_saved_before_range_tolerance_still_loads() -> None:
+    state = FeatureHealth().fit(reference(0)).state()
+    old = state.model_copy(update={"params": {
+        k: v for k, v in state.params.items() if k != "range_tolerance"
+    } | {"range_quantiles": [0.001, 0.999]}})  # fmt: skip
+    health = FeatureHealth.from_state(old)
+    assert health.range_tolerance == 0.05
 
 
 def test_precision_noise_digits_and_rounding() -> None:
