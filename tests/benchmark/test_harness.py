@@ -255,14 +255,15 @@ def test_compare_results_rejects_unbalanced_sides() -> None:
 
 def test_a_maximum_alone_means_at_most() -> None:
     """``max_time`` below the default minimum: the run takes at most that (was an error)."""
-    start = time.perf_counter()
     result = benchmark(lambda: spin(1e-4), max_time=0.3, warmup=2)
-    assert time.perf_counter() - start < 5  # bounded by max_time, not the 1 s default
+    # the measurement contract: timed for at most max_time plus the call running when
+    # it was reached (a preempted call is longer, and counted as such), not 1 s
+    assert 0 < result.wall_time <= 0.3 + result.max + 0.01
     assert len(result.samples) >= 1
     with pytest.raises(InputError, match="min_time <= max_time"):
         benchmark(lambda: None, min_time=2.0, max_time=0.3)  # both given: still refused
     c = compare(lambda: spin(1e-4), lambda: spin(1e-4), max_time=0.4, warmup=2)
-    assert c.ratio > 0
+    assert c.rounds >= 1  # it ran within the shorter budget (it raised before)
 
 
 def test_assert_no_regression_takes_a_comparison_alone() -> None:
