@@ -536,7 +536,13 @@ class DriftDetector(Stateful[DriftDetectorState]):
             return "boolean"
         if isinstance(summary, CategoricalSummary):
             return "categorical"
-        if summary.scale == K_MAX and summary.distinct <= self.low_cardinality:
+        # codes repeat: few distinct values *and* each seen about twice or more; a small
+        # sample of measurements (every value distinct) stays continuous
+        if (
+            summary.scale == K_MAX
+            and summary.distinct <= self.low_cardinality
+            and summary.count >= 2 * summary.distinct
+        ):
             return "discrete"
         return "continuous"
 
@@ -652,6 +658,26 @@ class DriftDetector(Stateful[DriftDetectorState]):
                         ),
                         metric="non_null_rows",
                         value=float(cur.count),
+                        detector="drift.DriftDetector",
+                    )
+                )
+                continue
+            small = min(ref.count, cur.count)
+            if small < MIN_VALUES:
+                side = "reference" if ref.count <= cur.count else "current"
+                findings.append(
+                    make_finding(
+                        "drift.skipped",
+                        severity=Severity.INFO,
+                        subject=name,
+                        message=(
+                            f"'{name}': {small} {side} values, fewer than the {MIN_VALUES} a "
+                            "distribution test needs to tell a change from sampling noise; "
+                            "not tested (collect more rows to decide)"
+                        ),
+                        metric="values",
+                        value=float(small),
+                        threshold=float(MIN_VALUES),
                         detector="drift.DriftDetector",
                     )
                 )
@@ -814,6 +840,12 @@ def _as_datetimes(values: npt.NDArray[Any]) -> npt.NDArray[np.datetime64]:
                 except (TypeError, ValueError, OverflowError):
                     continue
     return out
+
+
+MIN_VALUES = 20
+"""Fewest non-null values per side for a column's drift tests: below it no test at the
+default alpha can tell a material change (0.05-0.1 on each family's effect scale) from
+sampling noise, and chi-square's expected counts are too small to trust."""
 
 
 def _binary(summary: NumericSummary | CategoricalSummary) -> bool:

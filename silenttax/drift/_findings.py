@@ -170,9 +170,11 @@ def dataset(
     drifted = sorted({f.subject for f in judged if f.severity >= Severity.WARNING})
     worst = max((f.severity for f in judged), default=Severity.OK)
     total = columns
+    untested = sorted({f.subject for f in judged if f.code == "drift.skipped"})
     message = (
         f"{len(drifted)} of {total} columns drifted"
         + (f": {', '.join(drifted[:8])}{' ...' if len(drifted) > 8 else ''}" if drifted else "")
+        + (f"; {len(untested)} not tested" if untested else "")
         + f" ({rows} current rows vs {reference_rows} reference rows, {correction} at "
         f"alpha {alpha:g})"
     )
@@ -184,7 +186,7 @@ def dataset(
         metric="drifted_columns",
         value=float(len(drifted)),
         threshold=0.0,
-        evidence={"drifted": drifted, "columns": total},
+        evidence={"drifted": drifted, "columns": total, "untested": untested},
         detector="drift.DriftDetector",
     )
 

@@ -298,3 +298,28 @@ def test_dask_frames_are_fitted_partition_by_partition_on_a_local_cluster() -> N
     assert health.profiles["city"].levels == FeatureHealth().fit(data).profiles["city"].levels
     cur = frame(31, 8000, shift=0.3)
     assert [f.severity for f in distributed.check(cur)] == [f.severity for f in local.check(cur)]
+
+
+@pytest.mark.parametrize("rows", [1, 5, 19])
+def test_a_tiny_reference_says_so_instead_of_crying_wolf(rows: int) -> None:
+    """A 1- to 19-row reference: every column is `drift.skipped` INFO naming the size
+    and the minimum, never a CRITICAL or a 'chi2 ... no drift' from treating a handful
+    of measurements as discrete codes."""
+    rng = np.random.default_rng(rows)
+    ref = {"ldl": rng.normal(100, 30, rows), "label": rng.choice(["a", "b"], rows)}
+    cur = {"ldl": rng.normal(160, 30, 300), "label": rng.choice(["a", "b"], 300)}
+    report = DriftDetector().fit(ref).check(cur)
+    skipped = report.filter(code="drift.skipped")
+    assert sorted(f.subject for f in skipped) == ["label", "ldl"]
+    assert all(f"{rows} reference values" in f.message and "20" in f.message for f in skipped)
+    assert not report.problems()
+    assert "2 not tested" in report.filter(code="drift.dataset")[0].message
+
+
+def test_a_small_sample_of_measurements_is_not_codes() -> None:
+    """20 distinct measurements (no more than low_cardinality) are continuous (KS), not
+    'discrete' codes because they are few: codes repeat."""
+    rng = np.random.default_rng(3)
+    detector = DriftDetector().fit({"x": rng.normal(0, 1, 20)})
+    report = detector.check({"x": rng.normal(0, 1, 20)})
+    assert report.filter(code="drift.numeric")[0].evidence["test"] == "ks"
