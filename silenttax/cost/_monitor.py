@@ -329,25 +329,24 @@ class CostMonitor(Stateful[CostMonitorState]):
         """
         count = count_or_none(inferences)
         busy = None if busy_seconds is None else seconds_or_none(busy_seconds)
-        bad_occupied = occupied_seconds is not None and seconds_or_none(occupied_seconds) is None
+        occupied = None if occupied_seconds is None else seconds_or_none(occupied_seconds)
         when = time.time() if now is None else seconds_or_none(now)
         if self.strict and (
             count is None
             or (busy is None and busy_seconds is not None)
-            or bad_occupied
+            or (occupied is None and occupied_seconds is not None)
             or when is None
         ):
             raise InputError(
                 "record: need inferences an integer >= 0, busy_seconds and occupied_seconds "
                 "finite numbers >= 0 "
                 f"and now finite seconds since the epoch, got {inferences!r}, "
-                f"{busy_seconds!r}, {now!r}"
+                f"{busy_seconds!r}, {occupied_seconds!r}, {now!r}"
             )
         with self._lock:
             if when is None:
                 self.invalid += 1  # no time to file it under: the whole call is dropped
                 return
-            occupied = None if occupied_seconds is None else seconds_or_none(occupied_seconds)
             if self._start is None:
                 self._start = when
             elif when - self._start >= self.window:

@@ -249,8 +249,8 @@ class SnapshotWriter:
         self._stop = threading.Event()
         self._closed = False
         self._write_lock = threading.Lock()  # a write never replaces a newer one
-        self._references: dict[str, tuple[int, str]] = {}  # field -> (id of component, file)
-        self._states: dict[str, tuple[int, Any]] = {}  # field -> (id of component, state)
+        # field -> (id of the live reference, its shared file, its state)
+        self._references: dict[str, tuple[int, str, Any]] = {}
         self._new_generation()
         ref = weakref.ref(self)
 
@@ -300,56 +300,41 @@ class SnapshotWriter:
                                      self._owner_started)  # fmt: skip
             state = middleware.state(references=False)
             update: dict[str, Any] = {"workers": [self.path.name], "generation": self.generation}
-            references = self._reference_files(middleware)
-            if references:
-                update["references"] = references
+            shared = self._shared_references(middleware)
+            if shared:
+                update["references"] = {field: name for field, (name, _) in shared.items()}
             state = state.model_copy(update=update)
             written: Path = state.save(self.path)
-            # a scrape served by this worker reads its own file next, and the reference
-            # files every worker of this app shares: no need to parse either
+            # a scrape served by this worker reads its own file next: no need to parse it
             stat = written.stat()
-            held = self._reference_states(middleware)
-            for field, name in references.items():
-                _remember_reference(held[field], self.folder / name)
-            loaded = state.model_copy(update=held)
+            loaded = state.model_copy(update={f: held for f, (_, held) in shared.items()})
             with _PARSED_LOCK:
                 _PARSED[written] = ((stat.st_ino, stat.st_mtime_ns, stat.st_size), loaded)
         return written
 
-    def _reference_states(self, middleware: Any) -> dict[str, Any]:
-        """Field -> the live reference's state, as a reader of the shared file gets it."""
+    def _shared_references(self, middleware: Any) -> dict[str, tuple[str, Any]]:
+        """Field -> (content-addressed file, state) of each live reference: the file is
+        written once per directory, and the state is put in the cache its readers use (so
+        no worker of this app parses the shared files it wrote)."""
         live = middleware.live
-        out: dict[str, Any] = {}
-        if live is not None:
-            for field, component in (("health_reference", live.health),
-                                     ("drift_reference", live.drift)):  # fmt: skip
-                known = self._states.get(field)
-                if component is not None and (known is None or known[0] != id(component)):
-                    known = (id(component), component.state())
-                    self._states[field] = known
-                if component is not None and known is not None:
-                    out[field] = known[1]
-        return out
-
-    def _reference_files(self, middleware: Any) -> dict[str, str]:
-        """Field -> the content-addressed file holding that live reference (written once)."""
-        live = middleware.live
+        out: dict[str, tuple[str, Any]] = {}
         if live is None:
-            return {}
-        out: dict[str, str] = {}
+            return out
         for field, component in (("health_reference", live.health),
                                  ("drift_reference", live.drift)):  # fmt: skip
             if component is None:
                 continue
             known = self._references.get(field)
             if known is None or known[0] != id(component):
-                text = component.state().to_json()
+                state = component.state()
+                text = state.to_json()
                 name = f"reference-{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
                 if not (self.folder / name).exists():
-                    component.state().save(self.folder / name)
-                known = (id(component), name)
+                    state.save(self.folder / name)
+                _remember_reference(state, self.folder / name)
+                known = (id(component), name, state)
                 self._references[field] = known
-            out[field] = known[1]
+            out[field] = known[1:]
         return out
 
     def close(self) -> None:
