@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Interleaved", "batch_means_interval", "interleave"]
+__all__ = ["Interleaved", "batch_means_interval", "interleave", "paired_batches"]
 
 _pc = time.perf_counter
 #: Most batches the rounds are grouped into for the interval (Law & Kelton use 10-30).
@@ -56,6 +56,56 @@ def batch_means_interval(
     estimate = float(means.mean())
     half = float(t.ppf(0.5 + confidence / 2, b - 1) * means.std(ddof=1) / math.sqrt(b))
     return estimate, estimate - half, estimate + half
+
+
+def paired_batches(
+    baseline: Any,
+    candidate: Any,
+    calls_per_round: int,
+    statistic: Callable[[np.ndarray], float],
+    *,
+    keep: Any = None,
+    batches: int = MAX_BATCHES,
+) -> np.ndarray:
+    """Per batch of rounds, ``statistic(candidate) - statistic(baseline)``: paired differences.
+
+    ``baseline`` and ``candidate`` are per-call samples in call order, ``calls_per_round``
+    of each per round (so round ``r`` is ``samples[r * c:(r + 1) * c]``); ``keep`` is a
+    boolean per round (False: left out, e.g. measured while the machine was busy). The
+    kept rounds are cut into ``batches`` contiguous groups (fewer when there are few
+    rounds; at least 2 rounds per group) and the statistic is taken over each group's
+    pooled samples on each side. Their differences are paired (both sides saw the same
+    seconds of the machine) and serially nearly independent, so their mean with a
+    Student t interval (:func:`batch_means_interval` over them) is the paired test.
+
+    Examples:
+        >>> import numpy as np
+        >>> a = np.tile([1.0, 1.0, 2.0, 2.0], 10)  # 20 rounds of 2 calls
+        >>> d = paired_batches(a, a * 1.5, 2, lambda x: float(np.log(np.median(x))))
+        >>> len(d), bool(np.allclose(d, np.log(1.5)))
+        (10, True)
+    """
+    c = max(1, int(calls_per_round))
+    base = np.asarray(baseline, dtype=float)
+    cand = np.asarray(candidate, dtype=float)
+    rounds = min(base.size, cand.size) // c
+    base, cand = base[: rounds * c].reshape(rounds, c), cand[: rounds * c].reshape(rounds, c)
+    if keep is not None:
+        mask = np.asarray(keep, dtype=bool)[:rounds]
+        if mask.size < rounds:
+            mask = np.concatenate([mask, np.ones(rounds - mask.size, dtype=bool)])
+        base, cand = base[mask], cand[mask]
+    k = min(batches, base.shape[0] // 2)
+    if k < 2:
+        return np.empty(0)
+    return np.array(
+        [
+            statistic(cand_part.ravel()) - statistic(base_part.ravel())
+            for base_part, cand_part in zip(
+                np.array_split(base, k), np.array_split(cand, k), strict=True
+            )
+        ]
+    )
 
 
 @dataclass

@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from silenttax._state import State
-from silenttax._stats import hodges_lehmann, hodges_lehmann_shift, quantile_rank_interval
+from silenttax._stats import hodges_lehmann_shift, quantile_rank_interval
 from silenttax._system import torch_threads
 from silenttax.benchmark._environment import Environment, environment
 from silenttax.errors import InputError
@@ -25,6 +25,8 @@ __all__ = ["BenchmarkResult", "Comparison", "benchmark", "compare", "compare_res
 _pc = time.perf_counter
 #: Samples needed before a percentile is reported without a caveat (MLPerf LoadGen's rule).
 MIN_SAMPLES = {"p90": 64, "p95": 130, "p99": 662}
+#: Fewest uncontended rounds an interleaved comparison is judged on.
+MIN_QUIET_ROUNDS = 10
 
 
 def _call_checked(fn: Callable[[], Any], label: str) -> None:
@@ -368,6 +370,63 @@ class Comparison(State):
     per-process medians)."""
     process_medians: list[list[float]] | None = None
     """Per side, the median latency of each process (``between_processes`` only)."""
+    calls_per_round: int | None = None
+    """Calls of each side per round (``interleaved``; None in files from before it was kept:
+    then ``len(samples) // rounds``)."""
+    round_contended: list[bool] | None = None
+    """Per round, whether the machine was busy (another process held a core the
+    measurement needed, or tasks stalled or were stolen from: see :attr:`contention`).
+    Contended rounds are left out of the verdict."""
+    contention: dict[str, Any] | None = None
+    """What the machine did during the run: blocks sensed, contended share, median
+    cores used by other processes, CPU stall and steal shares."""
+
+    def quiet_rounds(self) -> Any:
+        """Boolean per round: rounds the verdict uses (None: too few quiet rounds to
+        judge, the machine was busy for most of the run)."""
+        keep = np.ones(self.rounds, dtype=bool)
+        if self.round_contended:
+            keep[: len(self.round_contended)] = ~np.asarray(
+                self.round_contended[: self.rounds], dtype=bool
+            )
+        if keep.sum() < MIN_QUIET_ROUNDS or keep.mean() < 0.5:
+            return None
+        return keep
+
+    @property
+    def busy(self) -> bool:
+        """The machine was busy for so much of the run that no verdict can be drawn."""
+        return self.scope == "interleaved" and self.quiet_rounds() is None
+
+    def paired(self, q: float, statistic: Any = None) -> tuple[float, float, int] | None:
+        """Paired log ratio of the ``q``-quantile over batches of quiet rounds.
+
+        ``(mean log ratio, its standard error, batches)`` from
+        :func:`silenttax._interleave.paired_batches` (candidate minus baseline per
+        batch of rounds, both sides measured in the same seconds); None when the
+        comparison is not interleaved, the machine was busy, or fewer than 2 batches.
+        ``statistic`` replaces the log quantile (a function of one batch's samples).
+        """
+        from silenttax._interleave import paired_batches
+
+        keep = self.quiet_rounds() if self.scope == "interleaved" else None
+        if keep is None or self.rounds < 4:
+            return None
+        calls = self.calls_per_round or max(1, len(self.baseline.samples) // self.rounds)
+
+        def log_quantile(x: Any) -> float:
+            return math.log(max(float(np.quantile(x, q)), 1e-12))
+
+        diffs = paired_batches(
+            self.baseline.samples,
+            self.candidate.samples,
+            calls,
+            statistic or log_quantile,
+            keep=keep,
+        )
+        if diffs.size < 2:
+            return None
+        return float(diffs.mean()), float(diffs.std(ddof=1) / math.sqrt(diffs.size)), diffs.size
 
     def report(self, *, min_effect: float = 0.05, critical_effect: float = 0.50) -> Report:
         """``latency.ab_regression`` (plus ``dependency.*`` when the environments differ).
@@ -392,6 +451,7 @@ class Comparison(State):
         change = f"{(self.ratio - 1) * 100:+.1f}%"
         ci_text = f"{self.confidence:.0%} CI {(lo - 1) * 100:+.1f}% to {(hi - 1) * 100:+.1f}%"
         p_text = "" if self.p_value is None else f", p = {self.p_value:.2g}"
+        evidence: dict[str, Any] = {}
         if self.scope == "within_process":
             # One process per side: the CI covers only within-process noise, so it
             # cannot say the sides differ (between processes medians vary ~10%).
@@ -401,6 +461,27 @@ class Comparison(State):
                 "variance; measure several processes per side or use compare_stacks"
             )
             ci_text = ci_text.replace("CI", "within-process CI")
+        elif self.scope == "interleaved":
+            # The same paired test the gate runs, so this line and the gate never disagree.
+            from silenttax.gate import performance_gate
+
+            gate = performance_gate(self, max_p50_regression=min_effect)
+            p50 = next(f for f in gate.findings if f.metric == "p50_ratio")
+            decided = str(p50.evidence["verdict"])
+            evidence = {"gate_verdict": decided, "reason": p50.evidence.get("reason")}
+            if decided == "regression":
+                lower = float(p50.evidence["ratio_lower"])
+                severity = Severity.CRITICAL if lower > 1 + critical_effect else Severity.WARNING
+                verdict = "slower"
+            elif hi < 1 and not self.busy:
+                severity, verdict = Severity.INFO, "faster"
+            elif decided == "pass":
+                severity, verdict = Severity.OK, f"no material difference (within +{min_effect:.0%})"
+            else:
+                severity = Severity.INFO
+                verdict = "inconclusive: " + (
+                    "machine busy" if self.busy else str(p50.evidence.get("need") or "too close")
+                )
         elif lo > 1 + min_effect:
             severity = Severity.CRITICAL if lo > 1 + critical_effect else Severity.WARNING
             verdict = "slower"
@@ -428,6 +509,8 @@ class Comparison(State):
                     "method": self.method,
                     "rounds": self.rounds,
                     "scope": self.scope,
+                    "contention": self.contention,
+                    **evidence,
                 },
                 recommendation=(
                     "The candidate is slower beyond min_effect: profile it "
@@ -506,16 +589,29 @@ def compare(
     threads: int | None = None,
     confidence: float = 0.95,
     names: tuple[str, str] = ("baseline", "candidate"),
+    until: Callable[[Comparison], bool] | None = None,
+    progress: Callable[[Comparison, float], None] | None = None,
 ) -> Comparison:
     """A/B-compare two callables interleaved in the same time window.
 
     Each round runs ``calls_per_round`` calls of each, in alternating order
-    (AB, BA, AB, ...), so machine noise hits both alike. The ratio is
-    ``exp(HL)`` where HL is the Hodges-Lehmann estimate of the per-round log
-    ratios ``log(median_B / median_A)``; its CI comes from the Wilcoxon
-    signed-rank distribution and the p-value from the Wilcoxon test — valid
-    under the shifting noise of a shared machine, because each round is its
-    own control.
+    (AB, BA, AB, ...), so machine noise hits both alike. While it runs, the
+    machine's load is sensed every 0.1 s (:mod:`silenttax._contention`: other
+    processes' CPU, CPU stall and steal): rounds measured while fewer cores
+    were free than the run needs are flagged in ``round_contended`` and left
+    out of the verdict; when they are most of the run the comparison is
+    ``busy`` and no verdict is drawn ("inconclusive: machine busy").
+
+    The ratio is the paired estimate: quiet rounds cut into 10 contiguous
+    batches, per batch the log of candidate median over baseline median,
+    their mean and its Student t interval (batch means: rounds are serially
+    correlated, batches nearly not). The deployment gate tests the same
+    statistic (:meth:`Comparison.paired`), so the two never disagree.
+
+    With ``until``, the run is adaptive: after ``min_time`` and every
+    second or so, ``until(comparison_so_far)`` is asked and the run stops
+    when it returns True (for example, when the gate has decided every
+    metric) or ``max_time`` is reached.
 
     Args:
         baseline_fn: The reference callable.
@@ -525,9 +621,13 @@ def compare(
         calls_per_round: Calls of each per round (default: about 5 ms worth).
         min_time: Fewest seconds of measurement (default 1 s, or ``max_time`` if shorter).
         max_time: Most seconds of measurement.
-        threads: torch intra-op threads during the run.
+        threads: torch intra-op threads during the run (the cores the run needs;
+            default: torch's current setting, or 1 without torch).
         confidence: Confidence level of the ratio's CI.
         names: Labels of the two callables.
+        until: Stop early once this returns True for the comparison so far.
+        progress: Called with the comparison so far and the seconds spent, at each
+            ``until`` check (a progress line).
 
     Examples:
         >>> import time
@@ -539,6 +639,9 @@ def compare(
         >>> 1.3 < c.ratio < 1.7 and c.ci[0] > 1
         True
     """
+    from silenttax._contention import Sensor
+    from silenttax._system import intra_op_threads
+
     _validate(baseline_fn, "baseline_fn")
     _validate(candidate_fn, "candidate_fn")
     min_time = _check_budget(min_rounds, min_time, max_time)
@@ -548,6 +651,7 @@ def compare(
         raise InputError(f"confidence must be in (0, 1), got {confidence!r}")
     fns = [baseline_fn, candidate_fn]
     with torch_threads(threads):
+        sensor = Sensor(needed=threads or intra_op_threads() or 1)
         _call_checked(baseline_fn, names[0])
         _call_checked(candidate_fn, names[1])
         warm = _warm_up(fns, warmup, max(0.5, 0.2 * max_time))
@@ -558,38 +662,86 @@ def compare(
             per_pair = max(_pc() - start, 1e-7)
             calls_per_round = max(1, min(100, int(0.005 / per_pair)))
         samples: list[list[float]] = [[], []]
-        medians: list[list[float]] = [[], []]
+        contended: list[bool] = []
+        loads = []
+        env = environment()
         cpu0 = time.process_time()
         began = _pc()
+        mark, window_start = sensor.mark(), 0
+        next_check = began + min_time
         rounds = 0
-        while (rounds < min_rounds or _pc() - began < min_time) and _pc() - began < max_time:
+        while True:
+            now = _pc()
+            if now - began >= max_time or (rounds >= min_rounds and now >= next_check):
+                if now - began >= max_time or until is None:
+                    break
+                if rounds > window_start:  # every round judged so far has its load
+                    load = sensor.since(mark)
+                    loads.append(load)
+                    contended.extend([load.contended] * (rounds - window_start))
+                    mark, window_start = sensor.mark(), rounds
+                partial = _comparison(
+                    names, samples, rounds, calls_per_round, contended, loads, warm,
+                    now - began, time.process_time() - cpu0, threads, env, confidence,
+                )  # fmt: skip
+                if progress is not None:
+                    progress(partial, now - began)
+                if until(partial):
+                    break
+                next_check = _pc() + max(1.0, 0.25 * (now - began))
             order = (0, 1) if rounds % 2 == 0 else (1, 0)
             for which in order:
                 fn = fns[which]
-                block = []
+                block = samples[which]
                 for _ in range(calls_per_round):
                     start = _pc()
                     fn()
                     block.append(_pc() - start)
-                samples[which].extend(block)
-                medians[which].append(statistics.median(block))
             rounds += 1
+            if _pc() - mark.wall >= 0.1:  # sense the machine over ~0.1 s windows of rounds
+                load = sensor.since(mark)
+                loads.append(load)
+                contended.extend([load.contended] * (rounds - window_start))
+                mark, window_start = sensor.mark(), rounds
+        if rounds > window_start:
+            load = sensor.since(mark)
+            loads.append(load)
+            contended.extend([load.contended] * (rounds - window_start))
         wall, cpu = _pc() - began, time.process_time() - cpu0
     if rounds < 10:
         raise InputError(
             f"only {rounds} rounds fit in max_time={max_time} s; raise max_time or make the "
             "calls cheaper"
         )
-    from scipy.stats import wilcoxon
+    return _comparison(
+        names, samples, rounds, calls_per_round, contended, loads, warm, wall, cpu, threads,
+        env, confidence,
+    )  # fmt: skip
 
-    logs = np.log(np.asarray(medians[1]) / np.asarray(medians[0]))
-    estimate, lo, hi = hodges_lehmann(logs, confidence)
-    p_value = 1.0 if np.all(logs == 0) else float(wilcoxon(logs).pvalue)
-    env = environment()
+
+def _comparison(
+    names: tuple[str, str],
+    samples: list[list[float]],
+    rounds: int,
+    calls: int,
+    contended: list[bool],
+    loads: list[Any],
+    warm: int,
+    wall: float,
+    cpu: float,
+    threads: int | None,
+    env: Environment,
+    confidence: float,
+) -> Comparison:
+    """A Comparison of interleaved samples so far: the paired estimate over quiet rounds."""
+    from scipy.stats import t
+
+    from silenttax._contention import summarize
+
     results = [
         _summarize(
             names[i],
-            samples[i],
+            samples[i][: rounds * calls],
             batch_size=1,
             warmup_calls=warm,
             wall=wall / 2,
@@ -600,15 +752,41 @@ def compare(
         )
         for i in (0, 1)
     ]
-    return Comparison(
+    flags = (contended + [False] * rounds)[:rounds]
+    draft = Comparison(
         baseline=results[0],
         candidate=results[1],
-        ratio=math.exp(estimate),
-        ci=(math.exp(lo), math.exp(hi)),
+        ratio=1.0,
+        ci=(1.0, 1.0),
         confidence=confidence,
-        p_value=p_value,
-        method="Hodges-Lehmann on per-round log ratios (Wilcoxon signed-rank CI and test)",
+        p_value=None,
+        method="paired batches of interleaved rounds",
         rounds=rounds,
+        calls_per_round=calls,
+        round_contended=flags,
+        contention=summarize(loads),
+    )
+    paired = draft.paired(0.5)
+    if paired is None:  # a busy machine: describe all rounds, judge none
+        paired = draft.model_copy(update={"round_contended": None}).paired(0.5)
+    if paired is None:
+        return draft
+    estimate, se, k = paired
+    if se > 0:
+        half = float(t.ppf(0.5 + confidence / 2, k - 1)) * se
+        p_value = float(2 * t.sf(abs(estimate) / se, k - 1))
+    else:
+        half, p_value = 0.0, 1.0 if estimate == 0 else 0.0
+    return draft.model_copy(
+        update={
+            "ratio": math.exp(estimate),
+            "ci": (math.exp(estimate - half), math.exp(estimate + half)),
+            "p_value": p_value,
+            "method": (
+                f"paired t over {k} batches of interleaved rounds (log ratio of batch "
+                "medians, candidate / baseline; contended rounds left out)"
+            ),
+        }
     )
 
 

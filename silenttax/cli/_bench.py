@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,10 @@ def add_parser(subparsers: Any) -> None:
         description=(
             "Benchmark MODEL on the given inputs and save a BenchmarkResult (JSON) that "
             "'silenttax gate' reads. With two models, run them interleaved in this process "
-            "(rounds alternate AB, BA, ...) and save the Comparison; 'silenttax gate "
-            "COMPARISON' then gates it on blocks of rounds. A model is an .onnx file or a "
+            "(rounds alternate AB, BA, ...) until the gate decides every metric or --max-time "
+            "is spent (progress on stderr), and save the Comparison; 'silenttax gate "
+            "COMPARISON' then gates it on paired batches of rounds; rounds measured while "
+            "other processes held the cores are left out. A model is an .onnx file or a "
             "torch factory as 'package.module:function' returning an nn.Module (weights "
             "from --weights, a state_dict saved with torch.save, read with weights_only)."
         ),
@@ -41,9 +44,14 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--weights-b", help="state_dict for the second torch factory")
     parser.add_argument("--threads", type=count(), default=None, help="intra-op threads")
     parser.add_argument(
-        "--min-time", type=number(above=0), default=2.0, help="seconds of measurement"
+        "--min-time", type=number(above=0), default=2.0, help="fewest seconds of measurement"
     )
-    parser.add_argument("--max-time", type=number(above=0), default=20.0, help="most seconds")
+    parser.add_argument(
+        "--max-time",
+        type=number(above=0),
+        default=20.0,
+        help="most seconds (two models: stop earlier once the gate decides)",
+    )
     parser.add_argument("--out", metavar="JSON", required=True, help="where to save the result")
     parser.set_defaults(func=run, parser=parser)
 
@@ -110,7 +118,7 @@ def load_model(spec: str, weights: str | None, inputs: Any, threads: int | None)
 def run(args: argparse.Namespace) -> int:
     """Benchmark (or compare) and save; returns 0 (the gate decides, not this command)."""
     from silenttax.benchmark import benchmark, compare
-    from silenttax.gate import performance_gate
+    from silenttax.gate import performance_gate, verdict
 
     inputs = read_inputs(args.input)
     sys.path.insert(0, str(Path.cwd()))  # factories of the project the command runs in
@@ -124,14 +132,66 @@ def run(args: argparse.Namespace) -> int:
         comparison = compare(
             fn,
             fn_b,
-            min_time=args.min_time,
+            min_time=min(args.min_time, args.max_time),
             max_time=args.max_time,
             threads=args.threads,
             names=(args.model, args.model_b),
+            until=lambda c: verdict(performance_gate(c)) != "inconclusive",
+            progress=_progress,
         )
-        report = comparison.report() | performance_gate(comparison)
+        gate = performance_gate(comparison)
+        report = comparison.report() | gate
         print(report.to_text(color=sys.stdout.isatty()))
+        if verdict(gate) == "inconclusive":
+            print(_decide_hint(gate, comparison, args.max_time))
         result = comparison  # type: ignore[assignment]
     result.save(Path(args.out), indent=2)
     print(f"result written to {args.out}")
     return 0
+
+
+def _progress(comparison: Any, seconds: float) -> None:
+    """One stderr line per check of an adaptive comparison."""
+    from silenttax.gate import performance_gate
+
+    gate = performance_gate(comparison)
+    each = ", ".join(
+        f"{str(f.metric).removesuffix('_ratio')} {f.value:.3f} {f.evidence['verdict']}"
+        if f.value is not None
+        else f"{str(f.metric).removesuffix('_ratio')} {f.evidence['verdict']}"
+        for f in gate.findings[1:]
+        if f.code == "gate.latency"
+    )
+    busy = (comparison.contention or {}).get("contended_share", 0.0)
+    print(
+        f"  {seconds:5.1f} s  {comparison.rounds} rounds  {each}"
+        + (f"  (machine busy {busy:.0%} of the time)" if busy else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _decide_hint(gate: Any, comparison: Any, max_time: float) -> str:
+    """The exact command that would decide an inconclusive gate."""
+    import shlex
+
+    if comparison.busy:
+        return (
+            "inconclusive because the machine was busy (other processes held the cores); "
+            "rerun the same command when it is quiet, or on a dedicated machine"
+        )
+    wanted = [
+        int(f.evidence["samples_to_decide"])
+        for f in gate.findings
+        if f.evidence.get("verdict") == "inconclusive" and "samples_to_decide" in f.evidence
+    ]
+    have = max(len(comparison.baseline.samples), 1)
+    factor = max(wanted, default=4 * have) / have
+    seconds = max(max_time * 2, math.ceil(max_time * factor * 1.2))
+    argv = list(sys.argv[1:])
+    if "--max-time" in argv:
+        at = argv.index("--max-time")
+        del argv[at : at + 2]
+    argv = [a for a in argv if not a.startswith("--max-time=")]
+    command = shlex.join(["silenttax", *argv, "--max-time", f"{seconds:g}"])
+    return f"to decide it, measure about {factor:.1f}x longer:\n  {command}"

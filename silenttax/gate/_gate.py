@@ -282,6 +282,8 @@ class _Metric:
     cand: _Side | None
     need: str  # why a side is missing
     unit_value: tuple[float, float] | None = None  # baseline, candidate on their own scale
+    paired: tuple[float, float, int] | None = None  # log ratio, se, batches (interleaved)
+    busy: dict[str, Any] | None = None  # the machine was busy: no verdict, these figures
 
 
 def _p_one_sided(z: float, df: float | None) -> float:
@@ -305,14 +307,32 @@ def _welch_df(a: _Side, b: _Side) -> float | None:
     return num / den if den > 0 else None
 
 
-def _comparison_blocks(comparison: Any, blocks: int = 10) -> tuple[list[_Float], list[_Float]]:
-    """Both sides of an interleaved comparison as contiguous blocks of rounds."""
+def _comparison_sides(comparison: Any) -> tuple[_Float, _Float]:
+    """Both sides' samples of an interleaved comparison, from its quiet rounds only."""
+    keep = comparison.quiet_rounds()
+    calls = comparison.calls_per_round or max(
+        1, len(comparison.baseline.samples) // max(comparison.rounds, 1)
+    )
     sides = []
     for result in (comparison.baseline, comparison.candidate):
         samples = np.asarray(result.samples, dtype=np.float64)
-        k = max(1, min(blocks, comparison.rounds // 2 or 1))
-        sides.append([b for b in np.array_split(samples, k) if len(b)])
+        rounds = min(comparison.rounds, samples.size // calls)
+        if keep is not None and rounds:
+            samples = samples[: rounds * calls].reshape(rounds, calls)[keep[:rounds]].ravel()
+        sides.append(samples)
     return sides[0], sides[1]
+
+
+def _paired_metric(comparison: Any, q: float) -> tuple[float, float, int] | None:
+    """The paired log ratio of the q-quantile (p99: of the upper band) over batches."""
+    band = _BAND.get(q)
+    if band is None:
+        return comparison.paired(q)  # type: ignore[no-any-return]
+
+    def band_log(x: _Float) -> float:
+        return float(np.mean(np.log(np.maximum(np.quantile(x, band), 1e-12))))
+
+    return comparison.paired(q, band_log)  # type: ignore[no-any-return]
 
 
 def performance_gate(
@@ -419,15 +439,28 @@ def performance_gate(
                 f"gated alone; this one is {baseline.scope} (compare_results): pass the "
                 "BenchmarkResults themselves, one list per side with one result per process"
             )
-        baseline, candidate = _comparison_blocks(baseline)
+        comparison = baseline
+        baseline, candidate = _comparison_sides(comparison)
     elif candidate is None:
         raise InputError("candidate: missing (only a Comparison carries both sides)")
+    else:
+        comparison = None
     base, cand = _read(baseline, "baseline"), _read(candidate, "candidate")
     metrics: list[_Metric] = []
     for q, tol in ((0.5, max_p50_regression), (0.99, max_p99_regression)):
         label = f"p{q * 100:g}"
         b, c = _quantile_side(base, q), _quantile_side(cand, q)
-        metrics.append(_Metric(label, tol, b, c, f"at least {_min_n(q)} samples per side"))
+        need = f"at least {_min_n(q)} samples per side"
+        paired = busy = None
+        if comparison is not None:
+            if comparison.busy:
+                busy = comparison.contention or {}
+            elif b is not None and c is not None:
+                paired = _paired_metric(comparison, q)
+                if paired is None:
+                    b = c = None
+                    need = "at least 4 rounds in 2 batches"
+        metrics.append(_Metric(label, tol, b, c, need, paired=paired, busy=busy))
     if max_memory_regression is not None:
         metrics.append(
             _Metric(
@@ -530,11 +563,17 @@ def _policy(policy: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any
 
 
 def _judge(metrics: list[_Metric], alpha: float) -> list[Finding]:
-    judged = [m for m in metrics if m.base is not None and m.cand is not None]
+    judged = [m for m in metrics if m.base is not None and m.cand is not None and m.busy is None]
     stats: dict[str, tuple[float, float, float | None]] = {}
     p_raw: dict[str, float] = {}
     for m in judged:
         assert m.base is not None and m.cand is not None
+        if m.paired is not None:  # one paired series: its own mean, se and t
+            log_ratio, se, k = m.paired
+            stats[m.name] = (log_ratio, se, float(k - 1))
+            z = log_ratio / se if se > 0 else math.copysign(math.inf, log_ratio or -1.0)
+            p_raw[m.name] = _p_one_sided(z, float(k - 1))
+            continue
         log_ratio = m.cand.log_value - m.base.log_value
         se = math.hypot(m.base.se, m.cand.se)
         df = _welch_df(m.base, m.cand)
@@ -555,6 +594,29 @@ def _metric_finding(
 ) -> Finding:
     code = {"peak_rss": "gate.memory", "cost_per_1k": "gate.cost"}.get(m.name, "gate.latency")
     limit = 1 + m.tolerance
+    if m.busy is not None:
+        figures = m.busy
+        return make_finding(
+            code,
+            severity=Severity.INFO,
+            subject="candidate",
+            message=(
+                f"{m.name}: inconclusive: machine busy — "
+                f"{figures.get('contended_share', 0):.0%} of the run had fewer free cores than "
+                f"it needs (other processes used a median "
+                f"{figures.get('other_cores_median') or 0:g} cores); rerun when the machine "
+                "is quiet, or on a dedicated one"
+            ),
+            metric=f"{m.name}_ratio",
+            threshold=limit,
+            evidence={
+                "verdict": "inconclusive",
+                "reason": "machine busy",
+                "tolerance": m.tolerance,
+                "contention": figures,
+            },
+            detector="gate.performance_gate",
+        )
     if stat is None:
         return make_finding(
             code,
@@ -601,7 +663,13 @@ def _metric_finding(
         "candidate_n": m.cand.n,
         "baseline_blocks": m.base.blocks,
         "candidate_blocks": m.cand.blocks,
-        "method": "Welch t over blocks" if df is not None else "order-statistic intervals",
+        "method": (
+            f"paired t over {m.paired[2]} batches of interleaved rounds"
+            if m.paired is not None
+            else "Welch t over blocks"
+            if df is not None
+            else "order-statistic intervals"
+        ),
     }
     if result == "inconclusive":
         distance = math.log(limit) - log_ratio if ratio < limit else log_ratio

@@ -50,7 +50,8 @@ def test_one_onnx_model_then_two_interleaved_then_the_gate(tmp_path: Path) -> No
     assert main(["gate", str(pair)]) in (0, 1, 3)  # the same model: any honest verdict
     assert main(["gate", str(pair), "--out", str(tmp_path / "r.json")]) in (0, 1, 3)
     gated = json.loads((tmp_path / "r.json").read_text())
-    assert gated["context"]["baseline_samples"] == len(comparison.baseline.samples)
+    # contended rounds (a busy CI runner) are left out of the verdict, never added
+    assert 0 < gated["context"]["baseline_samples"] <= len(comparison.baseline.samples)
 
 
 def test_a_torch_factory_with_weights_in_a_subprocess(tmp_path: Path) -> None:
