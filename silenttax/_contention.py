@@ -194,6 +194,7 @@ def summarize(loads: list[Load]) -> dict[str, Any]:
         "other_cores_median": median([x.other_cores for x in loads if x.other_cores is not None]),
         "stall_median": median([x.stall for x in loads if x.stall is not None]),
         "steal_median": median([x.steal for x in loads if x.steal is not None]),
+        "free_cores_median": median([x.free_cores for x in loads if x.free_cores is not None]),
         "other_cores_max": max(
             (round(x.other_cores, 3) for x in loads if x.other_cores is not None), default=None
         ),

@@ -14,6 +14,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -103,10 +104,8 @@ class CpuHog:
             self._timer = None
         for proc in self._procs:
             if proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, getattr(signal, "SIGKILL", signal.SIGTERM))
-                except ProcessLookupError:
-                    pass
             proc.wait(timeout=10)
         self._procs = []
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -160,47 +161,130 @@ class _Served(NamedTuple):
     latency: Any
     cost: Any
     resources: Any
+    samples: list[float]
+
+
+class _Arm(NamedTuple):
+    """One deployment to serve: its handler factory, its requests and its labels."""
+
+    label: str
+    make_handle: Callable[[Any], Callable[[Any], Any]]
+    requests: Sequence[Any]
+    latency_name: str
+    cost_name: str
+
+
+#: Seconds of calls per block when deployments alternate.
+_BLOCK_SECONDS = 0.01
 
 
 def _serve(
     run: _Run,
-    make_handle: Callable[[Any], Callable[[Any], Any]],
-    requests: Sequence[Any],
+    arms: Sequence[_Arm],
     *,
-    latency_name: str,
-    cost_name: str,
     pricing: Any,
     seconds: float,
     max_requests: int = 100_000,
-) -> _Served:
-    """Serve ``requests`` round-robin for about ``seconds`` through a fresh tracer,
-    latency, cost and resource monitor each; the cost window is closed at the end."""
+) -> tuple[dict[str, _Served], Any]:
+    """Serve each arm's requests round-robin for about ``seconds`` in all, through a fresh
+    tracer, latency and cost monitor per arm (one resource monitor: one process).
+
+    Several arms alternate in blocks of about 10 ms (A B, B A, ...) for the whole
+    serve, so a neighbour that takes a core hits every arm alike; the machine's load
+    is sensed every 0.1 s. Returns the arms' records and, for two arms, the
+    interleaved :class:`~silenttax.benchmark.Comparison` (second arm vs first; its
+    contended rounds are left out of its verdict), else None.
+    """
+    from silenttax._contention import Sensor
+    from silenttax._system import intra_op_threads
+    from silenttax.benchmark import environment
+    from silenttax.benchmark._harness import _comparison
     from silenttax.cost import CostMonitor
     from silenttax.monitor import LatencyMonitor, ResourceMonitor
     from silenttax.trace import Tracer
 
-    tracer = Tracer(max_traces=0)
-    handle = make_handle(tracer)
-    latency = LatencyMonitor(name=latency_name)
-    cost = CostMonitor(pricing, name=cost_name)
-    resources = ResourceMonitor(interval=0.05, name=latency_name)
+    tracers = [Tracer(max_traces=0) for _ in arms]
+    handles = [arm.make_handle(tracer) for arm, tracer in zip(arms, tracers, strict=True)]
+    # creep is a trajectory over many thousands of requests, never judged in a short serve
+    latencies = [LatencyMonitor(name=arm.latency_name, creep=False) for arm in arms]
+    costs = [CostMonitor(pricing, name=arm.cost_name) for arm in arms]
+    samples: list[list[float]] = [[] for _ in arms]
+    served = [0] * len(arms)
+    resources = ResourceMonitor(interval=0.05, name=arms[-1].latency_name)
+    sensor = Sensor(needed=intra_op_threads() or 1)
+
+    # Each arm's cost runs on its own clock: the seconds it held the instance (its calls
+    # back to back), as if it were the only deployment; interleaving shares the wall time.
+    epoch = time.time()
+    clocks = [epoch] * len(arms)
+
+    def call(i: int) -> float:
+        requests = arms[i].requests
+        request = requests[served[i] % len(requests)]
+        t0 = time.perf_counter()
+        handles[i](request)
+        busy = time.perf_counter() - t0
+        latencies[i].record(busy)
+        clocks[i] += busy
+        costs[i].record(1, busy_seconds=busy, occupied_seconds=busy, now=clocks[i])
+        samples[i].append(busy)
+        served[i] += 1
+        return busy
+
+    per_call = max(max(call(i) for _ in range(3)) for i in range(len(arms)))  # warm, size
+    for i in range(len(arms)):  # the warm-up calls are not the deployment's figures
+        latencies[i].reset()
+        samples[i].clear()
+        costs[i] = CostMonitor(pricing, name=arms[i].cost_name)
+        served[i] = 0
+        clocks[i] = epoch
+    block = max(1, min(200, round(_BLOCK_SECONDS / max(per_call, 1e-7))))
+    contended: list[bool] = []
+    loads = []
+    rounds = window_start = 0
+    mark = sensor.mark()
     deadline = time.perf_counter() + seconds
-    served = 0
     resources.start()
     try:
-        while served < max_requests and (served < 200 or time.perf_counter() < deadline):
-            request = requests[served % len(requests)]
-            t0 = time.perf_counter()
-            handle(request)
-            busy = time.perf_counter() - t0
-            latency.record(busy)
-            cost.record(1, busy_seconds=busy)
-            served += 1
+        while sum(served) < max_requests and (min(served) < 200 or time.perf_counter() < deadline):
+            order = range(len(arms)) if rounds % 2 == 0 else reversed(range(len(arms)))
+            for i in order:
+                for _ in range(block):
+                    call(i)
+            rounds += 1
+            if time.perf_counter() - mark.wall >= 0.1:
+                load = sensor.since(mark)
+                loads.append(load)
+                contended.extend([load.contended] * (rounds - window_start))
+                mark, window_start = sensor.mark(), rounds
     finally:
         resources.stop()
-    cost.close_window()
-    run.context.setdefault("served", {})[latency_name] = served
-    return _Served(tracer.breakdown(), latency.state(), cost, resources.state())
+    if rounds > window_start:
+        load = sensor.since(mark)
+        loads.append(load)
+        contended.extend([load.contended] * (rounds - window_start))
+    from silenttax._contention import summarize
+
+    run.context.setdefault("machine", {})[arms[-1].latency_name] = summarize(loads)
+    for arm, cost, count, clock in zip(arms, costs, served, clocks, strict=True):
+        cost.close_window(now=clock)
+        run.context.setdefault("served", {})[arm.latency_name] = count
+    comparison = None
+    if len(arms) == 2 and rounds >= 4:
+        comparison = _comparison(
+            (arms[0].label, arms[1].label), samples, rounds, block, contended, loads, 0,
+            time.perf_counter() - deadline + seconds, 0.0, intra_op_threads(), environment(),
+            0.95,
+        )  # fmt: skip
+    records = {
+        arm.label: _Served(tracer.breakdown(), latency.state(), cost, None, arm_samples)
+        for arm, tracer, latency, cost, arm_samples in zip(
+            arms, tracers, latencies, costs, samples, strict=True
+        )
+    }
+    last = arms[-1].label
+    records[last] = records[last]._replace(resources=resources.state())
+    return records, comparison
 
 
 def _model_steps(
@@ -309,6 +393,118 @@ def _model_steps(
     run.step("gate: fp32 vs the recommended candidate", gate)
 
 
+#: The framework's default threads are a tax worth a WARNING when they make calls at
+#: least this much slower than the threads that fit the free cores (lower CI bound).
+THREAD_TAX = 1.2
+
+
+def _threads_step(run: _Run, model: AuditModel, machine: dict[str, Any] | None) -> None:
+    """Oversubscribed default threads: measure the default against what fits the free cores.
+
+    Free cores are the usable cores minus the median cores other processes used
+    while the model was served. When the framework's default intra-op threads
+    exceed them, the model runs interleaved with the default and with the
+    threads that fit (``dependency.threads``: the measured ratio with its CI;
+    WARNING when even its lower bound is :data:`THREAD_TAX` or more).
+    """
+    import math
+
+    from silenttax._interleave import interleave
+    from silenttax._system import usable_cores
+    from silenttax.benchmark import onnx_fn, torch_fn
+
+    cores = usable_cores()
+    others = float((machine or {}).get("other_cores_median") or 0.0)
+    free = max(0.0, cores - others)
+    fit = max(1, math.floor(free + 0.25))
+    if model.torch_model is not None:
+        from silenttax._deps import optional_import
+
+        torch: Any = optional_import("torch")
+        framework, knob = "torch", "torch.set_num_threads({n}) or OMP_NUM_THREADS={n}"
+        default = int(torch.get_num_threads())
+        call = torch_fn(model.torch_model, model.torch_inputs())
+
+        def at(n: int) -> Callable[[], Any]:
+            def run_at() -> Any:
+                torch.set_num_threads(n)
+                return call()
+
+            return run_at
+
+        fns = [at(default), at(fit)]
+        restore: Callable[[], None] = lambda: torch.set_num_threads(default)  # noqa: E731
+    else:
+        framework = "onnxruntime"
+        knob = "SessionOptions.intra_op_num_threads = {n} (or OMP_NUM_THREADS={n})"
+        default = cores  # ONNX Runtime's default intra-op pool: one thread per core
+        fns = [onnx_fn(model.onnx, model.feeds()), onnx_fn(model.onnx, model.feeds(), threads=fit)]
+        restore = lambda: None  # noqa: E731
+    figures = {
+        "framework": framework,
+        "default_threads": default,
+        "fitting_threads": fit,
+        "usable_cores": cores,
+        "free_cores": round(free, 2),
+        "other_cores": round(others, 2),
+    }
+    run.context["threads"] = figures
+    if default <= fit:
+        finding = make_finding(
+            "dependency.threads",
+            severity=Severity.OK,
+            subject=framework,
+            message=(
+                f"{framework}'s {default} intra-op threads fit the {free:.1f} free cores "
+                f"({cores} usable, other processes used {others:.1f})"
+            ),
+            metric="threads",
+            value=float(default),
+            threshold=float(fit),
+            evidence=figures,
+            detector="audit.audit",
+        )
+    else:
+        try:
+            session = interleave(fns, [f"{default} threads", f"{fit} threads"], max_time=1.0)
+        finally:
+            restore()
+        if session.errors or session.rounds < 3:
+            raise SilentTaxError(f"threads: could not measure ({session.errors or 'no rounds'})")
+        ratio, lo, hi = session.ratio(1, 0)  # default / fitting: above 1, the default is slower
+        severity = Severity.WARNING if lo >= THREAD_TAX else Severity.INFO
+        setting = knob.format(n=fit)
+        finding = make_finding(
+            "dependency.threads",
+            severity=severity,
+            subject=framework,
+            message=(
+                f"{framework}'s default {default} intra-op threads on {free:.1f} free cores "
+                f"({cores} usable, other processes used {others:.1f}): each call "
+                + (
+                    f"{ratio:.2g}x slower than with {fit} (95% CI {lo:.2g}-{hi:.2g})"
+                    if lo > 1
+                    else f"{ratio:.2f}x the time with {fit} (95% CI {lo:.2f}-{hi:.2f}): "
+                    "no material difference measured"
+                )
+            ),
+            metric="thread_slowdown",
+            value=ratio,
+            baseline=1.0,
+            threshold=THREAD_TAX,
+            effect_size=ratio,
+            evidence={**figures, "ci": [lo, hi], "rounds": session.rounds},
+            recommendation=(
+                f"Pin the threads the serving host can give: {setting}; the default asks "
+                "for every core, and when a neighbour holds one the threads spin and wait."
+                if severity >= Severity.WARNING
+                else None
+            ),
+            detector="audit.audit",
+        )
+    run.add("saved", "threads", Report(findings=[finding], source="audit.threads"))
+
+
 def _environment_steps(run: _Run, *, index: bool) -> None:
     from silenttax.benchmark import environment, version_lag
 
@@ -334,6 +530,7 @@ def demo_audit(
     serve_seconds: float = 1.0,
     index: bool = True,
     price_per_hour: float = 0.10,
+    threads: int | None = None,
     progress: Progress | None = None,
 ) -> Audit:
     """The demo audit, offline: a real model on real data with decay and a shadow stage.
@@ -351,6 +548,8 @@ def demo_audit(
         serve_seconds: Seconds each deployment serves requests.
         index: Ask the package index for newer versions (False: offline).
         price_per_hour: Assumed price of the serving instance (USD/hour).
+        threads: torch intra-op threads for every measurement (default: torch's own
+            setting, stated in ``report.context["threads"]``).
         progress: ``progress(step, done, total)`` callback.
 
     Example (about 30 s, so not a doctest)::
@@ -362,7 +561,7 @@ def demo_audit(
     from silenttax.audit import _demo
     from silenttax.cost import CostModel
 
-    run = _Run("silenttax demo audit", progress, steps=11)
+    run = _Run("silenttax demo audit", progress, steps=12)
     run.context["note"] = _demo.DEMO_NOTE
     reference, current = _demo.demo_tables()
     _data_steps(
@@ -392,49 +591,48 @@ def demo_audit(
         def deployment(shadow: bool) -> Callable[[Any], Callable[[Any], Any]]:
             return lambda tracer: _demo.pipeline(model.torch_model, tracer, fill, audit_log=shadow)
 
-        served = {
-            label: _serve(
-                run,
-                deployment(shadow),
-                _demo.requests(table),
-                latency_name=f"{label} /predict",
-                cost_name="/predict",
-                pricing=pricing,
-                seconds=serve_seconds,
-            )
+        arms = [
+            _Arm(label, deployment(shadow), _demo.requests(table), f"{label} /predict", "/predict")
             for label, table, shadow in (
                 ("reference", reference, False),
                 ("production", current, True),
             )
-        }
-        trace0, latency0, cost0, _ = served["reference"]
-        trace1, latency1, cost1, resources1 = served["production"]
+        ]
+        served, comparison = _serve(run, arms, pricing=pricing, seconds=2 * serve_seconds)
+        trace0, latency0, cost0, _, _ = served["reference"]
+        trace1, latency1, cost1, resources1, _ = served["production"]
         cost1.baseline = cost0.windows[-1]
+        machine = {"machine": run.keep("serve_comparison", comparison)} if comparison else {}
         run.check(
             "trace",
             current=run.keep("trace", trace1),
             baseline=run.keep("trace_reference", trace0),
+            **machine,
         )
         run.check(
             "latency",
             current=run.keep("latency", latency1),
             baseline=run.keep("latency_reference", latency0),
+            **machine,
         )
-        run.add("check", "cost", cost1.state())
+        run.check("check", current=run.keep("cost", cost1.state()), **machine)
         run.add("check", "resources", resources1)
-        run.check(
-            "gate",
-            subject="production vs reference deployment",
-            baseline="latency_reference",
-            current="latency",
-        )
+        if comparison is not None:
+            run.check(
+                "gate", subject="production vs reference deployment", current="serve_comparison"
+            )
 
-    run.step("train the demo model", train)
-    run.step("serve both deployments", serve)
-    _model_steps(
-        run, model, max_time=max_time, pricing=pricing, methods=None, calibration=calibration
-    )
-    _environment_steps(run, index=index)
+    def threads_fit() -> None:
+        _threads_step(run, model, run.context.get("machine", {}).get("production /predict"))
+
+    with _pinned(run, threads):
+        run.step("train the demo model", train)
+        run.step("serve both deployments", serve)
+        run.step("threads", threads_fit)
+        _model_steps(
+            run, model, max_time=max_time, pricing=pricing, methods=None, calibration=calibration
+        )
+        _environment_steps(run, index=index)
     run.context["inputs"] = model.inputs_from
     return run.finish()
 
@@ -453,6 +651,7 @@ def audit(
     methods: Sequence[str] | None = None,
     index: bool = True,
     name: str | None = None,
+    threads: int | None = None,
     progress: Progress | None = None,
 ) -> Audit:
     """Audit a model (and its data): every module, judged, with snapshots to re-judge later.
@@ -477,6 +676,10 @@ def audit(
         methods: Quantization methods (default: every available one).
         index: Ask the package index for newer versions (False: offline).
         name: Label of the model in the report.
+        threads: torch intra-op threads for every measurement: what the deployment
+            will use (default: torch's own setting; stated in
+            ``report.context["threads"]``). Whether the default oversubscribes the
+            free cores is measured either way (``dependency.threads``).
         progress: ``progress(step, done, total)`` callback.
 
     Raises:
@@ -514,7 +717,7 @@ def audit(
         loaded, inputs=list(inputs) if inputs else None, current=cur, batch_size=batch_size
     )
     previous = _previous(baseline) if baseline is not None else None
-    run = _Run(f"silenttax audit: {loaded.name}", progress, steps=10 if ref is not None else 8)
+    run = _Run(f"silenttax audit: {loaded.name}", progress, steps=11 if ref is not None else 9)
     run.context["inputs"] = loaded.inputs_from
     if ref is not None:
         _data_steps(run, ref, cur, alpha=0.05)
@@ -523,15 +726,14 @@ def audit(
         run.skip("cost", "no --price-per-hour: cost per 1000 inferences is priced at 0")
 
     def serve() -> None:
-        served = _serve(
+        records, _ = _serve(
             run,
-            lambda tracer: _call(loaded, tracer),
-            [loaded.inputs],
-            latency_name=loaded.name,
-            cost_name=loaded.name,
+            [_Arm(loaded.name, lambda tracer: _call(loaded, tracer, threads), [loaded.inputs],
+                  loaded.name, loaded.name)],
             pricing=pricing,
             seconds=serve_seconds,
-        )
+        )  # fmt: skip
+        served = records[loaded.name]
         trace = run.keep("trace", served.trace)
         current = run.keep("latency", served.latency)
         if previous is not None and "trace" in previous:
@@ -551,15 +753,37 @@ def audit(
                 current=current,
             )
 
-    run.step("serve the model", serve)
+    def threads_fit() -> None:
+        _threads_step(run, loaded, run.context.get("machine", {}).get(loaded.name))
+
     calibration = None
     if not loaded.inputs_from.startswith("synthesized"):
         calibration = [loaded.torch_inputs() if loaded.torch_model is not None else loaded.inputs]
-    _model_steps(
-        run, loaded, max_time=max_time, pricing=pricing, methods=methods, calibration=calibration
-    )
-    _environment_steps(run, index=index)
+    with _pinned(run, threads):
+        run.step("serve the model", serve)
+        run.step("threads", threads_fit)
+        _model_steps(
+            run, loaded, max_time=max_time, pricing=pricing, methods=methods,
+            calibration=calibration,
+        )  # fmt: skip
+        _environment_steps(run, index=index)
     return run.finish()
+
+
+@contextlib.contextmanager
+def _pinned(run: _Run, threads: int | None) -> Iterator[None]:
+    """Every measurement of the audit at ``threads`` torch intra-op threads (None: as set)."""
+    from silenttax._system import intra_op_threads, torch_threads
+
+    if threads is not None and (isinstance(threads, bool) or threads < 1):
+        raise InputError(f"threads must be an int >= 1, got {threads!r}")
+    if threads is not None and is_installed("torch"):
+        from silenttax._deps import optional_import
+
+        optional_import("torch")  # so the setting takes before the model is built
+    with torch_threads(threads):
+        run.context["pinned_threads"] = threads if threads is not None else intra_op_threads()
+        yield
 
 
 def _previous(directory: str | os.PathLike[str]) -> dict[str, Any]:
@@ -572,7 +796,7 @@ def _previous(directory: str | os.PathLike[str]) -> dict[str, Any]:
     return {p.stem: silenttax.load(p) for p in sorted(root.glob("*.json"))}
 
 
-def _call(model: AuditModel, tracer: Any) -> Callable[[Any], Any]:
+def _call(model: AuditModel, tracer: Any, threads: int | None = None) -> Callable[[Any], Any]:
     """One traced call: convert the inputs, run the model, convert the outputs."""
     if model.torch_model is not None:
         from silenttax._deps import optional_import
@@ -592,7 +816,7 @@ def _call(model: AuditModel, tracer: Any) -> Callable[[Any], Any]:
         return handle_torch
     from silenttax._models import onnx_session
 
-    session = onnx_session(model.onnx)
+    session = onnx_session(model.onnx, threads=threads)
     names = model.input_names
 
     def handle_onnx(arrays: tuple[np.ndarray, ...]) -> Any:

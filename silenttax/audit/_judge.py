@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from silenttax._state import State
 from silenttax.errors import InputError, StateError
-from silenttax.report import Report
+from silenttax.report import Report, Severity
 
 __all__ = ["MANIFEST", "Check", "Manifest", "judge", "judge_directory", "read_manifest"]
 
@@ -115,6 +115,48 @@ RULES: dict[str, Callable[[Mapping[str, Any]], Any]] = {
 }
 
 
+def machine_busy(report: Report, machine: Any) -> Report:
+    """Performance findings measured while the machine was busy are not verdicts.
+
+    ``machine`` is the interleaved :class:`~silenttax.benchmark.Comparison` the
+    findings were measured in. When it is ``busy`` (most of its rounds had fewer
+    free cores than the measurement needs), every WARNING-or-above finding of the
+    report becomes INFO, its message prefixed "inconclusive: machine busy" and the
+    contention figures added to its evidence. A quiet measurement passes unchanged.
+    """
+    if not getattr(machine, "busy", False):
+        return report
+    figures = machine.contention or {}
+    note = (
+        f"inconclusive: machine busy ({figures.get('contended_share', 0):.0%} of the "
+        f"measurement had fewer free cores than it needs; other processes used a median "
+        f"{figures.get('other_cores_median') or 0:g} cores) — "
+    )
+    return report.model_copy(
+        update={
+            "findings": tuple(
+                f.model_copy(
+                    update={
+                        "severity": Severity.INFO,
+                        "message": note + f.message,
+                        "evidence": {
+                            **f.evidence,
+                            "verdict": "inconclusive",
+                            "reason": "machine busy",
+                            "contention": figures,
+                            "severity_if_quiet": str(f.severity),
+                        },
+                        "recommendation": "Rerun the audit when the machine is quiet.",
+                    }
+                )
+                if f.severity >= Severity.WARNING
+                else f
+                for f in report.findings
+            )
+        }
+    )
+
+
 def judge(checks: list[Check], snapshots: Mapping[str, Any]) -> Report:
     """Apply every check's rule to its snapshots (components or measurements)."""
     from silenttax._registry import load
@@ -128,9 +170,12 @@ def judge(checks: list[Check], snapshots: Mapping[str, Any]) -> Report:
             by_role = {role: snapshots[name] for role, name in check.snapshots.items()}
         except KeyError as exc:
             raise StateError(f"audit manifest: snapshot {exc.args[0]!r} is missing") from exc
-        report = rule({k: load(v) if isinstance(v, State) else v for k, v in by_role.items()})
+        loaded = {k: load(v) if isinstance(v, State) else v for k, v in by_role.items()}
+        report = rule(loaded)
         if not isinstance(report, Report):
             raise StateError(f"audit manifest: rule {check.rule!r} gave no Report")
+        if "machine" in loaded:
+            report = machine_busy(report, loaded["machine"])
         if check.subject is not None:
             report = report.model_copy(
                 update={

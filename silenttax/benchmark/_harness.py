@@ -470,13 +470,15 @@ class Comparison(State):
             decided = str(p50.evidence["verdict"])
             evidence = {"gate_verdict": decided, "reason": p50.evidence.get("reason")}
             if decided == "regression":
-                lower = float(p50.evidence["ratio_lower"])
+                lower = p50.value if p50.value is not None else 1.0
+                lower = float(p50.evidence.get("ratio_lower", lower))  # type: ignore[arg-type]
                 severity = Severity.CRITICAL if lower > 1 + critical_effect else Severity.WARNING
                 verdict = "slower"
             elif hi < 1 and not self.busy:
                 severity, verdict = Severity.INFO, "faster"
             elif decided == "pass":
-                severity, verdict = Severity.OK, f"no material difference (within +{min_effect:.0%})"
+                severity = Severity.OK
+                verdict = f"no material difference (within +{min_effect:.0%})"
             else:
                 severity = Severity.INFO
                 verdict = "inconclusive: " + (

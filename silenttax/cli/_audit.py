@@ -55,6 +55,13 @@ def add_parser(subparsers: Any) -> None:
         metavar="P",
         help="price of one serving instance per hour",
     )
+    parser.add_argument(
+        "--threads",
+        type=count(),
+        default=None,
+        help="intra-op threads the deployment will use (default: the framework's own); "
+        "whether the default oversubscribes the free cores is measured either way",
+    )
     parser.add_argument("--baseline", metavar="DIR", help="a previous audit's --out directory")
     parser.add_argument("--out", metavar="DIR", default="silenttax-audit", help="(silenttax-audit)")
     parser.add_argument(
@@ -186,6 +193,7 @@ def run_audit(args: argparse.Namespace) -> int:
                 max_time=args.max_time,
                 index=not args.offline,
                 price_per_hour=args.price_per_hour if args.price_per_hour is not None else 0.10,
+                threads=args.threads,
                 progress=progress,
             )
         else:
@@ -209,6 +217,7 @@ def run_audit(args: argparse.Namespace) -> int:
                 baseline=args.baseline,
                 max_time=args.max_time,
                 index=not args.offline,
+                threads=args.threads,
                 progress=progress,
             )
     out = result.save(args.out)

@@ -181,6 +181,28 @@ class Context:
         return self._onnx
 
 
+#: Operators an int8 method rewrites; a graph without any has nothing to quantize.
+_QUANTIZABLE_ONNX_OPS = frozenset({"MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU"})
+
+
+def _something_to_quantize(ctx: Context) -> None:
+    """Raise :class:`Skip` when the model has no layer the method quantizes (tree
+    ensembles, linear classifiers from skl2onnx, ...): nothing to try is not a failure."""
+    if ctx.model is None:
+        ops = _graph_ops(ctx.onnx_bytes())
+        if not ops & _QUANTIZABLE_ONNX_OPS:
+            shown = ", ".join(sorted(ops)[:6]) + (", ..." if len(ops) > 6 else "")
+            raise Skip(
+                "nothing to quantize: the graph has no MatMul, Gemm, Conv or recurrent op "
+                f"(it has {shown})"
+            )
+        return
+    torch: Any = optional_import("torch")
+    layers = (torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU, torch.nn.modules.conv._ConvNd)
+    if not any(isinstance(m, layers) for m in ctx.model.modules()):
+        raise Skip("nothing to quantize: the model has no Linear, Conv, LSTM or GRU layer")
+
+
 def build(method: str, ctx: Context) -> Built:
     """Build ``method``'s candidate; raises :class:`Skip` when it cannot run here."""
     if method in _TORCH_METHODS and ctx.model is None:
@@ -191,6 +213,8 @@ def build(method: str, ctx: Context) -> Built:
         raise Skip("static quantization needs calibration inputs (calibration=[...])")
     if method.startswith("ort_") and not is_installed("onnxruntime"):
         raise Skip("needs onnxruntime: pip install 'silenttax[onnx]'")
+    if method != "ort_fp32":
+        _something_to_quantize(ctx)
     notes: list[str] = []
     with captured(notes):
         built = _BUILDERS[method](ctx)

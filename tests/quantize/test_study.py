@@ -255,8 +255,23 @@ class NoLinear(torch.nn.Module):
         return torch.tanh(x) * 2 + 1
 
 
-def test_no_op_is_caught_and_never_recommended() -> None:
+class ScaledLinear(torch.nn.Linear):
+    """A Linear subclass: quantize_dynamic swaps exact types only, so it stays fp32."""
+
+
+def test_nothing_to_quantize_is_skipped_not_a_warning() -> None:
     s = study(NoLinear().eval(), X, methods=["torch_dynamic_int8"], max_time=0.3)
+    c = s.candidates[0]
+    assert c.applied is False and c.error is not None and "nothing to quantize" in c.error
+    assert s.best(min_speedup=0) is None
+    (finding,) = s.report().filter(code="quantize.skipped")
+    assert finding.severity is Severity.INFO and "no Linear, Conv" in finding.message
+    assert not s.report().filter(code="quantize.no_op")
+
+
+def test_no_op_is_caught_and_never_recommended() -> None:
+    model = torch.nn.Sequential(ScaledLinear(X.shape[1], 8)).eval()
+    s = study(model, X, methods=["torch_dynamic_int8"], max_time=0.3)
     c = s.candidates[0]
     assert c.applied is False and c.error is None
     assert s.best(min_speedup=0) is None
