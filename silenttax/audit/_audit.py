@@ -484,8 +484,11 @@ def _threads_step(run: _Run, model: AuditModel, machine: dict[str, Any] | None) 
                 + (
                     f"{ratio:.2g}x slower than with {fit} (95% CI {lo:.2g}-{hi:.2g})"
                     if lo > 1
+                    else f"{1 / ratio:.2g}x faster than with {fit} (95% CI "
+                    f"{1 / hi:.2g}-{1 / lo:.2g}): the default is no tax here"
+                    if hi < 1
                     else f"{ratio:.2f}x the time with {fit} (95% CI {lo:.2f}-{hi:.2f}): "
-                    "no material difference measured"
+                    "no difference measured"
                 )
             ),
             metric="thread_slowdown",
