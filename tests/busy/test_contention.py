@@ -56,7 +56,7 @@ def test_a_delayed_hog_arrives_mid_measurement_and_is_cancelled_when_stopped_ear
 
 @pytest.mark.parametrize(("processes", "delay"), [(0, 0.0), (True, 0.0), (1, -1.0)])
 def test_bad_hog_arguments_are_named(processes: int, delay: float) -> None:
-    with pytest.raises(InputError, match="processes|delay"):
+    with pytest.raises(InputError, match=r"processes|delay"):
         CpuHog(processes, delay=delay)
 
 
