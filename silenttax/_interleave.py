@@ -28,6 +28,8 @@ __all__ = ["Interleaved", "batch_means_interval", "interleave", "paired_batches"
 _pc = time.perf_counter
 #: Most batches the rounds are grouped into for the interval (Law & Kelton use 10-30).
 MAX_BATCHES = 10
+#: Fewest uncontended rounds a ratio is computed on (else all rounds, flagged busy).
+MIN_QUIET_ROUNDS = 10
 
 
 def batch_means_interval(
@@ -124,20 +126,44 @@ class Interleaved:
     """Seconds the session took (warm-up excluded)."""
     errors: dict[int, str] = field(default_factory=dict)
     """Callables that raised during the session (index -> error); their figures are dropped."""
+    round_contended: list[bool] = field(default_factory=list)
+    """Per round, whether the machine was busy (see :mod:`silenttax._contention`)."""
+    contention: dict[str, Any] = field(default_factory=dict)
+    """What the machine did during the session (:func:`silenttax._contention.summarize`)."""
 
     @property
     def rounds(self) -> int:
         """Rounds in which every callable ran a block."""
         return int(self.blocks.shape[0])
 
+    @property
+    def quiet(self) -> np.ndarray:
+        """Boolean per round: the rounds ratios use (all of them when the machine was busy
+        for most of the session: see :attr:`busy`)."""
+        flags = np.zeros(self.rounds, dtype=bool)
+        flags[: len(self.round_contended)] = self.round_contended[: self.rounds]
+        if self.busy:
+            return np.ones(self.rounds, dtype=bool)
+        return ~flags
+
+    @property
+    def busy(self) -> bool:
+        """Most of the session ran while other processes held the cores it needed."""
+        flags = np.asarray(self.round_contended[: self.rounds], dtype=bool)
+        quiet = int(self.rounds - flags.sum())
+        return bool(flags.any()) and (quiet < MIN_QUIET_ROUNDS or quiet < 0.5 * self.rounds)
+
     def ratio(
         self, baseline: int, other: int, confidence: float = 0.95
     ) -> tuple[float, float, float]:
         """Latency of ``other`` / latency of ``baseline``, with its batch-means CI.
 
-        ``(estimate, low, high)``; above 1 means ``other`` is slower.
+        ``(estimate, low, high)``; above 1 means ``other`` is slower. Rounds measured
+        while the machine was busy are left out (all rounds count when it was busy
+        for most of the session, and :attr:`busy` says so).
         """
-        logs = np.log(self.blocks[:, other]) - np.log(self.blocks[:, baseline])
+        keep = self.quiet
+        logs = np.log(self.blocks[keep, other]) - np.log(self.blocks[keep, baseline])
         estimate, lo, hi = batch_means_interval(logs, confidence)
         return math.exp(estimate), math.exp(lo), math.exp(hi)
 
@@ -200,10 +226,17 @@ def interleave(
         1 if not math.isfinite(t) else max(1, min(200, round(block_time / max(t, 1e-7))))
         for t in per_call
     ]
+    from silenttax._contention import Sensor, summarize
+    from silenttax._system import intra_op_threads
+
+    sensor = Sensor(needed=intra_op_threads() or 1)
+    contended: list[bool] = []
+    loads = []
     samples: list[list[float]] = [[] for _ in fns]
     rows: list[list[float]] = []
     live = [i for i in range(len(fns)) if i not in errors]
     began = _pc()
+    mark, window_start = sensor.mark(), 0
     while live:
         elapsed = _pc() - began
         done = len(rows)
@@ -224,6 +257,15 @@ def interleave(
             samples[i].extend(block)
             row[i] = max(float(np.median(block)), 1e-9)
         rows.append(row)
+        if _pc() - mark.wall >= 0.1:  # the machine's load over ~0.1 s of rounds
+            load = sensor.since(mark)
+            loads.append(load)
+            contended.extend([load.contended] * (len(rows) - window_start))
+            mark, window_start = sensor.mark(), len(rows)
+    if len(rows) > window_start:
+        load = sensor.since(mark)
+        loads.append(load)
+        contended.extend([load.contended] * (len(rows) - window_start))
     wall = _pc() - began
     blocks = np.array(rows, dtype=float).reshape(len(rows), len(fns))
     for i in errors:
@@ -235,4 +277,6 @@ def interleave(
         calls_per_block=counts,
         wall_time=wall,
         errors=errors,
+        round_contended=contended,
+        contention=summarize(loads),
     )

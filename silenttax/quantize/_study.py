@@ -148,6 +148,10 @@ class QuantizationStudy(State):
     """Threads used for the measurements."""
     rounds: int = 0
     """Interleaved rounds of the measurement session (every candidate and fp32 in each)."""
+    contention: dict[str, Any] | None = None
+    """What the machine did during the session: contended share, other processes' cores."""
+    busy: bool = False
+    """Other processes held the cores for most of the session: speedups are not verdicts."""
     classifier: bool = False
     """Whether the outputs were treated as class scores (``top1_agreement`` shown)."""
     int8: str | None = None
@@ -318,7 +322,11 @@ class QuantizationStudy(State):
             min_top1_agreement=min_top1_agreement,
             max_rel_error=max_rel_error,
         )
-        findings.append(self._recommendation(best, tied, min_speedup, max_rel_error))
+        if self.busy:
+            findings.append(self._busy())
+            best = None
+        else:
+            findings.append(self._recommendation(best, tied, min_speedup, max_rel_error))
         if cost is not None and best is not None:
             findings.append(self._cost(best, cost))
         findings.extend(self._candidate(c) for c in self.candidates)
@@ -326,6 +334,22 @@ class QuantizationStudy(State):
             findings=findings,
             source="quantize.QuantizationStudy.report",
             context={"model": self.model, "baseline_p50": self.baseline.p50, "int8": self.int8},
+        )
+
+    def _busy(self) -> Finding:
+        figures = self.contention or {}
+        return make_finding(
+            "quantize.recommendation",
+            severity=Severity.INFO,
+            subject=self.model,
+            message=(
+                "no recommendation: inconclusive: machine busy — "
+                f"{figures.get('contended_share', 0):.0%} of the session had fewer free cores "
+                f"than it needs (other processes used a median "
+                f"{figures.get('other_cores_median') or 0:g} cores); rerun when it is quiet"
+            ),
+            evidence={"verdict": "inconclusive", "reason": "machine busy", "contention": figures},
+            detector="quantize.QuantizationStudy",
         )
 
     def _recommendation(
@@ -696,6 +720,8 @@ def _run(
         candidates=[Candidate(**fields) for fields, _ in built],
         threads=threads,
         rounds=session.rounds,
+        contention=session.contention,
+        busy=session.busy,
         classifier=classifier,
         int8=support.summary,
         quantized_engine=support.engine,

@@ -121,3 +121,20 @@ def test_bench_runs_until_the_gate_decides() -> None:
     c = compare(lambda: x @ x, lambda: x @ x, min_time=0.3, max_time=30, until=decided)
     assert len(calls) == 2 and c.rounds >= calls[-1].rounds  # type: ignore[attr-defined]
     assert c.baseline.wall_time * 2 < 10  # it stopped long before max_time
+
+
+def test_a_quantization_study_beside_a_hog_says_machine_busy_instead_of_recommending() -> None:
+    torch = pytest.importorskip("torch")
+    from silenttax.quantize import study
+
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 4))
+    with CpuHog(processes=usable_cores()):
+        s = study(mlp.eval(), torch.randn(8, 64), methods=["torch_dynamic_int8"], max_time=0.4)
+    assert s.contention is not None and s.contention["contended_blocks"] > 0, s.contention
+    (recommendation,) = s.report().filter(code="quantize.recommendation")
+    if s.busy:
+        assert "machine busy" in recommendation.message
+        assert recommendation.evidence["reason"] == "machine busy"
+    loaded = type(s).model_validate_json(s.model_dump_json())
+    assert loaded.busy == s.busy and loaded.contention == s.contention
