@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
@@ -109,6 +110,38 @@ def log_e_below(canary_events: Any, events: Any, split: float, strength: float =
     return _log_e_truncated(canary_events, events, split, strength, above=False)
 
 
+def _detectable_ratio(
+    events: int, split: float, bar: float, strength: float, power: float
+) -> float | None:
+    """Smallest exceedance-rate ratio caught with ``power`` from ``events`` tail events.
+
+    The rollback test fires when the canary's count ``k`` of ``events`` makes
+    ``log_e_above(k, events) >= bar``; ``k*`` is the least such count. Under a
+    ratio ``rho`` the canary's share of tail events is ``s = split * rho /
+    (split * rho + 1 - split)`` and ``k ~ Binomial(events, s)``; the ratio
+    returned solves ``P(k >= k*) = power``. None when no count would suffice.
+    """
+    from scipy.optimize import brentq
+    from scipy.stats import binom
+
+    if events < 1:
+        return None
+    counts = np.arange(events + 1)
+    crossing = np.flatnonzero(np.asarray(log_e_above(counts, events, split, strength)) >= bar)
+    if crossing.size == 0:
+        return None
+    needed = int(crossing[0])
+
+    def gap(share: float) -> float:
+        return float(binom.sf(needed - 1, events, share)) - power
+
+    if gap(1 - 1e-12) < 0:
+        return None
+    share = float(brentq(gap, split * 1e-6, 1 - 1e-12)) if gap(split * 1e-6) < 0 else split
+    share = max(share, split)
+    return share * (1 - split) / (split * (1 - share))
+
+
 def log_e_split(canary: Any, total: Any, split: float, strength: float = 20.0) -> Any:
     """log e-value against "requests reach the canary with probability ``split``"
     (two-sided: an untruncated beta-binomial mixture).
@@ -170,6 +203,11 @@ class CanaryState(State):
     """Latencies that were not finite, non-negative numbers (ignored)."""
     decided: Decision | None = None
     """The first terminal decision reached (it stays)."""
+    promoted_by: Literal["evidence", "horizon"] | None = None
+    """Why it promoted: every quantile certified (``evidence``), or the horizon was
+    reached with no rollback (``horizon``)."""
+    started_at: float | None = None
+    """Seconds since the epoch of the first request recorded (for ``max_duration``)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -192,7 +230,10 @@ class Canary(Stateful[CanaryState]):
 
     - ``"rollback"``: at some quantile the canary is slower than
       ``1 + max_regression`` times the control, with anytime-valid confidence;
-    - ``"promote"``: at every quantile it is certified faster than that;
+    - ``"promote"``: at every quantile it is certified faster than that — or the
+      ``horizon`` (requests) or ``max_duration`` (seconds) was reached with no
+      rollback: then :meth:`check` states, per quantile, the smallest
+      exceedance-rate ratio it would have rolled back with 80% power by then;
     - ``"halt"``: the realized traffic split is not the declared ``split``, so
       neither verdict can be trusted; fix the router;
     - ``"continue"`` otherwise (and during the burn-in).
@@ -218,6 +259,10 @@ class Canary(Stateful[CanaryState]):
             ``("memory", "cpu")``: pass their values to ``record_control`` and
             ``record_canary`` as keywords (``memory=bytes``). Each is watched at
             the same quantiles, as ``"memory p99"``; a higher value is worse.
+        horizon: Requests (both arms) after which a canary with no rollback and no
+            halt promotes (None: it continues until certified). The guarantee it
+            promotes with is stated per quantile in :meth:`check`.
+        max_duration: Seconds after the first request after which the same holds.
         prior_strength: Concentration of the beta mixture around ``split``. Lindon
             & Malek use 100; 20 puts more weight on large shifts. A +30% p99 then
             rolls back in a median of ~250 tail events (~265 at 100), while +15%
@@ -250,6 +295,8 @@ class Canary(Stateful[CanaryState]):
         burn_in: int = 1000,
         baseline: Any = None,
         resources: Sequence[str] = (),
+        horizon: int | None = None,
+        max_duration: float | None = None,
         prior_strength: float = 20.0,
         strict: bool = False,
     ) -> None:
@@ -263,6 +310,16 @@ class Canary(Stateful[CanaryState]):
             raise InputError(f"burn_in must be an int >= 10, got {burn_in!r}")
         if not prior_strength > 0:
             raise InputError(f"prior_strength must be > 0, got {prior_strength!r}")
+        if horizon is not None and (
+            isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1
+        ):
+            raise InputError(f"horizon must be an int >= 1 (requests) or None, got {horizon!r}")
+        if max_duration is not None and not (
+            isinstance(max_duration, int | float)
+            and max_duration > 0
+            and math.isfinite(max_duration)
+        ):
+            raise InputError(f"max_duration must be > 0 seconds or None, got {max_duration!r}")
         if not metrics:
             raise InputError("metrics: watch at least one quantile")
         if isinstance(resources, str) or any(
@@ -286,6 +343,10 @@ class Canary(Stateful[CanaryState]):
         self.split = float(split)
         self.burn_in = burn_in
         self.prior_strength = float(prior_strength)
+        self.horizon = horizon
+        self.max_duration = None if max_duration is None else float(max_duration)
+        self._promoted_by: Literal["evidence", "horizon"] | None = None
+        self._started_at: float | None = None
         self.strict = strict
         self._lock = threading.Lock()
         self._edges: dict[str, float] | None = None
@@ -391,6 +452,8 @@ class Canary(Stateful[CanaryState]):
         with self._lock:
             if not self._valid(seconds):
                 return
+            if self._started_at is None:
+                self._started_at = time.time()
             self.control += 1
             values = self._resource_values(resources) if resources else {}
             if self._edges is None:
@@ -411,6 +474,8 @@ class Canary(Stateful[CanaryState]):
         with self._lock:
             if not self._valid(seconds):
                 return
+            if self._started_at is None:
+                self._started_at = time.time()
             self.canary += 1
             events, over = self._canary_events, self._canary_over
             for metric, edge, scaled in self._watch:
@@ -467,11 +532,48 @@ class Canary(Stateful[CanaryState]):
         elif len(per_metric) == len(self._keys) and all(
             down >= bar for _, down, _ in per_metric.values()
         ):
-            decided = "promote"
+            decided, self._promoted_by = "promote", "evidence"
+        elif len(per_metric) == len(self._keys) and self._horizon_reached():
+            decided, self._promoted_by = "promote", "horizon"
         if decided is not None:
             self._decided = decided
             return decided
         return "continue"
+
+    def _horizon_reached(self) -> bool:
+        if self.horizon is not None and self.control + self.canary >= self.horizon:
+            return True
+        return (
+            self.max_duration is not None
+            and self._started_at is not None
+            and time.time() - self._started_at >= self.max_duration
+        )
+
+    def detectable(self, metric: str, power: float = 0.8) -> float | None:
+        """The smallest exceedance-rate ratio (canary / control, above ``metric``'s edge)
+        the rollback test would have caught with probability ``power`` on the tail
+        events seen so far (None before the edges are fixed or without tail events).
+
+        The guarantee a canary promoted at its horizon gives: a regression that put
+        at least this many times the control's rate of requests above the edge would
+        have been rolled back with that power. Exact under the binomial model of the
+        test (the share of tail events from the canary), for the observed number
+        of tail events.
+
+        Raises:
+            InputError: ``metric`` is not watched, or ``power`` not in (0, 1).
+        """
+        if not 0 < power < 1:
+            raise InputError(f"power must be in (0, 1), got {power!r}")
+        if metric not in self._control_events:
+            watched = list(self._control_events)
+            raise InputError(f"metric: {metric!r} is not watched; watched: {watched}")
+        if self._edges is None or metric not in self._edges:
+            return None
+        n = self._control_events[metric] + self._canary_events[metric]
+        return _detectable_ratio(
+            n, self.split, math.log(len(self._keys) / self.alpha), self.prior_strength, power
+        )
 
     # ------------------------------------------------------------------- merging
     def merge(self, other: Canary) -> Self:
@@ -504,7 +606,9 @@ class Canary(Stateful[CanaryState]):
         self.canary += other.canary
         self.invalid += other.invalid
         if self._decided is None:
-            self._decided = other._decided
+            self._decided, self._promoted_by = other._decided, other._promoted_by
+        starts = [t for t in (self._started_at, other._started_at) if t is not None]
+        self._started_at = min(starts) if starts else None
         return self
 
     def reset(self) -> None:
@@ -513,7 +617,7 @@ class Canary(Stateful[CanaryState]):
         self._burn = {series: [] for series in self._series}
         self._zero_counts()
         self.control = self.canary = self.invalid = 0
-        self._decided = None
+        self._decided = self._promoted_by = self._started_at = None
         self._edges = edges
         self._bind()
 
@@ -526,6 +630,8 @@ class Canary(Stateful[CanaryState]):
             "split": self.split,
             "burn_in": self.burn_in,
             "resources": list(self.resources),
+            "horizon": self.horizon,
+            "max_duration": self.max_duration,
             "prior_strength": self.prior_strength,
             "strict": self.strict,
         }
@@ -544,6 +650,8 @@ class Canary(Stateful[CanaryState]):
             canary=self.canary,
             invalid=self.invalid,
             decided=self._decided,
+            promoted_by=self._promoted_by,
+            started_at=self._started_at,
         )
 
     @classmethod
@@ -559,6 +667,8 @@ class Canary(Stateful[CanaryState]):
         canary._canary_over.update(state.canary_over)
         canary.control, canary.canary, canary.invalid = state.control, state.canary, state.invalid
         canary._decided = state.decided
+        canary._promoted_by = state.promoted_by
+        canary._started_at = state.started_at
         canary._bind()
         return canary
 
@@ -569,6 +679,7 @@ class Canary(Stateful[CanaryState]):
         srm, per_metric = self._evidence()
         decision = self._decide(srm, per_metric)
         bar = len(self._keys) / self.alpha
+        guarantee = {m: self.detectable(m) for m in per_metric}
         findings: list[Finding] = []
         severity = {
             "continue": Severity.INFO,
@@ -589,9 +700,23 @@ class Canary(Stateful[CanaryState]):
                         if self._edges is None
                         else ""
                     )
+                    + (
+                        "; the horizon was reached with no rollback evidence: it would have "
+                        "rolled back, with 80% power, a canary with "
+                        + ", ".join(
+                            f"{ratio:.2f}x the control's rate above the {m} edge"
+                            if ratio is not None
+                            else f"any rate above the {m} edge (too few tail events: none)"
+                            for m, ratio in guarantee.items()
+                        )
+                        if decision == "promote" and self._promoted_by == "horizon"
+                        else ""
+                    )
                 ),
                 evidence={
                     "decision": decision,
+                    "promoted_by": self._promoted_by if decision == "promote" else None,
+                    "detectable_ratio_80": guarantee,
                     "control": self.control,
                     "canary": self.canary,
                     "alpha": self.alpha,

@@ -56,7 +56,9 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo("dependency.version_change", _C.DEPENDENCY, "A package version that differs."),
     CodeInfo("dependency.thread_change", _C.DEPENDENCY, "A thread setting that differs."),
     CodeInfo("dependency.platform_change", _C.DEPENDENCY, "An interpreter/OS/CPU difference."),
-    CodeInfo("dependency.threads", _C.DEPENDENCY, "More threads requested than usable CPUs."),
+    CodeInfo(
+        "dependency.threads", _C.DEPENDENCY, "Threads that oversubscribe the usable or free CPUs."
+    ),
     CodeInfo("dependency.ort_spinning", _C.DEPENDENCY, "torch and ONNX Runtime in one process."),
     CodeInfo("dependency.load", _C.DEPENDENCY, "A machine too loaded for clean timings."),
     # silenttax.benchmark: stack checks

@@ -216,3 +216,71 @@ def test_memory_per_request_is_watched_the_same_way() -> None:
         Canary(resources=("memory",), baseline=[0.01] * 100)
     fixed = Canary(resources=("memory",), baseline={"latency": [0.01] * 100, "memory": [1e6] * 100})
     assert fixed.edges == {"p50": 0.01, "p99": 0.01, "memory p50": 1e6, "memory p99": 1e6}
+
+
+def test_a_healthy_canary_promotes_at_its_horizon_with_the_guarantee_stated() -> None:
+    rng = np.random.default_rng(21)
+    base = rng.lognormal(math.log(0.01), 1.0, 5000)
+    promoted = 0
+    for _ in range(10):
+        canary = Canary(baseline=base, horizon=60_000)
+        arm, x = stream(rng, 60_000)
+        feed(canary, arm, x)
+        promoted += canary.decision == "promote"
+        if canary.decision != "promote":
+            continue
+        decision = canary.check().filter(code="canary.decision")[0]
+        assert decision.evidence["promoted_by"] == "horizon"
+        stated = decision.evidence["detectable_ratio_80"]
+        assert set(stated) == {"p50", "p99"} and 1 < stated["p50"] < stated["p99"] < 10
+        assert "80% power" in decision.message and f"{stated['p99']:.2f}x" in decision.message
+    assert promoted >= 8  # no-change streams promote by the horizon (benchmark: >= 95%)
+
+
+def test_a_regression_still_rolls_back_before_the_horizon() -> None:
+    rng = np.random.default_rng(22)
+    canary = Canary(baseline=rng.lognormal(math.log(0.01), 1.0, 5000), horizon=200_000)
+    arm, x = stream(rng, 200_000, tail=1.3)
+    at = feed(canary, arm, x, every=True)
+    assert canary.decision == "rollback" and at is not None and at < 200_000
+
+
+def test_the_stated_guarantee_is_the_binomial_power_of_the_rollback_test() -> None:
+    canary = Canary(baseline=np.linspace(0.001, 0.1, 1000), horizon=10)
+    rng = np.random.default_rng(23)
+    arm, x = stream(rng, 40_000)
+    feed(canary, arm, x)
+    n = canary._control_events["p99"] + canary._canary_events["p99"]
+    ratio = canary.detectable("p99")
+    assert ratio is not None
+    bar = math.log(2 / 0.05)
+    needed = next(k for k in range(n + 1) if log_e_above(k, n, 0.05) >= bar)  # brute force
+    share = 0.05 * ratio / (0.05 * ratio + 0.95)
+    assert binom.sf(needed - 1, n, share) == pytest.approx(0.8, abs=1e-6)
+    assert binom.sf(needed - 1, n, share * 0.9) < 0.8  # the smallest such ratio
+    with pytest.raises(InputError, match="not watched"):
+        canary.detectable("p90")
+
+
+def test_max_duration_promotes_and_the_horizon_round_trips() -> None:
+    import time
+
+    rng = np.random.default_rng(24)
+    canary = Canary(baseline=rng.lognormal(math.log(0.01), 1.0, 5000), max_duration=60)
+    arm, x = stream(rng, 3000)
+    feed(canary, arm, x)
+    assert canary.decision == "continue"
+    canary._started_at = time.time() - 61  # a minute has passed
+    assert canary.decision == "promote"
+    again = silenttax.load(canary.state().model_dump_json())
+    assert again.decision == "promote" and again.state() == canary.state()
+    assert again.state().promoted_by == "horizon"
+
+
+@pytest.mark.parametrize(("kwargs", "needle"), [
+    ({"horizon": 0}, "horizon"), ({"horizon": 1.5}, "horizon"), ({"horizon": True}, "horizon"),
+    ({"max_duration": -1}, "max_duration"), ({"max_duration": math.inf}, "max_duration"),
+])  # fmt: skip
+def test_bad_horizons_are_named(kwargs: dict[str, object], needle: str) -> None:
+    with pytest.raises(InputError, match=needle):
+        Canary(**kwargs)  # type: ignore[arg-type]
