@@ -21,8 +21,13 @@ tail-only p99 regressions (rollback rate and tail events to roll back); a
 split of 4.5% instead of the declared 5% (halt). The anchor: a naive one-sided
 binomial test on the same tail events, repeated every 50 events.
 
+W11, the horizon: no-change and +30% p99 streams cut at ``--horizon`` requests
+(promoted by it, rolled back), and streams whose p99 exceedance-rate ratio is
+exactly the one a canary promoted at the horizon states it would have caught
+with 80% power (the share of them rolled back checks the statement).
+
 Run: ``python benchmarks/bench_gate.py`` (about 15 minutes on 2 cores);
-``--reps`` and ``--requests`` scale it down.
+``--reps`` and ``--requests`` scale it down; ``--only horizon`` runs W11 alone.
 """
 
 from __future__ import annotations
@@ -307,6 +312,9 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=200_000, help="canary horizon, requests")
     parser.add_argument("--only", default="", help="run only the cells whose name has this")
     args = parser.parse_args()
+    if args.only == "horizon":  # the canary's horizon cells alone
+        canary_horizon_cells(args.canary_reps, args.horizon)
+        return
     global ONLY
     ONLY = args.only.removeprefix("canary") if args.only.startswith("canary") else args.only
     t0 = time.perf_counter()

@@ -720,7 +720,7 @@ def audit(
         loaded, inputs=list(inputs) if inputs else None, current=cur, batch_size=batch_size
     )
     previous = _previous(baseline) if baseline is not None else None
-    run = _Run(f"silenttax audit: {loaded.name}", progress, steps=11 if ref is not None else 9)
+    run = _Run(f"silenttax audit: {loaded.name}", progress, steps=12 if ref is not None else 10)
     run.context["inputs"] = loaded.inputs_from
     if ref is not None:
         _data_steps(run, ref, cur, alpha=0.05)
@@ -748,13 +748,6 @@ def audit(
         run.check("latency", current=current)
         run.add("check", "cost", served.cost.state())
         run.add("check", "resources", served.resources)
-        if previous is not None and "latency" in previous:
-            run.check(
-                "gate",
-                subject="this audit vs the baseline audit",
-                baseline=run.keep("latency_baseline", previous["latency"]),
-                current=current,
-            )
 
     def threads_fit() -> None:
         _threads_step(run, loaded, run.context.get("machine", {}).get(loaded.name))
@@ -762,15 +755,99 @@ def audit(
     calibration = None
     if not loaded.inputs_from.startswith("synthesized"):
         calibration = [loaded.torch_inputs() if loaded.torch_model is not None else loaded.inputs]
+
+    def across_runs() -> None:
+        names = _fresh_runs(run, loaded, threads)
+        if previous is None or not names:
+            return
+        before = sorted(k for k in previous if k.startswith("run_"))
+        if not before:
+            run.skip(
+                "gate vs the baseline audit",
+                "the baseline audit has no fresh-process runs (made by an older silenttax, or "
+                "of an in-memory torch module): its latency cannot be compared across runs",
+            )
+            return
+        roles = {f"baseline_{i}": run.keep(f"baseline_{k}", previous[k]) for i, k in
+                 enumerate(before)}  # fmt: skip
+        roles.update({f"current_{i}": name for i, name in enumerate(names)})
+        run.check(
+            "gate_runs",
+            subject=(
+                f"this audit vs the baseline audit (across runs: {len(names)} vs "
+                f"{len(before)} fresh processes)"
+            ),
+            **roles,
+        )
+
     with _pinned(run, threads):
         run.step("serve the model", serve)
         run.step("threads", threads_fit)
+        run.step("runs in fresh processes", across_runs)
         _model_steps(
             run, loaded, max_time=max_time, pricing=pricing, methods=methods,
             calibration=calibration,
         )  # fmt: skip
         _environment_steps(run, index=index)
     return run.finish()
+
+
+#: Fresh processes the model is re-run in, so a later audit can gate against this one
+#: across runs (between-process variance in the interval).
+RUNS = 3
+
+
+def _fresh_runs(
+    run: _Run, model: AuditModel, threads: int | None, *, runs: int = RUNS, seconds: float = 0.5
+) -> list[str]:
+    """Time the bare model in ``runs`` fresh worker processes, one after another; keep each
+    as a BenchmarkResult snapshot ``run_<i>``. Returns their names ([] when the model
+    cannot travel to another process: an in-memory torch module)."""
+    import sys
+    import tempfile
+
+    from silenttax._contention import Sensor, summarize
+    from silenttax.benchmark import ModelSpec, environment
+    from silenttax.benchmark._harness import _summarize
+    from silenttax.benchmark._workers import Worker
+
+    if model.torch_model is None and model.onnx is not None:
+        spec = ModelSpec.onnx(model.onnx, inputs=model.feeds(), threads=threads)
+    elif model.factory is not None:
+        spec = ModelSpec.torch(model.factory, inputs=list(model.inputs), threads=threads)
+    else:
+        run.skip(
+            "runs in fresh processes",
+            "an in-memory torch module cannot be rebuilt in another process (audit it by "
+            "import path 'pkg.module:factory' to make it a baseline across runs)",
+        )
+        return []
+    env = environment()
+    sensor = Sensor(needed=threads or 1)
+    names, loads = [], []
+    with tempfile.TemporaryDirectory(prefix="silenttax-audit-") as folder:
+        path = spec.write(Path(folder) / "spec")
+        for i in range(runs):
+            mark = sensor.mark()
+            with Worker(sys.executable, label=f"run {i + 1}", threads=threads) as worker:
+                worker.request("load", spec=str(path))
+                per_call = max(float(worker.request("warmup", seconds=0.2)["median_ns"]), 1.0)
+                calls = max(1, min(10_000, int(0.01 / (per_call * 1e-9))))
+                samples: list[float] = []
+                began = time.perf_counter()
+                while time.perf_counter() - began < seconds or len(samples) < 200:
+                    samples.extend(ns * 1e-9 for ns in worker.request("block", calls=calls)["ns"])
+                    if time.perf_counter() - began > 10 * seconds:
+                        break
+            loads.append(sensor.since(mark))
+            result = _summarize(
+                f"{model.name} run {i + 1}", samples, batch_size=1, warmup_calls=0,
+                wall=time.perf_counter() - began, cpu=0.0, peak_rss=None, threads=threads,
+                env=env,
+            )  # fmt: skip
+            names.append(run.keep(f"run_{i}", result))
+    run.context["runs"] = {"processes": len(names), "machine": summarize(loads)}
+    return names
 
 
 @contextlib.contextmanager

@@ -94,6 +94,17 @@ def _gate(s: Mapping[str, Any]) -> Any:
     return performance_gate(s["current"])
 
 
+def _gate_runs(s: Mapping[str, Any]) -> Any:
+    """The gate across runs: ``baseline_<i>`` and ``current_<i>`` are one result per
+    process (the spread between processes is in the interval)."""
+    from silenttax.gate import performance_gate
+
+    def side(prefix: str) -> list[Any]:
+        return [s[k] for k in sorted(s) if k.startswith(prefix)]
+
+    return performance_gate(side("baseline_"), side("current_"))
+
+
 def _saved(s: Mapping[str, Any]) -> Any:
     report = s["current"]
     if not isinstance(report, Report):
@@ -111,6 +122,7 @@ RULES: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "report": _report,
     "quantization": _quantization,
     "gate": _gate,
+    "gate_runs": _gate_runs,
     "saved": _saved,
 }
 

@@ -41,6 +41,8 @@ class AuditModel:
     inputs_from: str = ""
     """Where the inputs came from, said in the report."""
     notes: list[str] = field(default_factory=list)
+    factory: str | None = None
+    """The ``pkg.module:function`` that built the torch model (a fresh process can too)."""
 
     @property
     def backend(self) -> str:
@@ -97,15 +99,17 @@ def load_model(model: Any, *, name: str | None = None) -> AuditModel:
     torch = imported("torch")
     if torch is None and isinstance(model, str):
         torch = optional_import("torch", purpose="auditing a torch model")
+    factory = None
     if torch is not None and not isinstance(value, torch.nn.Module) and callable(value):
         value = value()
+        factory = model if isinstance(model, str) else None
     if torch is None or not isinstance(value, torch.nn.Module):
         raise InputError(
             f"model: expected an .onnx file or a torch.nn.Module (or a factory of one), got "
             f"{type(value).__name__}"
         )
     label = name or (model if isinstance(model, str) else type(value).__name__)
-    return AuditModel(name=label, torch_model=value.eval())
+    return AuditModel(name=label, torch_model=value.eval(), factory=factory)
 
 
 def _check_onnx(data: bytes, label: str) -> None:
