@@ -16,8 +16,11 @@ Four calibration cases (issue "Busy machines"), each run ``--runs`` times:
    inconclusive counts quiet and with the hog (targets: pass >= 90% quiet,
    regression <= 5%, never regression with the hog).
 4. **A 1.3x slower B** (13 vs 10 chained MatMuls): regression >= 95% quiet.
+5. **``--baseline``**: two quiet audits of the same model a few seconds apart, the
+   second gated against the first across runs: pairs with a WARNING-or-above
+   latency finding (target <= 5%).
 
-Run: python benchmarks/bench_busy.py [--runs 10] [--hog 2] [--only demo,sklearn,aa,ab]
+Run: python benchmarks/bench_busy.py [--runs 10] [--hog 2] [--only demo,sklearn,aa,ab,baseline]
 """
 
 from __future__ import annotations
@@ -76,11 +79,11 @@ def _hog(processes: int, delay: float) -> Any:
     return CpuHog(processes, delay=delay)
 
 
-def demo(runs: int, hog: int, delay: float) -> dict[str, Any]:
+def demo(runs: int, hog: int, delay: float, labels: tuple[str, ...]) -> dict[str, Any]:
     from silenttax.audit import demo_audit
 
     out: dict[str, Any] = {}
-    for label in ("quiet", "hog"):
+    for label in labels:
         rows = []
         for i in range(runs):
             began = time.perf_counter()
@@ -133,10 +136,10 @@ def demo(runs: int, hog: int, delay: float) -> dict[str, Any]:
             )
             print(f"demo {label} {i + 1}/{runs}: {rows[-1]}", file=sys.stderr, flush=True)
         out[label] = rows
-    quiet = [r["ratio"] for r in out["quiet"] if r["ratio"]]
+    quiet = [r["ratio"] for r in out.get("quiet", []) if r["ratio"]]
     median = float(np.median(quiet)) if quiet else None
     out["quiet_median_ratio"] = median
-    for label in ("quiet", "hog"):
+    for label in labels:
         rows = out[label]
         out[f"{label}_summary"] = {
             "runs": len(rows),
@@ -180,6 +183,44 @@ def sklearn(runs: int) -> dict[str, Any]:
                 print(f"sklearn {name} {i + 1}/{runs}: {dict(loud)}", file=sys.stderr, flush=True)
             out[name] = {"runs": runs, "warnings_or_above": dict(loud)}
     return out
+
+
+def baseline_pairs(runs: int) -> dict[str, Any]:
+    """Two quiet audits of the same model at different times, the second ``--baseline``
+    the first: WARNING-or-above latency findings (gate across runs) per pair."""
+    from silenttax.audit import audit
+
+    loud, verdicts = 0, Counter()
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        model = _chain(folder / "m.onnx", 10)
+        inputs = [np.ones((16, 64), np.float32)]
+        for i in range(runs):
+            first = audit(
+                model, inputs=inputs, max_time=0.2, index=False, methods=["ort_dynamic_int8"]
+            )
+            first.save(folder / "first")
+            time.sleep(2.0)
+            second = audit(
+                model,
+                inputs=inputs,
+                max_time=0.2,
+                index=False,
+                methods=["ort_dynamic_int8"],
+                baseline=folder / "first",
+            )
+            across = [f for f in second.report if "across runs" in f.subject]
+            bad = [f for f in across if f.severity >= "warning"]
+            verdicts[
+                str(next((f.evidence["verdict"] for f in across if f.code == "gate.verdict"), None))
+            ] += 1
+            loud += bool(bad)
+            print(
+                f"baseline pair {i + 1}/{runs}: {[f.message[:80] for f in across]}",
+                file=sys.stderr,
+                flush=True,
+            )
+    return {"pairs": runs, "pairs_with_warning_or_above": loud, "verdicts": dict(verdicts)}
 
 
 def _bench(a: Path, b: Path, x: Path, folder: Path, hog: int, delay: float) -> dict[str, Any]:
@@ -250,15 +291,18 @@ def main() -> None:
         default=0.7,
         help="demo: seconds into the 2 s serve before the hog starts",
     )
-    parser.add_argument("--only", default="demo,sklearn,aa,ab")
+    parser.add_argument("--only", default="demo,sklearn,aa,ab,baseline")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
     cases = args.only.split(",")
     figures: dict[str, Any] = {}
-    if "demo" in cases:
-        figures["demo"] = demo(args.runs, args.hog, args.serve_delay)
+    if "demo" in cases or "demo_hog" in cases:
+        labels = ("quiet", "hog") if "demo" in cases else ("hog",)
+        figures["demo"] = demo(args.runs, args.hog, args.serve_delay, labels)
     if "sklearn" in cases:
         figures["sklearn"] = sklearn(args.runs)
+    if "baseline" in cases:
+        figures["baseline"] = baseline_pairs(args.runs)
     if {"aa", "ab"} & set(cases):
         figures["bench"] = bench_cases(args.runs, args.hog, args.hog_delay, cases)
     summary = {

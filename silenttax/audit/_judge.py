@@ -127,21 +127,29 @@ RULES: dict[str, Callable[[Mapping[str, Any]], Any]] = {
 }
 
 
+#: Share of contended rounds above which the serve's monitors and traces (which keep
+#: every request) give no WARNING: what they measured was partly the neighbour.
+MAX_CONTENDED = 0.10
+
+
 def machine_busy(report: Report, machine: Any) -> Report:
     """Performance findings measured while the machine was busy are not verdicts.
 
     ``machine`` is the interleaved :class:`~silenttax.benchmark.Comparison` the
-    findings were measured in. When it is ``busy`` (most of its rounds had fewer
-    free cores than the measurement needs), every WARNING-or-above finding of the
+    findings were measured in. Monitors and traces keep every request, contended or
+    not (unlike the paired gate, which leaves contended rounds out), so when more
+    than :data:`MAX_CONTENDED` of its rounds were contended (fewer free cores than
+    the measurement needs), every WARNING-or-above finding of the
     report becomes INFO, its message prefixed "inconclusive: machine busy" and the
     contention figures added to its evidence. A quiet measurement passes unchanged.
     """
-    if not getattr(machine, "busy", False):
+    share = float(getattr(machine, "contended_share", 0.0))
+    if not (getattr(machine, "busy", False) or share > MAX_CONTENDED):
         return report
-    figures = machine.contention or {}
+    figures = {**(machine.contention or {}), "contended_rounds": round(share, 3)}
     note = (
-        f"inconclusive: machine busy ({figures.get('contended_share', 0):.0%} of the "
-        f"measurement had fewer free cores than it needs; other processes used a median "
+        f"inconclusive: machine busy ({share:.0%} of the measurement had fewer free cores "
+        f"than it needs; other processes used a median "
         f"{figures.get('other_cores_median') or 0:g} cores) — "
     )
     return report.model_copy(

@@ -394,6 +394,12 @@ class Comparison(State):
         return keep
 
     @property
+    def contended_share(self) -> float:
+        """Share of the rounds measured while the machine was busy (0 when not sensed)."""
+        flags = self.round_contended or []
+        return sum(flags) / len(flags) if flags else 0.0
+
+    @property
     def busy(self) -> bool:
         """The machine was busy for so much of the run that no verdict can be drawn."""
         return self.scope == "interleaved" and self.quiet_rounds() is None

@@ -216,7 +216,13 @@ def test_audit_a_torch_import_path_and_gate_against_a_baseline(tmp_path: Path) -
     assert second.returncode == 0, second.stderr
     again = silenttax.load(tmp_path / "again" / "report.json")
     gated = [f for f in again if f.code == "gate.verdict"]
-    assert any(f.subject == "this audit vs the baseline audit" for f in gated)
+    (across,) = [f for f in gated if f.subject.startswith("this audit vs the baseline audit")]
+    assert "across runs: 3 vs 3 fresh processes" in across.subject
+    latency = [f for f in again if f.code == "gate.latency" and f.subject == across.subject]
+    assert latency and all(f.evidence.get("baseline_blocks") == 3 for f in latency)
+    assert {f"run_{i}.json" for i in range(3)} <= {
+        p.name for p in (tmp_path / "again" / "snapshots").iterdir()
+    }
 
 
 @pytest.mark.parametrize(
