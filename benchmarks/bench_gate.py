@@ -42,6 +42,7 @@ import numpy as np
 from scipy import stats
 
 from silenttax.gate import log_e_above, log_e_split, performance_gate, verdict
+from silenttax.gate._canary import HALT_SHARE
 
 _Z97 = 1.8807936081512509
 Draw = Callable[[np.random.Generator, int], np.ndarray]
@@ -209,7 +210,7 @@ def canary_stream(
     control = np.flatnonzero(~arm)
     start = int(control[burn - 1]) + 1
     edges = np.quantile(x[control[:burn]], quantiles)
-    bar = math.log(len(quantiles) / alpha)
+    bar = math.log(len(quantiles) / (alpha * (1 - HALT_SHARE)))  # Canary's split of alpha
     a, v = arm[start:], x[start:]
     out = {"rollback": math.inf, "events": math.inf, "naive": math.inf, "halt": math.inf}
     for edge in edges:
@@ -232,7 +233,7 @@ def canary_stream(
                 out["naive"] = min(out["naive"], float(every[naive[0]]))
     m = np.cumsum(a)
     srm = log_e_split(m, np.arange(1, len(a) + 1), split)
-    halted = np.flatnonzero(srm >= math.log(1 / alpha))
+    halted = np.flatnonzero(srm >= math.log(1 / (alpha * HALT_SHARE)))
     if halted.size:
         out["halt"] = float(halted[0])
     return out
@@ -283,7 +284,7 @@ def canary_horizon_cells(reps: int, horizon: int) -> None:
         )
     # the guarantee: tail events at the p99 edge by the horizon, the ratio stated for them
     events = round((horizon - 1000) * 0.01)  # both arms above the p99 edge after the burn-in
-    bar = math.log(2 / 0.05)
+    bar = math.log(2 / (0.05 * (1 - HALT_SHARE)))
     stated = _detectable_ratio(events, 0.05, bar, 20.0, 0.8)
     assert stated is not None
     e99 = math.exp(stats.norm.ppf(0.99))
@@ -312,7 +313,9 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=200_000, help="canary horizon, requests")
     parser.add_argument("--only", default="", help="run only the cells whose name has this")
     args = parser.parse_args()
-    if args.only == "horizon":  # the canary's horizon cells alone
+    if args.only in ("horizon", "canary"):  # the canary's cells alone
+        if args.only == "canary":
+            canary_cells(args.canary_reps, args.requests)
         canary_horizon_cells(args.canary_reps, args.horizon)
         return
     global ONLY

@@ -50,6 +50,8 @@ from silenttax.report._render import format_duration as _dur
 __all__ = ["Canary", "CanaryState", "Decision", "log_e_above", "log_e_below", "log_e_split"]
 
 Decision = Literal["continue", "promote", "rollback", "halt"]
+#: Share of ``alpha`` spent on the split test (halt); the rest goes to rollback.
+HALT_SHARE = 0.2
 _METRIC = re.compile(r"^p(\d+(?:\.\d+)?)$")
 _Array = npt.NDArray[np.float64]
 
@@ -238,15 +240,17 @@ class Canary(Stateful[CanaryState]):
       neither verdict can be trusted; fix the router;
     - ``"continue"`` otherwise (and during the burn-in).
 
-    A terminal decision stays once reached. Under no regression, the chance
-    of *ever* rolling back is at most ``alpha`` (Bonferroni over the quantiles,
-    Ville's inequality over time), and so is the chance of ever halting on a
-    correct split.
+    A terminal decision stays once reached. Under no regression and a correct
+    split, the chance of *ever* rolling back or halting is at most ``alpha``:
+    rollback spends ``0.8 * alpha`` (Bonferroni over the quantiles, Ville's
+    inequality over time) and the split test the other ``0.2 * alpha``
+    (:data:`HALT_SHARE`). So a healthy canary with a ``horizon`` promotes by it
+    with probability at least ``1 - alpha``.
 
     Args:
         max_regression: Tolerated slowdown at each watched quantile (0.05 = 5%).
-        alpha: Chance of ever rolling back a canary within tolerance (and of
-            ever halting on a correct split).
+        alpha: Chance of ever rolling back or halting a canary within tolerance on
+            a correct split (split between the two tests: :data:`HALT_SHARE`).
         metrics: The quantiles watched, as ``"p50"``, ``"p99"``, ``"p99.9"``.
         split: The canary's declared share of the traffic (the router weight).
         burn_in: Control requests that fix the edges before anything is tested
@@ -339,6 +343,10 @@ class Canary(Stateful[CanaryState]):
         ]
         self.max_regression = float(max_regression)
         self.alpha = float(alpha)
+        # one alpha for every false terminal decision: rollback gets most of it, the split
+        # test the rest, so a healthy canary promotes at its horizon with chance >= 1 - alpha
+        self._rollback_alpha = self.alpha * (1 - HALT_SHARE)
+        self._halt_alpha = self.alpha * HALT_SHARE
         self.metrics = tuple(metrics)
         self.split = float(split)
         self.burn_in = burn_in
@@ -523,9 +531,9 @@ class Canary(Stateful[CanaryState]):
         """The decision from the evidence (a terminal one is kept)."""
         if self._decided is not None:
             return self._decided
-        bar = math.log(len(self._keys) / self.alpha)
+        bar = math.log(len(self._keys) / self._rollback_alpha)
         decided: Decision | None = None
-        if srm >= math.log(1 / self.alpha):
+        if srm >= math.log(1 / self._halt_alpha):
             decided = "halt"
         elif any(up >= bar and beyond for up, _, beyond in per_metric.values()):
             decided = "rollback"
@@ -572,7 +580,11 @@ class Canary(Stateful[CanaryState]):
             return None
         n = self._control_events[metric] + self._canary_events[metric]
         return _detectable_ratio(
-            n, self.split, math.log(len(self._keys) / self.alpha), self.prior_strength, power
+            n,
+            self.split,
+            math.log(len(self._keys) / self._rollback_alpha),
+            self.prior_strength,
+            power,
         )
 
     # ------------------------------------------------------------------- merging
@@ -678,7 +690,7 @@ class Canary(Stateful[CanaryState]):
         per resource and quantile) and ``canary.split``."""
         srm, per_metric = self._evidence()
         decision = self._decide(srm, per_metric)
-        bar = len(self._keys) / self.alpha
+        bar = len(self._keys) / self._rollback_alpha
         guarantee = {m: self.detectable(m) for m in per_metric}
         findings: list[Finding] = []
         severity = {
@@ -736,11 +748,11 @@ class Canary(Stateful[CanaryState]):
         findings.append(
             make_finding(
                 "canary.split",
-                severity=Severity.WARNING if srm >= math.log(1 / self.alpha) else Severity.OK,
+                severity=Severity.WARNING if srm >= math.log(1 / self._halt_alpha) else Severity.OK,
                 subject="canary",
                 message=(
                     f"canary share {share:.2%} of {total:,} requests vs declared {self.split:.2%} "
-                    f"(e-value {math.exp(min(srm, 700)):.3g}; halt at {1 / self.alpha:g})"
+                    f"(e-value {math.exp(min(srm, 700)):.3g}; halt at {1 / self._halt_alpha:g})"
                 ),
                 metric="canary_share",
                 value=share,

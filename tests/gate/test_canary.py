@@ -12,6 +12,7 @@ from scipy.stats import binom
 import silenttax
 from silenttax.errors import InputError
 from silenttax.gate import Canary, log_e_above, log_e_below
+from silenttax.gate._canary import HALT_SHARE
 from silenttax.monitor import LatencySketch
 from silenttax.report import Severity
 
@@ -47,7 +48,7 @@ def first_rollback(
 ) -> float:
     """Canary's rollback rule on a whole stream at once (the e-value only rises at canary
     events, so checking there is checking after every request)."""
-    bar = math.log(len(edges) / 0.05)
+    bar = math.log(len(edges) / (0.05 * (1 - HALT_SHARE)))  # the rollback share of alpha
     first = math.inf
     for edge in edges:
         above = x > edge
@@ -253,7 +254,7 @@ def test_the_stated_guarantee_is_the_binomial_power_of_the_rollback_test() -> No
     n = canary._control_events["p99"] + canary._canary_events["p99"]
     ratio = canary.detectable("p99")
     assert ratio is not None
-    bar = math.log(2 / 0.05)
+    bar = math.log(2 / (0.05 * (1 - HALT_SHARE)))
     needed = next(k for k in range(n + 1) if log_e_above(k, n, 0.05) >= bar)  # brute force
     share = 0.05 * ratio / (0.05 * ratio + 0.95)
     assert binom.sf(needed - 1, n, share) == pytest.approx(0.8, abs=1e-6)
