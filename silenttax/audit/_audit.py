@@ -197,8 +197,7 @@ def _serve(
     """
     from silenttax._contention import Sensor
     from silenttax._system import intra_op_threads
-    from silenttax.benchmark import environment
-    from silenttax.benchmark._harness import _comparison
+    from silenttax.benchmark import Comparison
     from silenttax.cost import CostMonitor
     from silenttax.monitor import LatencyMonitor, ResourceMonitor
     from silenttax.trace import Tracer
@@ -271,11 +270,17 @@ def _serve(
         run.context.setdefault("served", {})[arm.latency_name] = count
     comparison = None
     if len(arms) == 2 and rounds >= 4:
-        comparison = _comparison(
-            (arms[0].label, arms[1].label), samples, rounds, block, contended, loads, 0,
-            time.perf_counter() - deadline + seconds, 0.0, intra_op_threads(), environment(),
-            0.95,
-        )  # fmt: skip
+        comparison = Comparison.from_rounds(
+            samples[0],
+            samples[1],
+            rounds=rounds,
+            calls_per_round=block,
+            round_contended=contended,
+            loads=loads,
+            names=(arms[0].label, arms[1].label),
+            wall_time=time.perf_counter() - deadline + seconds,
+            threads=intra_op_threads(),
+        )
     records = {
         arm.label: _Served(tracer.breakdown(), latency.state(), cost, None, arm_samples)
         for arm, tracer, latency, cost, arm_samples in zip(
@@ -803,13 +808,8 @@ def _fresh_runs(
     """Time the bare model in ``runs`` fresh worker processes, one after another; keep each
     as a BenchmarkResult snapshot ``run_<i>``. Returns their names ([] when the model
     cannot travel to another process: an in-memory torch module)."""
-    import sys
-    import tempfile
-
     from silenttax._contention import Sensor, summarize
-    from silenttax.benchmark import ModelSpec, environment
-    from silenttax.benchmark._harness import _summarize
-    from silenttax.benchmark._workers import Worker
+    from silenttax.benchmark import ModelSpec, fresh_runs
 
     if model.torch_model is None and model.onnx is not None:
         spec = ModelSpec.onnx(model.onnx, inputs=model.feeds(), threads=threads)
@@ -822,30 +822,11 @@ def _fresh_runs(
             "import path 'pkg.module:factory' to make it a baseline across runs)",
         )
         return []
-    env = environment()
     sensor = Sensor(needed=threads or 1)
-    names, loads = [], []
-    with tempfile.TemporaryDirectory(prefix="silenttax-audit-") as folder:
-        path = spec.write(Path(folder) / "spec")
-        for i in range(runs):
-            mark = sensor.mark()
-            with Worker(sys.executable, label=f"run {i + 1}", threads=threads) as worker:
-                worker.request("load", spec=str(path))
-                per_call = max(float(worker.request("warmup", seconds=0.2)["median_ns"]), 1.0)
-                calls = max(1, min(10_000, int(0.01 / (per_call * 1e-9))))
-                samples: list[float] = []
-                began = time.perf_counter()
-                while time.perf_counter() - began < seconds or len(samples) < 200:
-                    samples.extend(ns * 1e-9 for ns in worker.request("block", calls=calls)["ns"])
-                    if time.perf_counter() - began > 10 * seconds:
-                        break
-            loads.append(sensor.since(mark))
-            result = _summarize(
-                f"{model.name} run {i + 1}", samples, batch_size=1, warmup_calls=0,
-                wall=time.perf_counter() - began, cpu=0.0, peak_rss=None, threads=threads,
-                env=env,
-            )  # fmt: skip
-            names.append(run.keep(f"run_{i}", result))
+    mark = sensor.mark()
+    results = fresh_runs(spec, runs=runs, seconds=seconds, name=model.name)
+    loads = [sensor.since(mark)]
+    names = [run.keep(f"run_{i}", result) for i, result in enumerate(results)]
     run.context["runs"] = {"processes": len(names), "machine": summarize(loads)}
     return names
 

@@ -18,6 +18,7 @@ from silenttax.benchmark._harness import (
     compare,
     compare_results,
 )
+from silenttax.benchmark._runs import fresh_runs
 from silenttax.benchmark._spec import ModelSpec
 from silenttax.benchmark._stack import StackArm, StackComparison, compare_stacks, decide_pairs
 
@@ -35,6 +36,7 @@ __all__ = [
     "compare_stacks",
     "decide_pairs",
     "environment",
+    "fresh_runs",
     "onnx_fn",
     "onnx_session",
     "torch_fn",

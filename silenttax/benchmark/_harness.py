@@ -434,6 +434,49 @@ class Comparison(State):
             return None
         return float(diffs.mean()), float(diffs.std(ddof=1) / math.sqrt(diffs.size)), diffs.size
 
+    @classmethod
+    def from_rounds(
+        cls,
+        baseline: Sequence[float],
+        candidate: Sequence[float],
+        *,
+        rounds: int,
+        calls_per_round: int,
+        round_contended: Sequence[bool] = (),
+        loads: Sequence[Any] = (),
+        names: tuple[str, str] = ("baseline", "candidate"),
+        wall_time: float = 0.0,
+        threads: int | None = None,
+        confidence: float = 0.95,
+    ) -> Comparison:
+        """A Comparison of two callables you interleaved yourself: per-call latencies
+        (seconds) in call order, ``calls_per_round`` of each per round; optionally a
+        contention flag per round and the :class:`silenttax._contention.Load` of each
+        sensed window. The ratio is the paired estimate over quiet rounds, as
+        :func:`compare` computes it.
+
+        Raises:
+            InputError: fewer than ``rounds * calls_per_round`` samples on a side.
+
+        Examples:
+            >>> import numpy as np
+            >>> a = np.tile([1e-3, 2e-3], 50)
+            >>> c = Comparison.from_rounds(a, 1.2 * a, rounds=50, calls_per_round=2)
+            >>> round(c.ratio, 3), c.rounds
+            (1.2, 50)
+        """
+        if calls_per_round < 1 or rounds < 1:
+            raise InputError("rounds and calls_per_round must be >= 1")
+        need = rounds * calls_per_round
+        sides = [list(map(float, baseline)), list(map(float, candidate))]
+        for label, side in zip(("baseline", "candidate"), sides, strict=True):
+            if len(side) < need:
+                raise InputError(f"{label}: {len(side)} samples, {need} needed for {rounds} rounds")
+        return _comparison(
+            names, sides, rounds, calls_per_round, list(round_contended), list(loads), 0,
+            wall_time, 0.0, threads, environment(), confidence,
+        )  # fmt: skip
+
     def report(self, *, min_effect: float = 0.05, critical_effect: float = 0.50) -> Report:
         """``latency.ab_regression`` (plus ``dependency.*`` when the environments differ).
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from silenttax._system import usable_cores
-from silenttax.benchmark import compare, environment
-from silenttax.benchmark._harness import _comparison
+from silenttax.benchmark import Comparison, compare
 from silenttax.gate import performance_gate, verdict
 from silenttax.testing import CpuHog
 
@@ -23,10 +22,9 @@ def synthetic(factor: float, *, rounds: int = 200, calls: int = 10, phase_sd: fl
     phase = np.repeat(np.exp(rng.normal(0, phase_sd, rounds)), calls)
     base = 1e-3 * phase * rng.lognormal(0, 0.05, rounds * calls)
     cand = 1e-3 * factor * phase * rng.lognormal(0, 0.05, rounds * calls)
-    return _comparison(
-        ("a", "b"), [base.tolist(), cand.tolist()], rounds, calls, contended or [], [], 0,
-        1.0, 1.0, None, environment(), 0.95,
-    )  # fmt: skip
+    return Comparison.from_rounds(
+        base, cand, rounds=rounds, calls_per_round=calls, round_contended=contended or []
+    )
 
 
 def test_phases_shared_by_both_sides_cancel_in_the_paired_gate() -> None:
@@ -68,12 +66,15 @@ def test_contended_rounds_are_left_out_and_a_mostly_busy_run_is_inconclusive() -
     c = synthetic(1.0, contended=flags, seed=4)
     inflated = np.asarray(c.candidate.samples).reshape(rounds, 10)
     inflated[np.asarray(flags)] *= 3
-    c = _comparison(("a", "b"), [c.baseline.samples, inflated.ravel().tolist()], rounds, 10,
-                    flags, [], 0, 1.0, 1.0, None, environment(), 0.95)  # fmt: skip
+    c = Comparison.from_rounds(
+        c.baseline.samples, inflated.ravel(), rounds=rounds, calls_per_round=10,
+        round_contended=flags,
+    )  # fmt: skip
     assert verdict(performance_gate(c)) == "pass"  # judged on the 150 quiet rounds
-    busy = _comparison(("a", "b"), [c.baseline.samples, inflated.ravel().tolist()], rounds, 10,
-                       [r % 4 != 0 for r in range(rounds)], [], 0, 1.0, 1.0, None,
-                       environment(), 0.95)  # fmt: skip
+    busy = Comparison.from_rounds(
+        c.baseline.samples, inflated.ravel(), rounds=rounds, calls_per_round=10,
+        round_contended=[r % 4 != 0 for r in range(rounds)],
+    )  # fmt: skip
     report = performance_gate(busy)
     assert busy.busy and verdict(report) == "inconclusive"
     assert all(f.evidence["reason"] == "machine busy" for f in report.filter(code="gate.latency"))
@@ -138,3 +139,29 @@ def test_a_quantization_study_beside_a_hog_says_machine_busy_instead_of_recommen
         assert recommendation.evidence["reason"] == "machine busy"
     loaded = type(s).model_validate_json(s.model_dump_json())
     assert loaded.busy == s.busy and loaded.contention == s.contention
+
+
+def test_fresh_runs_time_the_model_in_separate_processes(tmp_path: object) -> None:
+    pytest.importorskip("onnxruntime")
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    from silenttax.benchmark import BenchmarkResult, ModelSpec, fresh_runs
+    from silenttax.errors import InputError
+
+    w = numpy_helper.from_array(np.eye(16, dtype=np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 16])], [w],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    spec = ModelSpec.onnx(model, inputs={"x": np.ones((4, 16), np.float32)})
+    results = fresh_runs(spec, runs=2, seconds=0.1, min_samples=50, name="tiny")
+    assert [r.name for r in results] == ["tiny run 1", "tiny run 2"]
+    assert all(isinstance(r, BenchmarkResult) and len(r.samples) >= 50 for r in results)
+    assert all(r.environment.python for r in results)
+    with pytest.raises(InputError, match="runs"):
+        fresh_runs(spec, runs=0)
+    with pytest.raises(InputError, match="ModelSpec"):
+        fresh_runs("model.onnx")  # type: ignore[arg-type]
