@@ -197,6 +197,7 @@ PUBLIC = {
         "compare_stacks",
         "decide_pairs",
         "environment",
+        "fresh_runs",
         "onnx_fn",
         "onnx_session",
         "torch_fn",
