@@ -268,6 +268,16 @@ def _served(requests: range, *, max_routes: int = 100) -> SilentTaxMiddleware:
     return SilentTaxMiddleware.from_state(middleware.state())
 
 
+#: Findings judged on wall-clock shares: the "one pass" is served again, so its timings
+#: differ from the halves' and a share near a threshold may land either side.
+_TIMED = {"latency", "pipeline", "cost", "resource"}
+
+
+def _untimed(report: Report) -> Report:
+    """The findings of a serving check that depend on the data served, not on timings."""
+    return Report(findings=[f for f in report if f.category.value not in _TIMED])
+
+
 def _serving_halves() -> tuple[Any, Any, Any]:
     a, b = _served(range(0, 40)), _served(range(40, 100))
     whole = _served(range(0, 40))
@@ -403,7 +413,7 @@ EXAMPLES: dict[str, Example] = {
         merge=_merge_in_place,
         mismatched=lambda: (_served(range(5)), _served(range(5), max_routes=3), "max_routes"),
         bad_input=lambda: SilentTaxMiddleware(_served, max_routes=0),
-        judge=lambda m: m.check(),
+        judge=lambda m: _untimed(m.check()),
     ),
     "silenttax.quantization_study": Example(make=_study, judge=lambda s: s.report()),
     "silenttax.torch_profile": Example(make=lambda: _profile("torch"), judge=lambda p: p.report()),
