@@ -15,7 +15,7 @@ from silenttax._deps import is_installed
 from silenttax._state import State
 from silenttax.audit._judge import MANIFEST, Check, Manifest, judge
 from silenttax.audit._model import AuditModel, load_model, model_inputs
-from silenttax.errors import InputError, SilentTaxError
+from silenttax.errors import InputError, MissingDependencyError, SilentTaxError
 from silenttax.report import Report, Severity
 from silenttax.report._codes import make_finding
 
@@ -79,7 +79,7 @@ class _Run:
         start = time.perf_counter()
         try:
             fn()
-        except SilentTaxError as exc:
+        except MissingDependencyError as exc:  # cannot run here: say why
             self.skip(label, str(exc))
         except Exception as exc:  # a part that fails is reported, never fatal to the audit
             self.skip(label, f"failed: {type(exc).__name__}: {exc}"[:500], Severity.WARNING)
@@ -367,15 +367,15 @@ def _model_steps(
             else bench.onnx_fn(model.onnx, model.feeds())
         )
         result = state.get("study")
-        choice = None
-        if result is not None:
-            choice = result.best() or max(
-                (c for c in result.candidates if c.usable),
-                key=lambda c: c.speedup or 0,
-                default=None,
-            )
+        choice = result.best() if result is not None and not result.busy else None
         if choice is None or choice.artifact is None:
-            run.skip("gate", "no usable quantized candidate to gate against the fp32 model")
+            why = (
+                "the quantization study ran on a busy machine and recommended nothing"
+                if result is not None and result.busy
+                else "the quantization study recommended no candidate (keep fp32): "
+                "nothing to gate against the fp32 model"
+            )
+            run.skip("gate", why)
             return
         if choice.backend == "torch":
             candidate = bench.torch_fn(choice.artifact, model.torch_inputs())
@@ -660,6 +660,8 @@ def audit(
     index: bool = True,
     name: str | None = None,
     threads: int | None = None,
+    input_columns: Sequence[str] | None = None,
+    target: str | None = None,
     progress: Progress | None = None,
 ) -> Audit:
     """Audit a model (and its data): every module, judged, with snapshots to re-judge later.
@@ -670,9 +672,12 @@ def audit(
         reference: Reference data (what the model was built on): a dataframe,
             dict of arrays, or a .csv / .parquet path.
         current: Production data, same forms; drift and feature health need both.
-        inputs: Model inputs for one call (arrays, positional). Default: the
-            current data when its numeric columns match the model's single 2-D
-            input, else synthesized from the declared inputs.
+        inputs: Model inputs for one call (arrays, positional). Default: from the
+            current data by input name (one input per column, with the model's
+            dtype: strings as strings); a single 2-D input takes ``input_columns``,
+            or the data's usable columns by position when exactly as many remain
+            (an ``audit.inputs`` WARNING names the order); inputs absent from the
+            data are synthesized and named. Target columns are never fed.
         batch_size: Rows per call for data-derived inputs; size of dynamic
             dimensions for synthesized ones.
         price_per_hour: Price of one serving instance per hour; prices the cost
@@ -684,6 +689,9 @@ def audit(
         methods: Quantization methods (default: every available one).
         index: Ask the package index for newer versions (False: offline).
         name: Label of the model in the report.
+        input_columns: The data columns of the model's single 2-D input, in order.
+        target: The data's target column (never fed to the model); columns named
+            ``label``, ``target``, ``y``, ``class``, ``outcome`` are never fed either.
         threads: torch intra-op threads for every measurement: what the deployment
             will use (default: torch's own setting; stated in
             ``report.context["threads"]``). Whether the default oversubscribes the
@@ -722,11 +730,17 @@ def audit(
     ref = table(reference, "reference") if reference is not None else None
     cur = table(current, "current") if current is not None else None
     model_inputs(
-        loaded, inputs=list(inputs) if inputs else None, current=cur, batch_size=batch_size
+        loaded,
+        inputs=list(inputs) if inputs else None,
+        current=cur,
+        batch_size=batch_size,
+        input_columns=list(input_columns) if input_columns is not None else None,
+        target=target,
     )
     previous = _previous(baseline) if baseline is not None else None
     run = _Run(f"silenttax audit: {loaded.name}", progress, steps=12 if ref is not None else 10)
     run.context["inputs"] = loaded.inputs_from
+    run.add("saved", "inputs", _inputs_finding(loaded))
     if ref is not None:
         _data_steps(run, ref, cur, alpha=0.05)
     pricing = CostModel(price_per_hour=price_per_hour if price_per_hour is not None else 0.0)
@@ -845,6 +859,31 @@ def _pinned(run: _Run, threads: int | None) -> Iterator[None]:
     with torch_threads(threads):
         run.context["pinned_threads"] = threads if threads is not None else intra_op_threads()
         yield
+
+
+def _inputs_finding(model: AuditModel) -> Report:
+    """``audit.inputs``: which data fed the model (WARNING when by position or synthesized)."""
+    severity = Severity.WARNING if model.inputs_warn else Severity.INFO
+    return Report(
+        findings=[
+            make_finding(
+                "audit.inputs",
+                severity=severity,
+                subject=model.name,
+                message=f"model inputs: {model.inputs_from}"
+                + "".join(f"; {note}" for note in model.notes),
+                evidence={"inputs_from": model.inputs_from, "notes": list(model.notes)},
+                recommendation=(
+                    "Name the columns the model was trained on: --input-columns a,b,... "
+                    "(input_columns=[...]), or give --inputs FILE.npy."
+                    if model.inputs_warn
+                    else None
+                ),
+                detector="audit.audit",
+            )
+        ],
+        source="audit.inputs",
+    )
 
 
 def _previous(directory: str | os.PathLike[str]) -> dict[str, Any]:

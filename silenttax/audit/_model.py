@@ -25,7 +25,10 @@ _ONNX_DTYPES = {
     "tensor(int8)": np.int8,
     "tensor(uint8)": np.uint8,
     "tensor(bool)": np.bool_,
+    "tensor(string)": np.object_,
 }
+#: Column names that hold what the model predicts: never fed to it.
+TARGET_NAMES = frozenset({"label", "labels", "target", "y", "class", "outcome"})
 
 
 @dataclass
@@ -41,6 +44,9 @@ class AuditModel:
     inputs_from: str = ""
     """Where the inputs came from, said in the report."""
     notes: list[str] = field(default_factory=list)
+    """How the inputs were chosen, for the report (a positional mapping, synthesized inputs)."""
+    inputs_warn: bool = False
+    """The inputs were mapped by position (or partly synthesized): say so as a WARNING."""
     factory: str | None = None
     """The ``pkg.module:function`` that built the torch model (a fresh process can too)."""
 
@@ -141,12 +147,37 @@ def _declared(model: AuditModel) -> list[tuple[str, list[int | str | None], Any]
     return []
 
 
-def _numeric_matrix(current: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]] | None:
-    names = [n for n, v in current.items() if v.dtype.kind in "fiub"]
-    if not names:
-        return None
-    matrix = np.column_stack([current[n].astype(np.float64) for n in names])
-    return matrix, names
+def _as_declared(values: np.ndarray, dtype: Any, column: str) -> np.ndarray:
+    """A data column as the model's declared dtype: strings for string inputs, numbers
+    (parsed from text when the column arrived as text, missing -> the column median)."""
+    if np.dtype(dtype).kind == "O":
+        return np.array(["" if v is None else str(v) for v in values.tolist()], dtype=object)
+    if values.dtype.kind in "OUS":
+        parsed = []
+        for v in values.tolist():
+            try:
+                parsed.append(float(str(v).strip()) if v is not None else np.nan)
+            except ValueError:
+                parsed.append(np.nan)
+        numbers = np.asarray(parsed, dtype=np.float64)
+        if np.isnan(numbers).mean() > 0.5:
+            raise InputError(
+                f"inputs: column {column!r} is text the model's {np.dtype(dtype).name} input "
+                "cannot read (more than half of it is not a number)"
+            )
+    else:
+        numbers = values.astype(np.float64)
+    finite = np.isfinite(numbers)
+    fill = float(np.median(numbers[finite])) if finite.any() else 0.0
+    numbers = np.where(finite, numbers, fill)
+    if np.dtype(dtype).kind == "b":
+        return np.asarray(numbers != 0, dtype=bool)
+    return numbers.astype(dtype)
+
+
+def _shaped(column: np.ndarray, shape: list[int | str | None]) -> np.ndarray:
+    """One column as an input of the declared rank: ``[n]`` or ``[n, 1]``."""
+    return column[:, None] if len(shape) == 2 else column
 
 
 def model_inputs(
@@ -155,13 +186,25 @@ def model_inputs(
     inputs: list[np.ndarray] | None,
     current: dict[str, np.ndarray] | None,
     batch_size: int,
+    input_columns: list[str] | None = None,
+    target: str | None = None,
     seed: int = 0,
 ) -> None:
-    """Fill ``model.inputs``: given, from the current data, or synthesized; say which.
+    """Fill ``model.inputs``: given, from the current data by name, or synthesized; say which.
+
+    From the data, never by luck: a column named like a target (:data:`TARGET_NAMES`, or
+    ``target``) is never fed. Each declared input whose name is a column is fed from
+    it (one input per column, as skl2onnx pipelines declare them), with the model's
+    dtype (strings as strings). A single 2-D input takes ``input_columns`` in that
+    order, or, when exactly as many usable columns remain as it is wide, those in the
+    data's order — with a WARNING naming the order. Inputs absent from the data are
+    synthesized and named.
 
     Raises:
-        InputError: inputs that do not match the model's declared inputs, or a model
-            whose input shape cannot be told (give ``--inputs``).
+        InputError: inputs that do not match the model's declared inputs, a model whose
+            input shape cannot be told (give ``--inputs``), ``input_columns`` that are not
+            in the data or do not fit, or data whose columns could fit the input several
+            ways (give ``--input-columns``).
     """
     declared = _declared(model)
     if inputs:
@@ -180,34 +223,144 @@ def model_inputs(
             "or Embedding); give --inputs FILE.npy"
         )
     model.input_names = [d[0] for d in declared]
-    matrix = _numeric_matrix(current) if current is not None else None
-    if len(declared) == 1 and matrix is not None:
-        _, shape, dtype = declared[0]
-        width = shape[1] if len(shape) == 2 else None
-        values, names = matrix
-        if isinstance(width, int) and width == values.shape[1] and np.dtype(dtype).kind == "f":
-            rows = values[: max(batch_size, 1)]
-            fill = np.nanmedian(np.where(np.isfinite(values), values, np.nan), axis=0)
-            rows = np.where(np.isfinite(rows), rows, np.nan_to_num(fill))
-            model.inputs = (rows.astype(dtype),)
+    rows = max(batch_size, 1)
+    data: dict[str, np.ndarray] = {}
+    excluded: list[str] = []
+    if current is not None:
+        targets = {t.lower() for t in TARGET_NAMES} | ({target.lower()} if target else set())
+        if target is not None and target not in current:
+            raise InputError(f"target: no column {target!r} in the current data")
+        for name, values in current.items():
+            if name.lower() in targets:
+                excluded.append(name)
+            else:
+                data[name] = np.asarray(values)[:rows]
+    skipped = f"; not fed: {', '.join(excluded)} (a target)" if excluded else ""
+    if input_columns is not None:
+        if len(declared) != 1 or len(declared[0][1]) != 2:
+            raise InputError(
+                "input_columns: only for a model with one 2-D input; this one declares "
+                + ", ".join(f"{n}{list(shape)}" for n, shape, _ in declared)
+            )
+        missing = [c for c in input_columns if c not in data]
+        if current is None or missing:
+            raise InputError(
+                f"input_columns: {missing or input_columns} not in the current data"
+                + (f" (targets are never fed: {', '.join(excluded)})" if excluded else "")
+            )
+        _matrix(model, declared[0], input_columns, data)
+        model.inputs_from = (
+            f"the current data's columns {', '.join(input_columns)} (as given), first "
+            f"{len(model.inputs[0])} rows{skipped}"
+        )
+        return
+    by_name = [d for d in declared if d[0] in data]
+    if by_name:
+        arrays, synthesized = [], []
+        for name, shape, dtype in declared:
+            if name in data:
+                arrays.append(_shaped(_as_declared(data[name], dtype, name), shape))
+            else:
+                arrays.append(_synthesize(shape, dtype, rows, seed))
+                synthesized.append(name)
+        model.inputs = tuple(arrays)
+        model.inputs_from = (
+            f"the current data's columns by input name ({', '.join(d[0] for d in by_name)}), "
+            f"first {rows} rows{skipped}"
+        )
+        if synthesized:
+            model.inputs_warn = True
+            model.notes.append(
+                f"inputs {', '.join(synthesized)} are not columns of the data: synthesized"
+            )
+            model.inputs_from += f"; synthesized: {', '.join(synthesized)}"
+        return
+    if data and len(declared) == 1 and len(declared[0][1]) == 2:
+        name, shape, dtype = declared[0]
+        width = shape[1]
+        usable = [c for c, v in data.items() if _readable(v, dtype)]
+        if isinstance(width, int) and len(usable) == width:
+            _matrix(model, declared[0], usable, data)
+            model.inputs_warn = True
+            model.notes.append(
+                f"input {name!r} takes {width} unnamed columns: fed by position, in the "
+                f"data's order ({', '.join(usable)}); name them with --input-columns if "
+                "the model was trained on another order"
+            )
             model.inputs_from = (
-                f"the current data's {width} numeric columns ({', '.join(names)}), first "
-                f"{len(rows)} rows, missing values filled with the column median"
+                f"the current data's {width} columns by position ({', '.join(usable)}), "
+                f"first {len(model.inputs[0])} rows{skipped}"
             )
             return
+        if isinstance(width, int) and len(usable) > width:
+            raise InputError(
+                f"inputs: the model's input {name!r} takes {width} columns and the data has "
+                f"{len(usable)} that could fill it ({', '.join(usable)}); say which with "
+                "--input-columns a,b,... (input_columns=[...]), or give --inputs FILE.npy"
+            )
+    _synthesize_all(model, declared, batch_size, seed)
+    if data:
+        model.inputs_warn = True
+        model.notes.append(
+            "the data's columns do not match the model's inputs ("
+            + ", ".join(f"{n}{list(shape)}" for n, shape, _ in declared)
+            + "): every input was synthesized; name them with --input-columns or give --inputs"
+        )
+
+
+def _readable(values: np.ndarray, dtype: Any) -> bool:
+    """Whether a column can feed an input of ``dtype`` (numbers, or text that parses)."""
+    if np.dtype(dtype).kind == "O" or values.dtype.kind in "fiub":
+        return True
+    try:
+        _as_declared(values, dtype, "")
+    except InputError:
+        return False
+    return True
+
+
+def _matrix(
+    model: AuditModel,
+    declared: tuple[str, list[int | str | None], Any],
+    columns: list[str],
+    data: dict[str, np.ndarray],
+) -> None:
+    name, shape, dtype = declared
+    width = shape[1]
+    if isinstance(width, int) and width != len(columns):
+        raise InputError(
+            f"input_columns: the model's input {name!r} takes {width} columns, "
+            f"{len(columns)} were named"
+        )
+    model.inputs = (np.column_stack([_as_declared(data[c], dtype, c) for c in columns]),)
+
+
+def _synthesize(shape: list[int | str | None], dtype: Any, batch_size: int, seed: int) -> Any:
     rng = np.random.default_rng(seed)
+    dims = [d if isinstance(d, int) and d > 0 else batch_size for d in shape]
+    kind = np.dtype(dtype).kind
+    if kind == "f":
+        return rng.standard_normal(dims).astype(dtype)
+    if kind == "b":
+        return rng.random(dims) < 0.5
+    if kind == "O":
+        return np.full(dims, "a", dtype=object)
+    return rng.integers(0, 10, size=dims).astype(dtype)
+
+
+def _synthesize_all(
+    model: AuditModel,
+    declared: list[tuple[str, list[int | str | None], Any]],
+    batch_size: int,
+    seed: int,
+) -> None:
     arrays = []
     described = []
     for name, shape, dtype in declared:
-        dims = [d if isinstance(d, int) and d > 0 else batch_size for d in shape]
-        kind = np.dtype(dtype).kind
-        if kind == "f":
-            arrays.append(rng.standard_normal(dims).astype(dtype))
-        elif kind == "b":
-            arrays.append(rng.random(dims) < 0.5)
-        else:
-            arrays.append(rng.integers(0, 10, size=dims).astype(dtype))
-        described.append(f"{name} {np.dtype(dtype).name}[{', '.join(map(str, dims))}]")
+        array = _synthesize(shape, dtype, batch_size, seed)
+        arrays.append(array)
+        kind = "string" if np.dtype(dtype).kind == "O" else np.dtype(dtype).name
+        described.append(f"{name} {kind}[{', '.join(map(str, array.shape))}]")
     model.inputs = tuple(arrays)
     model.inputs_from = (
         "synthesized from the model's declared inputs ("

@@ -27,10 +27,12 @@ def _array(name: str, value: Any) -> np.ndarray[Any, Any]:
     if torch is not None and isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     array = np.asarray(value)
-    if array.dtype.kind not in "biufc":
+    if array.dtype.kind == "O" and all(isinstance(v, str) for v in array.ravel().tolist()):
+        array = array.astype(str)  # strings travel as a fixed-width unicode .npy
+    if array.dtype.kind not in "biufcU":
         raise InputError(
-            f"inputs[{name!r}]: needs a numeric or boolean array (it travels as .npy without "
-            f"pickle), got dtype {array.dtype}"
+            f"inputs[{name!r}]: needs a numeric, boolean or string array (it travels as .npy "
+            f"without pickle), got dtype {array.dtype}"
         )
     return array
 

@@ -56,6 +56,17 @@ def add_parser(subparsers: Any) -> None:
         help="price of one serving instance per hour",
     )
     parser.add_argument(
+        "--input-columns",
+        metavar="A,B,...",
+        help="the data columns of the model's single 2-D input, in order",
+    )
+    parser.add_argument(
+        "--target",
+        metavar="NAME",
+        help="the data's target column: never fed to the model (label, target, y, class, "
+        "outcome never are)",
+    )
+    parser.add_argument(
         "--threads",
         type=count(),
         default=None,
@@ -180,7 +191,9 @@ def run_audit(args: argparse.Namespace) -> int:
     from silenttax.errors import InputError
 
     parser: argparse.ArgumentParser = args.parser
-    if args.demo and (args.model or args.reference or args.current or args.inputs):
+    if args.demo and (
+        args.model or args.reference or args.current or args.inputs or args.input_columns
+    ):
         parser.error("--demo takes no model or data")
     if not args.demo and not args.model:
         parser.error("give a MODEL (.onnx or pkg.module:attr), or --demo")
@@ -218,6 +231,12 @@ def run_audit(args: argparse.Namespace) -> int:
                 max_time=args.max_time,
                 index=not args.offline,
                 threads=args.threads,
+                input_columns=(
+                    [c.strip() for c in args.input_columns.split(",") if c.strip()]
+                    if args.input_columns
+                    else None
+                ),
+                target=args.target,
                 progress=progress,
             )
     out = result.save(args.out)

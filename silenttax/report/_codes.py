@@ -194,6 +194,7 @@ CODES: tuple[CodeInfo, ...] = (
     ),
     # silenttax.audit
     CodeInfo("audit.skipped", _C.STABILITY, "A part of the audit that could not run, and why."),
+    CodeInfo("audit.inputs", _C.STABILITY, "Which data columns fed the model, and how."),
 )
 
 _BY_CODE = MappingProxyType({info.code: info for info in CODES})

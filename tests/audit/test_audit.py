@@ -161,20 +161,27 @@ def test_audit_an_onnx_file_with_csv_and_parquet_data(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1, done.stderr  # every column drifted by 0.8 sd
     report = silenttax.load(out / "report.json")
-    assert "current data's 4 numeric columns" in report.context["inputs"]
+    assert "current data's 4 columns by position (c0, c1, c2, c3)" in report.context["inputs"]
+    (inputs,) = [f for f in report if f.code == "audit.inputs"]
+    assert inputs.severity == "warning" and "--input-columns" in (inputs.recommendation or "")
     codes = {f.code for f in report}
     assert {"drift.numeric", "latency.quantile", "model_bloat.profile", "cost.per_1k"} <= codes
     assert any(f.code == "quantize.candidate" and f.subject == "ort_dynamic_int8" for f in report)
-    # wider data than the model's input: inputs are synthesized, dynamic dims = --batch-size
+    # wider data than the model's input: which columns is ambiguous, one clear line (exit 2)
     _frame(tmp_path / "wide.csv", 50, 0.0, columns=6)
+    wide_csv = str(tmp_path / "wide.csv")
+    common = ("--reference", wide_csv, "--current", wide_csv, "--offline", "--max-time", "0.2",
+              "--batch-size", "8", "--fail-on", "none")  # fmt: skip
+    done = run("audit", str(model), *common, "--out", str(tmp_path / "wide"))
+    assert done.returncode == 2 and "--input-columns" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
     done = run(
-        "audit", str(model), "--reference", str(tmp_path / "wide.csv"), "--current",
-        str(tmp_path / "wide.csv"), "--offline", "--max-time", "0.2", "--batch-size", "8",
-        "--fail-on", "none", "--out", str(tmp_path / "wide"),
+        "audit", str(model), *common, "--input-columns", "c5,c0,c2,c1", "--out",
+        str(tmp_path / "wide"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     wide = silenttax.load(tmp_path / "wide" / "report.json")
-    assert "synthesized" in wide.context["inputs"] and "float32[8, 4]" in wide.context["inputs"]
+    assert "columns c5, c0, c2, c1 (as given)" in wide.context["inputs"]
     assert not any(f.category.value == "data_drift" and f.is_problem for f in wide)
     # given inputs win; no data means no drift section, the model parts still run
     np.save(tmp_path / "batch.npy", np.ones((32, 4), dtype=np.float32))
