@@ -131,6 +131,16 @@ def test_a_scikit_learn_pipeline_with_a_string_input_is_fed_by_name_end_to_end(
     assert failed == []
     assert {"trace", "latency", "run_0"} <= set(result.snapshots)  # served, timed in processes
     assert any(f.code == "feature.whitespace" and f.subject == "bmi" for f in report)
+    # `silenttax report DIR` re-judges the saved snapshots into the same findings
+    from collections import Counter
+
+    from silenttax.audit import judge_directory
+
+    def key(r: object) -> Counter[tuple[str, str, str]]:
+        return Counter((f.code, f.subject, f.severity.value) for f in r)  # type: ignore[attr-defined]
+
+    again = judge_directory(result.save(tmp_path / "audit"))
+    assert key(again) == key(report)
 
 
 def test_an_input_missing_from_the_data_is_synthesized_and_named(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,15 +26,25 @@ def _sklearn_onnx(kind: str, path: Path) -> Path:
     pytest.importorskip("skl2onnx")
     from skl2onnx import to_onnx
     from sklearn.datasets import load_diabetes
-    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
     from sklearn.linear_model import LogisticRegression
 
     x, y = load_diabetes(return_X_y=True)
     x = x.astype(np.float32)
+    labels = (y > np.median(y)).astype(np.int64)  # int64 labels, ZipMap probabilities
+    model: Any
     if kind == "forest":
         model = RandomForestRegressor(n_estimators=30, max_depth=6, random_state=0).fit(x, y)
+    elif kind == "forest_classifier":
+        model = RandomForestClassifier(n_estimators=30, random_state=0).fit(x, labels)
+    elif kind == "boosting":
+        model = GradientBoostingClassifier(n_estimators=30, random_state=0).fit(x, labels)
     else:
-        model = LogisticRegression(max_iter=500).fit(x, y > np.median(y))
+        model = LogisticRegression(max_iter=500).fit(x, labels)
     path.write_bytes(to_onnx(model, x[:1], target_opset=17).SerializeToString())
     return path
 
@@ -46,7 +57,7 @@ def _problems(report, categories=PERFORMANCE):  # type: ignore[no-untyped-def]
     ]
 
 
-@pytest.mark.parametrize("kind", ["forest", "logistic"])
+@pytest.mark.parametrize("kind", ["forest", "forest_classifier", "boosting", "logistic"])
 def test_healthy_scikit_learn_models_raise_no_performance_warning(
     kind: str, tmp_path: Path
 ) -> None:

@@ -164,3 +164,40 @@ def test_onnx_bad_input() -> None:
         profile_onnx(onnx_model(), np.ones((2, 3), np.float32))
     with pytest.raises(InputError, match="steps"):
         profile_onnx(onnx_model(), np.ones((2, 256), np.float32), steps=0)
+
+
+class Chatty(Clean):
+    """Pure-Python work in forward(): time outside any op."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = 0.0
+        for i in range(20_000):  # ~1 ms of interpreter work per step
+            total += i * 0.5
+        return Clean.forward(self, x) + total * 0
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x)
+
+
+def test_framework_overhead_is_a_warning_only_when_it_costs_enough_per_step() -> None:
+    chatty = profile_torch(Chatty().eval(), X, steps=5).report()
+    (loud,) = chatty.filter(code="model_bloat.framework_overhead")
+    assert loud.severity is Severity.WARNING and loud.recommendation
+    tiny = profile_torch(Tiny().eval(), torch.randn(1, 4), steps=20)
+    overhead = tiny.overhead_share * tiny.step_time
+    report = tiny.report(max_overhead=0.0)  # every share counts: judged on its cost alone
+    (finding,) = report.filter(code="model_bloat.framework_overhead")
+    expected = Severity.WARNING if overhead >= 50e-6 else Severity.INFO
+    assert finding.severity is expected, (overhead, finding.message)
+    if expected is Severity.INFO:
+        assert "immaterial" in finding.message
+    strict = tiny.report(max_overhead=0.0, min_overhead_time=0.0)
+    assert strict.filter(code="model_bloat.framework_overhead")[0].severity is Severity.WARNING
+    with pytest.raises(InputError, match="min_overhead_time"):
+        tiny.report(min_overhead_time=-1)
