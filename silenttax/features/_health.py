@@ -22,6 +22,10 @@ from silenttax.report._codes import make_finding
 
 __all__ = ["FeatureHealth", "FeatureHealthState", "check_health"]
 
+#: Share of current values with fewer decimals than the reference's typical count
+#: from which a column "lost precision" (values were rounded).
+ROUNDED_SHARE = 0.95
+
 _DETECTOR = "features.FeatureHealth"
 
 
@@ -626,8 +630,11 @@ class FeatureHealth(Stateful[FeatureHealthState]):
                 )
             ]
         if ref_typical > 0 and cur_typical < ref_typical:
+            # rounding collapses the digits: (nearly) every value below the reference's
+            # typical count. Shortest float reprs vary by a digit or two from value to
+            # value, which moves a median but never empties the upper counts.
             rounded = float(cur_share[:ref_typical].sum())
-            if rounded >= 0.5:
+            if rounded >= ROUNDED_SHARE:
                 return [
                     self._f(
                         "feature.precision",
