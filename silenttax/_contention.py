@@ -26,7 +26,7 @@ import psutil
 
 from silenttax._system import usable_cores
 
-__all__ = ["STALL_LIMIT", "Load", "Sensor", "summarize"]
+__all__ = ["STALL_LIMIT", "Load", "RoundLoads", "Sensor", "summarize"]
 
 #: A block is contended when tasks waited for a CPU (PSI "some") or were stolen
 #: from for more than this share of its wall time.
@@ -177,6 +177,41 @@ class Sensor:
             or (steal is not None and steal > STALL_LIMIT)
         )
         return Load(wall, other, free, stall, steal, queue, bool(contended))
+
+
+class RoundLoads:
+    """Per-round contention flags from windows of about ``window`` seconds of rounds.
+
+    Call :meth:`after` with the number of rounds done after each round: when the
+    window is full, the sensor reads the load since the window began and every round
+    in it inherits its ``contended`` flag. ``after(rounds, close=True)`` closes the
+    window now (before judging the rounds so far, and at the end).
+
+    Examples:
+        >>> loads = RoundLoads(Sensor(needed=1))
+        >>> loads.after(3, close=True)
+        >>> len(loads.flags), len(loads.loads)
+        (3, 1)
+    """
+
+    def __init__(self, sensor: Sensor, window: float = 0.1) -> None:
+        self.sensor = sensor
+        self.window = window
+        self.flags: list[bool] = []
+        """One flag per round sensed so far."""
+        self.loads: list[Load] = []
+        """One load per window."""
+        self._mark = sensor.mark()
+
+    def after(self, rounds: int, *, close: bool = False) -> None:
+        """Rounds done so far; closes the window when it is full (or when ``close``)."""
+        if rounds <= len(self.flags):
+            return
+        if close or time.perf_counter() - self._mark.wall >= self.window:
+            load = self.sensor.since(self._mark)
+            self.loads.append(load)
+            self.flags.extend([load.contended] * (rounds - len(self.flags)))
+            self._mark = self.sensor.mark()
 
 
 def summarize(loads: list[Load]) -> dict[str, Any]:

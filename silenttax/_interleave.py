@@ -226,17 +226,14 @@ def interleave(
         1 if not math.isfinite(t) else max(1, min(200, round(block_time / max(t, 1e-7))))
         for t in per_call
     ]
-    from silenttax._contention import Sensor, summarize
+    from silenttax._contention import RoundLoads, Sensor, summarize
     from silenttax._system import intra_op_threads
 
-    sensor = Sensor(needed=intra_op_threads() or 1)
-    contended: list[bool] = []
-    loads = []
+    sensed = RoundLoads(Sensor(needed=intra_op_threads() or 1))
     samples: list[list[float]] = [[] for _ in fns]
     rows: list[list[float]] = []
     live = [i for i in range(len(fns)) if i not in errors]
     began = _pc()
-    mark, window_start = sensor.mark(), 0
     while live:
         elapsed = _pc() - began
         done = len(rows)
@@ -257,15 +254,8 @@ def interleave(
             samples[i].extend(block)
             row[i] = max(float(np.median(block)), 1e-9)
         rows.append(row)
-        if _pc() - mark.wall >= 0.1:  # the machine's load over ~0.1 s of rounds
-            load = sensor.since(mark)
-            loads.append(load)
-            contended.extend([load.contended] * (len(rows) - window_start))
-            mark, window_start = sensor.mark(), len(rows)
-    if len(rows) > window_start:
-        load = sensor.since(mark)
-        loads.append(load)
-        contended.extend([load.contended] * (len(rows) - window_start))
+        sensed.after(len(rows))  # the machine's load over ~0.1 s of rounds
+    sensed.after(len(rows), close=True)
     wall = _pc() - began
     blocks = np.array(rows, dtype=float).reshape(len(rows), len(fns))
     for i in errors:
@@ -277,6 +267,6 @@ def interleave(
         calls_per_block=counts,
         wall_time=wall,
         errors=errors,
-        round_contended=contended,
-        contention=summarize(loads),
+        round_contended=sensed.flags,
+        contention=summarize(sensed.loads),
     )

@@ -195,7 +195,7 @@ def _serve(
     interleaved :class:`~silenttax.benchmark.Comparison` (second arm vs first; its
     contended rounds are left out of its verdict), else None.
     """
-    from silenttax._contention import Sensor
+    from silenttax._contention import RoundLoads, Sensor, summarize
     from silenttax._system import intra_op_threads
     from silenttax.benchmark import Comparison
     from silenttax.cost import CostMonitor
@@ -210,7 +210,6 @@ def _serve(
     samples: list[list[float]] = [[] for _ in arms]
     served = [0] * len(arms)
     resources = ResourceMonitor(interval=0.05, name=arms[-1].latency_name)
-    sensor = Sensor(needed=intra_op_threads() or 1)
 
     # Each arm's cost runs on its own clock: the seconds it held the instance (its calls
     # back to back), as if it were the only deployment; interleaving shares the wall time.
@@ -238,10 +237,8 @@ def _serve(
         served[i] = 0
         clocks[i] = epoch
     block = max(1, min(200, round(_BLOCK_SECONDS / max(per_call, 1e-7))))
-    contended: list[bool] = []
-    loads = []
-    rounds = window_start = 0
-    mark = sensor.mark()
+    sensed = RoundLoads(Sensor(needed=intra_op_threads() or 1))
+    rounds = 0
     deadline = time.perf_counter() + seconds
     resources.start()
     try:
@@ -251,20 +248,11 @@ def _serve(
                 for _ in range(block):
                     call(i)
             rounds += 1
-            if time.perf_counter() - mark.wall >= 0.1:
-                load = sensor.since(mark)
-                loads.append(load)
-                contended.extend([load.contended] * (rounds - window_start))
-                mark, window_start = sensor.mark(), rounds
+            sensed.after(rounds)
     finally:
         resources.stop()
-    if rounds > window_start:
-        load = sensor.since(mark)
-        loads.append(load)
-        contended.extend([load.contended] * (rounds - window_start))
-    from silenttax._contention import summarize
-
-    run.context.setdefault("machine", {})[arms[-1].latency_name] = summarize(loads)
+    sensed.after(rounds, close=True)
+    run.context.setdefault("machine", {})[arms[-1].latency_name] = summarize(sensed.loads)
     for arm, cost, count, clock in zip(arms, costs, served, clocks, strict=True):
         cost.close_window(now=clock)
         run.context.setdefault("served", {})[arm.latency_name] = count
@@ -275,8 +263,8 @@ def _serve(
             samples[1],
             rounds=rounds,
             calls_per_round=block,
-            round_contended=contended,
-            loads=loads,
+            round_contended=sensed.flags,
+            loads=sensed.loads,
             names=(arms[0].label, arms[1].label),
             wall_time=time.perf_counter() - deadline + seconds,
             threads=intra_op_threads(),

@@ -690,7 +690,7 @@ def compare(
         >>> 1.3 < c.ratio < 1.7 and c.ci[0] > 1
         True
     """
-    from silenttax._contention import Sensor
+    from silenttax._contention import RoundLoads, Sensor
     from silenttax._system import intra_op_threads
 
     _validate(baseline_fn, "baseline_fn")
@@ -702,7 +702,7 @@ def compare(
         raise InputError(f"confidence must be in (0, 1), got {confidence!r}")
     fns = [baseline_fn, candidate_fn]
     with torch_threads(threads):
-        sensor = Sensor(needed=threads or intra_op_threads() or 1)
+        sensed = RoundLoads(Sensor(needed=threads or intra_op_threads() or 1))
         _call_checked(baseline_fn, names[0])
         _call_checked(candidate_fn, names[1])
         warm = _warm_up(fns, warmup, max(0.5, 0.2 * max_time))
@@ -713,12 +713,9 @@ def compare(
             per_pair = max(_pc() - start, 1e-7)
             calls_per_round = max(1, min(100, int(0.005 / per_pair)))
         samples: list[list[float]] = [[], []]
-        contended: list[bool] = []
-        loads = []
         env = environment()
         cpu0 = time.process_time()
         began = _pc()
-        mark, window_start = sensor.mark(), 0
         next_check = began + min_time
         rounds = 0
         while True:
@@ -726,13 +723,9 @@ def compare(
             if now - began >= max_time or (rounds >= min_rounds and now >= next_check):
                 if now - began >= max_time or until is None:
                     break
-                if rounds > window_start:  # every round judged so far has its load
-                    load = sensor.since(mark)
-                    loads.append(load)
-                    contended.extend([load.contended] * (rounds - window_start))
-                    mark, window_start = sensor.mark(), rounds
+                sensed.after(rounds, close=True)  # every round judged so far has its load
                 partial = _comparison(
-                    names, samples, rounds, calls_per_round, contended, loads, warm,
+                    names, samples, rounds, calls_per_round, sensed.flags, sensed.loads, warm,
                     now - began, time.process_time() - cpu0, threads, env, confidence,
                 )  # fmt: skip
                 if progress is not None:
@@ -749,15 +742,8 @@ def compare(
                     fn()
                     block.append(_pc() - start)
             rounds += 1
-            if _pc() - mark.wall >= 0.1:  # sense the machine over ~0.1 s windows of rounds
-                load = sensor.since(mark)
-                loads.append(load)
-                contended.extend([load.contended] * (rounds - window_start))
-                mark, window_start = sensor.mark(), rounds
-        if rounds > window_start:
-            load = sensor.since(mark)
-            loads.append(load)
-            contended.extend([load.contended] * (rounds - window_start))
+            sensed.after(rounds)  # the machine over ~0.1 s windows of rounds
+        sensed.after(rounds, close=True)
         wall, cpu = _pc() - began, time.process_time() - cpu0
     if rounds < 10:
         raise InputError(
@@ -765,8 +751,8 @@ def compare(
             "calls cheaper"
         )
     return _comparison(
-        names, samples, rounds, calls_per_round, contended, loads, warm, wall, cpu, threads,
-        env, confidence,
+        names, samples, rounds, calls_per_round, sensed.flags, sensed.loads, warm, wall, cpu,
+        threads, env, confidence,
     )  # fmt: skip
 
 

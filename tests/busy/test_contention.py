@@ -61,6 +61,11 @@ def test_bad_hog_arguments_are_named(processes: int, delay: float) -> None:
 
 
 def test_a_block_too_short_for_the_counters_is_never_called_contended() -> None:
-    sensor = Sensor(needed=64)  # more cores than any machine here: free < needed
-    load = sensor.since(sensor.mark())
-    assert load.seconds < 0.05 and not load.contended
+    import dataclasses
+
+    sensor = Sensor(needed=10_000)  # more cores than any machine: never free
+    mark = sensor.mark()
+    short = sensor.since(dataclasses.replace(mark, wall=time.perf_counter() - 0.02))
+    assert short.seconds < 0.05 and not short.contended  # 20 ms: two counter ticks
+    long = sensor.since(dataclasses.replace(mark, wall=time.perf_counter() - 0.2))
+    assert long.contended  # the same counters over 200 ms: too few cores free
