@@ -66,12 +66,18 @@ def test_demo_audit_covers_every_module(demo: Path) -> None:
         assert expected in codes, expected
     new_stage = next(f for f in report if f.code == "pipeline.new_stage")
     assert "audit_log" in new_stage.message
-    # nothing failed: only the version lag is skipped (offline)
+    # nothing failed: only the version lag is skipped (offline), and the candidate's gate
+    # when the quantization study ran on a busy machine (it then recommends nothing)
+    busy = any(
+        f.code == "quantize.recommendation" and f.evidence.get("reason") == "machine busy"
+        for f in report
+    )
     skipped = [f for f in report if f.code == "audit.skipped"]
-    assert [f.subject for f in skipped] == ["version lag"], [f.message for f in skipped]
+    expected = ["gate", "version lag"] if busy else ["version lag"]
+    assert [f.subject for f in skipped] == expected, [f.message for f in skipped]
     # two gates, told apart by their subjects
     gates = {f.subject for f in report if f.code == "gate.verdict"}
-    assert "production vs reference deployment" in gates and len(gates) == 2
+    assert "production vs reference deployment" in gates and len(gates) == (1 if busy else 2)
     assert report.environment is not None and "packages" in report.environment
     page = (demo / "report.html").read_text(encoding="utf-8")
     assert page.count('<svg class="stx-plot"') >= 12

@@ -222,6 +222,9 @@ def test_int8_support_is_read_off_the_flags(
 def test_report_with_and_without_cost(mlp_study: QuantizationStudy) -> None:
     plain = mlp_study.report(min_speedup=0)  # whatever int8 does on this CPU, one is chosen
     rec = plain.filter(code="quantize.recommendation")[0]
+    if mlp_study.busy:  # measured beside other work: no recommendation, and it says why
+        assert rec.evidence["reason"] == "machine busy" and not plain.filter(code="quantize.cost")
+        return
     best = mlp_study.best(min_speedup=0)
     assert best is not None and rec.message.startswith(f"use {best.method}: ")
     assert rec.value == best.speedup
