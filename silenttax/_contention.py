@@ -19,14 +19,24 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import psutil
 
 from silenttax._system import usable_cores
 
-__all__ = ["STALL_LIMIT", "Load", "RoundLoads", "Sensor", "summarize"]
+__all__ = [
+    "MIN_QUIET_ROUNDS",
+    "STALL_LIMIT",
+    "Load",
+    "RoundLoads",
+    "Sensor",
+    "quiet_rounds",
+    "summarize",
+]
 
 #: A block is contended when tasks waited for a CPU (PSI "some") or were stolen
 #: from for more than this share of its wall time.
@@ -35,6 +45,8 @@ STALL_LIMIT = 0.10
 FREE_MARGIN = 0.25
 #: Other processes using less than this many cores do not make stalls count.
 OTHERS_FLOOR = 0.1
+#: Fewest uncontended rounds a verdict is drawn on (and at least half of the rounds).
+MIN_QUIET_ROUNDS = 10
 
 _PSI = "/proc/pressure/cpu"
 _STAT = "/proc/stat"
@@ -212,6 +224,26 @@ class RoundLoads:
             self.loads.append(load)
             self.flags.extend([load.contended] * (rounds - len(self.flags)))
             self._mark = self.sensor.mark()
+
+
+def quiet_rounds(flags: Sequence[bool], rounds: int) -> np.ndarray | None:
+    """Boolean per round: the rounds not measured under contention (``flags`` per round,
+    missing ones quiet); None when contended rounds left fewer than
+    :data:`MIN_QUIET_ROUNDS`, or fewer than half, quiet: the machine was busy.
+
+    Examples:
+        >>> quiet_rounds([False] * 20 + [True] * 5, 25).sum()
+        np.int64(20)
+        >>> quiet_rounds([True] * 15 + [False] * 10, 25) is None
+        True
+    """
+    contended = np.zeros(rounds, dtype=bool)
+    given = np.asarray(list(flags)[:rounds], dtype=bool)
+    contended[: given.size] = given
+    quiet = int(rounds - contended.sum())
+    if contended.any() and (quiet < MIN_QUIET_ROUNDS or quiet < 0.5 * rounds):
+        return None
+    return ~contended
 
 
 def summarize(loads: list[Load]) -> dict[str, Any]:

@@ -28,8 +28,6 @@ __all__ = ["Interleaved", "batch_means_interval", "interleave", "paired_batches"
 _pc = time.perf_counter
 #: Most batches the rounds are grouped into for the interval (Law & Kelton use 10-30).
 MAX_BATCHES = 10
-#: Fewest uncontended rounds a ratio is computed on (else all rounds, flagged busy).
-MIN_QUIET_ROUNDS = 10
 
 
 def batch_means_interval(
@@ -140,18 +138,17 @@ class Interleaved:
     def quiet(self) -> np.ndarray:
         """Boolean per round: the rounds ratios use (all of them when the machine was busy
         for most of the session: see :attr:`busy`)."""
-        flags = np.zeros(self.rounds, dtype=bool)
-        flags[: len(self.round_contended)] = self.round_contended[: self.rounds]
-        if self.busy:
-            return np.ones(self.rounds, dtype=bool)
-        return ~flags
+        from silenttax._contention import quiet_rounds
+
+        keep = quiet_rounds(self.round_contended, self.rounds)
+        return np.ones(self.rounds, dtype=bool) if keep is None else keep
 
     @property
     def busy(self) -> bool:
         """Most of the session ran while other processes held the cores it needed."""
-        flags = np.asarray(self.round_contended[: self.rounds], dtype=bool)
-        quiet = int(self.rounds - flags.sum())
-        return bool(flags.any()) and (quiet < MIN_QUIET_ROUNDS or quiet < 0.5 * self.rounds)
+        from silenttax._contention import quiet_rounds
+
+        return quiet_rounds(self.round_contended, self.rounds) is None
 
     def ratio(
         self, baseline: int, other: int, confidence: float = 0.95

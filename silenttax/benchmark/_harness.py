@@ -25,8 +25,6 @@ __all__ = ["BenchmarkResult", "Comparison", "benchmark", "compare", "compare_res
 _pc = time.perf_counter
 #: Samples needed before a percentile is reported without a caveat (MLPerf LoadGen's rule).
 MIN_SAMPLES = {"p90": 64, "p95": 130, "p99": 662}
-#: Fewest uncontended rounds an interleaved comparison is judged on.
-MIN_QUIET_ROUNDS = 10
 
 
 def _call_checked(fn: Callable[[], Any], label: str) -> None:
@@ -384,14 +382,14 @@ class Comparison(State):
     def quiet_rounds(self) -> Any:
         """Boolean per round: rounds the verdict uses (None: too few quiet rounds to
         judge, the machine was busy for most of the run)."""
-        keep = np.ones(self.rounds, dtype=bool)
-        if self.round_contended:
-            keep[: len(self.round_contended)] = ~np.asarray(
-                self.round_contended[: self.rounds], dtype=bool
-            )
-        if keep.sum() < MIN_QUIET_ROUNDS or keep.mean() < 0.5:
-            return None
-        return keep
+        from silenttax._contention import quiet_rounds
+
+        return quiet_rounds(self.round_contended or [], self.rounds)
+
+    @property
+    def round_calls(self) -> int:
+        """Calls of each side per round (derived for files from before it was kept)."""
+        return self.calls_per_round or max(1, len(self.baseline.samples) // max(self.rounds, 1))
 
     @property
     def contended_share(self) -> float:
@@ -418,7 +416,7 @@ class Comparison(State):
         keep = self.quiet_rounds() if self.scope == "interleaved" else None
         if keep is None or self.rounds < 4:
             return None
-        calls = self.calls_per_round or max(1, len(self.baseline.samples) // self.rounds)
+        calls = self.round_calls
 
         def log_quantile(x: Any) -> float:
             return math.log(max(float(np.quantile(x, q)), 1e-12))

@@ -310,9 +310,7 @@ def _welch_df(a: _Side, b: _Side) -> float | None:
 def _comparison_sides(comparison: Any) -> tuple[_Float, _Float]:
     """Both sides' samples of an interleaved comparison, from its quiet rounds only."""
     keep = comparison.quiet_rounds()
-    calls = comparison.calls_per_round or max(
-        1, len(comparison.baseline.samples) // max(comparison.rounds, 1)
-    )
+    calls = comparison.round_calls
     sides = []
     for result in (comparison.baseline, comparison.candidate):
         samples = np.asarray(result.samples, dtype=np.float64)
