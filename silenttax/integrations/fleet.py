@@ -45,6 +45,17 @@ The live feature references (kilobytes to megabytes) are written once per
 directory, content-addressed (``reference-<digest>.json``), not in every periodic
 snapshot.
 
+**Judged once per fleet, not at every scrape.** Counts, histograms and quantiles are
+read fresh at each scrape. The fleet's *judgement* — its ``check()`` findings and the
+live windows' null rates and drift scores, which need the sampled windows of every
+worker merged and tested (tens of milliseconds with live features) — is written to
+``judgement.json`` by whichever worker's writer thread finds it older than
+``check_interval`` (:func:`judge_directory`), off the request path; a scrape reads
+it, and judges inline only when no writer has for three intervals
+(:func:`judgement`). So a scrape costs O(live workers) file reads and merges of
+counters and sketches, and the fleet pays for one judgement per interval, whatever
+the scrape rate.
+
 Examples:
     >>> import tempfile
     >>> from silenttax.integrations.asgi import SilentTaxMiddleware
@@ -74,16 +85,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from silenttax._system import background
 from silenttax.errors import InputError, SilentTaxError
+from silenttax.report import Report
 
 __all__ = [
     "ARCHIVE",
     "GENERATION",
+    "JUDGEMENT",
     "KEEP_GENERATIONS",
+    "FleetJudgement",
     "SnapshotWriter",
     "fold_dead",
     "generation_id",
+    "judge_directory",
+    "judgement",
     "previous_generation",
     "read_directory",
 ]
@@ -96,7 +114,11 @@ GENERATIONS = "generations"
 """The folder of retired generations, one merged snapshot each."""
 KEEP_GENERATIONS = 5
 """Retired generations kept (the oldest are deleted)."""
+JUDGEMENT = "judgement.json"
+"""The fleet's latest judgement (:class:`FleetJudgement`), refreshed by the writers."""
 _LOCK = ".silenttax.lock"
+_JUDGE_LOCK = ".silenttax.judge.lock"
+_WINDOWS = ("health", "health_previous", "drift", "drift_previous")
 _PATTERN = "worker-*.json"
 _STALE_TEMP = 3600.0  # a temp file this old was left by a killed writer
 _SERVERS = re.compile(r"(gunicorn|uvicorn|hypercorn|granian|daphne|litserve)\b")
@@ -246,6 +268,11 @@ class SnapshotWriter:
         """The background thread (None until the first request in this process)."""
         self.errors = 0
         """Writes that failed (counted, never raised into a request)."""
+        self.judge_every: float | None = None
+        """Seconds between fleet judgements (:func:`judge_directory`) this writer's thread
+        makes when no other worker's has (None: it never judges; set by
+        :meth:`SilentTaxCollector.from_directory
+        <silenttax.integrations.prometheus.SilentTaxCollector.from_directory>`)."""
         self._stop = threading.Event()
         self._closed = False
         self._write_lock = threading.Lock()  # a write never replaces a newer one
@@ -282,9 +309,11 @@ class SnapshotWriter:
 
     def _tick(self) -> None:
         """The periodic write, then the dead workers' files folded (so a scrape seldom
-        meets one: it would fold them itself)."""
+        meets one: it would fold them itself), then the fleet judged when it is due."""
         self.write()
         fold_dead(self.folder)
+        if self.judge_every is not None:
+            _judge_when_due(self.folder, self.judge_every)  # its file was just written
 
     def _failed(self, exc: Exception) -> None:
         self.errors += 1
@@ -524,7 +553,9 @@ def previous_generation(directory: str | os.PathLike[str]) -> Path | None:
     return retired[-1] if retired else None
 
 
-def read_directory(directory: str | os.PathLike[str], *, own: Any = None) -> Any:
+def read_directory(
+    directory: str | os.PathLike[str], *, own: Any = None, windows: bool = True
+) -> Any:
     """The fleet's current generation: every worker's snapshot in ``directory`` and the
     archive, merged into one ``SilentTaxMiddleware`` (to export or check). Dead workers
     are folded first.
@@ -533,6 +564,9 @@ def read_directory(directory: str | os.PathLike[str], *, own: Any = None) -> Any
         directory: Where the workers write.
         own: The calling worker's middleware: it writes its file first, so the result
             is exact for it (and never ahead of what a later scrape reads).
+        windows: Merge the live features' sampled windows too (False: their counters
+            only — what a scrape exports fresh; the judgement of the windows is read
+            from :func:`judgement`).
 
     Raises:
         InputError: ``directory`` is not a directory, or the snapshots were written with
@@ -562,6 +596,8 @@ def read_directory(directory: str | os.PathLike[str], *, own: Any = None) -> Any
                 states.append(_read(path))
             except SilentTaxError:
                 continue  # a file of another kind or version: left for a person to look at
+    if not windows:
+        states = [_without_windows(state) for state in states]
     if not states:
         return SilentTaxMiddleware(_nothing)
     fleet = SilentTaxMiddleware.from_state(states[0])
@@ -572,3 +608,102 @@ def read_directory(directory: str | os.PathLike[str], *, own: Any = None) -> Any
 
 async def _nothing(scope: Any, receive: Any, send: Any) -> None:
     return None
+
+
+def _without_windows(state: Any) -> Any:
+    """A snapshot with the live features' counters but not their sampled windows."""
+    if state.live is None:
+        return state
+    return state.model_copy(update={"live": state.live.model_copy(update=dict.fromkeys(_WINDOWS))})
+
+
+class FleetJudgement(BaseModel):
+    """The fleet's judgement at one moment: what a scrape exports besides counts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: float
+    """When it was judged (Unix seconds)."""
+    generation: str | None
+    """The generation judged (a judgement of another one is never served)."""
+    report: Report
+    """The merged fleet's ``check()``."""
+    null_rates: dict[str, float]
+    """Feature -> share of nulls in the live windows (empty without live features)."""
+    drift: dict[str, tuple[str, float]]
+    """Feature -> (metric, effect size) of the live drift check."""
+
+
+def judge_directory(directory: str | os.PathLike[str], *, own: Any = None) -> FleetJudgement:
+    """Judge the fleet now (every worker's snapshot merged, its live windows included)
+    and write ``judgement.json`` for the scrapes that follow; returns the judgement.
+
+    Examples:
+        >>> import tempfile
+        >>> judge_directory(tempfile.mkdtemp()).report.findings
+        []
+    """
+    folder = _folder(directory)
+    fleet = read_directory(folder, own=own)
+    record = _current(folder)
+    live = fleet.live
+    judged = FleetJudgement(
+        at=time.time(),
+        generation=None if record is None else str(record["id"]),
+        report=fleet.check(),
+        null_rates={} if live is None else live.null_rates(),
+        drift={} if live is None else live.drift_scores(),
+    )
+    tmp = folder / f".{JUDGEMENT}.{secrets.token_hex(4)}"
+    tmp.write_text(judged.model_dump_json(), encoding="utf-8")
+    os.replace(tmp, folder / JUDGEMENT)
+    return judged
+
+
+def _cached_judgement(folder: Path) -> FleetJudgement | None:
+    """``judgement.json`` if it judged the current generation (None: missing, unreadable
+    or of another generation)."""
+    try:
+        judged = FleetJudgement.model_validate_json((folder / JUDGEMENT).read_bytes())
+    except (OSError, ValueError):
+        return None
+    record = _current(folder)
+    current = None if record is None else str(record["id"])
+    return judged if judged.generation == current else None
+
+
+def judgement(
+    directory: str | os.PathLike[str], *, own: Any = None, max_age: float = 15.0
+) -> FleetJudgement:
+    """The fleet's latest judgement: ``judgement.json`` when it is at most ``max_age``
+    seconds old, else judged now (:func:`judge_directory`).
+
+    Examples:
+        >>> import tempfile
+        >>> judgement(tempfile.mkdtemp()).null_rates
+        {}
+    """
+    folder = _folder(directory)
+    judged = _cached_judgement(folder)
+    if judged is not None and time.time() - judged.at <= max_age:
+        return judged
+    return judge_directory(folder, own=own)
+
+
+def _judge_when_due(folder: Path, every: float) -> None:
+    """Judge the fleet if no worker has in ``every`` seconds (one worker at a time: the
+    others skip while one judges)."""
+    judged = _cached_judgement(folder)
+    if judged is not None and time.time() - judged.at < every:
+        return
+    with open(folder / _JUDGE_LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # another worker judges now
+        try:
+            judged = _cached_judgement(folder)  # judged while this one waited?
+            if judged is None or time.time() - judged.at >= every:
+                judge_directory(folder)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

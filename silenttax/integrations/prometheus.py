@@ -169,7 +169,11 @@ class SilentTaxCollector:
         """
         from silenttax.integrations.fleet import _folder
 
-        return cls({name: _Directory(_folder(path), own)}, **options)
+        collector = cls({name: _Directory(_folder(path), own)}, **options)
+        writer = None if own is None else own.writer
+        if writer is not None and (collector.findings or own.live is not None):
+            writer.judge_every = float(own.check_interval)  # judged off the request path
+        return collector
 
     def add(self, name: str, monitor: Any) -> None:
         """Export one more component under ``name``."""
@@ -309,10 +313,8 @@ class SilentTaxCollector:
         elif kind == "tracer":
             self._tracer(families, base, monitor.breakdown())
         elif kind == "directory":
-            from silenttax.integrations.fleet import read_directory
-
-            monitor = read_directory(monitor.path, own=monitor.own)
-            self._middleware(families, base, monitor)
+            self._directory(families, base, monitor)
+            return
         elif kind == "middleware":
             self._middleware(families, base, monitor)
         elif kind == "cost":
@@ -358,7 +360,25 @@ class SilentTaxCollector:
         if breakdown.requests:
             families["non_model"].add_metric(base, 1.0 - float(breakdown.model_share))
 
-    def _middleware(self, families: dict[str, Any], base: list[str], middleware: Any) -> None:
+    def _directory(self, families: dict[str, Any], base: list[str], directory: _Directory) -> None:
+        """A fleet: counts and sketches merged fresh, the judgement (findings, live
+        windows' gauges) from the fleet's latest (see :mod:`silenttax.integrations.fleet`)."""
+        from silenttax.integrations.fleet import judgement, read_directory
+
+        own = directory.own
+        fleet = read_directory(directory.path, own=own, windows=False)
+        if not self.findings and fleet.live is None:
+            self._middleware(families, base, fleet)
+            return
+        interval = float(own.check_interval if own is not None else fleet.check_interval)
+        judged = judgement(directory.path, own=own, max_age=3 * interval)
+        self._middleware(families, base, fleet, judged=judged)
+        if self.findings:
+            self._counted(families, base, judged.report)
+
+    def _middleware(
+        self, families: dict[str, Any], base: list[str], middleware: Any, judged: Any = None
+    ) -> None:
         for route, latency in sorted(middleware.latency().items()):
             self._histogram(families, "route", [*base, route], latency.sketch.state())
         for route, sketch in sorted(middleware.ttfb().items()):
@@ -374,17 +394,19 @@ class SilentTaxCollector:
         if middleware.cost is not None:
             self._cost(families, base, middleware.cost)
         if middleware.live is not None:
-            self._live(families, base, middleware.live)
+            self._live(families, base, middleware.live, judged)
 
-    def _live(self, families: dict[str, Any], base: list[str], live: Any) -> None:
+    def _live(self, families: dict[str, Any], base: list[str], live: Any, judged: Any) -> None:
         state = live.state()
         for outcome in ("rows", "failed", "dropped", "truncated"):
             families["samples"].add_metric([*base, outcome], float(getattr(state, outcome)))
-        for feature, rate in sorted(live.null_rates().items()):
+        null_rates = live.null_rates() if judged is None else judged.null_rates
+        for feature, rate in sorted(null_rates.items()):
             label = self._cap("feature", feature)
             if label != OTHER:
                 families["null_rate"].add_metric([*base, label], rate)
-        for feature, (metric, score) in sorted(live.drift_scores().items()):
+        drift = live.drift_scores() if judged is None else judged.drift
+        for feature, (metric, score) in sorted(drift.items()):
             label = self._cap("feature", feature)
             if label != OTHER:
                 families["drift"].add_metric([*base, label, metric], score)
@@ -400,12 +422,16 @@ class SilentTaxCollector:
             )
 
     def _findings(self, families: dict[str, Any], base: list[str], monitor: Any) -> None:
-        from silenttax.report import Severity
 
         try:
             report = monitor.check()
         except Exception:  # a component that cannot judge itself yet exports no count
             return
+        self._counted(families, base, report)
+
+    def _counted(self, families: dict[str, Any], base: list[str], report: Any) -> None:
+        from silenttax.report import Severity
+
         counts: dict[tuple[str, str], int] = {}
         for finding in report:
             if finding.severity != Severity.OK:

@@ -115,7 +115,7 @@ def _prometheus(folder: Path, target: str) -> Iterator[str]:
     )
     port = free_port()
     args = ["--config.file=prometheus.yml", "--storage.tsdb.path=tsdb",
-            f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
+            f"--web.listen-address=127.0.0.1:{port}", "--log.level=debug"]  # fmt: skip
     with running(home, args, port=port, ready="/-/ready", program=["prometheus"]) as url:
         yield url
 
@@ -233,9 +233,12 @@ def test_a_recycling_fleet_under_wrk_scraped_by_prometheus(tmp_path: Path) -> No
         up = _query(prom, f'min_over_time(up{{job="silenttax"}}{window})', t1)
         durations = _query(prom, f'scrape_duration_seconds{{job="silenttax"}}{window}', t1)
         downs = _query(prom, f'up{{job="silenttax"}}{window}', t1)
-        shown = [(round(float(d[1]), 3), u[1]) for d, u in
-                 zip(durations[0]["values"], downs[0]["values"], strict=False)]  # fmt: skip
-        assert float(up[0]["value"][1]) == 1.0, shown  # every scrape answered
+        failed = [(d[0], round(float(d[1]), 3)) for d, u in
+                  zip(durations[0]["values"], downs[0]["values"], strict=False)
+                  if u[1] != "1"]  # fmt: skip
+        why = [x for x in (tmp_path / "prometheus" / "server.log").read_text().splitlines()
+               if "crape" in x and ("fail" in x or "err" in x)]  # fmt: skip
+        assert float(up[0]["value"][1]) == 1.0, (failed, why[-5:])  # every scrape answered
         scraped = _query(prom, f"min_over_time(silenttax_scrape_up{window})", t1)
         assert float(scraped[0]["value"][1]) == 1.0
         assert len(pids) > 3, pids  # gunicorn recycled workers during the run

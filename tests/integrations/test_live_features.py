@@ -316,3 +316,76 @@ def test_a_collector_that_fails_leaves_the_rest_of_the_scrape() -> None:
     assert 'silenttax_latency_seconds_count{monitor="ranker"} 1.0' in text
     assert 'silenttax_scrape_up{monitor="ranker"} 1.0' in text
     assert collector.last_error is not None and collector.last_error.startswith("app: ")
+
+
+def _gauges(registry: Any, name: str) -> dict[str, float]:
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = generate_latest(registry).decode()
+    return {
+        s.labels.get("feature", s.labels.get("route", "")) + s.labels.get("status", ""): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == name
+    }
+
+
+def test_a_fleet_scrape_counts_fresh_and_reads_the_judgement_written_off_the_request_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from silenttax.integrations import fleet
+    from silenttax.integrations.prometheus import SilentTaxCollector
+
+    monkeypatch.setenv("SILENTTAX_GENERATION", "one")
+    a = _middleware(sample_rate=1.0, snapshot_dir=tmp_path, check_interval=30)
+    b = _middleware(sample_rate=1.0, snapshot_dir=tmp_path, check_interval=30)
+    assert a.live is not None and b.live is not None and a.writer is not None
+    _serve(a, _bodies(200))
+    _serve(b, _bodies(200, null_share=0.5))
+    a.live.fold()
+    b.live.fold()
+    assert b.writer is not None
+    b.writer.write()
+    registry = CollectorRegistry()
+    registry.register(SilentTaxCollector.from_directory(tmp_path, own=a, findings=True))
+    assert a.writer.judge_every == 30.0  # this worker's writer thread judges the fleet
+
+    # the first scrape finds no judgement: it judges the whole fleet inline, once
+    nulls = _gauges(registry, "silenttax_feature_null_rate")
+    judged = fleet.FleetJudgement.model_validate_json((tmp_path / fleet.JUDGEMENT).read_text())
+    whole = fleet.read_directory(tmp_path)  # every window merged: what a scrape used to judge
+    assert whole.live is not None
+    assert nulls == pytest.approx(whole.live.null_rates()) and nulls["age"] > 0.2
+    assert _gauges(registry, "silenttax_feature_drift") == pytest.approx(
+        {k: v for k, (_, v) in whole.live.drift_scores().items()}
+    )
+    assert {f.code for f in whole.check()} == {f.code for f in judged.report}
+
+    # more traffic: counts are fresh at the next scrape, the judgement (30 s) is kept
+    _serve(b, _bodies(300))
+    b.live.fold()
+    b.writer.write()
+    counts = _gauges(registry, "silenttax_http_requests_total")
+    assert counts == {"__unmatched__2xx": 700.0}  # no router here: no route template
+    again = fleet.FleetJudgement.model_validate_json((tmp_path / fleet.JUDGEMENT).read_text())
+    assert again.at == judged.at
+    assert _gauges(registry, "silenttax_feature_null_rate") == pytest.approx(nulls)
+
+    # a writer's tick judges when the judgement is due; the scrape then shows it
+    a.writer.judge_every = 0.0
+    a.writer._tick()
+    later = fleet.FleetJudgement.model_validate_json((tmp_path / fleet.JUDGEMENT).read_text())
+    assert later.at > judged.at
+    assert _gauges(registry, "silenttax_feature_null_rate")["age"] < nulls["age"]  # diluted
+
+    # a judgement of another generation is never served: the scrape judges again
+    other = later.model_copy(update={"generation": "old"})
+    (tmp_path / fleet.JUDGEMENT).write_text(other.model_dump_json())
+    _gauges(registry, "silenttax_feature_null_rate")
+    fresh = fleet.FleetJudgement.model_validate_json((tmp_path / fleet.JUDGEMENT).read_text())
+    assert fresh.generation == "one" and fresh.at > later.at
+    a.close()
+    b.close()
