@@ -140,9 +140,15 @@ class ServingState(State):
     writes the references once, not in every snapshot): field -> file name."""
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Self:
+    def load(cls, path: str | os.PathLike[str], *, windows: bool = True) -> Self:
         """Read a file written by :meth:`save`, with the references it names read from
         their files beside it.
+
+        Args:
+            path: The snapshot.
+            windows: Read the live features' sampled windows where a fleet worker keeps
+                them in a file of their own (``references["live"]``; False: the
+                counters only, as a scrape reads them).
 
         Raises:
             StateError: the file, or a reference file it names, cannot be read.
@@ -159,13 +165,28 @@ class ServingState(State):
         }
         update: dict[str, Any] = {}
         for field, name in state.references.items():
-            if field not in kinds or Path(name).name != name:
+            if (field not in kinds and field != "live") or Path(name).name != name:
                 raise StateError(f"{str(path)!r}: bad reference {field!r} -> {name!r}")
-            update[field] = _reference_file(kinds[field], Path(path).parent / name)
+            if field == "live":
+                if windows and state.live is not None:
+                    update["live"] = _with_windows(state.live, Path(path).parent / name)
+            else:
+                update[field] = _reference_file(kinds[field], Path(path).parent / name)
         return state.model_copy(update=update)
 
 
 _REFERENCES: dict[tuple[str, str], State] = {}  # content-addressed files never change
+LIVE_WINDOWS = ("slot", "health", "health_previous", "drift", "drift_previous")
+"""The fields of a :class:`LiveState` a fleet worker writes to a file of their own."""
+
+
+def _with_windows(live: LiveState, path: Path) -> LiveState:
+    """``live``'s counters with the sampled windows read from ``path``."""
+    try:
+        windows = LiveState.model_validate_json(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise StateError(f"cannot read the live windows {str(path)!r}: {exc}") from exc
+    return live.model_copy(update={field: getattr(windows, field) for field in LIVE_WINDOWS})
 
 
 def _reference_file(kind: type[State], path: Path) -> State:

@@ -43,7 +43,10 @@ user, not shared between different applications.
 
 The live feature references (kilobytes to megabytes) are written once per
 directory, content-addressed (``reference-<digest>.json``), not in every periodic
-snapshot.
+snapshot, and each worker's sampled live windows (most of its bytes) go to
+``windows-<pid>-<token>-<generation>.json`` beside its file, which names it: the
+judgement reads them, a scrape does not, ``ServingState.load`` (and ``silenttax.load``)
+reads them back, and a fold takes both files into the archive.
 
 **Judged once per fleet, not at every scrape.** Counts, histograms and quantiles are
 read fresh at each scrape. The fleet's *judgement* — its ``check()`` findings and the
@@ -318,8 +321,19 @@ class SnapshotWriter:
     def _failed(self, exc: Exception) -> None:
         self.errors += 1
 
-    def write(self) -> Path:
-        """Write the snapshot now (joining this worker's generation first); returns its path."""
+    @property
+    def windows_path(self) -> Path:
+        """Where this worker keeps its live features' sampled windows (beside its file)."""
+        return _windows_file(self.path)
+
+    def write(self, *, windows: bool = True) -> Path:
+        """Write the snapshot now (joining this worker's generation first); returns its path.
+
+        Args:
+            windows: Write the live features' sampled windows too (False: the counters,
+                sketches and spans only, as a scrape needs them — the windows file
+                keeps the previous write's).
+        """
         middleware = self._middleware()
         if middleware is None:
             raise InputError("the middleware of this SnapshotWriter is gone")
@@ -330,15 +344,25 @@ class SnapshotWriter:
             state = middleware.state(references=False)
             update: dict[str, Any] = {"workers": [self.path.name], "generation": self.generation}
             shared = self._shared_references(middleware)
-            if shared:
-                update["references"] = {field: name for field, (name, _) in shared.items()}
-            state = state.model_copy(update=update)
-            written: Path = state.save(self.path)
+            references = {field: name for field, (name, _) in shared.items()}
+            live = state.live
+            if live is not None:  # the windows (most of the bytes) in a file of their own
+                if windows or not self.windows_path.exists():
+                    _write_text(self.windows_path, live.model_dump_json())
+                references["live"] = self.windows_path.name
+                update["live"] = live.model_copy(update=dict.fromkeys(_WINDOWS))
+            if references:
+                update["references"] = references
+            stripped = state.model_copy(update=update)
+            written: Path = stripped.save(self.path)
             # a scrape served by this worker reads its own file next: no need to parse it
-            stat = written.stat()
-            loaded = state.model_copy(update={f: held for f, (_, held) in shared.items()})
+            held = {f: state for f, (_, state) in shared.items()}
+            key = _stat_key(written)
             with _PARSED_LOCK:
-                _PARSED[written] = ((stat.st_ino, stat.st_mtime_ns, stat.st_size), loaded)
+                _PARSED[(written, False)] = (key, stripped.model_copy(update=held))
+                if windows:
+                    whole = state.model_copy(update={**update, **held, "live": live})
+                    _PARSED[(written, True)] = (key, whole)
         return written
 
     def _shared_references(self, middleware: Any) -> dict[str, tuple[str, Any]]:
@@ -447,8 +471,31 @@ def _target(folder: Path, path: Path) -> Path:
     return folder / GENERATIONS / f"{generation}.json"
 
 
-_PARSED: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+_PARSED: dict[tuple[Path, bool], tuple[tuple[int, int, int], Any]] = {}
 _PARSED_LOCK = threading.Lock()
+
+
+def _stat_key(path: Path) -> tuple[int, int, int]:
+    stat = path.stat()
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _windows_file(path: Path) -> Path:
+    """The live windows' file of worker file ``path``."""
+    return path.with_name("windows-" + path.name.removeprefix("worker-"))
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Replace ``path`` atomically (temp file, rename; no fsync: a cache, not a record)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _remove(path: Path) -> None:
+    """A worker file and its windows file."""
+    path.unlink(missing_ok=True)
+    _windows_file(path).unlink(missing_ok=True)
 
 
 def _remember_reference(state: Any, path: Path) -> None:
@@ -458,22 +505,22 @@ def _remember_reference(state: Any, path: Path) -> None:
     _REFERENCES[(state.KIND, str(path))] = state
 
 
-def _read(path: Path) -> Any:
+def _read(path: Path, *, windows: bool = True) -> Any:
     """A snapshot file, parsed (a file unchanged since the last scrape in this process is
-    not parsed again: every write replaces the file, so its inode, time or size differ)."""
+    not parsed again: every write replaces the file, so its inode, time or size differ;
+    a worker writes its windows file before the file naming it)."""
     from silenttax.integrations.asgi import ServingState
 
-    stat = path.stat()
-    key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    key = _stat_key(path)
     with _PARSED_LOCK:
-        known = _PARSED.get(path)
+        known = _PARSED.get((path, windows))
     if known is not None and known[0] == key:
         return known[1]
-    state = ServingState.load(path)
+    state = ServingState.load(path, windows=windows)
     with _PARSED_LOCK:
         if len(_PARSED) > 4096:
             _PARSED.clear()
-        _PARSED[path] = (key, state)
+        _PARSED[(path, windows)] = (key, state)
     return state
 
 
@@ -493,7 +540,7 @@ def _fold_into(archive_path: Path, paths: list[Path]) -> int:
     held = set(archive.state().workers) if archive is not None else set()
     # files an interrupted fold already merged: delete them, never merge them again
     for name in held:
-        (folder / name).unlink(missing_ok=True)
+        _remove(folder / name)
     folded: list[str] = []
     references: dict[str, str] = {}
     for path in paths:
@@ -506,7 +553,7 @@ def _fold_into(archive_path: Path, paths: list[Path]) -> int:
             continue
         archive = SilentTaxMiddleware.from_state(state) if archive is None else archive.merge(state)
         folded.append(path.name)
-        references = dict(state.references)
+        references = {k: v for k, v in state.references.items() if k != "live"}
     if archive is None:
         return 0
     if folded or held:
@@ -516,7 +563,7 @@ def _fold_into(archive_path: Path, paths: list[Path]) -> int:
         )
         final.save(archive_path)
         for name in folded:
-            (folder / name).unlink(missing_ok=True)
+            _remove(folder / name)
     return len(folded)
 
 
@@ -526,10 +573,14 @@ def fold_dead(directory: str | os.PathLike[str]) -> int:
     many were folded."""
     folder = _folder(directory)
     now = time.time()
-    for tmp in folder.glob(".worker-*"):
+    for tmp in [*folder.glob(".worker-*"), *folder.glob(".windows-*")]:
         with contextlib.suppress(OSError):
             if now - tmp.stat().st_mtime > _STALE_TEMP:
                 tmp.unlink()
+    for orphan in folder.glob("windows-*.json"):  # its worker file folded, or never written
+        worker = orphan.with_name("worker-" + orphan.name.removeprefix("windows-"))
+        if not worker.exists() and (pid := _worker_pid(orphan)) and not _alive(pid):
+            orphan.unlink(missing_ok=True)
     dead = [p for p in sorted(folder.glob(_PATTERN)) if (pid := _worker_pid(p)) and not _alive(pid)]
     if not dead:
         return 0
@@ -576,7 +627,7 @@ def read_directory(
 
     folder = _folder(directory)
     if own is not None and own.writer is not None and own.writer.folder == folder:
-        own.writer.write()
+        own.writer.write(windows=windows)
     fold_dead(folder)
     states: list[ServingState] = []
     with _locked(folder):  # a consistent view: no fold moves files while they are read
@@ -593,7 +644,7 @@ def read_directory(
             if path.name in held or other:
                 continue
             try:
-                states.append(_read(path))
+                states.append(_read(path, windows=windows))
             except SilentTaxError:
                 continue  # a file of another kind or version: left for a person to look at
     if not windows:

@@ -389,3 +389,45 @@ def test_a_fleet_scrape_counts_fresh_and_reads_the_judgement_written_off_the_req
     assert fresh.generation == "one" and fresh.at > later.at
     a.close()
     b.close()
+
+
+def test_a_fleet_worker_keeps_its_live_windows_in_a_file_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from silenttax.integrations import fleet
+    from silenttax.integrations.asgi import ServingState
+
+    monkeypatch.setenv("SILENTTAX_GENERATION", "one")
+    worker = _middleware(sample_rate=1.0, snapshot_dir=tmp_path)
+    assert worker.writer is not None and worker.live is not None
+    _serve(worker, _bodies(300, null_share=0.3))
+    worker.live.fold()
+    path = worker.writer.write()
+    windows = worker.writer.windows_path
+    assert windows.exists() and windows.stat().st_size > path.stat().st_size
+    # read whole by default (silenttax.load, merge, the judgement), counters only on request
+    whole, counters = ServingState.load(path), ServingState.load(path, windows=False)
+    assert whole.live == worker.live.state()
+    assert counters.live is not None and counters.live.health is None and counters.live.rows == 300
+    # a scrape-time write leaves the windows file as it was
+    before = windows.stat().st_mtime_ns
+    _serve(worker, _bodies(10))
+    worker.writer.write(windows=False)
+    assert windows.stat().st_mtime_ns == before
+    assert ServingState.load(path, windows=False).requests["__unmatched__"]["2xx"] == 310
+    # the fold takes both files into the archive, whose windows are inline
+    worker.live.fold()
+    worker.close()
+    assert not path.exists() and not windows.exists()
+    archive = ServingState.load(tmp_path / fleet.ARCHIVE)
+    assert "live" not in archive.references and archive.live == worker.live.state()
+    # a windows file whose worker is gone and whose worker file never came: removed
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    orphan = tmp_path / f"windows-{int(done.stdout)}-abcd1234-one.json"
+    orphan.write_text("{}")
+    fleet.fold_dead(tmp_path)
+    assert not orphan.exists()
