@@ -112,7 +112,7 @@ def silenttax_fleet(folder: Path, live: int, dead: int, requests: int, repeat: i
                     features: bool) -> None:  # fmt: skip
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from silenttax.integrations.fleet import SnapshotWriter
+    from silenttax.integrations.fleet import _PARSED, SnapshotWriter
 
     os.environ["SILENTTAX_GENERATION"] = "bench"
     served = silenttax_worker(requests, 0, features)
@@ -126,16 +126,30 @@ def silenttax_fleet(folder: Path, live: int, dead: int, requests: int, repeat: i
     registry = CollectorRegistry()
     registry.register(SilentTaxCollector.from_directory(folder, own=own, findings=features))
     live_times = time_scrape(lambda: generate_latest(registry), repeat)
+
+    changed_times = []  # every other worker wrote since the last scrape: parsed again
+    for _ in range(repeat):
+        for writer in writers:
+            writer.write()
+            for windows in (True, False):
+                _PARSED.pop((writer.path, windows), None)
+        changed_times += time_scrape(lambda: generate_latest(registry), 1)
     sizes = [p.stat().st_size for p in folder.glob("worker-*.json")]
-    template = writers[0].path.read_bytes()
+    template = writers[0].path.read_text()
+    windows = writers[0].windows_path
     pid = _dead_pid()
     for i in range(dead):
-        (folder / f"worker-{pid}-{i:08x}-bench.json").write_bytes(template)
+        name = f"{pid}-{i:08x}-bench.json"
+        if windows.exists():  # a worker with live features keeps its windows beside its file
+            shutil.copyfile(windows, folder / f"windows-{name}")
+        text = template.replace(windows.name, f"windows-{name}")
+        (folder / f"worker-{name}").write_text(text)
     first = time_scrape(lambda: generate_latest(registry), 1)[0]
     after = time_scrape(lambda: generate_latest(registry), repeat)
     files = len(list(folder.glob("*.json")))
     print(
-        f"silenttax          {live}+1 live: {statistics.median(live_times) * 1e3:8.1f} ms "
+        f"silenttax          {live}+1 live: {statistics.median(live_times) * 1e3:8.1f} ms, "
+        f"files changed: {statistics.median(changed_times) * 1e3:6.1f} ms "
         f"(worker file {statistics.median(sizes) / 1024:.0f} KiB) | "
         f"+{dead} dead, first scrape (folds them): {first * 1e3:8.1f} ms | "
         f"later scrapes: {statistics.median(after) * 1e3:8.1f} ms ({files} files left)"

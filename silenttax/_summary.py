@@ -361,7 +361,7 @@ def _read_buckets(value: Any) -> Buckets:
     if isinstance(value, Buckets):
         return value
     runs = _RUNS.validate_python(value)
-    if any(len(run) < 2 for run in runs):
+    if runs and min(map(len, runs)) < 2:
         raise ValueError("runs: each run is [first_index, count, ...]")
     try:
         index, counts = _decode(runs)

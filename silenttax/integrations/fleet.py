@@ -524,6 +524,15 @@ def _read(path: Path, *, windows: bool = True) -> Any:
     return state
 
 
+def _read_counts_at_least(path: Path) -> Any:
+    """A worker file with its live windows, or without them when their file is unreadable
+    (the counts are never lost for the windows)."""
+    try:
+        return _read(path)
+    except SilentTaxError:
+        return _read(path, windows=False)  # raises when the counts are unreadable too
+
+
 def _fold(folder: Path, paths: list[Path], *, target: Path | None = None) -> int:
     """Fold worker files into their generation's archive (lock held); returns how many."""
     groups: dict[Path, list[Path]] = {}
@@ -547,7 +556,7 @@ def _fold_into(archive_path: Path, paths: list[Path]) -> int:
         if path.name in held or not path.exists():
             continue
         try:
-            state = _read(path)
+            state = _read_counts_at_least(path)
         except SilentTaxError:
             path.rename(path.with_name(f"unreadable-{path.name}"))
             continue
