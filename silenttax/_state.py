@@ -116,9 +116,12 @@ class State(BaseModel):
             # a custom __init__ missing a required saved field (found by atheris)
             raise StateError(f"cannot read {cls.KIND!r} state: {exc}") from exc
 
-    def save(self, path: str | os.PathLike[str], *, indent: int | None = None) -> Path:
+    def save(
+        self, path: str | os.PathLike[str], *, indent: int | None = None, durable: bool = True
+    ) -> Path:
         """Write JSON to ``path`` atomically and durably (temp file, fsync, rename: a
-        crash never leaves half a file)."""
+        crash never leaves half a file; ``durable=False`` skips the fsync, for a file
+        rewritten every few seconds that other processes read from the page cache)."""
         target = Path(path)
         fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
         try:
@@ -126,7 +129,8 @@ class State(BaseModel):
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(self.to_json(indent=indent))
                 handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    os.fsync(handle.fileno())
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -326,13 +326,15 @@ class SnapshotWriter:
         """Where this worker keeps its live features' sampled windows (beside its file)."""
         return _windows_file(self.path)
 
-    def write(self, *, windows: bool = True) -> Path:
+    def write(self, *, windows: bool = True, durable: bool = True) -> Path:
         """Write the snapshot now (joining this worker's generation first); returns its path.
 
         Args:
             windows: Write the live features' sampled windows too (False: the counters,
                 sketches and spans only, as a scrape needs them — the windows file
                 keeps the previous write's).
+            durable: fsync the file (False: the write a scrape makes first, read back
+                from the page cache at once, and made durable by the next periodic one).
         """
         middleware = self._middleware()
         if middleware is None:
@@ -354,7 +356,7 @@ class SnapshotWriter:
             if references:
                 update["references"] = references
             stripped = state.model_copy(update=update)
-            written: Path = stripped.save(self.path)
+            written: Path = stripped.save(self.path, durable=durable)
             # a scrape served by this worker reads its own file next: no need to parse it
             held = {f: state for f, (_, state) in shared.items()}
             key = _stat_key(written)
@@ -451,11 +453,11 @@ def _retire(folder: Path, generation: str) -> None:
     retired = folder / GENERATIONS
     retired.mkdir(exist_ok=True)
     target = retired / f"{generation}.json"
-    state = _read(archive)  # its references read back: the retired file stands alone
+    state = _read_counts_at_least(archive)  # references read back: the file stands alone
     if target.exists():  # an old generation's late worker folded there already
         state = SilentTaxMiddleware.from_state(_read(target)).merge(state).state()
     state.model_copy(update={"workers": [], "references": {}}).save(target)
-    archive.unlink()
+    _remove(archive)
     kept = sorted(retired.glob("*.json"), key=lambda p: p.stat().st_mtime)
     for old in kept[:-KEEP_GENERATIONS]:
         old.unlink(missing_ok=True)
@@ -545,7 +547,11 @@ def _fold_into(archive_path: Path, paths: list[Path]) -> int:
     from silenttax.integrations.asgi import SilentTaxMiddleware
 
     folder = paths[0].parent if paths else archive_path.parent
-    archive = SilentTaxMiddleware.from_state(_read(archive_path)) if archive_path.exists() else None
+    archive = (
+        SilentTaxMiddleware.from_state(_read_counts_at_least(archive_path))
+        if archive_path.exists()
+        else None
+    )
     held = set(archive.state().workers) if archive is not None else set()
     # files an interrupted fold already merged: delete them, never merge them again
     for name in held:
@@ -566,10 +572,18 @@ def _fold_into(archive_path: Path, paths: list[Path]) -> int:
     if archive is None:
         return 0
     if folded or held:
-        shared = references and archive_path.parent == folder  # the files lie beside it
+        beside = archive_path.parent == folder  # the live archive, not a retired one
+        shared = references and beside  # the reference files lie beside it
         final = archive.state(references=not shared).model_copy(
             update={"workers": folded, "references": references if shared else {}}
         )
+        if beside and final.live is not None:  # its windows in a file of their own too
+            windows = _windows_file(archive_path)
+            _write_text(windows, final.live.model_dump_json())
+            final = final.model_copy(update={
+                "live": final.live.model_copy(update=dict.fromkeys(_WINDOWS)),
+                "references": {**final.references, "live": windows.name},
+            })  # fmt: skip
         final.save(archive_path)
         for name in folded:
             _remove(folder / name)
@@ -580,7 +594,21 @@ def fold_dead(directory: str | os.PathLike[str]) -> int:
     """Fold the snapshot files of workers that are no longer running into their
     generation's archive (and remove temp files left by killed writers); returns how
     many were folded."""
-    folder = _folder(directory)
+    return _fold_dead(_folder(directory))
+
+
+def _fold_dead(folder: Path, *, sweep: bool = True) -> int:
+    if sweep:
+        _sweep(folder)
+    dead = [p for p in sorted(folder.glob(_PATTERN)) if (pid := _worker_pid(p)) and not _alive(pid)]
+    if not dead:
+        return 0
+    with _locked(folder):
+        return _fold(folder, [p for p in dead if p.exists()])
+
+
+def _sweep(folder: Path) -> None:
+    """Remove temp files left by killed writers, and windows files whose worker is gone."""
     now = time.time()
     for tmp in [*folder.glob(".worker-*"), *folder.glob(".windows-*")]:
         with contextlib.suppress(OSError):
@@ -590,11 +618,6 @@ def fold_dead(directory: str | os.PathLike[str]) -> int:
         worker = orphan.with_name("worker-" + orphan.name.removeprefix("windows-"))
         if not worker.exists() and (pid := _worker_pid(orphan)) and not _alive(pid):
             orphan.unlink(missing_ok=True)
-    dead = [p for p in sorted(folder.glob(_PATTERN)) if (pid := _worker_pid(p)) and not _alive(pid)]
-    if not dead:
-        return 0
-    with _locked(folder):
-        return _fold(folder, [p for p in dead if p.exists()])
 
 
 def previous_generation(directory: str | os.PathLike[str]) -> Path | None:
@@ -636,8 +659,8 @@ def read_directory(
 
     folder = _folder(directory)
     if own is not None and own.writer is not None and own.writer.folder == folder:
-        own.writer.write(windows=windows)
-    fold_dead(folder)
+        own.writer.write(windows=windows, durable=False)
+    _fold_dead(folder, sweep=False)  # the writers' ticks sweep temp and orphan files
     states: list[ServingState] = []
     with _locked(folder):  # a consistent view: no fold moves files while they are read
         record = _current(folder)
@@ -645,7 +668,7 @@ def read_directory(
         archive_path = folder / ARCHIVE
         held: set[str] = set()
         if archive_path.exists():
-            archive = _read(archive_path)
+            archive = _read(archive_path, windows=windows)
             held = set(archive.workers)
             states.append(archive)
         for path in sorted(folder.glob(_PATTERN)):
@@ -723,8 +746,17 @@ def judge_directory(directory: str | os.PathLike[str], *, own: Any = None) -> Fl
 def _cached_judgement(folder: Path) -> FleetJudgement | None:
     """``judgement.json`` if it judged the current generation (None: missing, unreadable
     or of another generation)."""
+    path = folder / JUDGEMENT
     try:
-        judged = FleetJudgement.model_validate_json((folder / JUDGEMENT).read_bytes())
+        key = _stat_key(path)
+        with _PARSED_LOCK:
+            known = _PARSED.get((path, True))
+        if known is not None and known[0] == key:
+            judged = known[1]
+        else:
+            judged = FleetJudgement.model_validate_json(path.read_bytes())
+            with _PARSED_LOCK:
+                _PARSED[(path, True)] = (key, judged)
     except (OSError, ValueError):
         return None
     record = _current(folder)

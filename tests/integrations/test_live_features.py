@@ -418,12 +418,21 @@ def test_a_fleet_worker_keeps_its_live_windows_in_a_file_of_their_own(
     worker.writer.write(windows=False)
     assert windows.stat().st_mtime_ns == before
     assert ServingState.load(path, windows=False).requests["__unmatched__"]["2xx"] == 310
-    # the fold takes both files into the archive, whose windows are inline
+    # the fold takes both files into the archive, which keeps its windows beside it too
     worker.live.fold()
     worker.close()
     assert not path.exists() and not windows.exists()
     archive = ServingState.load(tmp_path / fleet.ARCHIVE)
-    assert "live" not in archive.references and archive.live == worker.live.state()
+    assert archive.references["live"] == "windows-archive.json"
+    assert archive.live == worker.live.state()
+    assert ServingState.load(tmp_path / fleet.ARCHIVE, windows=False).live.health is None  # type: ignore[union-attr]
+    # retired (the next generation's first write does it): one standalone file
+    with fleet._locked(tmp_path):
+        fleet._retire(tmp_path, "one")
+    assert not (tmp_path / fleet.ARCHIVE).exists()
+    assert not (tmp_path / "windows-archive.json").exists()
+    retired = ServingState.load(tmp_path / fleet.GENERATIONS / "one.json")
+    assert retired.references == {} and retired.live == worker.live.state()
     # a windows file whose worker is gone and whose worker file never came: removed
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
