@@ -18,7 +18,11 @@ Per request it records:
   context travels in context variables). The request span closes when the
   application returns, so a Starlette background task counts in the stage
   shares but not in the route's duration;
-- the status class (``2xx`` ... ``5xx``) and exceptions, per route;
+- the status class (``2xx`` ... ``5xx``), exceptions (``error``) and requests the
+  client abandoned (``cancelled``), per route, in total and in wall-clock windows of
+  ``error_window`` seconds: the check names a route whose failures exceed
+  ``error_budget`` in the recent windows (``stability.error_rate``; see
+  :mod:`silenttax.integrations._errors`);
 - one inference per request in a ``CostMonitor``, with its service time;
 - latencies measured elsewhere (queue wait, GPU time) with :func:`observe`;
 - live feature health, when ``feature_health=`` or ``drift=`` is given with
@@ -63,6 +67,7 @@ Examples:
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import threading
@@ -83,6 +88,7 @@ from silenttax.cost import CostMonitor, CostMonitorState
 from silenttax.drift import DriftDetector, DriftDetectorState
 from silenttax.errors import InputError, StateError
 from silenttax.features import FeatureHealth, FeatureHealthState
+from silenttax.integrations._errors import CANCELLED, Counts, add_counts, check_errors, roll_windows
 from silenttax.integrations._live import Extractor, LiveFeatures, LiveState
 from silenttax.monitor import LatencyMonitor, LatencyMonitorState, LatencySketch, LatencySketchState
 from silenttax.report import Report
@@ -118,6 +124,12 @@ class ServingState(State):
     """Name -> durations recorded with :func:`observe`."""
     requests: dict[str, dict[str, int]]
     """Route -> status class -> requests."""
+    recent: dict[str, dict[str, int]] = Field(default_factory=dict)
+    """The same in the current ``error_window`` (wall-clock slot ``recent_slot``)."""
+    recent_previous: dict[str, dict[str, int]] = Field(default_factory=dict)
+    """The same in the window before it."""
+    recent_slot: int | None = None
+    """The current error window's slot (``floor(time / error_window)``)."""
     internal_errors: int = 0
     """silenttax errors counted instead of raised."""
     breakdown: Breakdown
@@ -247,6 +259,11 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         trace: Open a request span per request, the parent of the handler's stages
             (False where the stages run and are traced in another process, as in
             LitServe's inference workers: see :mod:`silenttax.integrations.litserve`).
+        error_budget: Share of failed requests (5xx, exceptions) a route may have in
+            the recent windows before ``stability.error_rate`` names it.
+        client_error_budget: The same for client errors (4xx), reported apart.
+        error_window: Seconds per error window (wall-clock slots, aligned across
+            workers; the check judges the previous and the current window).
     """
 
     STATE: ClassVar[type[State]] = ServingState
@@ -272,7 +289,16 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         snapshot_dir: str | Path | None = None,
         snapshot_interval: float = 5.0,
         trace: bool = True,
+        error_budget: float = 0.01,
+        client_error_budget: float = 0.05,
+        error_window: float = 300.0,
     ) -> None:
+        for name, share in (("error_budget", error_budget),
+                            ("client_error_budget", client_error_budget)):  # fmt: skip
+            if not 0 < share < 1:
+                raise InputError(f"{name} must be in (0, 1), got {share!r}")
+        if not (error_window > 0 and math.isfinite(error_window)):
+            raise InputError(f"error_window must be positive seconds, got {error_window!r}")
         if cost is not None and not isinstance(cost, CostMonitor):
             raise InputError(f"cost must be a CostMonitor, got {type(cost).__name__}")
         if max_routes < 1:
@@ -314,6 +340,13 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         self.check_interval = check_interval
         self.snapshot_interval = snapshot_interval
         self.trace = bool(trace)
+        self.error_budget = float(error_budget)
+        self.client_error_budget = float(client_error_budget)
+        self.error_window = float(error_window)
+        self._wall = time.time() - time.perf_counter()  # perf_counter -> Unix seconds
+        self._recent: Counts = {}
+        self._recent_previous: Counts = {}
+        self._recent_slot: int | None = None
         self._latency: dict[str, LatencyMonitor] = {}
         self._ttfb: dict[str, LatencySketch] = {}
         self._observed: dict[str, LatencyMonitor] = {}
@@ -386,6 +419,16 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             report = report | check_breakdown(breakdown)
         if self.cost is not None:
             report = report | self.cost.check()
+        recent = self.recent_requests()
+        if recent:
+            minutes = self.error_window / 60
+            report = report | check_errors(
+                recent,
+                budget=self.error_budget,
+                client_budget=self.client_error_budget,
+                alpha=1.0 - self.template.confidence,
+                window=f"the last {minutes:g}-{2 * minutes:g} min",
+            )
         if self.live is not None:
             report = report | self.live.report()
         errors = self.internal_error_count()
@@ -435,6 +478,9 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             "check_interval": self.check_interval,
             "snapshot_interval": self.snapshot_interval,
             "trace": self.trace,
+            "error_budget": self.error_budget,
+            "client_error_budget": self.client_error_budget,
+            "error_window": self.error_window,
         }
 
     def state(self, *, references: bool = True) -> ServingState:
@@ -450,6 +496,9 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             observed = {n: m.state() for n, m in self._observed.items()}
             counts = dict(self._counts)
             workers = list(self._workers)
+            recent = {r: dict(o) for r, o in self._recent.items()}
+            previous = {r: dict(o) for r, o in self._recent_previous.items()}
+            slot = self._recent_slot
         requests: dict[str, dict[str, int]] = {}
         for (route, status), n in counts.items():
             requests.setdefault(route, {})[status] = n
@@ -461,6 +510,9 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             ttfb=ttfb,
             observed=observed,
             requests=requests,
+            recent=recent,
+            recent_previous=previous,
+            recent_slot=slot,
             internal_errors=self.internal_error_count(),
             breakdown=self.breakdown(),
             cost=None if self.cost is None else self.cost.state(),
@@ -509,6 +561,9 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                 for status, n in statuses.items()
             }
             self._workers = list(state.workers)
+            self._recent = {r: dict(o) for r, o in state.recent.items()}
+            self._recent_previous = {r: dict(o) for r, o in state.recent_previous.items()}
+            self._recent_slot = state.recent_slot
         self.internal_errors = state.internal_errors
         self._merged = state.breakdown if state.breakdown.requests else None
         if self.live is not None and state.live is not None:
@@ -562,6 +617,15 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             for route, statuses in theirs.requests.items():
                 for status, n in statuses.items():
                     self._counts[route, status] = self._counts.get((route, status), 0) + n
+            # the error windows: both moved to the later slot, then added
+            slots = [x for x in (self._recent_slot, theirs.recent_slot) if x is not None]
+            if slots:
+                self._roll(max(slots))
+                _, current, previous = roll_windows(
+                    theirs.recent_slot, theirs.recent, theirs.recent_previous, max(slots)
+                )
+                self._recent = add_counts(self._recent, current)
+                self._recent_previous = add_counts(self._recent_previous, previous)
             self._workers = sorted(set(self._workers) | set(theirs.workers))
         self.internal_errors += theirs.internal_errors
         if theirs.breakdown.requests:
@@ -602,6 +666,22 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             confidence=t.confidence,
         )
 
+    def _roll(self, slot: int) -> None:
+        """Move the error windows on to ``slot`` (lock held)."""
+        self._recent_slot, self._recent, self._recent_previous = roll_windows(
+            self._recent_slot, self._recent, self._recent_previous, slot
+        )
+
+    def recent_requests(self, now: float | None = None) -> dict[str, dict[str, int]]:
+        """Route -> outcome -> requests in the previous and the current error window (as
+        of ``now``, Unix seconds; default: now): what ``stability.error_rate`` judges."""
+        slot = int((time.time() if now is None else now) // self.error_window)
+        with self._lock:
+            _, current, previous = roll_windows(
+                self._recent_slot, self._recent, self._recent_previous, slot
+            )
+            return add_counts(previous, current)
+
     @property
     def in_flight(self) -> int:
         """Requests being served now (arrived, not yet recorded)."""
@@ -625,16 +705,21 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             return delta
 
     def _record(self, scope: Scope, start: float, first: float | None, end: float,
-                status: int | None, failed: bool) -> None:  # fmt: skip
+                status: int | None, failure: str | None) -> None:  # fmt: skip
         occupied = self._leave(end)
         route = self._route(scope)
         self._latency[route].record(end - start)
         if first is not None:
             self._ttfb[route].add(first - start)
-        kind = "error" if failed or status is None else f"{status // 100}xx"
+        kind = failure or ("error" if status is None else f"{status // 100}xx")
         key = (route, kind)
+        slot = int((end + self._wall) // self.error_window)
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + 1
+            if slot != self._recent_slot:
+                self._roll(slot)
+            window = self._recent.setdefault(route, {})
+            window[kind] = window.get(kind, 0) + 1
         if self.cost is not None:
             self.cost.record(1, busy_seconds=end - start, occupied_seconds=occupied)
 
@@ -700,13 +785,13 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                 receive = self._sampled(live, receive)
         seen: dict[str, Any] = {"status": None, "first": None, "recorded": False}
 
-        def record(end: float, failed: bool) -> None:
+        def record(end: float, failure: str | None) -> None:
             """Once per request: at the last body chunk, or when the app returns without one."""
             if seen["recorded"]:
                 return
             seen["recorded"] = True
             try:
-                self._record(scope, start, seen["first"], end, seen["status"], failed)
+                self._record(scope, start, seen["first"], end, seen["status"], failure)
             except Exception:
                 self.internal_errors += 1
                 if self.strict:
@@ -722,23 +807,23 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                     seen["first"] = now
                 if not message.get("more_body", False):
                     await send(message)
-                    record(now, failed=False)  # visible as soon as the response is complete
+                    record(now, None)  # visible as soon as the response is complete
                     return
             await send(message)
 
         token = _current.set(self.tracer if self.trace else None)
         mine = _middleware.set(self)
-        failed = False
+        failure: str | None = None
         try:
             if self.trace:
                 with self.tracer.span("request", stage="framework", method=scope.get("method")):
                     await self.app(scope, receive, watched)
             else:
                 await self.app(scope, receive, watched)
-        except BaseException:
-            failed = True
+        except BaseException as exc:  # the client went away, or the application failed
+            failure = CANCELLED if isinstance(exc, asyncio.CancelledError) else "error"
             raise
         finally:
             _current.reset(token)
             _middleware.reset(mine)
-            record(time.perf_counter(), failed)
+            record(time.perf_counter(), failure)

@@ -192,6 +192,17 @@ CODES: tuple[CodeInfo, ...] = (
         _C.STABILITY,
         "silenttax's own failures on the request path, counted instead of raised into the host.",
     ),
+    CodeInfo(
+        "stability.error_rate",
+        _C.STABILITY,
+        "A route's share of failed requests (5xx or an exception) in the recent windows, "
+        "against the error budget (anytime-valid test).",
+    ),
+    CodeInfo(
+        "stability.client_errors",
+        _C.STABILITY,
+        "A route's share of client errors (4xx) in the recent windows over its budget.",
+    ),
     # silenttax.audit
     CodeInfo("audit.skipped", _C.STABILITY, "A part of the audit that could not run, and why."),
     CodeInfo("audit.inputs", _C.STABILITY, "Which data columns fed the model, and how."),

@@ -1,0 +1,204 @@
+"""Failed requests per route, judged against an error budget over the recent windows.
+
+The middleware counts every request by route and outcome — ``2xx`` … ``5xx``,
+``error`` (the application raised, or returned without a response) and
+``cancelled`` (the client went away: ``asyncio.CancelledError``) — in total and in
+wall-clock windows (``error_window`` seconds, aligned across workers). The check reads
+the previous and the current window, so it describes the last 5-10 minutes (by
+default), not the process's life: a route that starts failing after a million clean
+requests is named within a window, and one that recovered stops being named.
+
+**The test.** Per route, the server failures (``5xx`` and ``error``) among the
+requests served (cancelled ones left out: a client that gave up says nothing about the
+service) are tested against ``budget`` with the one-sided beta-binomial mixture
+e-value the canary uses (:func:`silenttax.gate.log_e_above`): under a failure rate at or
+below the budget it reaches ``routes / alpha`` with probability at most
+``alpha / routes``, however often the check is read within a window. A route is named
+(``stability.error_rate``, WARNING) when it does **and** its observed rate is over the
+budget; CRITICAL when the same test also rejects ten times the budget. So one error in
+20 requests is not a verdict (the evidence is too thin: 5 in 100 against a 1% budget
+is), and a rate exactly at the budget is named in at most ``alpha`` of windows. Client
+errors (``4xx``) are judged the same way against their own budget and reported apart
+(``stability.client_errors``, INFO): not the model's fault, but a jump in 422s is a
+schema problem upstream. The interval in each message is Clopper-Pearson's at
+``1 - alpha``.
+
+Examples:
+    >>> report = check_errors({"/predict": {"2xx": 950, "5xx": 50}, "/health": {"2xx": 10}})
+    >>> [(f.code, f.severity.value, f.subject) for f in report]
+    [('stability.error_rate', 'warning', '/predict')]
+    >>> [f.code for f in check_errors({"/predict": {"2xx": 19, "5xx": 1}})]
+    ['stability.error_rate']
+    >>> check_errors({"/predict": {"2xx": 19, "5xx": 1}}).findings[0].severity.value
+    'ok'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from silenttax.errors import InputError
+from silenttax.report import Finding, Report, Severity
+from silenttax.report._codes import make_finding
+
+__all__ = ["CANCELLED", "CLIENT", "SERVER", "add_counts", "check_errors", "roll_windows"]
+
+SERVER = ("5xx", "error")
+"""Outcomes that are the service's failures."""
+CLIENT = ("4xx",)
+"""Outcomes that are the client's (a bad request)."""
+CANCELLED = "cancelled"
+"""The client went away before the response (left out of the denominator)."""
+CRITICAL_FACTOR = 10.0
+"""CRITICAL when the test also rejects this many times the budget."""
+
+Counts = dict[str, dict[str, int]]
+
+
+def roll_windows(
+    slot: int | None, current: Counts, previous: Counts, to: int
+) -> tuple[int, Counts, Counts]:
+    """The windows moved on to wall-clock slot ``to``: (slot, current, previous)."""
+    if slot is None or to <= slot:
+        return (to if slot is None else slot), current, previous
+    return to, {}, (current if to == slot + 1 else {})
+
+
+def add_counts(a: Mapping[str, Mapping[str, int]], b: Mapping[str, Mapping[str, int]]) -> Counts:
+    """Route -> outcome -> count, summed."""
+    out: Counts = {route: dict(outcomes) for route, outcomes in a.items()}
+    for route, outcomes in b.items():
+        mine = out.setdefault(route, {})
+        for outcome, n in outcomes.items():
+            mine[outcome] = mine.get(outcome, 0) + n
+    return out
+
+
+def _interval(k: int, n: int, alpha: float) -> tuple[float, float]:
+    """Clopper-Pearson interval of a binomial share at ``1 - alpha``."""
+    from scipy.special import betaincinv
+
+    low = float(betaincinv(k, n - k + 1, alpha / 2)) if k > 0 else 0.0
+    high = float(betaincinv(k + 1, n - k, 1 - alpha / 2)) if k < n else 1.0
+    return low, high
+
+
+def _rejects(k: int, n: int, share: float, bar: float) -> bool:
+    from silenttax.gate._canary import log_e_above
+
+    return 0 < share < 1 and float(log_e_above(k, n, share)) >= bar
+
+
+def check_errors(
+    recent: Mapping[str, Mapping[str, int]],
+    *,
+    budget: float = 0.01,
+    client_budget: float = 0.05,
+    alpha: float = 0.05,
+    window: str = "the recent windows",
+) -> Report:
+    """Judge route -> outcome -> requests (the recent windows) against the error budgets.
+
+    Args:
+        recent: Route -> outcome (``2xx`` … ``5xx``, ``error``, ``cancelled``) -> requests.
+        budget: Share of server failures (``5xx``, ``error``) a route may have.
+        client_budget: Share of client errors (``4xx``) before they are reported.
+        alpha: False-alarm rate per window over all routes together.
+        window: What ``recent`` covers, for the messages.
+
+    Raises:
+        InputError: a budget or ``alpha`` out of (0, 1).
+    """
+    for name, value in (("budget", budget), ("client_budget", client_budget), ("alpha", alpha)):
+        if not 0 < value < 1:
+            raise InputError(f"{name} must be in (0, 1), got {value!r}")
+    served = {
+        route: (sum(n for o, n in outcomes.items() if o != CANCELLED), outcomes)
+        for route, outcomes in recent.items()
+    }
+    served = {route: v for route, v in served.items() if v[0] > 0}
+    if not served:
+        return Report()
+    bar = math.log(len(served) / alpha)  # Bonferroni over the routes judged
+    findings: list[Finding] = []
+    failed_total = 0
+    for route, (n, outcomes) in sorted(served.items()):
+        failed = sum(outcomes.get(o, 0) for o in SERVER)
+        client = sum(outcomes.get(o, 0) for o in CLIENT)
+        failed_total += failed
+        evidence = {
+            "requests": n,
+            "failed": failed,
+            "client_errors": client,
+            "cancelled": outcomes.get(CANCELLED, 0),
+            "outcomes": dict(sorted(outcomes.items())),
+            "alpha": alpha,
+        }
+        if failed / n > budget and _rejects(failed, n, budget, bar):
+            low, high = _interval(failed, n, alpha)
+            critical = _rejects(failed, n, budget * CRITICAL_FACTOR, bar)
+            findings.append(
+                make_finding(
+                    "stability.error_rate",
+                    severity=Severity.CRITICAL if critical else Severity.WARNING,
+                    subject=route,
+                    message=(
+                        f"{route}: {failed} of {n} requests failed (5xx or an exception) in "
+                        f"{window}: {failed / n:.2%} [{low:.2%}, {high:.2%}], over the "
+                        f"{budget:.2%} error budget"
+                    ),
+                    metric="error_rate",
+                    value=failed / n,
+                    threshold=budget,
+                    evidence={**evidence, "interval": [low, high]},
+                    recommendation=(
+                        "Read the route's 5xx responses and exceptions in the server log; "
+                        "a rise right after a deploy points at it (roll back first)."
+                    ),
+                    detector="integrations.check_errors",
+                )
+            )
+        if client / n > client_budget and _rejects(client, n, client_budget, bar):
+            low, high = _interval(client, n, alpha)
+            findings.append(
+                make_finding(
+                    "stability.client_errors",
+                    severity=Severity.INFO,
+                    subject=route,
+                    message=(
+                        f"{route}: {client} of {n} requests were client errors (4xx) in "
+                        f"{window}: {client / n:.2%} [{low:.2%}, {high:.2%}], over "
+                        f"{client_budget:.0%}"
+                    ),
+                    metric="client_error_rate",
+                    value=client / n,
+                    threshold=client_budget,
+                    evidence={**evidence, "interval": [low, high]},
+                    recommendation=(
+                        "Not the model's fault, but many 422s mean callers send another "
+                        "schema than the one served: check the upstream payloads."
+                    ),
+                    detector="integrations.check_errors",
+                )
+            )
+    if not any(f.code == "stability.error_rate" for f in findings):
+        total = sum(n for n, _ in served.values())
+        findings.append(
+            make_finding(
+                "stability.error_rate",
+                severity=Severity.OK,
+                subject="serving",
+                message=(
+                    f"{failed_total} of {total} requests failed in {window} on "
+                    f"{len(served)} route(s): no route shows a failure rate over the "
+                    f"{budget:.2%} budget"
+                ),
+                metric="error_rate",
+                value=failed_total / total,
+                threshold=budget,
+                evidence={"requests": total, "failed": failed_total, "routes": len(served)},
+                detector="integrations.check_errors",
+            )
+        )
+    return Report(findings=findings)
