@@ -85,7 +85,7 @@ def _interval(k: int, n: int, alpha: float) -> tuple[float, float]:
 
 
 def _rejects(k: int, n: int, share: float, bar: float) -> bool:
-    from silenttax.gate._canary import log_e_above
+    from silenttax.gate import log_e_above
 
     return 0 < share < 1 and float(log_e_above(k, n, share)) >= bar
 

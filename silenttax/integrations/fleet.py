@@ -723,8 +723,8 @@ def judge_directory(directory: str | os.PathLike[str], *, own: Any = None) -> Fl
 
     Examples:
         >>> import tempfile
-        >>> judge_directory(tempfile.mkdtemp()).report.findings
-        []
+        >>> len(judge_directory(tempfile.mkdtemp()).report)
+        0
     """
     folder = _folder(directory)
     fleet = read_directory(folder, own=own)

@@ -5,6 +5,7 @@ uvicorn server with one route failing 5% of its requests under concurrent client
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -125,10 +126,8 @@ def _call(middleware: SilentTaxMiddleware, path: str) -> None:
 
     async def main() -> None:
         scope = {"type": "http", "path": path, "route": Route(path)}
-        try:
+        with contextlib.suppress(RuntimeError, asyncio.CancelledError):
             await middleware(scope, receive, send)
-        except (RuntimeError, asyncio.CancelledError):
-            pass
 
     asyncio.run(main())
 
