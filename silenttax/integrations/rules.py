@@ -12,8 +12,9 @@ The alerts read two kinds of series:
 - silenttax's own judgement, ``silenttax_findings{code, severity}`` (mount the scrape
   with ``instrument(app, findings=True)``): latency SLO and creep, the shadow pipeline's
   share, cost per 1000 inferences, feature type / null / padding findings, the error
-  budget (``stability.error_rate``), ``stability.internal_error``. The check already holds the statistics (confidence
-  bounds, persistence), so a rule only asks that the finding stays active ``for`` a while;
+  budget (``stability.error_rate``), ``stability.internal_error``. The check already
+  holds the statistics (confidence bounds, persistence), so a rule only asks that the
+  finding stays active ``for`` a while;
 - raw series where PromQL is the natural judge: the 5xx / exception ratio per route
   (with a minimum request rate, so one error in a quiet minute is not an alert), p99 over
   an SLO you state, scrapes that fail or are slow.
