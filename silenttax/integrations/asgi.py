@@ -233,7 +233,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
     Args:
         app: The ASGI application.
         monitor: Template for the per-route latency monitors (its settings are
-            copied: ``slo``, quantiles, accuracy); default ``LatencyMonitor()``.
+            copied: ``slo``, quantiles, accuracy, creep); default ``LatencyMonitor()``.
         tracer: The tracer for request and stage spans (default: a new one).
         cost: A ``CostMonitor`` counting one inference per request.
         exclude_paths: Paths not recorded (scrapes, health checks).
@@ -664,6 +664,9 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             min_effect=t.min_effect,
             critical_effect=t.critical_effect,
             confidence=t.confidence,
+            creep=t._creep is not None,
+            creep_seconds=t.creep_seconds,
+            creep_shift=t.creep_shift,
         )
 
     def _roll(self, slot: int) -> None:

@@ -112,6 +112,13 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         critical_effect: Slowdown (with confidence) that is CRITICAL.
         confidence: Confidence level of the intervals.
         relative_accuracy: Accuracy of the underlying sketch.
+        creep: Watch p50 and p95 for creep (:class:`~silenttax.monitor._creep.CreepWatch`:
+            a rise of 20% or more that holds 30 blocks of 64 requests and
+            ``creep_seconds``, told apart from hiccups; judged after 3,200 requests).
+        creep_seconds: Wall seconds a rise must hold to be creep (and a recovery to end
+            it); 0 for latencies replayed from a file, whose arrival times are lost.
+        creep_shift: The smallest rise that is creep (0.2: +20%); above your diurnal
+            swing (trough to peak), or the daily peak reads as creep.
         strict: Raise :class:`~silenttax.errors.InputError` on invalid durations.
 
     Examples:
@@ -126,7 +133,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         42
         >>> monitor.sketch.count
         2
-        >>> [f.code for f in monitor.check()]  # creep is judged after 12,800 requests
+        >>> [f.code for f in monitor.check()]  # creep is judged after 3,200 requests
         ['latency.quantile', 'latency.quantile', 'latency.quantile', 'latency.slo']
     """
 
@@ -149,8 +156,14 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         confidence: float = 0.95,
         relative_accuracy: float = 0.01,
         creep: bool = True,
+        creep_seconds: float = 60.0,
+        creep_shift: float = 0.2,
         strict: bool = False,
     ) -> None:
+        if not (creep_seconds >= 0 and math.isfinite(creep_seconds)):
+            raise InputError(f"creep_seconds must be >= 0 seconds, got {creep_seconds!r}")
+        if not (0 < creep_shift and math.isfinite(creep_shift)):
+            raise InputError(f"creep_shift must be > 0 (0.2 = +20%), got {creep_shift!r}")
         if slo is not None and not (slo > 0 and math.isfinite(slo)):
             raise InputError(f"slo must be a positive number of seconds, got {slo!r}")
         for arg, q in [("slo_quantile", slo_quantile), *(("quantiles", q) for q in quantiles)]:
@@ -176,7 +189,13 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         self.baseline = baseline.sketch if isinstance(baseline, LatencyMonitor) else baseline
         self.strict = strict
         self._sketch = LatencySketch(relative_accuracy=relative_accuracy, strict=strict)
-        self._creep = CreepWatch() if creep else None
+        self.creep_seconds = float(creep_seconds)
+        self.creep_shift = float(creep_shift)
+        self._creep = (
+            CreepWatch(min_seconds=self.creep_seconds, min_shift=self.creep_shift)
+            if creep
+            else None
+        )
         self._bind()
 
     def _bind(self) -> None:
@@ -217,6 +236,7 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         self._sketch.merge(other.sketch)
         if self._creep is not None and other._creep is not None:
             self._creep.events.extend(other._creep.events)  # request numbers are per replica
+            self._creep.hiccups.extend(other._creep.hiccups)
         return self
 
     def _params(self) -> dict[str, Any]:
@@ -231,6 +251,8 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
             "confidence": self.confidence,
             "relative_accuracy": self._sketch.relative_accuracy,
             "creep": self._creep is not None,
+            "creep_seconds": self.creep_seconds,
+            "creep_shift": self.creep_shift,
             "strict": self.strict,
         }
 
@@ -316,53 +338,94 @@ class LatencyMonitor(Stateful[LatencyMonitorState]):
         return self._report(findings)
 
     def _creep_findings(self) -> list[Finding]:
-        """``latency.creep``: the latest detected climb per watched quantile, or one OK."""
+        """``latency.creep`` per creep that holds (WARNING), the latest that ended (INFO) or
+        one OK; ``latency.hiccup`` (INFO) for the latest rise that came back."""
         watch = self._creep
         if watch is None:
             return []
         self._sketch._fold()  # hand the buffered latencies to the watch
         watch.fold()
-        latest = {e.quantile: e for e in watch.events}
-        watched = f"p50 and p95 of blocks of {watch.block} requests, {watch.seen} requests watched"
-        if not latest:
-            if watch.seen < watch.block * watch.warmup:
-                return []  # still learning the level: nothing judged yet, so no finding
-            return [
-                make_finding(
-                    "latency.creep",
-                    severity=Severity.OK,
-                    subject=self.name,
-                    message=f"no latency creep ({watched})",
-                    metric="creep_events",
-                    value=0.0,
-                    detector="monitor.LatencyMonitor",
-                )
-            ]
-        out = []
-        for name, event in sorted(latest.items()):
+        if watch.learning:
+            return []  # still learning the level: nothing judged yet, so no finding
+        rule = (
+            f"a rise of {watch.min_shift:.0%} or more held {watch.min_blocks} blocks of "
+            f"{watch.block} requests and {watch.min_seconds:g} s"
+        )
+        watched = f"p50 and p95 of blocks of {watch.block} requests, {watch.seen:,} watched"
+        active = [e for e in watch.events if e.ended is None]
+        out = [
+            make_finding(
+                "latency.creep",
+                severity=Severity.WARNING,
+                subject=self.name,
+                message=(
+                    f"{event.quantile} crept up {event.ratio - 1:+.0%} "
+                    f"[{event.low - 1:+.0%}, {event.high - 1:+.0%}] ("
+                    f"{_dur(event.before)} -> {_dur(event.after)}) from about request "
+                    f"{event.started:,}, confirmed at request {event.detected:,}, and holds"
+                ),
+                metric=f"{event.quantile}_ratio",
+                value=event.ratio,
+                baseline=1.0,
+                effect_size=event.ratio,
+                evidence={**event.model_dump(), "rule": rule, "watched": watched},
+                recommendation=(
+                    "Latency rose and stayed up: compare the deployment, traffic mix and "
+                    "resources around that request (silenttax.trace for the stage)."
+                ),
+                detector="monitor.LatencyMonitor",
+            )
+            for event in active
+        ]
+        ended = {e.quantile: e for e in watch.events if e.ended is not None}
+        for name, event in sorted(ended.items()):
+            if any(e.quantile == name for e in active):
+                continue
             out.append(
                 make_finding(
                     "latency.creep",
-                    severity=Severity.WARNING,
+                    severity=Severity.INFO,
                     subject=self.name,
                     message=(
-                        f"{name} crept up {event.ratio - 1:+.0%} ({_dur(event.before)} -> "
-                        f"{_dur(event.after)}), from about request {event.started:,}, "
-                        f"confirmed at request {event.detected:,} ({watched})"
+                        f"{name} creep of {event.ratio - 1:+.0%} from about request "
+                        f"{event.started:,} ended at request {event.ended:,} (back near "
+                        f"{_dur(event.before)})"
                     ),
                     metric=f"{name}_ratio",
                     value=event.ratio,
                     baseline=1.0,
-                    effect_size=event.ratio,
-                    evidence={
-                        **event.model_dump(),
-                        "events": sum(e.quantile == name for e in watch.events),
-                        "method": "one-sided CUSUM (k=0.5, h=16) on log block quantiles",
-                    },
-                    recommendation=(
-                        "Latency rose and stayed up: compare the deployment, traffic mix and "
-                        "resources around that request (silenttax.trace for the stage)."
+                    evidence={**event.model_dump(), "rule": rule},
+                    detector="monitor.LatencyMonitor",
+                )
+            )
+        if not out:
+            out.append(
+                make_finding(
+                    "latency.creep",
+                    severity=Severity.OK,
+                    subject=self.name,
+                    message=f"no latency creep ({watched}; creep is {rule})",
+                    metric="creep_events",
+                    value=0.0,
+                    detector="monitor.LatencyMonitor",
+                )
+            )
+        latest = {h.quantile: h for h in watch.hiccups}
+        for name, hiccup in sorted(latest.items()):
+            out.append(
+                make_finding(
+                    "latency.hiccup",
+                    severity=Severity.INFO,
+                    subject=self.name,
+                    message=(
+                        f"{name} rose to {hiccup.peak:.2f}x its level at request "
+                        f"{hiccup.started:,} and was back by request {hiccup.ended:,} "
+                        f"({hiccup.seconds:.0f} s): a hiccup, not creep "
+                        f"({sum(h.quantile == name for h in watch.hiccups)} of the latest kept)"
                     ),
+                    metric=f"{name}_peak",
+                    value=hiccup.peak,
+                    evidence=hiccup.model_dump(),
                     detector="monitor.LatencyMonitor",
                 )
             )

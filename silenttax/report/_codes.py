@@ -45,7 +45,13 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo(
         "latency.creep",
         _C.LATENCY,
-        "A sustained rise of p50 or p95 in what a monitor recorded (CUSUM on block quantiles).",
+        "A sustained rise of p50 or p95 in what a monitor recorded: 20% or more, held "
+        "(WARNING while it holds, INFO once it ended).",
+    ),
+    CodeInfo(
+        "latency.hiccup",
+        _C.LATENCY,
+        "A rise of p50 or p95 that came back before it was creep (INFO).",
     ),
     CodeInfo("latency.no_data", _C.LATENCY, "Nothing was recorded, so nothing was checked."),
     # silenttax.benchmark
