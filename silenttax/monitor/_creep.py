@@ -56,9 +56,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = ["CreepEvent", "CreepState", "CreepWatch", "Hiccup"]
 
 _QUANTILES = {"p50": 0.5, "p95": 0.95}
-_Z = 1.959963984540054  # two-sided 95%
+_Z = 1.959963984540054  # two-sided 95%: the interval reported
+_SURE = 3.0  # how clearly a rise must clear half the material shift (the change point
+# is the best of many: its mean is biased up, and a 1.96 bound let noisy p95s through)
 _KEEP_CANDIDATE = 8192  # blocks of a candidate kept (the change point is searched in them)
 _KEEP_HICCUPS = 20
+REFINE = 10
+"""The level is refined with quiet blocks up to this many warm-ups (500 blocks)."""
 
 
 def _quantile(rows: np.ndarray, q: float) -> np.ndarray:
@@ -137,6 +141,8 @@ class _Track(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     warm: list[float] = Field(default_factory=list)
+    """Blocks the level is learnt from: the warm-up, then quiet blocks (refined up to
+    ``REFINE`` x the warm-up, so a burst in the first minute does not stay in it)."""
     spread: float | None = None
     levels: list[_Level] = Field(default_factory=list)
     cusum: float = 0.0
@@ -267,30 +273,56 @@ class CreepWatch:
             i = take
             if len(track.warm) < self.warmup:
                 return
-            warm = np.asarray(track.warm)
-            middle = float(np.median(warm))
-            spread = max(1.4826 * float(np.median(np.abs(warm - middle))), 1e-6)
-            # the mean (as the level after a change is) of the blocks a hiccup left alone
-            level = float(warm[np.abs(warm - middle) <= 3 * spread].mean())
-            track.spread = spread
-            track.levels = [_Level(mean=level, se=1.2533 * track.spread / math.sqrt(warm.size))]
-            track.warm = []
-        half = math.log1p(self.min_shift) / 2
-        spread = track.spread
+            self._learn(track)
+        self._watch(name, track, x, times, base, i, math.log1p(self.min_shift) / 2)
+
+    def _learn(self, track: _Track) -> None:
+        """The level and spread from the learning blocks: median and MAD, then the mean
+        (as the level after a change is) of the blocks within 3 spreads."""
+        warm = np.asarray(track.warm)
+        middle = float(np.median(warm))
+        spread = max(1.4826 * float(np.median(np.abs(warm - middle))), 1e-6)
+        level = float(warm[np.abs(warm - middle) <= 3 * spread].mean())
+        track.spread = spread
+        track.levels = [_Level(mean=level, se=1.2533 * spread / math.sqrt(warm.size))]
+
+    def _to_milestone(self, track: _Track) -> int:
+        """Quiet blocks until the level is learnt again (every warm-up's worth, up to
+        ``REFINE`` of them; then never)."""
+        if len(track.levels) != 1 or len(track.warm) >= REFINE * self.warmup:
+            return 1 << 62
+        return self.warmup - len(track.warm) % self.warmup
+
+    def _quiet(self, track: _Track, x: list[float]) -> None:
+        """Blocks no hiccup or creep touched: they refine the level while it is young (at
+        fixed block counts, so folds of any size give the same verdicts)."""
+        while x and len(track.levels) == 1 and len(track.warm) < REFINE * self.warmup:
+            take = self._to_milestone(track)
+            track.warm.extend(x[:take])
+            if len(x) >= take:
+                self._learn(track)
+            x = x[take:]
+
+    def _watch(self, name: str, track: _Track, x: np.ndarray, times: np.ndarray, base: int,
+               i: int, half: float) -> None:  # fmt: skip
         while i < x.size:
-            level = track.levels[-1].mean
+            level, spread = track.levels[-1].mean, track.spread or 1e-6
             if track.cusum == 0.0 and not track.opened and not self._active(name):
                 # vectorised while nothing is open: S = max(0, S + z) is a reflected walk
-                z = (x[i:] - level - half) / spread
-                walk = track.cusum + np.cumsum(z)
+                # (up to the next time the level is learnt again)
+                end = min(x.size, i + self._to_milestone(track))
+                z = (x[i:end] - level - half) / spread
+                walk = np.cumsum(z)
                 s = walk - np.minimum(0.0, np.minimum.accumulate(walk))
                 positive = np.flatnonzero(s > 0)
                 if positive.size == 0:
-                    track.cusum = 0.0
-                    self._remember(track, x[i:], times[i:])
-                    return
+                    self._remember(track, x[i:end], times[i:end])
+                    self._quiet(track, x[i:end].tolist())
+                    i = end
+                    continue
                 first = int(positive[0])
                 self._remember(track, x[i : i + first], times[i : i + first])
+                self._quiet(track, x[i : i + first].tolist())
                 i += first
             self._step(name, track, float(x[i]), float(times[i]), base + i + 1, half)
             i += 1
@@ -329,6 +361,8 @@ class CreepWatch:
         else:
             if track.opened and track.cand_x:
                 self._hiccup(name, track, index, t, level.mean)
+            else:  # an excursion of the noise: part of the level
+                self._quiet(track, [*track.cand_x, x])
             track.cand_index, track.cand_time, track.cand_x = [], [], []
             track.opened = False
         self._maybe_ended(name, track, index, t, half)
@@ -353,6 +387,8 @@ class CreepWatch:
         sd = float(after.std(ddof=1)) if after.size > 1 else track.spread or 0.0
         se = math.sqrt(sd**2 / after.size + level.se**2)
         shift = mean - level.mean
+        if shift - _SURE * se < material / 2:
+            return  # material, but not yet clearly above half of it: more blocks decide
         self.events.append(
             CreepEvent(
                 quantile=name,
