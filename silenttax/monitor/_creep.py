@@ -57,6 +57,8 @@ __all__ = ["CreepEvent", "CreepState", "CreepWatch", "Hiccup"]
 
 _QUANTILES = {"p50": 0.5, "p95": 0.95}
 _Z = 1.959963984540054  # two-sided 95%: the interval reported
+_BATCHES = 10
+_T_BATCHES = 2.2621571627409915  # Student's t, 97.5%, 9 degrees of freedom
 _SURE = 3.0  # how clearly a rise must clear half the material shift (the change point
 # is the best of many: its mean is biased up, and a 1.96 bound let noisy p95s through)
 _KEEP_CANDIDATE = 8192  # blocks of a candidate kept (the change point is searched in them)
@@ -389,6 +391,14 @@ class CreepWatch:
         shift = mean - level.mean
         if shift - _SURE * se < material / 2:
             return  # material, but not yet clearly above half of it: more blocks decide
+        # the interval from batch means (blocks after a change come in clumps: bursts and
+        # stalls), with Student's t for their count
+        z, spread_se = _Z, sd / math.sqrt(after.size)
+        if after.size >= 2 * _BATCHES:
+            means = [float(b.mean()) for b in np.array_split(after, _BATCHES)]
+            spread_se = max(spread_se, float(np.std(means, ddof=1)) / math.sqrt(_BATCHES))
+            z = _T_BATCHES
+        se = math.sqrt(spread_se**2 + level.se**2)
         self.events.append(
             CreepEvent(
                 quantile=name,
@@ -396,13 +406,13 @@ class CreepWatch:
                 detected=index * self.block,
                 before=math.exp(level.mean),
                 after=math.exp(mean),
-                low=math.exp(shift - _Z * se),
-                high=math.exp(shift + _Z * se),
+                low=math.exp(shift - z * se),
+                high=math.exp(shift + z * se),
                 started_at=track.cand_time[k],
                 detected_at=t,
             )
         )
-        track.levels.append(_Level(mean=mean, se=sd / math.sqrt(after.size)))
+        track.levels.append(_Level(mean=mean, se=spread_se))
         track.cusum = 0.0
         track.cand_index, track.cand_time, track.cand_x = [], [], []
         track.opened = False
