@@ -61,7 +61,9 @@ _BATCHES = 10
 _T_BATCHES = 2.2621571627409915  # Student's t, 97.5%, 9 degrees of freedom
 _SURE = 3.0  # how clearly a rise must clear half the material shift (the change point
 # is the best of many: its mean is biased up, and a 1.96 bound let noisy p95s through)
-_KEEP_CANDIDATE = 8192  # blocks of a candidate kept (the change point is searched in them)
+_KEEP_CANDIDATE = 2048  # blocks of a candidate kept (the change point is searched in them)
+_KEEP_RECENT = 256  # latest blocks kept to tell when a creep is over (a window of 60 s
+# holds fewer below 270 requests/s; above, 16,384 requests decide without the clock)
 _KEEP_HICCUPS = 20
 REFINE = 10
 """The level is refined with quiet blocks up to this many warm-ups (500 blocks)."""
@@ -145,6 +147,8 @@ class _Track(BaseModel):
     warm: list[float] = Field(default_factory=list)
     """Blocks the level is learnt from: the warm-up, then quiet blocks (refined up to
     ``REFINE`` x the warm-up, so a burst in the first minute does not stay in it)."""
+    refined: bool = False
+    """The level is learnt for good (the learning blocks are dropped)."""
     spread: float | None = None
     levels: list[_Level] = Field(default_factory=list)
     cusum: float = 0.0
@@ -291,18 +295,20 @@ class CreepWatch:
     def _to_milestone(self, track: _Track) -> int:
         """Quiet blocks until the level is learnt again (every warm-up's worth, up to
         ``REFINE`` of them; then never)."""
-        if len(track.levels) != 1 or len(track.warm) >= REFINE * self.warmup:
+        if len(track.levels) != 1 or track.refined:
             return 1 << 62
         return self.warmup - len(track.warm) % self.warmup
 
     def _quiet(self, track: _Track, x: list[float]) -> None:
         """Blocks no hiccup or creep touched: they refine the level while it is young (at
         fixed block counts, so folds of any size give the same verdicts)."""
-        while x and len(track.levels) == 1 and len(track.warm) < REFINE * self.warmup:
+        while x and len(track.levels) == 1 and not track.refined:
             take = self._to_milestone(track)
             track.warm.extend(x[:take])
             if len(x) >= take:
                 self._learn(track)
+                if len(track.warm) >= REFINE * self.warmup:
+                    track.warm, track.refined = [], True
             x = x[take:]
 
     def _watch(self, name: str, track: _Track, x: np.ndarray, times: np.ndarray, base: int,
@@ -337,7 +343,7 @@ class CreepWatch:
         newest = ts[-1]
         # the first block still needed: the window covers min_seconds and min_blocks
         cut = int(np.searchsorted(np.asarray(ts), newest - self.min_seconds, side="right")) - 1
-        cut = max(0, len(xs) - _KEEP_CANDIDATE, min(cut, len(xs) - self.min_blocks))
+        cut = max(0, len(xs) - _KEEP_RECENT, min(cut, len(xs) - self.min_blocks))
         track.recent_x, track.recent_time = xs[cut:], ts[cut:]
 
     def _active(self, name: str) -> list[CreepEvent]:
@@ -437,7 +443,8 @@ class CreepWatch:
         if not active or len(track.levels) < 2 or track.opened:
             return
         recent = np.asarray(track.recent_x)
-        if recent.size < self.min_blocks or t - track.recent_time[0] < self.min_seconds:
+        long_enough = t - track.recent_time[0] >= self.min_seconds or recent.size >= _KEEP_RECENT
+        if recent.size < self.min_blocks or not long_enough:
             return
         before = track.levels[-2].mean
         if float(recent.mean()) - before < half:  # back within half the material shift
