@@ -614,7 +614,13 @@ class FeatureHealth(Stateful[FeatureHealthState]):
         cur_typical = int(np.searchsorted(np.cumsum(cur_share), 0.5))
         noisy = float(cur_share[ref_max + 1 :].sum())
         example = cur.examples.get("precise") or cur.examples.get("value")
-        if ref_max < 16 and noisy >= max(self.min_effect, 0.05):
+        # significant as well as material: with no change the reference and current values
+        # are one exchangeable sample, and k current values carry more decimals than all n
+        # reference ones with probability at most C(m, k) / C(n + m, k) (ties only lower
+        # it), so a 5-value reference that never showed a 16th digit is no verdict
+        n, m = int(ref_dec.sum()), int(cur_dec.sum())
+        p_noise = _beyond_all(int(cur_dec[ref_max + 1 :].sum()), n, m)
+        if ref_max < 16 and noisy >= max(self.min_effect, 0.05) and p_noise < self.alpha:
             return [
                 self._f(
                     "feature.precision",
@@ -623,10 +629,15 @@ class FeatureHealth(Stateful[FeatureHealthState]):
                     f"'{name}': {noisy:.0%} of values carry more than the {ref_max} decimal places "
                     "seen in the reference (noise digits)",
                     share=noisy,
+                    p_value=p_noise,
                     example=example,
                     recommendation="Round at the source or find the float conversion that adds "
                     "noise.",
-                    evidence={"reference_max_decimals": ref_max, "current_typical": cur_typical},
+                    evidence={
+                        "reference_max_decimals": ref_max,
+                        "current_typical": cur_typical,
+                        "reference_values": n,
+                    },
                 )
             ]
         if ref_typical > 0 and cur_typical < ref_typical:
@@ -634,7 +645,13 @@ class FeatureHealth(Stateful[FeatureHealthState]):
             # typical count. Shortest float reprs vary by a digit or two from value to
             # value, which moves a median but never empties the upper counts.
             rounded = float(cur_share[:ref_typical].sum())
-            if rounded >= ROUNDED_SHARE:
+            # a reference value has fewer decimals than its typical count with probability
+            # at most 1/2, so (no change) as many current ones below it is a binomial tail
+            from scipy.stats import binom
+
+            below = int(cur_dec[:ref_typical].sum())
+            p_rounded = float(binom.sf(below - 1, m, 0.5))
+            if rounded >= ROUNDED_SHARE and p_rounded < self.alpha:
                 return [
                     self._f(
                         "feature.precision",
@@ -643,6 +660,7 @@ class FeatureHealth(Stateful[FeatureHealthState]):
                         f"'{name}' lost precision: typically {cur_typical} decimal places, "
                         f"{ref_typical} in the reference (values rounded)",
                         share=rounded,
+                        p_value=p_rounded,
                         example=example,
                         recommendation="Find where the values are rounded (a format or type "
                         "change).",

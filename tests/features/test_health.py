@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +231,30 @@ def test_sentinel_counts_are_exact_across_blocks() -> None:
     expected = {f"{s:g}": int(np.count_nonzero(x == s)) for s in NUMBER_SENTINELS}
     assert got == {k: v for k, v in expected.items() if v}
     assert list(got) == ["-999", "9999"]  # in the order of NUMBER_SENTINELS
+
+
+def test_noise_digits_need_evidence_not_a_small_reference() -> None:
+    """A reference of a few values never shows every decimal count: "more decimals than
+    the reference" must be significant under exchangeability, not only 5% of rows."""
+    from silenttax.features._health import _beyond_all
+
+    rng = np.random.default_rng(11)
+    for n in (1, 5, 20):
+        small = FeatureHealth().fit({"bmi": rng.normal(25, 4, n)})
+        assert not small.check({"bmi": rng.normal(25, 4, 400)}).filter(code="feature.precision")
+    # a real change still is one, with the exact p-value
+    health = FeatureHealth().fit({"bmi": rng.normal(25, 4, 2000).round(2)})
+    current = rng.normal(25, 4, 400)
+    (found,) = health.check({"bmi": current}).filter(code="feature.precision")
+    assert found.severity is Severity.WARNING
+    assert found.p_value == pytest.approx(_beyond_all(400, 2000, 400))
+    # A/A: random halves of one sample with mixed decimals, never more than alpha
+    raw, digits = rng.normal(25, 4, 600), rng.integers(0, 6, 600)
+    values = np.array([round(v, int(d)) for v, d in zip(raw, digits, strict=True)])
+    alarms = 0
+    for seed in range(200):
+        order = np.random.default_rng(seed).permutation(values.size)
+        ref, cur = values[order[:300]], values[order[300:]]
+        report = FeatureHealth().fit({"x": ref}).check({"x": cur})
+        alarms += bool(report.filter(code="feature.precision"))
+    assert alarms <= 10 + 3 * math.sqrt(10), alarms  # alpha 5% of 200 (+3 sd)
