@@ -1,14 +1,15 @@
 """Failed requests per route, judged against an error budget over the recent windows.
 
 The middleware counts every request by route and outcome — ``2xx`` … ``5xx``,
-``error`` (the application raised, or returned without a response) and
-``cancelled`` (the client went away: ``asyncio.CancelledError``) — in total and in
+``error`` (the application raised, or returned without a response), ``timeout`` (it
+raised ``TimeoutError``: counted apart, judged as a failure) and ``cancelled`` (the
+client went away: ``asyncio.CancelledError``) — in total and in
 wall-clock windows (``error_window`` seconds, aligned across workers). The check reads
 the previous and the current window, so it describes the last 5-10 minutes (by
 default), not the process's life: a route that starts failing after a million clean
 requests is named within a window, and one that recovered stops being named.
 
-**The test.** Per route, the server failures (``5xx`` and ``error``) among the
+**The test.** Per route, the server failures (``5xx``, ``error``, ``timeout``) among the
 requests served (cancelled ones left out: a client that gave up says nothing about the
 service) are tested against ``budget`` with the one-sided beta-binomial mixture
 e-value the canary uses (:func:`silenttax.gate.log_e_above`): under a failure rate at or
@@ -42,10 +43,20 @@ from silenttax.errors import InputError
 from silenttax.report import Finding, Report, Severity
 from silenttax.report._codes import make_finding
 
-__all__ = ["CANCELLED", "CLIENT", "SERVER", "add_counts", "check_errors", "roll_windows"]
+__all__ = [
+    "CANCELLED",
+    "CLIENT",
+    "SERVER",
+    "TIMEOUT",
+    "add_counts",
+    "check_errors",
+    "roll_windows",
+]
 
-SERVER = ("5xx", "error")
+SERVER = ("5xx", "error", "timeout")
 """Outcomes that are the service's failures."""
+TIMEOUT = "timeout"
+"""The application raised ``TimeoutError`` (a model or a dependency that timed out)."""
 CLIENT = ("4xx",)
 """Outcomes that are the client's (a bad request)."""
 CANCELLED = "cancelled"
@@ -130,6 +141,7 @@ def check_errors(
         evidence = {
             "requests": n,
             "failed": failed,
+            "timeouts": outcomes.get(TIMEOUT, 0),
             "client_errors": client,
             "cancelled": outcomes.get(CANCELLED, 0),
             "outcomes": dict(sorted(outcomes.items())),

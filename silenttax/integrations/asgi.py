@@ -18,11 +18,11 @@ Per request it records:
   context travels in context variables). The request span closes when the
   application returns, so a Starlette background task counts in the stage
   shares but not in the route's duration;
-- the status class (``2xx`` ... ``5xx``), exceptions (``error``) and requests the
-  client abandoned (``cancelled``), per route, in total and in wall-clock windows of
-  ``error_window`` seconds: the check names a route whose failures exceed
-  ``error_budget`` in the recent windows (``stability.error_rate``; see
-  :mod:`silenttax.integrations._errors`);
+- the status class (``2xx`` ... ``5xx``), exceptions (``error``; ``timeout`` for a
+  ``TimeoutError``) and requests the client abandoned (``cancelled``), per route, in
+  total and in wall-clock windows of ``error_window`` seconds: the check names a
+  route whose failures exceed ``error_budget`` in the recent windows
+  (``stability.error_rate``; see :mod:`silenttax.integrations._errors`);
 - one inference per request in a ``CostMonitor``, with its service time;
 - latencies measured elsewhere (queue wait, GPU time) with :func:`observe`;
 - live feature health, when ``feature_health=`` or ``drift=`` is given with
@@ -88,7 +88,14 @@ from silenttax.cost import CostMonitor, CostMonitorState
 from silenttax.drift import DriftDetector, DriftDetectorState
 from silenttax.errors import InputError, StateError
 from silenttax.features import FeatureHealth, FeatureHealthState
-from silenttax.integrations._errors import CANCELLED, Counts, add_counts, check_errors, roll_windows
+from silenttax.integrations._errors import (
+    CANCELLED,
+    TIMEOUT,
+    Counts,
+    add_counts,
+    check_errors,
+    roll_windows,
+)
 from silenttax.integrations._live import Extractor, LiveFeatures, LiveState
 from silenttax.monitor import LatencyMonitor, LatencyMonitorState, LatencySketch, LatencySketchState
 from silenttax.report import Report
@@ -824,7 +831,13 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             else:
                 await self.app(scope, receive, watched)
         except BaseException as exc:  # the client went away, or the application failed
-            failure = CANCELLED if isinstance(exc, asyncio.CancelledError) else "error"
+            failure = (
+                CANCELLED
+                if isinstance(exc, asyncio.CancelledError)
+                else TIMEOUT
+                if isinstance(exc, TimeoutError)
+                else "error"
+            )
             raise
         finally:
             _current.reset(token)

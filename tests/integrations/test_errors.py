@@ -108,6 +108,8 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
         raise RuntimeError("model exploded")
     if path == "/hang":
         raise asyncio.CancelledError  # what the server does when the client disconnects
+    if path == "/slow":
+        raise TimeoutError("the model took too long")
     status = 500 if path == "/fail" else 200
     await send({"type": "http.response.start", "status": status, "headers": []})
     await send({"type": "http.response.body", "body": b"{}"})
@@ -126,7 +128,7 @@ def _call(middleware: SilentTaxMiddleware, path: str) -> None:
 
     async def main() -> None:
         scope = {"type": "http", "path": path, "route": Route(path)}
-        with contextlib.suppress(RuntimeError, asyncio.CancelledError):
+        with contextlib.suppress(RuntimeError, asyncio.CancelledError, TimeoutError):
             await middleware(scope, receive, send)
 
     asyncio.run(main())
@@ -134,10 +136,13 @@ def _call(middleware: SilentTaxMiddleware, path: str) -> None:
 
 def test_outcomes_windows_and_merge() -> None:
     a = SilentTaxMiddleware(_app, error_window=60)
-    for path in ["/ok"] * 90 + ["/fail"] * 5 + ["/raise"] * 3 + ["/hang"] * 2:
+    for path in ["/ok"] * 90 + ["/fail"] * 5 + ["/raise"] * 3 + ["/hang"] * 2 + ["/slow"] * 4:
         _call(a, path)
     assert a.requests()[("/raise", "error")] == 3
     assert a.requests()[("/hang", "cancelled")] == 2
+    assert a.requests()[("/slow", "timeout")] == 4
+    (timeouts,) = check_errors(a.recent_requests()).filter(subject="/slow")
+    assert timeouts.severity.value != "ok" and timeouts.evidence["timeouts"] == 4
     now = a._recent_slot * 60 + 1  # type: ignore[operator]
     assert a.recent_requests(now)["/fail"] == {"5xx": 5}
     assert a.recent_requests(now + 60)["/fail"] == {"5xx": 5}  # the previous window
