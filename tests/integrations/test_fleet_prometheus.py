@@ -1,5 +1,5 @@
 """The field trial, automated: a gunicorn fleet whose workers recycle, loaded by Debian's
-``wrk``, scraped every second by a real Prometheus server (Debian's ``prometheus``), a
+``wrk``, scraped every 2 seconds by a real Prometheus server (Debian's ``prometheus``), a
 feature that starts arriving as a padded string mid-traffic, and a restart on the same
 snapshot directory. Loopback only, bounded in requests and time (about a minute).
 
@@ -105,11 +105,12 @@ def _need(*tools: str) -> None:
 
 @contextlib.contextmanager
 def _prometheus(folder: Path, target: str) -> Iterator[str]:
-    """A real Prometheus server scraping ``target`` every second (its own storage)."""
+    """A real Prometheus server scraping ``target`` every 2 s, timeout 2 s (its own storage;
+    1 s left a 2-core CI runner under wrk with no margin, and the issue asks for 1-2 s)."""
     home = folder / "prometheus"
     home.mkdir()
     (home / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+        "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\n  evaluation_interval: 2s\n"
         "scrape_configs:\n  - job_name: silenttax\n    static_configs:\n"
         f"      - targets: ['{target}']\n"
     )
@@ -187,7 +188,7 @@ def test_a_recycling_fleet_under_wrk_scraped_by_prometheus(tmp_path: Path) -> No
     snapshots.mkdir()
     port = free_port()
     args = ["gunicorn", "fleet_app:app", "-w", "3", "-k", "uvicorn_worker.UvicornWorker",
-            "-b", f"127.0.0.1:{port}", "--max-requests", "1500", "--max-requests-jitter", "200",
+            "-b", f"127.0.0.1:{port}", "--max-requests", "1000", "--max-requests-jitter", "200",
             "--graceful-timeout", "10", "--log-level", "warning"]  # fmt: skip
     timings = tmp_path / "timings"
     timings.mkdir()
@@ -213,12 +214,12 @@ def test_a_recycling_fleet_under_wrk_scraped_by_prometheus(tmp_path: Path) -> No
             t0 = time.time()
             sent = _wrk(tmp_path, url, clean, 6)
             sent += _wrk(tmp_path, url, padded, 6)
-            time.sleep(3)  # the last snapshot writes (0.5 s) and scrapes (1 s)
+            time.sleep(4.5)  # the last snapshot writes (0.5 s) and scrapes (2 s)
             t1 = time.time()
             stop.set()
             watcher.join()
             check = json.loads(_call("get", url + "/silenttax/check").text)
-        samples = _samples(prom, series, t0 - 1.5, t1)
+        samples = _samples(prom, series, t0 - 2.5, t1)
         values = [v for _, v in samples]
         assert all(b >= a for a, b in itertools.pairwise(values)), values
         # increase() with the range on the first and last samples: no extrapolation
@@ -263,7 +264,7 @@ def test_a_recycling_fleet_under_wrk_scraped_by_prometheus(tmp_path: Path) -> No
         exact = float(np.sort(durations)[lower_rank(durations.size, 0.99)])
         buckets = 'silenttax_http_request_seconds_bucket{route="/predict"}'
         quantile = _query(prom, f"histogram_quantile(0.99, sum by (le) "
-                                f"(increase({buckets}[{_d(t1 - t0 + 1.5)}])))", t1)  # fmt: skip
+                                f"(increase({buckets}[{_d(t1 - t0 + 2.5)}])))", t1)  # fmt: skip
         estimate = float(quantile[0]["value"][1])
         assert exact / 2**0.5 / 1.02 <= estimate <= exact * 2**0.5 * 1.02, (estimate, exact)
         # a restart on the same directory: a new generation, counted from zero
