@@ -101,6 +101,41 @@ def _rejects(k: int, n: int, share: float, bar: float) -> bool:
     return 0 < share < 1 and float(log_e_above(k, n, share)) >= bar
 
 
+def _over(
+    code: str,
+    severity: Severity,
+    route: str,
+    k: int,
+    n: int,
+    alpha: float,
+    evidence: dict[str, object],
+    *,
+    what: str,
+    window: str,
+    bar_text: str,
+    metric: str,
+    threshold: float,
+    recommendation: str,
+) -> Finding:
+    """A route whose ``k`` of ``n`` requests ``what``, over its budget, with the interval."""
+    low, high = _interval(k, n, alpha)
+    return make_finding(
+        code,
+        severity=severity,
+        subject=route,
+        message=(
+            f"{route}: {k} of {n} requests {what} in {window}: {k / n:.2%} "
+            f"[{low:.2%}, {high:.2%}], {bar_text}"
+        ),
+        metric=metric,
+        value=k / n,
+        threshold=threshold,
+        evidence={**evidence, "interval": [low, high]},
+        recommendation=recommendation,
+        detector="integrations.check_errors",
+    )
+
+
 def check_errors(
     recent: Mapping[str, Mapping[str, int]],
     *,
@@ -148,50 +183,46 @@ def check_errors(
             "alpha": alpha,
         }
         if failed / n > budget and _rejects(failed, n, budget, bar):
-            low, high = _interval(failed, n, alpha)
             critical = _rejects(failed, n, budget * CRITICAL_FACTOR, bar)
             findings.append(
-                make_finding(
+                _over(
                     "stability.error_rate",
-                    severity=Severity.CRITICAL if critical else Severity.WARNING,
-                    subject=route,
-                    message=(
-                        f"{route}: {failed} of {n} requests failed (5xx or an exception) in "
-                        f"{window}: {failed / n:.2%} [{low:.2%}, {high:.2%}], over the "
-                        f"{budget:.2%} error budget"
-                    ),
+                    Severity.CRITICAL if critical else Severity.WARNING,
+                    route,
+                    failed,
+                    n,
+                    alpha,
+                    evidence,
+                    what="failed (5xx or an exception)",
+                    window=window,
+                    bar_text=f"over the {budget:.2%} error budget",
                     metric="error_rate",
-                    value=failed / n,
                     threshold=budget,
-                    evidence={**evidence, "interval": [low, high]},
                     recommendation=(
                         "Read the route's 5xx responses and exceptions in the server log; "
                         "a rise right after a deploy points at it (roll back first)."
                     ),
-                    detector="integrations.check_errors",
                 )
             )
         if client / n > client_budget and _rejects(client, n, client_budget, bar):
-            low, high = _interval(client, n, alpha)
             findings.append(
-                make_finding(
+                _over(
                     "stability.client_errors",
-                    severity=Severity.INFO,
-                    subject=route,
-                    message=(
-                        f"{route}: {client} of {n} requests were client errors (4xx) in "
-                        f"{window}: {client / n:.2%} [{low:.2%}, {high:.2%}], over "
-                        f"{client_budget:.0%}"
-                    ),
+                    Severity.INFO,
+                    route,
+                    client,
+                    n,
+                    alpha,
+                    evidence,
+                    what="were client errors (4xx)",
+                    window=window,
+                    bar_text=f"over {client_budget:.0%}",
                     metric="client_error_rate",
-                    value=client / n,
                     threshold=client_budget,
-                    evidence={**evidence, "interval": [low, high]},
                     recommendation=(
                         "Not the model's fault, but many 422s mean callers send another "
                         "schema than the one served: check the upstream payloads."
                     ),
-                    detector="integrations.check_errors",
                 )
             )
     if not any(f.code == "stability.error_rate" for f in findings):
