@@ -99,6 +99,7 @@ __all__ = [
     "GENERATION",
     "JUDGEMENT",
     "KEEP_GENERATIONS",
+    "FleetBacklog",
     "FleetJudgement",
     "SnapshotWriter",
     "fold_dead",
@@ -124,6 +125,9 @@ _JUDGE_LOCK = ".silenttax.judge.lock"
 _WINDOWS = ("health", "health_previous", "drift", "drift_previous")
 _PATTERN = "worker-*.json"
 _STALE_TEMP = 3600.0  # a temp file this old was left by a killed writer
+_HOLD = 0.05  # seconds one fold holds the directory lock (a scrape waits at most this)
+_FOLDING: set[Path] = set()  # folders a background fold runs on in this process
+_FOLDING_LOCK = threading.Lock()
 _SERVERS = re.compile(r"(gunicorn|uvicorn|hypercorn|granian|daphne|litserve)\b")
 _SPAWNED = ("multiprocessing.spawn", "multiprocessing.forkserver")
 
@@ -528,31 +532,55 @@ def _read(path: Path, *, windows: bool = True) -> Any:
 
 def _read_counts_at_least(path: Path) -> Any:
     """A worker file with its live windows, or without them when their file is unreadable
-    (the counts are never lost for the windows)."""
+    (the counts are never lost for the windows). Not cached: a fold reads a file once."""
+    from silenttax.integrations.asgi import ServingState
+
     try:
-        return _read(path)
+        return ServingState.load(path)
     except SilentTaxError:
-        return _read(path, windows=False)  # raises when the counts are unreadable too
+        return ServingState.load(path, windows=False)  # raises when the counts are unreadable
 
 
-def _fold(folder: Path, paths: list[Path], *, target: Path | None = None) -> int:
-    """Fold worker files into their generation's archive (lock held); returns how many."""
+# archive path -> (its stat key when written, the merged middleware, the files it names)
+_Written = dict[Path, tuple[tuple[int, int, int], Any, list[str]]]
+
+
+def _fold(
+    folder: Path,
+    paths: list[Path],
+    *,
+    target: Path | None = None,
+    deadline: float | None = None,
+    written: _Written | None = None,
+) -> int:
+    """Fold worker files into their generation's archive (lock held); returns how many.
+    With a ``deadline`` (``time.perf_counter()``) each archive takes what it can fold
+    by then (at least one file); the rest stay for the next fold. ``written`` carries
+    the archives this process wrote from one fold to the next (not parsed again while
+    their file is the one written)."""
     groups: dict[Path, list[Path]] = {}
     for path in paths:
         groups.setdefault(target or _target(folder, path), []).append(path)
-    return sum(_fold_into(archive, group) for archive, group in groups.items())
+    return sum(
+        _fold_into(archive, group, deadline, {} if written is None else written)
+        for archive, group in groups.items()
+    )
 
 
-def _fold_into(archive_path: Path, paths: list[Path]) -> int:
+def _fold_into(
+    archive_path: Path, paths: list[Path], deadline: float | None, written: _Written
+) -> int:
     from silenttax.integrations.asgi import SilentTaxMiddleware
 
     folder = paths[0].parent if paths else archive_path.parent
-    archive = (
-        SilentTaxMiddleware.from_state(_read_counts_at_least(archive_path))
-        if archive_path.exists()
-        else None
-    )
-    held = set(archive.state().workers) if archive is not None else set()
+    mine = written.pop(archive_path, None)  # put back only once written again
+    archive: Any = None
+    held: set[str] = set()
+    if mine is not None and archive_path.exists() and _stat_key(archive_path) == mine[0]:
+        archive, held = mine[1], set(mine[2])
+    elif archive_path.exists():
+        archive = SilentTaxMiddleware.from_state(_read_counts_at_least(archive_path))
+        held = set(archive.state().workers)
     # files an interrupted fold already merged: delete them, never merge them again
     for name in held:
         _remove(folder / name)
@@ -561,6 +589,8 @@ def _fold_into(archive_path: Path, paths: list[Path]) -> int:
     for path in paths:
         if path.name in held or not path.exists():
             continue
+        if folded and deadline is not None and time.perf_counter() >= deadline:
+            break
         try:
             state = _read_counts_at_least(path)
         except SilentTaxError:
@@ -587,24 +617,63 @@ def _fold_into(archive_path: Path, paths: list[Path]) -> int:
         final.save(archive_path)
         for name in folded:
             _remove(folder / name)
+        written[archive_path] = (_stat_key(archive_path), archive, folded)
     return len(folded)
 
 
 def fold_dead(directory: str | os.PathLike[str]) -> int:
     """Fold the snapshot files of workers that are no longer running into their
     generation's archive (and remove temp files left by killed writers); returns how
-    many were folded."""
-    return _fold_dead(_folder(directory))
+    many were folded.
+
+    Examples:
+        >>> import tempfile
+        >>> fold_dead(tempfile.mkdtemp())
+        0
+    """
+    return _fold_dead(_folder(directory))[0]
 
 
-def _fold_dead(folder: Path, *, sweep: bool = True) -> int:
+def _fold_dead(folder: Path, *, sweep: bool = True, budget: float | None = None) -> tuple[int, int]:
+    """Fold dead workers' files, ``_HOLD`` seconds of folding per hold of the directory
+    lock (a scrape in another worker waits for one hold, not for a whole backlog);
+    with a ``budget`` (seconds) stop when it is spent. Returns how many were folded and
+    how many dead files are left (0 without a budget)."""
     if sweep:
         _sweep(folder)
     dead = [p for p in sorted(folder.glob(_PATTERN)) if (pid := _worker_pid(p)) and not _alive(pid)]
-    if not dead:
-        return 0
-    with _locked(folder):
-        return _fold(folder, [p for p in dead if p.exists()])
+    end = None if budget is None else time.perf_counter() + budget
+    folded = 0
+    written: _Written = {}
+    while dead:
+        now = time.perf_counter()
+        if end is not None and now >= end:
+            break
+        hold = now + _HOLD if end is None else min(now + _HOLD, end)
+        with _locked(folder):
+            live = [p for p in dead if p.exists()]
+            folded += _fold(folder, live, deadline=hold, written=written)
+        dead = [p for p in dead if p.exists()]
+    return folded, len(dead)
+
+
+def _fold_in_background(folder: Path) -> None:
+    """Fold the dead workers' files in a thread of this process (one per folder)."""
+    with _FOLDING_LOCK:
+        if folder in _FOLDING:
+            return
+        _FOLDING.add(folder)
+
+    def run() -> None:
+        try:
+            _fold_dead(folder, sweep=False)
+        except Exception:  # a background thread never raises into the host
+            pass  # the files stay: the next scrape folds them and reports what fails
+        finally:
+            with _FOLDING_LOCK:
+                _FOLDING.discard(folder)
+
+    threading.Thread(target=run, name="silenttax-fold", daemon=True).start()
 
 
 def _sweep(folder: Path) -> None:
@@ -636,8 +705,23 @@ def previous_generation(directory: str | os.PathLike[str]) -> Path | None:
     return retired[-1] if retired else None
 
 
+class FleetBacklog(SilentTaxError):
+    """More dead workers' files than a bounded read may fold (after a mass crash): the
+    fleet's totals would be short of them, so none are given; a background thread of
+    this process folds the rest."""
+
+    def __init__(self, files: int) -> None:
+        super().__init__(f"{files} dead workers' snapshot files are being folded")
+        self.files = files
+        """Dead workers' files left to fold."""
+
+
 def read_directory(
-    directory: str | os.PathLike[str], *, own: Any = None, windows: bool = True
+    directory: str | os.PathLike[str],
+    *,
+    own: Any = None,
+    windows: bool = True,
+    fold_budget: float | None = None,
 ) -> Any:
     """The fleet's current generation: every worker's snapshot in ``directory`` and the
     archive, merged into one ``SilentTaxMiddleware`` (to export or check). Dead workers
@@ -650,8 +734,14 @@ def read_directory(
         windows: Merge the live features' sampled windows too (False: their counters
             only — what a scrape exports fresh; the judgement of the windows is read
             from :func:`judgement`).
+        fold_budget: Seconds this call may spend folding dead workers' files (None:
+            all of them, however long). A scrape passes one, so that a backlog after a
+            mass crash (hundreds of files, a few milliseconds each) never stalls the
+            worker serving it.
 
     Raises:
+        FleetBacklog: Dead workers' files are left after ``fold_budget``; a background
+            thread folds them (a later call succeeds).
         InputError: ``directory`` is not a directory, or the snapshots were written with
             different settings.
     """
@@ -660,7 +750,15 @@ def read_directory(
     folder = _folder(directory)
     if own is not None and own.writer is not None and own.writer.folder == folder:
         own.writer.write(windows=windows, durable=False)
-    _fold_dead(folder, sweep=False)  # the writers' ticks sweep temp and orphan files
+    if fold_budget is not None:
+        with _FOLDING_LOCK:
+            if folder in _FOLDING:  # this process's thread folds them: only count them
+                fold_budget = 0.0
+    # the writers' ticks sweep temp and orphan files
+    left = _fold_dead(folder, sweep=False, budget=fold_budget)[1]
+    if left:
+        _fold_in_background(folder)
+        raise FleetBacklog(left)
     states: list[ServingState] = []
     with _locked(folder):  # a consistent view: no fold moves files while they are read
         record = _current(folder)

@@ -63,6 +63,7 @@ __all__ = ["DEFAULT_EDGES", "SilentTaxCollector", "register"]
 #: ``le`` edges (seconds): powers of sqrt(2) from 2**-13 (122 µs) to 2**6 (64 s).
 DEFAULT_EDGES: tuple[float, ...] = tuple(2.0 ** (k / 2) for k in range(-26, 13))
 OTHER = "__other__"
+_SCRAPE_FOLD_BUDGET = 0.1  # seconds a scrape may fold dead workers' files (then a thread)
 
 
 def _cumulative(state: LatencySketchState, edges: Sequence[float]) -> list[int]:
@@ -220,6 +221,7 @@ class SilentTaxCollector:
             "scrape_up": ("gauge", f"{ns}_scrape_up", ()),
             "scrape_errors": ("counter", f"{ns}_scrape_errors", ()),
             "scrape_seconds": ("gauge", f"{ns}_scrape_seconds", ()),
+            "fleet_backlog": ("gauge", f"{ns}_fleet_backlog_files", ()),
         }
 
     _HELP: ClassVar[dict[str, str]] = {
@@ -252,6 +254,8 @@ class SilentTaxCollector:
         "scrape_up": "1 if the component was read in this scrape, 0 if reading it failed.",
         "scrape_errors": "Scrapes in which reading the component failed (left out).",
         "scrape_seconds": "Seconds this scrape took to read the component.",
+        "fleet_backlog": "Dead workers' files left to fold; while above 0 the fleet's "
+        "series are left out of the scrape (their totals would be short).",
     }
 
     def _families(self) -> dict[str, Any]:
@@ -363,10 +367,17 @@ class SilentTaxCollector:
     def _directory(self, families: dict[str, Any], base: list[str], directory: _Directory) -> None:
         """A fleet: counts and sketches merged fresh, the judgement (findings, live
         windows' gauges) from the fleet's latest (see :mod:`silenttax.integrations.fleet`)."""
-        from silenttax.integrations.fleet import judgement, read_directory
+        from silenttax.integrations.fleet import FleetBacklog, judgement, read_directory
 
         own = directory.own
-        fleet = read_directory(directory.path, own=own, windows=False)
+        try:
+            fleet = read_directory(
+                directory.path, own=own, windows=False, fold_budget=_SCRAPE_FOLD_BUDGET
+            )
+        except FleetBacklog as backlog:
+            families["fleet_backlog"].add_metric(base, float(backlog.files))
+            return
+        families["fleet_backlog"].add_metric(base, 0.0)
         if not self.findings and fleet.live is None:
             self._middleware(families, base, fleet)
             return

@@ -229,6 +229,20 @@ def rules(
             },
         }
     )
+    alerts.append(
+        {
+            "alert": "SilentTaxFleetBacklog",
+            "expr": f"max by (monitor) ({m['fleet_backlog']}) > 0",
+            "for": "5m",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "{{ $labels.monitor }}: dead workers' snapshot files not yet folded",
+                "description": "The fleet's series are left out of the scrapes until they "
+                "are folded (seconds after a mass crash); for minutes: a worker cannot "
+                "fold them (the collector's last_error, unreadable-* files).",
+            },
+        }
+    )
     return {
         "groups": [
             {"name": f"{ns}.recording", "rules": recording},
@@ -312,8 +326,11 @@ def rule_tests(
                 )
             case(rule, series, route)
         else:  # scrape health
-            key = "scrape_up" if name == "SilentTaxScrapeFailing" else "scrape_seconds"
-            values = "0x80 1x80" if key == "scrape_up" else "2x80 0.01x80"
+            key, values = {
+                "SilentTaxScrapeFailing": ("scrape_up", "0x80 1x80"),
+                "SilentTaxScrapeSlow": ("scrape_seconds", "2x80 0.01x80"),
+                "SilentTaxFleetBacklog": ("fleet_backlog", "300x80 0x80"),
+            }[name]
             series = [{"series": f'{m[key]}{{monitor="app"}}', "values": values}]
             case(rule, series, {"monitor": "app"})
     return {"rule_files": [rule_file], "evaluation_interval": "1m", "tests": tests}
@@ -379,9 +396,10 @@ def dashboard(*, namespace: str = "silenttax", title: str = "silenttax") -> dict
         kind="table",
     )
     panel(
-        "silenttax itself: scrape seconds, internal errors",
+        "silenttax itself: scrape seconds, internal errors, dead workers' files to fold",
         [
             (m["scrape_seconds"], "scrape {{monitor}}"),
+            (m["fleet_backlog"], "files to fold {{monitor}}"),
             (f"increase({m['internal']}[15m])", "internal errors {{monitor}}"),
         ],
     )

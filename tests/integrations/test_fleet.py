@@ -167,6 +167,68 @@ def test_the_directory_collector_scrapes_the_fleet(tmp_path: Path) -> None:
     assert ServingState.from_json(merged.to_json()) == merged
 
 
+def _fleet_total(registry: CollectorRegistry) -> tuple[float | None, float | None]:
+    """(requests counted, dead workers' files left) in one scrape (None: not exported)."""
+    families = {
+        f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())
+    }
+    http = families.get("silenttax_http_requests")
+    backlog = families.get("silenttax_fleet_backlog_files")
+    return (
+        None if http is None else sum(s.value for s in http.samples if s.name.endswith("_total")),
+        None if backlog is None else backlog.samples[0].value,
+    )
+
+
+@pytest.mark.usefixtures("one_generation")
+def test_a_backlog_of_dead_workers_is_folded_in_bounded_holds_and_never_read_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from silenttax.integrations import fleet, prometheus
+
+    live = SilentTaxMiddleware(None, snapshot_dir=tmp_path)  # type: ignore[arg-type]
+    _serve(live, 5)
+    registry = CollectorRegistry()
+    registry.register(SilentTaxCollector.from_directory(tmp_path, own=live))
+    assert _fleet_total(registry) == (5, 0)
+    # a mass crash: 40 dead workers' last writes (a pid that has exited), 3 requests each
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    crashed = SilentTaxMiddleware(None)  # type: ignore[arg-type]
+    _serve(crashed, 3)
+    for i in range(40):
+        crashed.state().save(tmp_path / f"worker-{int(dead.stdout)}-{i:08x}-deploy_7.json")
+    # a scrape that cannot fold them in its budget (0 s here: any machine) leaves the
+    # fleet's series out rather than export a short total, and a thread folds the rest
+    monkeypatch.setattr(prometheus, "_SCRAPE_FOLD_BUDGET", 0.0)
+    holds = []
+    locked = fleet._locked
+
+    @contextlib.contextmanager
+    def counted(folder: Path) -> Iterator[None]:
+        with locked(folder):
+            holds.append(len(list(folder.glob("worker-*.json"))))
+            yield
+
+    monkeypatch.setattr(fleet, "_HOLD", 0.0)  # one file per hold of the lock
+    monkeypatch.setattr(fleet, "_locked", counted)
+    handed: list[Path] = []
+    in_background = fleet._fold_in_background
+    monkeypatch.setattr(fleet, "_fold_in_background", handed.append)  # held back a moment
+    assert _fleet_total(registry) == (None, 40)
+    with pytest.raises(fleet.FleetBacklog) as backlog:
+        read_directory(tmp_path, fold_budget=0.0)
+    assert backlog.value.files == 40 and handed == [tmp_path, tmp_path]
+    in_background(tmp_path)
+    deadline = time.monotonic() + 30
+    while list(tmp_path.glob(f"worker-{int(dead.stdout)}-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _fleet_total(registry) == (5 + 40 * 3, 0)  # complete again: exactly once
+    # no hold of the lock folded more than one file (a scrape waits for one file's fold)
+    assert holds[0] == 41 and all(a - b <= 1 for a, b in itertools.pairwise(holds))
+    assert holds[-1] == 1
+
+
 def test_workers_with_different_settings_do_not_merge(tmp_path: Path) -> None:
     a = SilentTaxMiddleware(None, snapshot_dir=tmp_path)  # type: ignore[arg-type]
     b = SilentTaxMiddleware(None, snapshot_dir=tmp_path, max_routes=5)  # type: ignore[arg-type]
