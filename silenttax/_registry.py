@@ -1,26 +1,42 @@
 """Every saved kind, where its class lives, and :func:`load`, which reads any of them.
 
-A state file names its ``kind``; :data:`KINDS` maps each kind to the object
+A state file names its ``kind``; :data:`KINDS` maps each built-in kind to the object
 ``load`` returns: the component that saved it (``DriftDetector``,
 ``LatencySketch``, ...) or the measurement itself (``BenchmarkResult``,
 ``Breakdown``, ...). Modules are imported only when a file of their kind is
 read, so ``import silenttax`` stays light. A test keeps this table and the
 :class:`~silenttax._state.State` subclasses in step.
+
+Users' components join with :func:`register` (or an entry point in the
+``silenttax.components`` group, name = kind, value = ``"pkg.module:Class"``, loaded
+the first time a file of that kind is read): their kinds are namespaced
+(``"mycompany.queue_depth"``) and the ``silenttax.`` namespace is reserved.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import os
-from collections.abc import Iterable
+import re
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from silenttax._state import State, read_state
 from silenttax.errors import InputError, SilentTaxError, StateError
 
-__all__ = ["KINDS", "load", "merge"]
+__all__ = ["ENTRY_POINTS", "KINDS", "KIND_PATTERN", "load", "merge", "register", "registered"]
+
+ENTRY_POINTS = "silenttax.components"
+"""The entry-point group users' packages declare their components in (name: the kind)."""
+KIND_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)+$")
+"""A user's kind: lower-case dotted, namespaced (``mycompany.queue_depth``)."""
+_USER: dict[str, Any] = {}
+_USER_LOCK = threading.Lock()
+T = TypeVar("T", bound=type)
 
 #: kind -> "module:attribute" of what :func:`load` returns for it.
 KINDS: dict[str, str] = {
@@ -48,13 +64,128 @@ KINDS: dict[str, str] = {
 }
 
 
+@overload
+def register(kind: str) -> Callable[[T], T]: ...
+@overload
+def register(kind: str, cls: T) -> T: ...
+def register(kind: str, cls: Any = None) -> Any:
+    """Register a component (or measurement) class of your own under ``kind``, so
+    :func:`silenttax.load`, :func:`silenttax.merge`, ``silenttax merge``, a fleet's
+    snapshot directory and the Prometheus collector read it like a built-in one. Use it
+    as a call or as a class decorator. Registering the same class again is a no-op.
+
+    Args:
+        kind: Namespaced, lower-case dotted (:data:`KIND_PATTERN`), equal to the class's
+            ``STATE.KIND`` (a component) or ``KIND`` (a :class:`State` measurement);
+            ``silenttax.*`` is reserved.
+        cls: The class; omitted, ``register(kind)`` returns a decorator.
+
+    Raises:
+        InputError: a malformed or reserved kind, a class that is neither a
+            ``Stateful`` component nor a ``State`` of that kind, or a kind taken by
+            another class (each named).
+
+    Examples:
+        >>> from typing import ClassVar
+        >>> from silenttax.component import State
+        >>> @register("example.note")
+        ... class Note(State):
+        ...     KIND: ClassVar[str] = "example.note"
+        ...     text: str = ""
+        >>> load(Note(text="hi").to_json()).text
+        'hi'
+    """
+    if cls is None:
+        return lambda given: register(kind, given)
+    if not isinstance(kind, str) or not KIND_PATTERN.match(kind):
+        raise InputError(
+            f"kind: a namespaced lower-case dotted name like 'mycompany.queue_depth', got {kind!r}"
+        )
+    if kind.startswith("silenttax.") or kind in KINDS:
+        raise InputError(f"kind: {kind!r} is in silenttax's own namespace (reserved)")
+    if not isinstance(cls, type):
+        raise InputError(f"cls: a class, got {type(cls).__name__}")
+    state = cls if issubclass(cls, State) else getattr(cls, "STATE", None)
+    if not (isinstance(state, type) and issubclass(state, State)):
+        raise InputError(
+            f"cls: {cls.__name__} is neither a State nor a component with a STATE class "
+            "(see silenttax.component)"
+        )
+    if state.KIND != kind:
+        raise InputError(f"kind: {kind!r} is not {cls.__name__}'s own kind {state.KIND!r}")
+    if state is not cls:
+        missing = [m for m in ("state", "from_state", "from_json") if not callable(
+            getattr(cls, m, None))]  # fmt: skip
+        if missing:
+            raise InputError(f"cls: {cls.__name__} has no {', '.join(missing)} "
+                             "(derive it from silenttax.component.Stateful)")  # fmt: skip
+    with _USER_LOCK:
+        known = _USER.get(kind)
+        if (
+            known is not None
+            and known is not cls
+            and ((known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__))
+        ):
+            raise InputError(
+                f"kind: {kind!r} is already registered to {known.__module__}.{known.__qualname__}"
+            )
+        _USER[kind] = cls
+    return cls
+
+
+def registered() -> dict[str, Any]:
+    """The kinds users registered (:func:`register`, entry points loaded so far) and
+    their classes.
+
+    Examples:
+        >>> isinstance(registered(), dict)
+        True
+    """
+    with _USER_LOCK:
+        return dict(_USER)
+
+
+def _from_entry_points(kind: str) -> Any:
+    """The class an installed package declares for ``kind`` (None: none does)."""
+    try:
+        found = [ep for ep in importlib.metadata.entry_points(group=ENTRY_POINTS)
+                 if ep.name == kind]  # fmt: skip
+    except Exception:  # a broken distribution's metadata never breaks loading
+        return None
+    for point in found:
+        try:
+            cls = point.load()
+        except Exception as exc:
+            raise StateError(
+                f"kind {kind!r}: its entry point {point.value!r} cannot be imported: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        try:
+            return register(kind, cls)
+        except InputError as exc:
+            raise StateError(f"kind {kind!r}: entry point {point.value!r}: {exc}") from exc
+    return None
+
+
 def target(kind: str) -> Any:
     """The class (or loader) that reads ``kind``; :class:`StateError` for an unknown kind."""
     where = KINDS.get(kind)
     if where is None:
+        with _USER_LOCK:
+            user = _USER.get(kind)
+        namespaced = isinstance(kind, str) and KIND_PATTERN.match(kind) is not None
+        if user is None and namespaced and not kind.startswith("silenttax."):
+            user = _from_entry_points(kind)
+        if user is not None:
+            return user
         raise StateError(
             f"unknown state kind {kind!r}: this silenttax reads "
-            f"{', '.join(sorted(KINDS))} (a newer silenttax may know it)"
+            f"{', '.join(sorted(KINDS))}, and the kinds registered here"
+            f"{' (' + ', '.join(sorted(_USER)) + ')' if _USER else ' (none)'}; a component "
+            "of your own is registered by importing its module (silenttax.component."
+            "register; 'silenttax --import MODULE' on the command line) or by an entry "
+            f"point in the {ENTRY_POINTS!r} group (a newer silenttax may know a "
+            "silenttax.* kind)"
         )
     module, _, name = where.partition(":")
     return getattr(importlib.import_module(module), name)

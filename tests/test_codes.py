@@ -17,7 +17,7 @@ def test_registry_is_unique_and_well_formed() -> None:
         assert CODE_PATTERN.match(info.code), info.code
         assert isinstance(info.category, Category)
         assert info.summary.endswith("."), info.code
-    assert dict(finding_codes()) == {c.code: c for c in CODES}
+    assert {c.code: c for c in CODES}.items() <= dict(finding_codes()).items()
 
 
 def test_duplicate_detection(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,7 +34,7 @@ def test_duplicate_detection(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_code_is_documented() -> None:
     text = DOCS.read_text()
-    for code in finding_codes():
+    for code in (info.code for info in CODES):  # the built-in registry, not users' codes
         assert f"`{code}`" in text, f"{code} missing from docs/codes.md"
 
 

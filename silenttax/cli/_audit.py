@@ -152,7 +152,7 @@ def summary(report: Report, *, limit: int = 12) -> str:
 
     counts: dict[str, list[int]] = {}
     for f in report.findings:
-        counts.setdefault(f.category.value, [0, 0, 0, 0])[_ORDER.index(f.severity)] += 1
+        counts.setdefault(str(f.category), [0, 0, 0, 0])[_ORDER.index(f.severity)] += 1
     lines = [f"{'category':<16}" + "".join(f"{s.value:>10}" for s in _ORDER)]
     lines += [f"{c:<16}" + "".join(f"{n:>10}" for n in v) for c, v in counts.items()]
     problems = sorted(report.problems(Severity.WARNING), key=lambda f: -f.severity.rank)

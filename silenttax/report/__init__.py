@@ -8,13 +8,14 @@ Examples:
     True
 """
 
-from silenttax.report._codes import CodeInfo, finding_codes
-from silenttax.report._enums import Category, Severity
+from silenttax.report._codes import CodeInfo, finding_codes, make_finding, register_code
+from silenttax.report._enums import CATEGORY_PATTERN, Category, Severity
 from silenttax.report._finding import CODE_PATTERN, Finding
 from silenttax.report._render import format_number
 from silenttax.report._report import Report
 
 __all__ = [
+    "CATEGORY_PATTERN",
     "CODE_PATTERN",
     "Category",
     "CodeInfo",
@@ -23,4 +24,6 @@ __all__ = [
     "Severity",
     "finding_codes",
     "format_number",
+    "make_finding",
+    "register_code",
 ]

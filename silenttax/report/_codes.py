@@ -16,7 +16,7 @@ from typing import Any, TypedDict, Unpack
 from silenttax.report._enums import Category, Severity
 from silenttax.report._finding import CODE_PATTERN, Finding
 
-__all__ = ["CodeInfo", "finding_codes", "make_finding"]
+__all__ = ["CodeInfo", "finding_codes", "make_finding", "register_code"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +25,12 @@ class CodeInfo:
 
     code: str
     """The dotted id, e.g. ``drift.numeric``."""
-    category: Category
-    """The category every finding with this code has."""
+    category: Category | str
+    """The category every finding with this code has (a user's code may have its own)."""
     summary: str
     """What the code means, one sentence (shown in the docs)."""
+    recommendation: str | None = None
+    """What to do about it: the findings' ``recommendation`` when they give none."""
 
 
 _C = Category
@@ -214,18 +216,72 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo("audit.inputs", _C.STABILITY, "Which data columns fed the model, and how."),
 )
 
-_BY_CODE = MappingProxyType({info.code: info for info in CODES})
+_BUILTIN = MappingProxyType({info.code: info for info in CODES})
+_USER: dict[str, CodeInfo] = {}  # registered by users (register_code)
+_BY_CODE: dict[str, CodeInfo] = dict(_BUILTIN)
 
 
 def finding_codes() -> MappingProxyType[str, CodeInfo]:
-    """Every registered finding code, by code.
+    """Every registered finding code, by code: silenttax's own and those registered with
+    :func:`register_code`.
 
     Examples:
         >>> codes = finding_codes()
         >>> all(code == info.code for code, info in codes.items())
         True
     """
-    return _BY_CODE
+    return MappingProxyType(_BY_CODE)
+
+
+def register_code(
+    code: str,
+    category: Category | str,
+    description: str,
+    *,
+    recommendation: str | None = None,
+) -> CodeInfo:
+    """Register a finding code of your own, so :func:`make_finding` fills its category
+    and recommendation and :func:`finding_codes` lists it. Registering the same code
+    again with the same details is a no-op (a module imported twice).
+
+    Args:
+        code: A lower-case dotted id (:data:`CODE_PATTERN`), e.g. ``queue.depth``;
+            silenttax's own codes are reserved.
+        category: A built-in :class:`Category` or a category of your own (a lower-case
+            identifier, e.g. ``business``).
+        description: What the code means, one sentence.
+        recommendation: What to do about it (used when a finding gives none).
+
+    Raises:
+        InputError: a malformed code or category, a built-in code, or a code already
+            registered with other details (each is named).
+
+    Examples:
+        >>> info = register_code("example.queue_depth", "stability",
+        ...                      "The request queue is deeper than its budget.")
+        >>> make_finding("example.queue_depth", severity="warning", subject="api",
+        ...              message="queue 40 > 25").category
+        <Category.STABILITY: 'stability'>
+    """
+    from silenttax.errors import InputError
+    from silenttax.report._enums import category as open_category
+
+    if not isinstance(code, str) or not CODE_PATTERN.match(code):
+        raise InputError(f"code: not a lower-case dotted id like 'queue.depth': {code!r}")
+    if code in _BUILTIN:
+        raise InputError(f"code: {code!r} is one of silenttax's own codes (reserved)")
+    try:
+        chosen = open_category(category)
+    except ValueError as exc:
+        raise InputError(f"category: {exc}") from exc
+    if not isinstance(description, str) or not description.strip():
+        raise InputError(f"description: one sentence saying what {code!r} means")
+    info = CodeInfo(code, chosen, description.strip(), recommendation)
+    known = _USER.get(code)
+    if known is not None and known != info:
+        raise InputError(f"code: {code!r} is already registered as {known}")
+    _USER[code] = _BY_CODE[code] = info
+    return info
 
 
 class FindingFields(TypedDict, total=False):
@@ -251,12 +307,16 @@ def make_finding(
     message: str,
     **fields: Unpack[FindingFields],
 ) -> Finding:
-    """Build a :class:`Finding` for a registered ``code``, its category filled in.
+    """Build a :class:`Finding` for a registered ``code`` (silenttax's own or one of
+    :func:`register_code`), its category filled in, and its recommendation where the
+    finding gives none.
 
     Raises:
         KeyError: ``code`` is not registered (a bug in the calling module).
     """
     info = _BY_CODE[code]
+    if info.recommendation is not None and fields.get("recommendation") is None:
+        fields["recommendation"] = info.recommendation
     return Finding(
         code=code,
         category=info.category,

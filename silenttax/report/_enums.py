@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any, TypeVar
 
-__all__ = ["Category", "Severity"]
+__all__ = ["CATEGORY_PATTERN", "Category", "Severity", "category"]
+
+#: A user's own category: a lower-case identifier, dotted to namespace it
+#: (``business``, ``mycompany.queues``).
+CATEGORY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -101,3 +106,27 @@ class Category(StrEnum):
     @classmethod
     def _missing_(cls, value: object) -> Category | None:
         return _lookup(cls, value)
+
+
+def category(value: object) -> Category | str:
+    """A finding's category: a built-in :class:`Category` where ``value`` names one
+    (case-insensitive), else a user's own category (:data:`CATEGORY_PATTERN`).
+
+    Raises:
+        ValueError: not a string, or not a lower-case (dotted) identifier.
+
+    Examples:
+        >>> category("Latency"), category("mycompany.queues")
+        (<Category.LATENCY: 'latency'>, 'mycompany.queues')
+    """
+    if isinstance(value, Category):
+        return value
+    builtin = _lookup(Category, value)
+    if builtin is not None:
+        return builtin
+    if not isinstance(value, str) or not CATEGORY_PATTERN.match(value):
+        raise ValueError(
+            f"category must be one of {', '.join(c.value for c in Category)} or a lower-case "
+            f"identifier of your own (dotted to namespace it), got {value!r}"
+        )
+    return value

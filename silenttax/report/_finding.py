@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, field_validator
 
-from silenttax.report._enums import Category, Severity
+from silenttax.report._enums import Category, Severity, category
 
 __all__ = ["CODE_PATTERN", "Finding"]
 
@@ -48,8 +49,9 @@ class Finding(BaseModel):
 
     code: str
     """Stable lower-case dotted id of what was checked, e.g. ``drift.numeric``."""
-    category: Category
-    """Which kind of decay this is about (``data_drift``, ``latency``, ...)."""
+    category: Annotated[Category | str, BeforeValidator(category)]
+    """Which kind of decay this is about: a built-in :class:`Category` (``data_drift``,
+    ``latency``, ...) or a user's own (a lower-case identifier, e.g. ``business``)."""
     severity: Severity
     """``ok`` < ``info`` < ``warning`` < ``critical``; ``ok`` for a passed check."""
     subject: str

@@ -161,18 +161,18 @@ def _section(title: str, body: str, note: str = "") -> str:
 
 # ------------------------------------------------------------------ sections
 def _summary(report: Report) -> str:
-    counts: dict[Category, list[int]] = {}
+    counts: dict[str, list[int]] = {}
     for f in report.findings:
-        counts.setdefault(f.category, [0, 0, 0, 0])[_RANK[f.severity]] += 1
+        counts.setdefault(str(f.category), [0, 0, 0, 0])[_RANK[f.severity]] += 1
     if not counts:
         return ""
     colours = [_HTML_COLOURS[s][0] for s in _ORDER]
     rows = [
-        f"<tr><td>{_esc(c.value)}</td>" + "".join(_num_cell(float(n), str(n)) for n in v) + "</tr>"
+        f"<tr><td>{_esc(c)}</td>" + "".join(_num_cell(float(n), str(n)) for n in v) + "</tr>"
         for c, v in counts.items()
     ]
     chart = _svg.hbar(
-        [(c.value, [float(n) for n in v]) for c, v in counts.items()],
+        [(c, [float(n) for n in v]) for c, v in counts.items()],
         colours,
         "checks per category by severity",
     )

@@ -13,6 +13,7 @@ from silenttax._deps import optional_import
 from silenttax._state import State
 from silenttax.report import _render
 from silenttax.report._enums import Category, Severity
+from silenttax.report._enums import category as open_category
 from silenttax.report._finding import Finding, _utcnow
 
 if TYPE_CHECKING:
@@ -169,9 +170,9 @@ class Report(State):
             None
             if category is None
             else frozenset(
-                {Category(category)}
+                {open_category(category)}
                 if isinstance(category, str)
-                else {Category(c) for c in category}
+                else {open_category(c) for c in category}
             )
         )
         subjects = _as_set(subject)

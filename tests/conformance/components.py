@@ -9,7 +9,6 @@ example, so no component can skip it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,25 +23,10 @@ from silenttax.integrations.asgi import SilentTaxMiddleware, observe, stage
 from silenttax.monitor import CUSUM, LatencyMonitor, LatencySketch, ResourceMonitor
 from silenttax.quantize import Baseline, Candidate, QuantizationStudy
 from silenttax.report import Finding, Report
+from silenttax.testing import Examples
 from silenttax.trace import Tracer, check_breakdown
 
-
-@dataclass
-class Example:
-    """How the suite drives one kind."""
-
-    make: Callable[[], Any]
-    """A fitted / recorded instance (new each call)."""
-    halves: Callable[[], tuple[Any, Any, Any]] | None = None
-    """(first half, second half, whole) for kinds whose partitions merge."""
-    merge: Callable[[Any, Any], Any] | None = None
-    """How two partitions merge (returns the merged object)."""
-    mismatched: Callable[[], tuple[Any, Any, str]] | None = None
-    """Two instances with different settings, and the setting's name."""
-    bad_input: Callable[[], Any] | None = None
-    """A call that must raise a SilentTaxError."""
-    judge: Callable[[Any], Report] | None = None
-    """What judges it (a report that must survive the round trip)."""
+Example = Examples  # the public contract's examples: the built-ins pass check_component too
 
 
 def _frame(seed: int, n: int = 600) -> dict[str, Any]:
@@ -347,6 +331,7 @@ EXAMPLES: dict[str, Example] = {
         ),
         bad_input=lambda: LatencyMonitor(slo=-1.0),
         judge=lambda m: m.check(),
+        per_replica=frozenset({".creep.seen"}),  # the creep watch follows one stream
     ),
     "silenttax.canary": Example(
         make=_canary,
@@ -363,6 +348,7 @@ EXAMPLES: dict[str, Example] = {
     "silenttax.resource_monitor": Example(
         make=_resource,
         bad_input=lambda: ResourceMonitor(interval=0),
+        unsaved_settings=frozenset({"pid"}),  # another process's
         judge=lambda m: m.check(),
     ),
     "silenttax.cost_monitor": Example(
@@ -414,6 +400,10 @@ EXAMPLES: dict[str, Example] = {
         mismatched=lambda: (_served(range(5)), _served(range(5), max_routes=3), "max_routes"),
         bad_input=lambda: SilentTaxMiddleware(_served, max_routes=0),
         judge=lambda m: _untimed(m.check()),
+        # code, or saved in fields of their own (health_reference, drift_reference)
+        unsaved_settings=frozenset(
+            {"app", "tracer", "features", "snapshot_dir", "feature_health", "drift"}
+        ),
     ),
     "silenttax.quantization_study": Example(make=_study, judge=lambda s: s.report()),
     "silenttax.torch_profile": Example(make=lambda: _profile("torch"), judge=lambda p: p.report()),
