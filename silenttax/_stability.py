@@ -18,6 +18,7 @@ from silenttax.report._codes import make_finding
 
 __all__ = [
     "MAX_COUNT",
+    "check_failed_finding",
     "count_or_none",
     "internal_error_finding",
     "invalid_input_finding",
@@ -97,4 +98,19 @@ def internal_error_finding(subject: str, *, errors: int, what: str, detector: st
         value=float(errors),
         recommendation="Pass strict=True to see the error; report it if it is silenttax's.",
         detector=detector,
+    )
+
+
+def check_failed_finding(check: str, exc: BaseException) -> Finding:
+    """The ``stability.check_failed`` WARNING: a user's check raised (or gave no Report),
+    so its findings are missing; the error is named, never raised into the host."""
+    return make_finding(
+        "stability.check_failed",
+        severity=Severity.WARNING,
+        subject=check,
+        message=f"the check {check!r} failed ({type(exc).__name__}: {str(exc)[:200]}); "
+        "its findings are missing",
+        evidence={"error": type(exc).__name__, "detail": str(exc)[:500]},
+        recommendation="Fix the check (strict=True raises the error where it happens).",
+        detector="component.check",
     )

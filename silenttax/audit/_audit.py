@@ -13,7 +13,7 @@ import numpy as np
 
 from silenttax._deps import is_installed
 from silenttax._state import State
-from silenttax.audit._judge import MANIFEST, Check, Manifest, judge
+from silenttax.audit._judge import MANIFEST, Check, Manifest, judge, user_checks
 from silenttax.audit._model import AuditModel, load_model, model_inputs
 from silenttax.errors import InputError, MissingDependencyError, SilentTaxError
 from silenttax.report import Report, Severity
@@ -110,9 +110,10 @@ class _Run:
             )
         )
 
-    def finish(self) -> Audit:
+    def finish(self, checks: Sequence[Any] = ()) -> Audit:
         if self.progress is not None:
             self.progress("done", self.total, self.total)
+        self.checks += user_checks(checks, self.snapshots)
         report = judge(self.checks, self.snapshots)
         env = self.snapshots.get("environment")
         skipped = Report(findings=self.extra)
@@ -528,6 +529,7 @@ def demo_audit(
     price_per_hour: float = 0.10,
     threads: int | None = None,
     progress: Progress | None = None,
+    checks: Sequence[Any] = (),
 ) -> Audit:
     """The demo audit, offline: a real model on real data with decay and a shadow stage.
 
@@ -547,6 +549,7 @@ def demo_audit(
         threads: torch intra-op threads for every measurement (default: torch's own
             setting, stated in ``report.context["threads"]``).
         progress: ``progress(step, done, total)`` callback.
+        checks: Checks of your own, as for :func:`audit`.
 
     Example (about 30 s, so not a doctest)::
 
@@ -630,7 +633,7 @@ def demo_audit(
         )
         _environment_steps(run, index=index)
     run.context["inputs"] = model.inputs_from
-    return run.finish()
+    return run.finish(checks)
 
 
 def audit(
@@ -651,6 +654,7 @@ def audit(
     input_columns: Sequence[str] | None = None,
     target: str | None = None,
     progress: Progress | None = None,
+    checks: Sequence[Any] = (),
 ) -> Audit:
     """Audit a model (and its data): every module, judged, with snapshots to re-judge later.
 
@@ -685,10 +689,15 @@ def audit(
             ``report.context["threads"]``). Whether the default oversubscribes the
             free cores is measured either way (``dependency.threads``).
         progress: ``progress(step, done, total)`` callback.
+        checks: Checks of your own (:mod:`silenttax.component`): functions
+            ``(snapshots by name) -> Report`` or ``"pkg.module:function"``, given every
+            snapshot the audit kept (``drift``, ``serving``, ...); recorded in the
+            manifest, so ``silenttax report DIR`` runs them again. One that raises is
+            a ``stability.check_failed`` finding.
 
     Raises:
         InputError: a model that cannot be loaded, unreadable data, or inputs that do
-            not fit the model (named).
+            not fit the model (named), or a check that does not import.
 
     Example (it measures for tens of seconds, so not a doctest)::
 
@@ -796,7 +805,7 @@ def audit(
             calibration=calibration,
         )  # fmt: skip
         _environment_steps(run, index=index)
-    return run.finish()
+    return run.finish(checks)
 
 
 #: Fresh processes the model is re-run in, so a later audit can gate against this one

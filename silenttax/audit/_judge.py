@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +184,8 @@ def judge(checks: list[Check], snapshots: Mapping[str, Any]) -> Report:
     out = Report()
     for check in checks:
         rule = RULES.get(check.rule)
+        if rule is None and ":" in check.rule:
+            rule = _user_rule(check.rule)
         if rule is None:
             raise StateError(f"audit manifest: unknown rule {check.rule!r}")
         try:
@@ -208,6 +210,37 @@ def judge(checks: list[Check], snapshots: Mapping[str, Any]) -> Report:
     return out
 
 
+def _user_rule(spec: str) -> Callable[[Mapping[str, Any]], Any]:
+    """A user's check (``"pkg.module:function"``) as a rule: whatever it raises, or a
+    module that no longer imports, is a ``stability.check_failed`` finding."""
+    from silenttax._component import load_check
+    from silenttax._stability import check_failed_finding
+
+    def rule(snapshots: Mapping[str, Any]) -> Report:
+        try:
+            got = load_check(spec)(snapshots)
+            if not isinstance(got, Report):
+                raise InputError(f"returned a {type(got).__name__}, not a Report")
+        except Exception as exc:
+            return Report(findings=[check_failed_finding(spec, exc)])
+        return got
+
+    return rule
+
+
+def user_checks(checks: Sequence[Any], names: Iterable[str]) -> list[Check]:
+    """Manifest entries judging the snapshots ``names`` with users' checks (callables or
+    ``"pkg.module:function"`` specs; a callable must be importable by name)."""
+    from silenttax._component import _spec_of, load_check
+
+    out = []
+    for item in checks:
+        spec = item if isinstance(item, str) else _spec_of(item)
+        load_check(spec)  # fails now, naming it, rather than in the judgement
+        out.append(Check(rule=spec, snapshots={name: name for name in sorted(names)}))
+    return out
+
+
 def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
     """The manifest of a saved audit directory (:class:`StateError` when unreadable)."""
     path = Path(directory) / MANIFEST
@@ -227,8 +260,13 @@ def read_manifest(directory: str | os.PathLike[str]) -> Manifest:
     return manifest
 
 
-def judge_directory(directory: str | os.PathLike[str]) -> Report:
+def judge_directory(directory: str | os.PathLike[str], *, checks: Sequence[Any] = ()) -> Report:
     """Re-judge a saved audit from its snapshots (the model is not run again).
+
+    Args:
+        directory: The audit's ``--out`` directory.
+        checks: Checks of your own besides those the audit recorded: functions
+            ``(snapshots by name) -> Report`` or ``"pkg.module:function"``.
 
     Raises:
         StateError: no readable manifest, or a snapshot file missing or unreadable
@@ -238,6 +276,11 @@ def judge_directory(directory: str | os.PathLike[str]) -> Report:
 
     manifest = read_manifest(directory)
     root = Path(directory) / "snapshots"
+    if checks:
+        stems = sorted(p.stem for p in root.glob("*.json") if p.stem != "audit_notes")
+        manifest = manifest.model_copy(
+            update={"checks": [*manifest.checks, *user_checks(checks, stems)]}
+        )
     names = {name for check in manifest.checks for name in check.snapshots.values()}
     loaded: dict[str, Any] = {}
     for name in sorted(names):

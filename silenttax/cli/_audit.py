@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,14 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--offline", action="store_true", help="do not ask the package index for newer versions"
     )
+    parser.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="PKG.MODULE:FUNCTION",
+        help="a check of your own, given every snapshot the audit kept by name, returning a "
+        "Report (repeatable; recorded, so 'silenttax report DIR' runs it again)",
+    )
     parser.add_argument("--fail-on", choices=_FAIL_ON, default="warning", help="(warning)")
     parser.set_defaults(func=run_audit, parser=parser)
 
@@ -101,6 +110,13 @@ def add_parser(subparsers: Any) -> None:
     report.add_argument("--html", metavar="OUT.html", help="write the HTML page here")
     report.add_argument("--markdown", metavar="OUT.md", help="write Markdown here")
     report.add_argument("--json", metavar="OUT.json", help="write the report as JSON here")
+    report.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="PKG.MODULE:FUNCTION",
+        help="a check of your own over the snapshots, by name (repeatable)",
+    )
     report.add_argument("--fail-on", choices=_FAIL_ON, default="warning", help="(warning)")
     report.set_defaults(func=run_report, parser=report)
 
@@ -208,6 +224,7 @@ def run_audit(args: argparse.Namespace) -> int:
                 price_per_hour=args.price_per_hour if args.price_per_hour is not None else 0.10,
                 threads=args.threads,
                 progress=progress,
+                checks=args.check,
             )
         else:
             inputs = None
@@ -238,6 +255,7 @@ def run_audit(args: argparse.Namespace) -> int:
                 ),
                 target=args.target,
                 progress=progress,
+                checks=args.check,
             )
     out = result.save(args.out)
     _print(result.report)
@@ -245,40 +263,40 @@ def run_audit(args: argparse.Namespace) -> int:
     return _exit(result.report, args.fail_on)
 
 
-def _judge_any(source: str) -> Report:
+def _judge_any(source: str, checks: Sequence[str] = ()) -> Report:
     import silenttax
     from silenttax.audit import judge_directory
-    from silenttax.audit._judge import MANIFEST
+    from silenttax.audit._judge import MANIFEST, judge, user_checks
     from silenttax.cli._merge import _judge
     from silenttax.errors import InputError
 
     path = Path(source)
+    if path.is_dir() and (path / MANIFEST).is_file():
+        return judge_directory(path, checks=checks)
     if path.is_dir():
-        if (path / MANIFEST).is_file():
-            return judge_directory(path)
         files = sorted(path.glob("*.json"))
         if not files:
             raise InputError(f"{source!r}: no audit.json and no .json snapshot in it")
-        out = Report()
-        for file in files:
-            judged = _judge(silenttax.load(file))
-            if judged is not None:
-                out = out | judged
-        return out
-    if not path.is_file():
+    elif path.is_file():
+        files = [path]
+    else:
         raise InputError(f"{source!r}: no such file or directory")
-    loaded = silenttax.load(path)
-    if isinstance(loaded, Report):
-        return loaded
-    judged = _judge(loaded)
-    if not isinstance(judged, Report):
-        raise InputError(f"{source!r}: a {type(loaded).__name__} cannot judge itself alone")
-    return judged
+    loaded = {file.stem: silenttax.load(file) for file in files}
+    out = Report()
+    for item in loaded.values():
+        judged = item if isinstance(item, Report) else _judge(item)
+        if judged is None and path.is_file() and not checks:
+            raise InputError(f"{source!r}: a {type(item).__name__} cannot judge itself alone")
+        if judged is not None:
+            out = out | judged
+    if checks:
+        out = out | judge(user_checks(checks, loaded), loaded)
+    return out
 
 
 def run_report(args: argparse.Namespace) -> int:
     """Re-judge / re-render; returns the exit status."""
-    report = _judge_any(args.source)
+    report = _judge_any(args.source, args.check)
     _print(report)
     for target, render in (
         (args.html, report.to_html),

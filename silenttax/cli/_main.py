@@ -35,6 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"silenttax {__version__}")
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (repeatable): it registers your own components and codes "
+        "(silenttax.component), so their snapshots load, merge and are judged",
+    )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     _audit.add_parser(subparsers)
     _drift.add_parser(subparsers)
@@ -54,6 +63,21 @@ def _one_line(message: str, limit: int = 1000) -> str:
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
+def _import(modules: Sequence[str]) -> None:
+    """Import the user's modules named with ``--import`` (they register components)."""
+    import importlib
+
+    from silenttax.errors import InputError
+
+    if modules and "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # as 'python -m' would: the working directory's packages
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise InputError(f"--import {module}: {type(exc).__name__}: {exc}") from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 findings, 2 usage error)."""
     parser = build_parser()
@@ -66,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        _import(args.imports)
         status: int = func(args)
     except SilentTaxError as exc:
         print(f"silenttax: error: {_one_line(str(exc))}", file=sys.stderr)

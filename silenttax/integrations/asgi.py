@@ -82,7 +82,7 @@ from silenttax._current import CURRENT as _current
 from silenttax._current import MIDDLEWARE as _middleware
 from silenttax._current import observe, stage
 from silenttax._merge import same_settings
-from silenttax._stability import internal_error_finding
+from silenttax._stability import check_failed_finding, internal_error_finding
 from silenttax._state import State, Stateful
 from silenttax.cost import CostMonitor, CostMonitorState
 from silenttax.drift import DriftDetector, DriftDetectorState
@@ -149,6 +149,9 @@ class ServingState(State):
     """The reference live samples are tested for drift against (must match to merge)."""
     live: LiveState | None = None
     """The sampled live feature windows."""
+    components: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Users' components given with ``checks=`` (kind -> its snapshot, as JSON): merged
+    across workers by their own ``merge``, judged by their own ``check``."""
     workers: list[str] = Field(default_factory=list)
     """Worker snapshot files merged into this one (fleet bookkeeping)."""
     generation: str | None = None
@@ -206,6 +209,16 @@ def _with_windows(live: LiveState, path: Path) -> LiveState:
     except (OSError, ValueError) as exc:
         raise StateError(f"cannot read the live windows {str(path)!r}: {exc}") from exc
     return live.model_copy(update={field: getattr(windows, field) for field in LIVE_WINDOWS})
+
+
+def _component(kind: str, data: dict[str, Any]) -> Any:
+    """A user's component from its snapshot in a worker file (registered in this process,
+    or a StateError naming the kind and how to register it)."""
+    from silenttax._registry import load
+
+    if data.get("kind") != kind:
+        raise StateError(f"components: {kind!r} holds a state of kind {data.get('kind')!r}")
+    return load(data)
 
 
 def _reference_file(kind: type[State], path: Path) -> State:
@@ -271,6 +284,13 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         client_error_budget: The same for client errors (4xx), reported apart.
         error_window: Seconds per error window (wall-clock slots, aligned across
             workers; the check judges the previous and the current window).
+        checks: Your own monitors and checks (see :mod:`silenttax.component`): a
+            registered component (``state``/``merge``/``check``; your handlers record
+            into it) is saved in every snapshot, merged across the fleet's workers,
+            judged by its ``check()`` and its ``gauges()`` exported; a function
+            ``(snapshots) -> Report`` gets ``{"serving": <this middleware>, <kind>:
+            <component>, ...}``. A check that raises becomes a ``stability.check_failed``
+            finding (raised with ``strict=True``).
     """
 
     STATE: ClassVar[type[State]] = ServingState
@@ -299,6 +319,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         error_budget: float = 0.01,
         client_error_budget: float = 0.05,
         error_window: float = 300.0,
+        checks: Sequence[Any] = (),
     ) -> None:
         for name, share in (("error_budget", error_budget),
                             ("client_error_budget", client_error_budget)):  # fmt: skip
@@ -350,6 +371,12 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         self.error_budget = float(error_budget)
         self.client_error_budget = float(client_error_budget)
         self.error_window = float(error_window)
+        self.components: dict[str, Any] = {}
+        """Users' components given with ``checks=``, by kind (see :mod:`silenttax.component`)."""
+        self.checks: list[Any] = []
+        """Users' check functions given with ``checks=``."""
+        for item in checks:
+            self._add_check(item)
         self._wall = time.time() - time.perf_counter()  # perf_counter -> Unix seconds
         self._recent: Counts = {}
         self._recent_previous: Counts = {}
@@ -407,6 +434,53 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                 self._observed[name] = self._new_monitor(name)
             return self._observed[name]
 
+    def _add_check(self, item: Any) -> None:
+        from silenttax._registry import target
+
+        if callable(getattr(item, "state", None)) and callable(getattr(item, "check", None)):
+            kind = item.state().kind
+            try:
+                known = target(kind)
+            except StateError as exc:
+                raise InputError(
+                    f"checks: {type(item).__name__} is not registered (kind {kind!r}): "
+                    "silenttax.component.register it so the fleet can read it back"
+                ) from exc
+            if not isinstance(item, known):
+                raise InputError(f"checks: kind {kind!r} is registered to {known.__name__}")
+            if kind in self.components:
+                raise InputError(f"checks: two components of kind {kind!r}; give each once")
+            self.components[kind] = item
+        elif callable(item):
+            self.checks.append(item)
+        else:
+            raise InputError(
+                f"checks: a registered component or a function (snapshots) -> Report, "
+                f"got {type(item).__name__}"
+            )
+
+    def _user_checks(self) -> Report:
+        """Users' components and check functions, each failure a finding (never raised
+        into a request unless ``strict``)."""
+        report = Report()
+        snapshots: dict[str, Any] = {"serving": self, **self.components}
+        judges: list[tuple[str, Any]] = [
+            (kind, component.check) for kind, component in self.components.items()
+        ]
+        judges += [(getattr(fn, "__qualname__", repr(fn)), lambda fn=fn: fn(snapshots))
+                   for fn in self.checks]  # fmt: skip
+        for name, judge in judges:
+            try:
+                got = judge()
+                if not isinstance(got, Report):
+                    raise InputError(f"returned a {type(got).__name__}, not a Report")
+            except Exception as exc:
+                if self.strict:
+                    raise
+                got = Report(findings=[check_failed_finding(name, exc)])
+            report = report | got
+        return report
+
     def breakdown(self) -> Breakdown:
         """Request and stage spans of this worker (and of those merged in)."""
         mine = self.tracer.breakdown()
@@ -438,6 +512,8 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             )
         if self.live is not None:
             report = report | self.live.report()
+        if self.components or self.checks:
+            report = report | self._user_checks()
         errors = self.internal_error_count()
         if errors:
             last = self.live.last_error if self.live is not None else None
@@ -530,6 +606,10 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             if live is None or live.drift is None or not references
             else live.drift.state(),
             live=None if live is None else live.state(),
+            components={
+                kind: component.state().model_dump(mode="json")
+                for kind, component in self.components.items()
+            },
             workers=workers,
         )
 
@@ -572,6 +652,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             self._recent_previous = {r: dict(o) for r, o in state.recent_previous.items()}
             self._recent_slot = state.recent_slot
         self.internal_errors = state.internal_errors
+        self.components = {kind: _component(kind, data) for kind, data in state.components.items()}
         self._merged = state.breakdown if state.breakdown.requests else None
         if self.live is not None and state.live is not None:
             self.live.restore(state.live)
@@ -635,6 +716,12 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                 self._recent_previous = add_counts(self._recent_previous, previous)
             self._workers = sorted(set(self._workers) | set(theirs.workers))
         self.internal_errors += theirs.internal_errors
+        for kind, data in theirs.components.items():
+            component = _component(kind, data)
+            if kind in self.components:
+                self.components[kind].merge(component)
+            else:
+                self.components[kind] = component
         if theirs.breakdown.requests:
             self._merged = (
                 theirs.breakdown if self._merged is None else self._merged.merge(theirs.breakdown)

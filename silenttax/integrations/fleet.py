@@ -320,7 +320,9 @@ class SnapshotWriter:
         self.write()
         fold_dead(self.folder)
         if self.judge_every is not None:
-            _judge_when_due(self.folder, self.judge_every)  # its file was just written
+            middleware = self._middleware()
+            own = middleware if middleware is not None and middleware.checks else None
+            _judge_when_due(self.folder, self.judge_every, own=own)
 
     def _failed(self, exc: Exception) -> None:
         self.errors += 1
@@ -784,6 +786,8 @@ def read_directory(
     fleet = SilentTaxMiddleware.from_state(states[0])
     for state in states[1:]:
         fleet.merge(state)
+    if own is not None:
+        fleet.checks = list(own.checks)  # functions are code: the worker's own, not saved
     return fleet
 
 
@@ -880,7 +884,7 @@ def judgement(
     return judge_directory(folder, own=own)
 
 
-def _judge_when_due(folder: Path, every: float) -> None:
+def _judge_when_due(folder: Path, every: float, *, own: Any = None) -> None:
     """Judge the fleet if no worker has in ``every`` seconds (one worker at a time: the
     others skip while one judges)."""
     judged = _cached_judgement(folder)
@@ -894,6 +898,6 @@ def _judge_when_due(folder: Path, every: float) -> None:
         try:
             judged = _cached_judgement(folder)  # judged while this one waited?
             if judged is None or time.time() - judged.at >= every:
-                judge_directory(folder)
+                judge_directory(folder, own=own)
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)

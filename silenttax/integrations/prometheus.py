@@ -222,6 +222,7 @@ class SilentTaxCollector:
             "scrape_errors": ("counter", f"{ns}_scrape_errors", ()),
             "scrape_seconds": ("gauge", f"{ns}_scrape_seconds", ()),
             "fleet_backlog": ("gauge", f"{ns}_fleet_backlog_files", ()),
+            "component": ("gauge", f"{ns}_component_value", ("component", "name")),
         }
 
     _HELP: ClassVar[dict[str, str]] = {
@@ -256,6 +257,7 @@ class SilentTaxCollector:
         "scrape_seconds": "Seconds this scrape took to read the component.",
         "fleet_backlog": "Dead workers' files left to fold; while above 0 the fleet's "
         "series are left out of the scrape (their totals would be short).",
+        "component": "A value a component of your own exports (its gauges(), by name).",
     }
 
     def _families(self) -> dict[str, Any]:
@@ -323,6 +325,8 @@ class SilentTaxCollector:
             self._middleware(families, base, monitor)
         elif kind == "cost":
             self._cost(families, base, monitor)
+        elif kind == "component":
+            self._gauges(families, base, monitor.state().kind, monitor)
         elif kind == "resource":
             samples = monitor.samples
             if samples:
@@ -406,6 +410,18 @@ class SilentTaxCollector:
             self._cost(families, base, middleware.cost)
         if middleware.live is not None:
             self._live(families, base, middleware.live, judged)
+        for kind, component in sorted(middleware.components.items()):
+            self._gauges(families, base, kind, component)
+
+    def _gauges(self, families: dict[str, Any], base: list[str], kind: str, component: Any) -> None:
+        """A user's component's ``gauges()`` (name -> number; the method is optional)."""
+        gauges = getattr(component, "gauges", None)
+        if not callable(gauges):
+            return
+        for name, value in sorted(gauges().items()):
+            label = self._cap("name", str(name))
+            if label != OTHER:
+                families["component"].add_metric([*base, kind, label], float(value))
 
     def _live(self, families: dict[str, Any], base: list[str], live: Any, judged: Any) -> None:
         state = live.state()
@@ -482,6 +498,8 @@ def _kind(monitor: Any) -> str | None:
         return "resource"
     if isinstance(monitor, _Directory):
         return "directory"
+    if callable(getattr(monitor, "state", None)) and callable(getattr(monitor, "check", None)):
+        return "component"  # a user's (silenttax.component)
     return None
 
 

@@ -201,6 +201,12 @@ CODES: tuple[CodeInfo, ...] = (
         "silenttax's own failures on the request path, counted instead of raised into the host.",
     ),
     CodeInfo(
+        "stability.check_failed",
+        _C.STABILITY,
+        "A check of your own (a component's check() or a check function) raised or gave "
+        "no Report: its findings are missing.",
+    ),
+    CodeInfo(
         "stability.error_rate",
         _C.STABILITY,
         "A route's share of failed requests (5xx or an exception) in the recent windows, "

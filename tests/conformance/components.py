@@ -402,7 +402,7 @@ EXAMPLES: dict[str, Example] = {
         judge=lambda m: _untimed(m.check()),
         # code, or saved in fields of their own (health_reference, drift_reference)
         unsaved_settings=frozenset(
-            {"app", "tracer", "features", "snapshot_dir", "feature_health", "drift"}
+            {"app", "tracer", "features", "snapshot_dir", "feature_health", "drift", "checks"}
         ),
     ),
     "silenttax.quantization_study": Example(make=_study, judge=lambda s: s.report()),
