@@ -31,7 +31,7 @@ from silenttax._version import __version__
 from silenttax.errors import SilentTaxError
 
 if TYPE_CHECKING:
-    from silenttax._current import observe, stage
+    from silenttax._current import observe, observe_prediction, stage
     from silenttax._registry import load, merge
     from silenttax.report import Category, Finding, Report, Severity
 
@@ -46,6 +46,7 @@ __all__ = [
     "load",
     "merge",
     "observe",
+    "observe_prediction",
     "stage",
 ]
 
@@ -58,6 +59,7 @@ _LAZY = {
     "load": "silenttax._registry",
     "merge": "silenttax._registry",
     "observe": "silenttax._current",
+    "observe_prediction": "silenttax._current",
     "stage": "silenttax._current",
 }
 

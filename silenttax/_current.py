@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any, Protocol
 
-__all__ = ["CURRENT", "MIDDLEWARE", "activated", "observe", "stage"]
+__all__ = ["CURRENT", "MIDDLEWARE", "activated", "observe", "observe_prediction", "stage"]
 
 
 class _Spans(Protocol):
@@ -58,6 +58,31 @@ def observe(name: str, seconds: float) -> None:
         return
     try:
         middleware.observed_monitor(name if isinstance(name, str) else str(name)).record(seconds)
+    except Exception:
+        if middleware.strict:
+            raise
+        middleware.internal_errors += 1
+
+
+def observe_prediction(output: Any) -> None:
+    """Record the model's output for the current request in the middleware's
+    :class:`~silenttax.monitor.PredictionMonitor` (given with ``checks=[monitor]``):
+    judged against its reference at ``/silenttax/check``, merged across a fleet's
+    workers. A no-op outside a request or without such a monitor; never raises unless
+    the middleware is ``strict`` (an unreadable output is counted by the monitor).
+
+    Examples:
+        >>> import silenttax
+        >>> silenttax.observe_prediction(0.83)  # outside a request: nothing happens
+    """
+    middleware = MIDDLEWARE.get()
+    if middleware is None:
+        return
+    monitor = middleware.components.get("silenttax.prediction_monitor")
+    if monitor is None:
+        return
+    try:
+        monitor.record(output)
     except Exception:
         if middleware.strict:
             raise

@@ -54,6 +54,7 @@ KINDS: dict[str, str] = {
     "silenttax.latency_monitor": "silenttax.monitor._latency:LatencyMonitor",
     "silenttax.latency_sketch": "silenttax._sketch:LatencySketch",
     "silenttax.onnx_profile": "silenttax.profile._onnx:OnnxProfile",
+    "silenttax.prediction_monitor": "silenttax.monitor._prediction:PredictionMonitor",
     "silenttax.quantization_study": "silenttax.quantize._study:QuantizationStudy",
     "silenttax.report": "silenttax.report._report:Report",
     "silenttax.resource_monitor": "silenttax.monitor._resource:ResourceMonitor",

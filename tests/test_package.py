@@ -36,6 +36,7 @@ def test_public_names_are_locked() -> None:
         "load",
         "merge",
         "observe",
+        "observe_prediction",
         "stage",
     ]
     assert report_pkg.__all__ == sorted(report_pkg.__all__)

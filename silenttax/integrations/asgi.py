@@ -80,7 +80,7 @@ from pydantic import Field, JsonValue
 
 from silenttax._current import CURRENT as _current
 from silenttax._current import MIDDLEWARE as _middleware
-from silenttax._current import observe, stage
+from silenttax._current import observe, observe_prediction, stage
 from silenttax._merge import same_settings
 from silenttax._stability import check_failed_finding, internal_error_finding
 from silenttax._state import State, Stateful
@@ -101,7 +101,15 @@ from silenttax.monitor import LatencyMonitor, LatencyMonitorState, LatencySketch
 from silenttax.report import Report
 from silenttax.trace import Breakdown, Tracer, check_breakdown
 
-__all__ = ["OTHER", "UNMATCHED", "ServingState", "SilentTaxMiddleware", "observe", "stage"]
+__all__ = [
+    "OTHER",
+    "UNMATCHED",
+    "ServingState",
+    "SilentTaxMiddleware",
+    "observe",
+    "observe_prediction",
+    "stage",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -15,6 +15,7 @@ from silenttax.monitor._latency import (
     check_latency,
     quantile_interval,
 )
+from silenttax.monitor._prediction import PredictionMonitor, PredictionMonitorState
 from silenttax.monitor._resource import (
     ResourceMonitor,
     ResourceMonitorState,
@@ -33,6 +34,8 @@ __all__ = [
     "LatencySketch",
     "LatencySketchState",
     "PageHinkley",
+    "PredictionMonitor",
+    "PredictionMonitorState",
     "ResourceMonitor",
     "ResourceMonitorState",
     "ResourceSample",

@@ -150,6 +150,23 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo("drift.missing_column", _C.DATA_DRIFT, "A reference column absent from the data."),
     CodeInfo("drift.type_change", _C.DATA_DRIFT, "A column that arrived with another type."),
     CodeInfo("drift.skipped", _C.DATA_DRIFT, "A column not tested for drift (e.g. datetimes)."),
+    # silenttax.monitor.PredictionMonitor
+    CodeInfo(
+        "prediction.drift",
+        _C.DATA_DRIFT,
+        "Drift of the model's own outputs (score or value distribution) against a reference "
+        "window: the label-free early warning.",
+    ),
+    CodeInfo(
+        "prediction.class_rate",
+        _C.DATA_DRIFT,
+        "A change in the model's positive rate or class rates against a reference window.",
+    ),
+    CodeInfo(
+        "prediction.invalid",
+        _C.DATA_DRIFT,
+        "Model outputs that are unreadable, missing or not finite, or a change in their rate.",
+    ),
     # silenttax.features
     CodeInfo("feature.ok", _C.FEATURE_HEALTH, "A column that matches the reference schema."),
     CodeInfo("feature.missing_column", _C.FEATURE_HEALTH, "A schema column absent from the data."),

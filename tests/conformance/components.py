@@ -20,7 +20,13 @@ from silenttax.drift import DriftDetector
 from silenttax.features import FeatureHealth
 from silenttax.gate import Canary
 from silenttax.integrations.asgi import SilentTaxMiddleware, observe, stage
-from silenttax.monitor import CUSUM, LatencyMonitor, LatencySketch, ResourceMonitor
+from silenttax.monitor import (
+    CUSUM,
+    LatencyMonitor,
+    LatencySketch,
+    PredictionMonitor,
+    ResourceMonitor,
+)
 from silenttax.quantize import Baseline, Candidate, QuantizationStudy
 from silenttax.report import Finding, Report
 from silenttax.testing import Examples
@@ -273,7 +279,36 @@ def _merge_in_place(a: Any, b: Any) -> Any:
     return a.merge(b)
 
 
+def _predictions(seed: int, n: int = 1500, **kw: Any) -> PredictionMonitor:
+    monitor = PredictionMonitor(output="score", **kw)
+    monitor.record_many(np.random.default_rng(seed).beta(2, 8, n).tolist())
+    return monitor
+
+
+def _prediction_halves() -> tuple[PredictionMonitor, PredictionMonitor, PredictionMonitor]:
+    scores = np.random.default_rng(5).beta(2, 8, 3000).tolist()
+    reference = _predictions(9)
+    a, b, whole = (PredictionMonitor(output="score", reference=reference) for _ in range(3))
+    a.record_many(scores[::2])
+    b.record_many(scores[1::2])
+    whole.record_many(scores)
+    return a, b, whole
+
+
+def _bad_outputs(monitor: PredictionMonitor) -> None:
+    for bad in (None, "x", float("nan"), float("inf"), -3.0, [0.1], {"p": 1}, object()):
+        monitor.record(bad)
+
+
 EXAMPLES: dict[str, Example] = {
+    "silenttax.prediction_monitor": Example(
+        make=lambda: _predictions(1, reference=_predictions(2)),
+        halves=_prediction_halves,
+        mismatched=lambda: (_predictions(1), _predictions(2, threshold=0.3), "threshold"),
+        bad_input=lambda: PredictionMonitor(threshold=1.5),
+        hot_path=_bad_outputs,
+        unsaved_settings=frozenset({"reference"}),  # saved in a field of its own
+    ),
     "silenttax.drift_detector": Example(
         make=lambda: DriftDetector().fit(_frame(1)),
         halves=lambda: _fit_halves(DriftDetector),

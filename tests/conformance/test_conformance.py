@@ -230,6 +230,8 @@ PUBLIC = {
         "LatencySketch",
         "LatencySketchState",
         "PageHinkley",
+        "PredictionMonitor",
+        "PredictionMonitorState",
         "ResourceMonitor",
         "ResourceMonitorState",
         "ResourceSample",
