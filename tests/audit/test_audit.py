@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -19,6 +20,11 @@ from silenttax.errors import StateError
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
+# a user's package of checks (tests/component/pkgs), importable here and in the CLI runs
+ACME = str(Path(__file__).resolve().parents[1] / "component" / "pkgs")
+if ACME not in sys.path:
+    sys.path.append(ACME)
+
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -28,6 +34,7 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
         check=False,
         cwd=cwd,
         timeout=600,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([ACME, os.environ.get("PYTHONPATH", "")])},
     )
 
 
@@ -38,7 +45,8 @@ def _key(report: Report) -> Counter[tuple[str, str, str]]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    done = run("audit", "--demo", "--offline", "--max-time", "0.3", "--out", str(out))
+    done = run("audit", "--demo", "--offline", "--max-time", "0.3", "--out", str(out),
+               "--check", "acme_monitors:snapshot_count")  # fmt: skip
     assert done.returncode == 1, done.stderr  # the demo finds problems, by design
     assert "worst findings" in done.stdout and "report.html" in done.stdout
     return out
@@ -83,6 +91,25 @@ def test_demo_audit_covers_every_module(demo: Path) -> None:
     assert page.count('<svg class="stx-plot"') >= 12
     for section in ("Data drift", "Feature health", "Latency and pipeline", "Cost", "Gate"):
         assert f"<h2>{section}</h2>" in page
+
+
+def test_a_check_of_ones_own_judges_the_audits_snapshots_and_is_rejudged(demo: Path) -> None:
+    original = silenttax.load(demo / "report.json")
+    mine = original.filter(code="acme.slow_route")
+    assert len(mine) == 1 and mine[0].subject == "audit"
+    snapshots = sorted(p.stem for p in (demo / "snapshots").glob("*.json"))
+    named = mine[0].message.split(": ", 1)[1].split(", ")
+    assert set(named) == set(snapshots) - {"audit_notes"} and "latency" in named
+    manifest = json.loads((demo / "audit.json").read_text())
+    assert any(c["rule"] == "acme_monitors:snapshot_count" for c in manifest["checks"])
+    # re-judged: the recorded check runs again, and one added on the spot (with a bug of
+    # its own: a finding naming it, never a traceback)
+    again = judge_directory(demo, checks=["acme_monitors:broken"])
+    assert [f.message for f in again.filter(code="acme.slow_route")] == [mine[0].message]
+    failed = again.filter(code="stability.check_failed")
+    assert [f.subject for f in failed] == ["acme_monitors:broken"] and "acme's bug" in failed[
+        0
+    ].message
 
 
 def test_report_rejudges_the_saved_snapshots(demo: Path, tmp_path: Path) -> None:
