@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -153,6 +153,81 @@ def _data_steps(run: _Run, reference: Any, current: Any, alpha: float) -> None:
 
     run.step("data drift", drift)
     run.step("feature health", health)
+
+
+#: Rows of each side the model scores for the output-drift check.
+SCORED_ROWS = 2000
+
+
+def _prediction_step(
+    run: _Run,
+    model: AuditModel,
+    reference: dict[str, Any],
+    current: dict[str, Any],
+    *,
+    input_columns: Sequence[str] | None,
+    target: str | None,
+) -> None:
+    """The model's outputs on the reference and on the current data, judged for drift
+    (:class:`~silenttax.monitor.PredictionMonitor`): the label-free early warning."""
+    import copy
+
+    from silenttax.monitor import PredictionMonitor
+
+    outputs = []
+    for data in (reference, current):
+        rows = min(SCORED_ROWS, len(next(iter(data.values()))))
+        scored = copy.copy(model)
+        model_inputs(scored, inputs=None, current=data, batch_size=rows,
+                     input_columns=list(input_columns) if input_columns is not None else None,
+                     target=target)  # fmt: skip
+        if scored.inputs_from.startswith("synthesized"):
+            run.skip("model outputs", "the model's inputs are not in the data: not scored")
+            return
+        outputs.append(_output_rows(_call(scored, _NoTracer())(scored.inputs)))
+    kind = _output_kind(outputs[0])
+    if kind is None:
+        run.skip("model outputs", "the model's first output is not one value or one "
+                 "vector per row: not judged")  # fmt: skip
+        return
+    baseline = PredictionMonitor(output=kind, name=model.name)
+    baseline.record_many(outputs[0])
+    monitor = PredictionMonitor(output=kind, name=model.name, reference=baseline)
+    monitor.record_many(outputs[1])
+    run.add("check", "predictions", monitor.state())
+
+
+class _NoTracer:
+    """A tracer that records nothing (scoring the data is not a measurement)."""
+
+    @contextlib.contextmanager
+    def span(self, name: str, **attributes: Any) -> Iterator[None]:
+        yield
+
+
+def _output_rows(result: Any) -> list[Any]:
+    """The first output of one call as one item per row (a value, a label or a vector)."""
+    first = result[0] if isinstance(result, list | tuple) else result
+    if hasattr(first, "detach"):
+        first = first.detach().cpu().numpy()
+    array = np.asarray(first)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    return list(array) if array.ndim == 2 else array.tolist() if array.ndim == 1 else []
+
+
+def _output_kind(rows: list[Any]) -> Literal["score", "class", "value"] | None:
+    """What the rows are: labels, probability-like scores, values, or vectors (classes)."""
+    if not rows:
+        return None
+    first = rows[0]
+    if isinstance(first, np.ndarray):
+        return "class" if first.ndim == 1 and first.size >= 2 else None
+    if isinstance(first, bool | str | int | np.integer | np.str_):
+        return "class"
+    values = np.asarray(rows, dtype=float)
+    finite = values[np.isfinite(values)]
+    return "score" if finite.size and finite.min() >= 0 and finite.max() <= 1 else "value"
 
 
 class _Served(NamedTuple):
@@ -735,7 +810,7 @@ def audit(
         target=target,
     )
     previous = _previous(baseline) if baseline is not None else None
-    run = _Run(f"silenttax audit: {loaded.name}", progress, steps=12 if ref is not None else 10)
+    run = _Run(f"silenttax audit: {loaded.name}", progress, steps=13 if ref is not None else 10)
     run.context["inputs"] = loaded.inputs_from
     run.add("saved", "inputs", _inputs_finding(loaded))
     if ref is not None:
@@ -796,8 +871,14 @@ def audit(
             **roles,
         )
 
+    def predictions() -> None:
+        assert ref is not None and cur is not None
+        _prediction_step(run, loaded, ref, cur, input_columns=input_columns, target=target)
+
     with _pinned(run, threads):
         run.step("serve the model", serve)
+        if ref is not None:
+            run.step("model outputs", predictions)
         run.step("threads", threads_fit)
         run.step("runs in fresh processes", across_runs)
         _model_steps(

@@ -199,6 +199,9 @@ def test_audit_an_onnx_file_with_csv_and_parquet_data(tmp_path: Path) -> None:
     assert inputs.severity == "warning" and "--input-columns" in (inputs.recommendation or "")
     codes = {f.code for f in report}
     assert {"drift.numeric", "latency.quantile", "model_bloat.profile", "cost.per_1k"} <= codes
+    # the model's own outputs on both sides (2 logits per row: its classes), judged
+    (classes,) = report.filter(code="prediction.class_rate")
+    assert classes.subject == "tiny: class" and classes.evidence["test"] == "chi2"
     assert any(f.code == "quantize.candidate" and f.subject == "ort_dynamic_int8" for f in report)
     # wider data than the model's input: which columns is ambiguous, one clear line (exit 2)
     _frame(tmp_path / "wide.csv", 50, 0.0, columns=6)
