@@ -40,6 +40,18 @@ def test_quickstart_runs_and_docs_show_its_output() -> None:
     assert done.stdout.rstrip().endswith("CI exit code (fail on warning): 1")
 
 
+def test_the_custom_monitor_example_runs() -> None:
+    """docs/custom-monitors.md includes this file: the page's example is what runs."""
+    assert (
+        '--8<-- "docs/examples/custom_monitor.py"'
+        in (ROOT / "docs" / "custom-monitors.md").read_text()
+    )
+    done = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "custom_monitor.py")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("custom monitor: contract kept, merged, exported, served")
+
+
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 

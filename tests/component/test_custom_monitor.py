@@ -273,3 +273,23 @@ def test_a_gunicorn_fleet_carries_judges_and_exports_the_component(tmp_path: Pat
     assert any(code == "prediction.class_rate" and sev in ("warning", "critical")
                for code, sev in by_code)  # fmt: skip
     assert not any(code == "stability.check_failed" for code, _ in by_code)
+
+
+def test_the_collector_exports_a_component_given_to_it(acme: Any) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from silenttax.integrations.prometheus import SilentTaxCollector
+
+    queue = _queue(acme, [1, 20, 2, 30], limit=8)
+    registry = CollectorRegistry()
+    collector = SilentTaxCollector({"api": queue}, findings=True)
+    registry.register(collector)
+    families = {
+        f.name: f.samples
+        for f in text_string_to_metric_families(generate_latest(registry).decode())
+    }
+    values = {s.labels["name"]: s.value for s in families["silenttax_component_value"]}
+    assert values == {"requests": 4.0, "deep": 2.0}
+    findings = {(s.labels["code"], s.labels["severity"]) for s in families["silenttax_findings"]}
+    assert findings == {("acme.queue_depth", "ok")}  # 2 of 4 deep: p = 0.014, not < 0.01
+    assert collector.errors == {}
