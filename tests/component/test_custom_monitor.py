@@ -280,7 +280,7 @@ def test_the_collector_exports_a_component_given_to_it(acme: Any) -> None:
 
     from silenttax.integrations.prometheus import SilentTaxCollector
 
-    queue = _queue(acme, [1, 20, 2, 30], limit=8)
+    queue = _queue(acme, [1, 20, 2, 30, 40, 50], limit=8)
     registry = CollectorRegistry()
     collector = SilentTaxCollector({"api": queue}, findings=True)
     registry.register(collector)
@@ -289,7 +289,7 @@ def test_the_collector_exports_a_component_given_to_it(acme: Any) -> None:
         for f in text_string_to_metric_families(generate_latest(registry).decode())
     }
     values = {s.labels["name"]: s.value for s in families["silenttax_component_value"]}
-    assert values == {"requests": 4.0, "deep": 2.0}
+    assert values == {"requests": 6.0, "deep": 4.0}
     findings = {(s.labels["code"], s.labels["severity"]) for s in families["silenttax_findings"]}
-    assert findings == {("acme.queue_depth", "ok")}  # 2 of 4 deep: p = 0.014, not < 0.01
+    assert findings == {("acme.queue_depth", "warning")}  # 4 of 6 deep, budget 5%
     assert collector.errors == {}
