@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from silenttax.errors import InputError
 from silenttax.report import CODE_PATTERN, Category, Severity, finding_codes
 from silenttax.report._codes import CODES, CodeInfo, _check_registry, make_finding
 
@@ -43,5 +44,5 @@ def test_make_finding_fills_the_category() -> None:
     info = CODES[0]
     f = make_finding(info.code, severity="ok", subject="s", message="m")
     assert f.category is info.category and f.severity is Severity.OK
-    with pytest.raises(KeyError):
+    with pytest.raises(InputError, match=r"'not\.registered' is not registered"):
         make_finding("not.registered", severity="ok", subject="s", message="m")

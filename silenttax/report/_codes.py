@@ -335,9 +335,16 @@ def make_finding(
     finding gives none.
 
     Raises:
-        KeyError: ``code`` is not registered (a bug in the calling module).
+        InputError: ``code`` is not registered (:func:`register_code` it first).
     """
-    info = _BY_CODE[code]
+    info = _BY_CODE.get(code)
+    if info is None:
+        from silenttax.errors import InputError
+
+        raise InputError(
+            f"code: {code!r} is not registered: silenttax.component.register_code it first "
+            "(or build the Finding yourself)"
+        )
     if info.recommendation is not None and fields.get("recommendation") is None:
         fields["recommendation"] = info.recommendation
     return Finding(
