@@ -149,3 +149,48 @@ def test_odd_hand_built_findings_still_render() -> None:
     for svg in re.findall(r"<svg.*?</svg>", page, flags=re.S):  # no inf/NaN coordinates
         assert not re.search(r'="[^"]*(inf|nan)', svg), svg
     assert Report().to_html().count("<section>") == 0
+
+
+LABELS = """(() => Array.from(document.querySelectorAll('svg')).map(svg => {
+  const edge = svg.getBoundingClientRect();
+  const boxes = Array.from(svg.querySelectorAll('text'))
+    .filter(t => ['start', 'end'].includes(t.getAttribute('text-anchor')))
+    .filter(t => !t.closest('title')).map(t => {
+      const r = t.getBoundingClientRect();
+      return [t.textContent, r.left - edge.left, r.top - edge.top, r.right - edge.left,
+              r.bottom - edge.top];
+    });
+  return [edge.width, edge.height, boxes];
+}))()"""
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
+def test_scatter_labels_neither_overlap_nor_leave_the_plot(tmp_path: Path) -> None:
+    """The quantization scatter with crowded candidates and a long name at the right edge:
+    measured in Chromium, every drawn label is inside the plot and clear of the others,
+    and every point keeps its name (drawn, or in its tooltip when no spot is free)."""
+    from silenttax.report import _svg
+
+    points = [
+        ("torch_dynamic_int8", 1.9, 0.26, False),
+        ("ort_dynamic_int8", 2.0, 0.25, True),
+        ("ort_static_int8_per_channel", 2.05, 0.25, False),
+        ("fp16", 1.2, 0.5, False),
+        ("bf16", 1.22, 0.5, False),
+        ("a_very_long_candidate_name_at_the_edge", 3.5, 0.125, False),
+    ]
+    svg = _svg.scatter(points, "speedup vs size", x_label="speedup", y_label="size")
+    path = tmp_path / "scatter.html"
+    path.write_text(f"<!DOCTYPE html><html><body style='margin:0'>{svg}</body></html>")
+    page = render(path, script=LABELS)
+    assert page.errors == []
+    ((width, height, boxes),) = page.evaluated
+    labels = [b for b in boxes if b[0] in {p[0] for p in points}]
+    assert len(labels) >= 5, [b[0] for b in labels]  # crowded, yet nearly all drawn
+    for name, left, top, right, bottom in labels:
+        assert 0 <= left and right <= width and 0 <= top and bottom <= height, name
+    for (a, *ab), (b, *bb) in ((x, y) for i, x in enumerate(labels) for y in labels[i + 1 :]):
+        apart = ab[2] <= bb[0] or bb[2] <= ab[0] or ab[3] <= bb[1] or bb[3] <= ab[1]
+        assert apart, f"{a!r} overlaps {b!r}"
+    for name, *_ in points:
+        assert f"<title>{name}:" in svg

@@ -395,6 +395,12 @@ def _model_steps(
                     external_data=False,
                 )
             model.onnx = path.read_bytes()
+        # the exporter may name the inputs after forward()'s arguments: feed those names
+        from silenttax._models import onnx_session
+
+        exported = [i.name for i in onnx_session(model.onnx).get_inputs()]
+        if len(exported) == len(model.inputs):
+            model.input_names = exported
 
     def profiles() -> None:
         if model.torch_model is not None:
@@ -443,8 +449,8 @@ def _model_steps(
             return
         if choice.backend == "torch":
             candidate = bench.torch_fn(choice.artifact, model.torch_inputs())
-        else:
-            candidate = bench.onnx_fn(choice.artifact, model.feeds())
+        else:  # in input order: the study's own export may name the inputs otherwise
+            candidate = bench.onnx_fn(choice.artifact, list(model.inputs))
         comparison = bench.compare(
             fp32,
             candidate,
@@ -877,8 +883,11 @@ def audit(
 
     with _pinned(run, threads):
         run.step("serve the model", serve)
-        if ref is not None:
+        if ref is not None and loaded.inputs_from.startswith("the current data"):
             run.step("model outputs", predictions)
+        elif ref is not None:
+            run.skip("model outputs", "the model's inputs were not read from the data: its "
+                     "outputs on the reference and current data cannot be compared")  # fmt: skip
         run.step("threads", threads_fit)
         run.step("runs in fresh processes", across_runs)
         _model_steps(

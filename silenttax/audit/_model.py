@@ -236,6 +236,17 @@ def model_inputs(
             else:
                 data[name] = np.asarray(values)[:rows]
     skipped = f"; not fed: {', '.join(excluded)} (a target)" if excluded else ""
+    how = "as given"
+    named: Any = getattr(model.torch_model, "input_names", None) if model.torch_model else None
+    if input_columns is None and current is not None and _column_names(named):
+        absent = [c for c in named if c not in data]
+        if absent:
+            raise InputError(
+                f"inputs: the model's input_names {list(named)} name columns the current data "
+                f"does not have: {absent}"
+                + (f" (targets are never fed: {', '.join(excluded)})" if excluded else "")
+            )
+        input_columns, how = list(named), "the model's input_names"  # a factory declared them
     if input_columns is not None:
         if len(declared) != 1 or len(declared[0][1]) != 2:
             raise InputError(
@@ -250,7 +261,7 @@ def model_inputs(
             )
         _matrix(model, declared[0], input_columns, data)
         model.inputs_from = (
-            f"the current data's columns {', '.join(input_columns)} (as given), first "
+            f"the current data's columns {', '.join(input_columns)} ({how}), first "
             f"{len(model.inputs[0])} rows{skipped}"
         )
         return
@@ -306,6 +317,15 @@ def model_inputs(
             + ", ".join(f"{n}{list(shape)}" for n, shape, _ in declared)
             + "): every input was synthesized; name them with --input-columns or give --inputs"
         )
+
+
+def _column_names(value: Any) -> bool:
+    """Whether a torch module's ``input_names`` attribute names data columns."""
+    return (
+        isinstance(value, list | tuple)
+        and bool(value)
+        and all(isinstance(c, str) and c for c in value)
+    )
 
 
 def _readable(values: np.ndarray, dtype: Any) -> bool:

@@ -223,14 +223,20 @@ def scatter(
         f'<line x1="{left}" y1="{height - bottom}" x2="{width - 10}" y2="{height - bottom}" '
         'stroke="#57606a"/>'
     )
-    for name, x, y, highlight in usable:
-        cx, cy = px(x), py(math.log10(y))
+    dots = [(name, px(x), py(math.log10(y)), x, y, h) for name, x, y, h in usable]
+    taken = [(cx - 5, cy - 5, cx + 5, cy + 5) for _, cx, cy, _, _, _ in dots]
+    for name, cx, cy, x, y, highlight in dots:
         colour = CURRENT if highlight else REFERENCE
         out.append(
             f'<circle cx="{_n(cx)}" cy="{_n(cy)}" r="{5 if highlight else 4}" fill="{colour}">'
             f"<title>{_esc(name)}: {x:.2f}x, {y:.2g}</title></circle>"
-            f'<text x="{_n(cx + 7)}" y="{_n(cy + 3)}" {_FONT}>{_esc(name)}</text>'
         )
+    for name, cx, cy, _, _, _ in sorted(dots, key=lambda d: d[2]):
+        spot = _label_spot(name, cx, cy, taken, width, height - bottom)
+        if spot is not None:  # no free spot: the point's tooltip names it
+            tx, ty, anchor = spot
+            out.append(f'<text x="{_n(tx)}" y="{_n(ty)}" {_FONT} text-anchor="{anchor}">'
+                       f"{_esc(name)}</text>")  # fmt: skip
     out.append(
         f'<text x="{width - 10}" y="{height - 8}" {_FONT} text-anchor="end">{_esc(x_label)}</text>'
         f'<text x="{left}" y="{height - 16}" {_FONT} fill="#57606a">{_tick(x0)}</text>'
@@ -239,6 +245,36 @@ def scatter(
         f'<text x="4" y="{height - bottom}" {_FONT} fill="#57606a">{_tick(10**y0)}</text></svg>'
     )
     return "".join(out)
+
+
+_CHAR = 6.2  # px per character at font-size 10, generous (labels must never overlap)
+
+
+def _label_spot(
+    name: str,
+    cx: float,
+    cy: float,
+    taken: list[tuple[float, float, float, float]],
+    width: float,
+    floor: float,
+) -> tuple[float, float, str] | None:
+    """Where a point's label fits: right of it, left of it, then above or below on
+    either side, inside the plot and clear of every label and point placed so far (the
+    box taken is added to ``taken``); None when no spot is free."""
+    wide = _CHAR * len(name)
+    for dy in (3.0, -10.0, 16.0, -23.0, 29.0):  # rows 13 px apart (a 10 px font's box)
+        for anchor in ("start", "end"):
+            tx = cx + 7 if anchor == "start" else cx - 7
+            left = tx if anchor == "start" else tx - wide
+            box = (left, cy + dy - 10, left + wide, cy + dy + 3)
+            inside = box[0] >= 2 and box[2] <= width - 2 and box[1] >= 0 and box[3] <= floor
+            clear = all(
+                box[2] <= a or box[0] >= c or box[3] <= b or box[1] >= d for a, b, c, d in taken
+            )
+            if inside and clear:
+                taken.append(box)
+                return tx, cy + dy, anchor
+    return None
 
 
 def _finite(values: Any) -> list[float]:

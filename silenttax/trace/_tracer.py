@@ -60,10 +60,43 @@ from silenttax.trace._spans import (
 if TYPE_CHECKING:
     from silenttax.trace._check import BreakdownPolicy
 
+
+def _installed_speedups() -> Any:
+    """The installed distribution's compiled recorder, when this import comes from a
+    source folder that was never built (Python started in the clone's root after
+    ``pip install .``: the folder shadows the install). None when there is none."""
+    import importlib.metadata
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    try:
+        files = importlib.metadata.files("silenttax") or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for file in files:
+        if file.name.startswith("_speedups.") and file.name.endswith((".so", ".pyd")):
+            path = Path(str(file.locate())).resolve()
+            if not path.is_file() or path.parent == here:
+                continue
+            spec = importlib.util.spec_from_file_location("silenttax.trace._speedups", path)
+            if spec is None or spec.loader is None:
+                continue
+            module = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+            except ImportError:  # built for another interpreter
+                continue
+            sys.modules["silenttax.trace._speedups"] = module
+            return module
+    return None
+
+
 try:  # the compiled recorder; absent when silenttax was installed without a C compiler
     from silenttax.trace import _speedups
 except ImportError:  # pragma: no cover - depends on the install
-    _speedups = None  # type: ignore[assignment]
+    _speedups = _installed_speedups()
 
 __all__ = ["SpanRecord", "Tracer"]
 
