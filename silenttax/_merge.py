@@ -46,6 +46,7 @@ __all__ = [
     "merge",
     "rule_of",
     "same_settings",
+    "since",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -152,6 +153,64 @@ def _apply(rule: Rule, name: str, a: BaseModel, b: BaseModel) -> Any:
     if rule is ALL:
         return bool(x and y)
     raise TypeError(f"unknown merge rule {rule!r}")
+
+
+def since(later: M, earlier: M) -> M:
+    """What a cumulative snapshot recorded after an earlier snapshot of the same stream
+    (a window: the last five minutes of a monitor that counts since start), by each
+    field's declared rule: ``SUM`` subtracts, ``SKETCH`` subtracts bucket counts (exact at
+    the later scale), ``EACH`` goes key by key (a key new since ``earlier`` is kept whole),
+    ``WeightedMean`` solves for the window's mean; ``MIN``, ``MAX``, ``FIRST``, ``UNION``,
+    ``ALL`` and ``SAME`` keep the later value (a running extreme cannot be windowed).
+
+    Raises:
+        InputError: ``earlier`` is of another type, or holds more than ``later`` (not an
+            earlier snapshot of the same stream).
+        TypeError: a field declares no rule.
+
+    Examples:
+        >>> from typing import Annotated
+        >>> from pydantic import BaseModel
+        >>> class Counts(BaseModel):
+        ...     n: Annotated[int, SUM] = 0
+        ...     top: Annotated[float, MAX] = 0.0
+        >>> since(Counts(n=12, top=4.0), Counts(n=5, top=3.0))
+        Counts(n=7, top=4.0)
+    """
+    cls = type(later)
+    if type(earlier) is not cls:
+        raise InputError(f"since: a {cls.__name__} is not windowed by a {type(earlier).__name__}")
+    values: dict[str, Any] = {}
+    for name in cls.model_fields:
+        if name in _HEADER:
+            continue
+        rule = rule_of(cls, name)
+        if rule is None:
+            raise TypeError(f"{cls.__name__}.{name} declares no merge rule")
+        values[name] = _difference(rule, name, later, earlier)
+    return cls.model_validate(
+        {**later.model_dump(include=set(_HEADER) & set(cls.model_fields)), **values}
+    )
+
+
+def _difference(rule: Rule, name: str, later: BaseModel, earlier: BaseModel) -> Any:
+    x, y = getattr(later, name), getattr(earlier, name)
+    if isinstance(rule, WeightedMean):
+        wx, wy = getattr(later, rule.weight), getattr(earlier, rule.weight)
+        return (x * wx - y * wy) / (wx - wy) if wx > wy else x
+    if rule is SUM:
+        out = {k: x.get(k, 0) - y.get(k, 0) for k in x} if isinstance(x, dict) else x - y
+        low = min(out.values(), default=0) if isinstance(out, dict) else out
+        if isinstance(low, int) and low < 0:
+            raise InputError(f"since: {type(later).__name__}.{name} is smaller than before")
+        return out
+    if rule is SKETCH:
+        from silenttax._sketch import LatencySketch
+
+        return LatencySketch.from_state(x).since(y)
+    if rule is EACH:
+        return {key: since(value, y[key]) if key in y else value for key, value in x.items()}
+    return x
 
 
 def same_settings(owner: str, mine: dict[str, Any], theirs: dict[str, Any]) -> None:

@@ -492,6 +492,51 @@ class LatencySketch(Stateful[LatencySketchState]):
         self._max = max(self._max, high)
         self._invalid += invalid
 
+    def since(self, earlier: LatencySketchState) -> LatencySketchState:
+        """What this sketch recorded after ``earlier``, a snapshot of the same sketch
+        taken before (bucket counts, count and sum subtracted: exact at this sketch's
+        scale; min and max are the bounds of the remaining buckets).
+
+        Raises:
+            InputError: ``earlier`` is not an earlier snapshot of this sketch (it holds
+                more in some bucket, or more observations).
+
+        Examples:
+            >>> sketch = LatencySketch()
+            >>> sketch.add_many([0.010, 0.011])
+            >>> mark = sketch.state()
+            >>> sketch.add_many([0.100, 0.120])
+            >>> window = sketch.since(mark)
+            >>> window.count, round(LatencySketch.from_state(window).quantile(0.5), 2)
+            (2, 0.1)
+        """
+        later = self.state()
+        window = LatencySketch.from_state(later)
+        with window._lock:
+            if earlier.scale < window._scale:
+                raise InputError("since: the earlier snapshot is coarser: not of this sketch")
+            window._add_buckets(
+                earlier.offset, -np.asarray(earlier.counts, dtype=np.int64), earlier.scale
+            )
+            window._zero -= earlier.zero_count
+            window._count -= earlier.count
+            window._sum -= earlier.sum
+            window._invalid = max(0, window._invalid - earlier.invalid)
+            if (window._counts < 0).any() or window._zero < 0 or window._count < 0:
+                raise InputError("since: the earlier snapshot holds observations this one lacks")
+            nonzero = np.flatnonzero(window._counts)
+            factor = 2.0**-window._scale
+            if window._count == 0:
+                window._min, window._max, window._sum = math.inf, -math.inf, 0.0
+            elif nonzero.size:
+                low = 2.0 ** ((window._offset + int(nonzero[0])) * factor)
+                high = 2.0 ** ((window._offset + int(nonzero[-1]) + 1) * factor)
+                window._min = 0.0 if window._zero else max(later.min, low)
+                window._max = min(later.max, high)
+            else:  # zeros only
+                window._min = window._max = 0.0
+        return window.state()
+
     def _merge_state(self, state: LatencySketchState) -> None:
         self._absorb(
             state.offset,

@@ -67,6 +67,7 @@ from silenttax._merge import (
     WeightedMean,
     rule_of,
     same_settings,
+    since,
 )
 from silenttax._merge import merge as merge_states
 from silenttax._registry import ENTRY_POINTS, KIND_PATTERN, register, registered
@@ -98,5 +99,6 @@ __all__ = [
     "rule_of",
     "same_settings",
     "settings",
+    "since",
     "with_policy",
 ]

@@ -4,7 +4,7 @@ The middleware counts every request by route and outcome — ``2xx`` … ``5xx``
 ``error`` (the application raised, or returned without a response), ``timeout`` (it
 raised ``TimeoutError``: counted apart, judged as a failure) and ``cancelled`` (the
 client went away: ``asyncio.CancelledError``) — in total and in
-wall-clock windows (``error_window`` seconds, aligned across workers). The check reads
+wall-clock windows (``window`` seconds, aligned across workers). The check reads
 the previous and the current window, so it describes the last 5-10 minutes (by
 default), not the process's life: a route that starts failing after a million clean
 requests is named within a window, and one that recovered stops being named.

@@ -20,7 +20,7 @@ Per request it records:
   shares but not in the route's duration;
 - the status class (``2xx`` ... ``5xx``), exceptions (``error``; ``timeout`` for a
   ``TimeoutError``) and requests the client abandoned (``cancelled``), per route, in
-  total and in wall-clock windows of ``error_window`` seconds: the check names a
+  total and in wall-clock windows of ``window`` seconds: the check names a
   route whose failures exceed ``error_budget`` in the recent windows
   (``stability.error_rate``; see :mod:`silenttax.integrations._errors`);
 - one inference per request in a ``CostMonitor``, with its service time;
@@ -81,7 +81,7 @@ from pydantic import Field, JsonValue
 from silenttax._current import CURRENT as _current
 from silenttax._current import MIDDLEWARE as _middleware
 from silenttax._current import observe, observe_prediction, stage
-from silenttax._merge import same_settings
+from silenttax._merge import same_settings, since
 from silenttax._stability import check_failed_finding, internal_error_finding
 from silenttax._state import State, Stateful
 from silenttax.cost import CostMonitor, CostMonitorState
@@ -140,11 +140,11 @@ class ServingState(State):
     requests: dict[str, dict[str, int]]
     """Route -> status class -> requests."""
     recent: dict[str, dict[str, int]] = Field(default_factory=dict)
-    """The same in the current ``error_window`` (wall-clock slot ``recent_slot``)."""
+    """The same in the current ``window`` (wall-clock slot ``recent_slot``)."""
     recent_previous: dict[str, dict[str, int]] = Field(default_factory=dict)
     """The same in the window before it."""
     recent_slot: int | None = None
-    """The current error window's slot (``floor(time / error_window)``)."""
+    """The current error window's slot (``floor(time / window)``)."""
     internal_errors: int = 0
     """silenttax errors counted instead of raised."""
     breakdown: Breakdown
@@ -157,6 +157,10 @@ class ServingState(State):
     """The reference live samples are tested for drift against (must match to merge)."""
     live: LiveState | None = None
     """The sampled live feature windows."""
+    stage_recent: Breakdown | None = None
+    """The stages of the latest ``window`` (None: no full window since the baseline yet)."""
+    stage_baseline: Breakdown | None = None
+    """The stages of the first ``baseline_window`` seconds of traffic (None: not yet)."""
     components: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Users' components given with ``checks=`` (kind -> its snapshot, as JSON): merged
     across workers by their own ``merge``, judged by their own ``check``."""
@@ -217,6 +221,24 @@ def _with_windows(live: LiveState, path: Path) -> LiveState:
     except (OSError, ValueError) as exc:
         raise StateError(f"cannot read the live windows {str(path)!r}: {exc}") from exc
     return live.model_copy(update={field: getattr(windows, field) for field in LIVE_WINDOWS})
+
+
+def _merged_window(mine: Breakdown | None, theirs: Breakdown | None) -> Breakdown | None:
+    if mine is None or theirs is None:
+        return mine if theirs is None else theirs
+    return mine.merge(theirs)
+
+
+def _windowed(report: Report, window: float) -> Report:
+    """The stage findings of the latest window, said so in their evidence."""
+    return report.model_copy(
+        update={
+            "findings": tuple(
+                f.model_copy(update={"evidence": {**f.evidence, "window_seconds": window}})
+                for f in report.findings
+            )
+        }
+    )
 
 
 def _component(kind: str, data: dict[str, Any]) -> Any:
@@ -290,8 +312,13 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         error_budget: Share of failed requests (5xx, exceptions) a route may have in
             the recent windows before ``stability.error_rate`` names it.
         client_error_budget: The same for client errors (4xx), reported apart.
-        error_window: Seconds per error window (wall-clock slots, aligned across
-            workers; the check judges the previous and the current window).
+        window: Seconds per live window (wall-clock slots, aligned across workers):
+            the check judges errors over the previous and the current window, and
+            the stages of the latest window against the baseline (renamed from
+            ``error_window``).
+        baseline_window: Seconds of traffic from this middleware's first request
+            that form the baseline the stages of the latest window are judged
+            against (``pipeline.stage_time``: a stage that got slower is named).
         checks: Your own monitors and checks (see :mod:`silenttax.component`): a
             registered component (``state``/``merge``/``check``; your handlers record
             into it) is saved in every snapshot, merged across the fleet's workers,
@@ -326,15 +353,17 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         trace: bool = True,
         error_budget: float = 0.01,
         client_error_budget: float = 0.05,
-        error_window: float = 300.0,
+        window: float = 300.0,
+        baseline_window: float = 3600.0,
         checks: Sequence[Any] = (),
     ) -> None:
         for name, share in (("error_budget", error_budget),
                             ("client_error_budget", client_error_budget)):  # fmt: skip
             if not 0 < share < 1:
                 raise InputError(f"{name} must be in (0, 1), got {share!r}")
-        if not (error_window > 0 and math.isfinite(error_window)):
-            raise InputError(f"error_window must be positive seconds, got {error_window!r}")
+        for name, seconds in (("window", window), ("baseline_window", baseline_window)):
+            if not (seconds > 0 and math.isfinite(seconds)):
+                raise InputError(f"{name} must be positive seconds, got {seconds!r}")
         if cost is not None and not isinstance(cost, CostMonitor):
             raise InputError(f"cost must be a CostMonitor, got {type(cost).__name__}")
         if max_routes < 1:
@@ -378,7 +407,13 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         self.trace = bool(trace)
         self.error_budget = float(error_budget)
         self.client_error_budget = float(client_error_budget)
-        self.error_window = float(error_window)
+        self.window = float(window)
+        self.baseline_window = float(baseline_window)
+        self._first: float | None = None  # Unix time of the first recorded request
+        self._stage_baseline: Breakdown | None = None  # frozen after baseline_window
+        self._marks: list[tuple[float, Breakdown]] = []  # (Unix time, stages so far)
+        self._restored: tuple[Breakdown | None, Breakdown | None] = (None, None)
+        self._marks_lock = threading.Lock()
         self.components: dict[str, Any] = {}
         """Users' components given with ``checks=``, by kind (see :mod:`silenttax.component`)."""
         self.checks: list[Any] = []
@@ -489,6 +524,41 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             report = report | got
         return report
 
+    def stage_windows(
+        self, breakdown: Breakdown | None = None, *, now: float | None = None
+    ) -> tuple[Breakdown | None, Breakdown | None]:
+        """(the latest window's stages, the baseline's stages): what the check compares.
+
+        The baseline is the stages of the first ``baseline_window`` seconds after the
+        first request (frozen at the first check or snapshot after it); the latest
+        window is what was recorded since the newest mark at least ``window`` seconds
+        old (marks are taken at each check and snapshot: with a snapshot writer or
+        live features, every few seconds). Each is None until there is one. A view
+        rebuilt from snapshots (a fleet) returns the workers' windows, merged.
+        """
+        now = time.time() if now is None else now
+        with self._marks_lock:
+            if self._first is None:  # served nothing itself: a view of snapshots, or idle
+                return self._restored
+            cumulative = self.breakdown() if breakdown is None else breakdown
+            if self._stage_baseline is None:
+                if now - self._first < self.baseline_window:
+                    return None, None
+                self._stage_baseline, self._marks = cumulative, [(now, cumulative)]
+                return None, self._stage_baseline
+            self._marks.append((now, cumulative))
+            old = [i for i, (at, _) in enumerate(self._marks) if now - at >= self.window]
+            if old:
+                del self._marks[: old[-1]]
+            start_at, start = self._marks[0]
+            if now - start_at < self.window:
+                return None, self._stage_baseline
+            try:
+                return since(cumulative, start), self._stage_baseline
+            except InputError:  # the tracer was reset: start again from here
+                self._marks = [(now, cumulative)]
+                return None, self._stage_baseline
+
     def breakdown(self) -> Breakdown:
         """Request and stage spans of this worker (and of those merged in)."""
         mine = self.tracer.breakdown()
@@ -504,13 +574,16 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         for monitor in self.latency().values():
             report = report | monitor.check()
         breakdown = self.breakdown()
-        if breakdown.requests:
+        latest, baseline = self.stage_windows(breakdown)
+        if latest is not None and baseline is not None:
+            report = report | _windowed(check_breakdown(latest, baseline), self.window)
+        elif breakdown.requests:
             report = report | check_breakdown(breakdown)
         if self.cost is not None:
             report = report | self.cost.check()
         recent = self.recent_requests()
         if recent:
-            minutes = self.error_window / 60
+            minutes = self.window / 60
             report = report | check_errors(
                 recent,
                 budget=self.error_budget,
@@ -571,7 +644,8 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             "trace": self.trace,
             "error_budget": self.error_budget,
             "client_error_budget": self.client_error_budget,
-            "error_window": self.error_window,
+            "window": self.window,
+            "baseline_window": self.baseline_window,
         }
 
     def state(self, *, references: bool = True) -> ServingState:
@@ -594,6 +668,8 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         for (route, status), n in counts.items():
             requests.setdefault(route, {})[status] = n
         live = self.live
+        breakdown = self.breakdown()
+        latest, baseline = self.stage_windows(breakdown)
         return ServingState(
             params=self._params(),
             monitor=self.template.state(),
@@ -605,7 +681,9 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             recent_previous=previous,
             recent_slot=slot,
             internal_errors=self.internal_error_count(),
-            breakdown=self.breakdown(),
+            breakdown=breakdown,
+            stage_recent=latest,
+            stage_baseline=baseline,
             cost=None if self.cost is None else self.cost.state(),
             health_reference=None
             if live is None or live.health is None or not references
@@ -662,6 +740,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         self.internal_errors = state.internal_errors
         self.components = {kind: _component(kind, data) for kind, data in state.components.items()}
         self._merged = state.breakdown if state.breakdown.requests else None
+        self._restored = (state.stage_recent, state.stage_baseline)
         if self.live is not None and state.live is not None:
             self.live.restore(state.live)
 
@@ -734,6 +813,12 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             self._merged = (
                 theirs.breakdown if self._merged is None else self._merged.merge(theirs.breakdown)
             )
+        with self._marks_lock:
+            mine_recent, mine_baseline = self._restored
+            self._restored = (
+                _merged_window(mine_recent, theirs.stage_recent),
+                _merged_window(mine_baseline, theirs.stage_baseline),
+            )
         if self.cost is not None and theirs.cost is not None:
             self.cost.merge(CostMonitor.from_state(theirs.cost))
         if self.live is not None and theirs.live is not None:
@@ -780,7 +865,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
     def recent_requests(self, now: float | None = None) -> dict[str, dict[str, int]]:
         """Route -> outcome -> requests in the previous and the current error window (as
         of ``now``, Unix seconds; default: now): what ``stability.error_rate`` judges."""
-        slot = int((time.time() if now is None else now) // self.error_window)
+        slot = int((time.time() if now is None else now) // self.window)
         with self._lock:
             _, current, previous = roll_windows(
                 self._recent_slot, self._recent, self._recent_previous, slot
@@ -812,13 +897,15 @@ class SilentTaxMiddleware(Stateful[ServingState]):
     def _record(self, scope: Scope, start: float, first: float | None, end: float,
                 status: int | None, failure: str | None) -> None:  # fmt: skip
         occupied = self._leave(end)
+        if self._first is None:
+            self._first = end + self._wall
         route = self._route(scope)
         self._latency[route].record(end - start)
         if first is not None:
             self._ttfb[route].add(first - start)
         kind = failure or ("error" if status is None else f"{status // 100}xx")
         key = (route, kind)
-        slot = int((end + self._wall) // self.error_window)
+        slot = int((end + self._wall) // self.window)
         with self._lock:
             self._counts[key] = self._counts.get(key, 0) + 1
             if slot != self._recent_slot:

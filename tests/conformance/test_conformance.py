@@ -142,6 +142,7 @@ PUBLIC = {
         "rule_of",
         "same_settings",
         "settings",
+        "since",
         "with_policy",
     ],
     "benchmark": [

@@ -135,7 +135,7 @@ def _call(middleware: SilentTaxMiddleware, path: str) -> None:
 
 
 def test_outcomes_windows_and_merge() -> None:
-    a = SilentTaxMiddleware(_app, error_window=60)
+    a = SilentTaxMiddleware(_app, window=60)
     for path in ["/ok"] * 90 + ["/fail"] * 5 + ["/raise"] * 3 + ["/hang"] * 2 + ["/slow"] * 4:
         _call(a, path)
     assert a.requests()[("/raise", "error")] == 3
@@ -148,7 +148,7 @@ def test_outcomes_windows_and_merge() -> None:
     assert a.recent_requests(now + 60)["/fail"] == {"5xx": 5}  # the previous window
     assert a.recent_requests(now + 120) == {}  # two windows on: the present is clean
     # a second worker a window later: both moved to its slot, then added
-    b = SilentTaxMiddleware(_app, error_window=60)
+    b = SilentTaxMiddleware(_app, window=60)
     _call(b, "/fail")
     state = b.state().model_copy(update={"recent_slot": a._recent_slot + 1})  # type: ignore[operator]
     a.merge(state)
@@ -156,8 +156,8 @@ def test_outcomes_windows_and_merge() -> None:
     assert a.recent_requests(now + 120)["/fail"] == {"5xx": 1}
     again = SilentTaxMiddleware.from_state(ServingState.from_json(a.state().to_json()))
     assert again.recent_requests(now + 60) == a.recent_requests(now + 60)
-    with pytest.raises(InputError, match="error_window"):
-        SilentTaxMiddleware(_app, error_window=0)
+    with pytest.raises(InputError, match="window"):
+        SilentTaxMiddleware(_app, window=0)
     with pytest.raises(InputError, match="error_budget"):
         SilentTaxMiddleware(_app, error_budget=1.5)
 
