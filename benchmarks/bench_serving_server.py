@@ -133,7 +133,7 @@ def run(folder: Path, variant: str, seconds: float, connections: int) -> dict[st
         url = f"http://127.0.0.1:{port}"
         wrk = ["wrk", "-t1", f"-c{connections}", "-s", str(folder / "post.lua"), "--latency"]
         subprocess.run([*wrk, "-d2s", url], capture_output=True, check=True)  # warm up
-        out = subprocess.run([*wrk, f"-d{seconds}s", url], capture_output=True, text=True,
+        out = subprocess.run([*wrk, f"-d{int(seconds)}s", url], capture_output=True, text=True,
                              check=True).stdout  # fmt: skip
     finally:
         server.terminate()
@@ -155,7 +155,7 @@ def _ci(values: list[float]) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=8)
     args = parser.parse_args()
     if shutil.which("wrk") is None:

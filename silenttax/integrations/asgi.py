@@ -1008,7 +1008,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         failure: str | None = None
         try:
             if self.trace:
-                with self.tracer.span("request", stage="framework", method=scope.get("method")):
+                with self.tracer.span("request", stage="framework"):
                     await self.app(scope, receive, watched)
             else:
                 await self.app(scope, receive, watched)

@@ -39,6 +39,7 @@ from silenttax.errors import InputError, InternalError
 from silenttax.report import Report
 from silenttax.trace._analyse import _analyse, _Array, _Requests, _Stats, _take
 from silenttax.trace._breakdown import Breakdown, SpanStats, StageStats
+from silenttax.trace._records import MAX_ATTRIBUTE_CHARS as _MAX_PLAIN
 from silenttax.trace._records import SpanRecord, _jsonable
 from silenttax.trace._runtime import gc_pauses
 from silenttax.trace._spans import (
@@ -104,6 +105,18 @@ __all__ = ["SpanRecord", "Tracer"]
 SPEEDUPS = _speedups is not None and not os.environ.get("SILENTTAX_PURE_PYTHON")
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _bounded(attributes: dict[str, Any]) -> dict[str, Any]:
+    """A span's attributes as bounded JSON (plain short values are kept as they are)."""
+    for value in attributes.values():
+        kind = type(value)
+        if not (kind in (int, float, bool) or value is None
+                or (kind is str and len(value) <= _MAX_PLAIN)):  # fmt: skip
+            return {k: _jsonable(v) for k, v in attributes.items()}
+    return attributes
+
+
 _MAX_CARRY = 16 * _FOLD_AT  # spans of unfinished requests carried between batches
 _MAX_PENDING = 4 * _MAX_CARRY  # attributes/errors of spans not aggregated yet
 _OTHER = "<other>"
@@ -450,14 +463,8 @@ class Tracer:
             self._carry = carry
             if requests.n_requests:
                 seqs = requests.rows[:, _SEQ]
-                # retained traces keep bounded JSON, not the user's objects (a tensor
-                # set as an attribute must not stay alive with the trace)
-                attributes = {
-                    seq: {k: _jsonable(v) for k, v in kept.items()}
-                    for seq, kept in _take(self._attrs, seqs).items()
-                }
                 requests = requests._replace(
-                    attributes=attributes, errors=_take(self._errors, seqs)
+                    attributes=_take(self._attrs, seqs), errors=_take(self._errors, seqs)
                 )
                 self._aggregate(requests)
                 self._retain(requests)
@@ -541,7 +548,13 @@ class Tracer:
             stage_stats.sketch.add_many(values)
 
     def _retain(self, batch: _Requests) -> None:
-        """Keep the batch for the recent ring, and the slowest requests' spans."""
+        """Keep the batch for the recent ring, and the slowest requests' spans.
+
+        Retained traces keep bounded JSON, not the user's objects (a tensor set as an
+        attribute must not stay alive with the trace); only the attributes of the
+        requests kept are converted (the ring's last ``max_traces`` and the slowest)."""
+        if batch.attributes:
+            batch = batch._replace(attributes=self._kept_attributes(batch))
         if self.max_traces:
             self._segments.append(batch)
             self._segment_requests += batch.n_requests
@@ -561,6 +574,19 @@ class Tracer:
                     heapq.heappush(heap, item)
                 elif item[0] > heap[0][0]:
                     heapq.heapreplace(heap, item)
+
+    def _kept_attributes(self, batch: _Requests) -> dict[int, dict[str, Any]]:
+        """The attributes, as bounded JSON, of the batch's requests this tracer may keep."""
+        kept = np.zeros(batch.n_requests, dtype=bool)
+        if self.max_traces:
+            kept[max(0, batch.n_requests - self.max_traces) :] = True
+        if self.max_slowest:
+            durations = batch.duration[batch.roots]
+            floor = self._slowest[0][0] if len(self._slowest) >= self.max_slowest else -1
+            kept |= durations > floor
+        seqs = batch.rows[kept[batch.request], _SEQ].tolist()
+        raw = batch.attributes
+        return {q: _bounded(raw[q]) for q in seqs if q in raw}
 
     def _recent(self) -> list[_Requests]:
         """The last ``max_traces`` requests, one each."""
