@@ -45,6 +45,7 @@ fold evenly between the previous fold and this one (:meth:`CreepWatch.fold` take
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from array import array
@@ -339,12 +340,14 @@ class CreepWatch:
         """Keep the latest blocks: at least ``min_blocks`` and ``min_seconds`` of them."""
         if not x.size:
             return
-        xs, ts = track.recent_x + x.tolist(), track.recent_time + times.tolist()
-        newest = ts[-1]
+        xs, ts = track.recent_x, track.recent_time  # in place: one block at a time is cheap
+        xs.extend(x.tolist())
+        ts.extend(times.tolist())
         # the first block still needed: the window covers min_seconds and min_blocks
-        cut = int(np.searchsorted(np.asarray(ts), newest - self.min_seconds, side="right")) - 1
+        cut = bisect.bisect_right(ts, ts[-1] - self.min_seconds) - 1
         cut = max(0, len(xs) - _KEEP_RECENT, min(cut, len(xs) - self.min_blocks))
-        track.recent_x, track.recent_time = xs[cut:], ts[cut:]
+        if cut:
+            del xs[:cut], ts[:cut]
 
     def _active(self, name: str) -> list[CreepEvent]:
         return [e for e in self.events if e.quantile == name and e.ended is None]
