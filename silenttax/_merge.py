@@ -24,6 +24,7 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -101,9 +102,16 @@ def merge(a: M, b: M) -> M:
             (the message names it).
         TypeError: a field declares no rule (a bug in the model, not in the input).
     """
+    if type(b) is not type(a):
+        raise InputError(
+            f"can only merge a {type(a).__name__} with another, got {type(b).__name__}"
+        )
+    return _by_rule(a, b, _apply)
+
+
+def _by_rule(a: M, b: M, combine: Callable[[Rule, str, BaseModel, BaseModel], Any]) -> M:
+    """A model whose every field is ``combine(rule, name, a, b)`` (headers kept from ``a``)."""
     cls = type(a)
-    if type(b) is not cls:
-        raise InputError(f"can only merge a {cls.__name__} with another, got {type(b).__name__}")
     values: dict[str, Any] = {}
     for name in cls.model_fields:
         if name in _HEADER:
@@ -111,7 +119,7 @@ def merge(a: M, b: M) -> M:
         rule = rule_of(cls, name)
         if rule is None:
             raise TypeError(f"{cls.__name__}.{name} declares no merge rule")
-        values[name] = _apply(rule, name, a, b)
+        values[name] = combine(rule, name, a, b)
     return cls.model_validate(
         {**a.model_dump(include=set(_HEADER) & set(cls.model_fields)), **values}
     )
@@ -177,20 +185,11 @@ def since(later: M, earlier: M) -> M:
         >>> since(Counts(n=12, top=4.0), Counts(n=5, top=3.0))
         Counts(n=7, top=4.0)
     """
-    cls = type(later)
-    if type(earlier) is not cls:
-        raise InputError(f"since: a {cls.__name__} is not windowed by a {type(earlier).__name__}")
-    values: dict[str, Any] = {}
-    for name in cls.model_fields:
-        if name in _HEADER:
-            continue
-        rule = rule_of(cls, name)
-        if rule is None:
-            raise TypeError(f"{cls.__name__}.{name} declares no merge rule")
-        values[name] = _difference(rule, name, later, earlier)
-    return cls.model_validate(
-        {**later.model_dump(include=set(_HEADER) & set(cls.model_fields)), **values}
-    )
+    if type(earlier) is not type(later):
+        raise InputError(
+            f"since: a {type(later).__name__} is not windowed by a {type(earlier).__name__}"
+        )
+    return _by_rule(later, earlier, _difference)
 
 
 def _difference(rule: Rule, name: str, later: BaseModel, earlier: BaseModel) -> Any:
