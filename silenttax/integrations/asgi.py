@@ -79,6 +79,7 @@ from typing import Any, ClassVar, Self
 from pydantic import Field, JsonValue
 
 from silenttax._current import CURRENT as _current
+from silenttax._current import HANDLER as _handler
 from silenttax._current import MIDDLEWARE as _middleware
 from silenttax._current import observe, observe_prediction, stage
 from silenttax._merge import same_settings, since
@@ -97,6 +98,7 @@ from silenttax.integrations._errors import (
     roll_windows,
 )
 from silenttax.integrations._live import Extractor, LiveFeatures, LiveState
+from silenttax.integrations._queue import check_queueing
 from silenttax.monitor import LatencyMonitor, LatencyMonitorState, LatencySketch, LatencySketchState
 from silenttax.report import Report
 from silenttax.trace import Breakdown, Tracer, check_breakdown
@@ -157,6 +159,10 @@ class ServingState(State):
     """The reference live samples are tested for drift against (must match to merge)."""
     live: LiveState | None = None
     """The sampled live feature windows."""
+    before_handler: LatencySketchState | None = None
+    """Seconds from arrival to the handler's first ``stage()`` (None: no stage marked)."""
+    before_handler_alone: LatencySketchState | None = None
+    """The same for requests that arrived with nothing else in flight."""
     stage_recent: Breakdown | None = None
     """The stages of the latest ``window`` (None: no full window since the baseline yet)."""
     stage_baseline: Breakdown | None = None
@@ -221,6 +227,10 @@ def _with_windows(live: LiveState, path: Path) -> LiveState:
     except (OSError, ValueError) as exc:
         raise StateError(f"cannot read the live windows {str(path)!r}: {exc}") from exc
     return live.model_copy(update={field: getattr(windows, field) for field in LIVE_WINDOWS})
+
+
+def _counted(sketch: LatencySketch) -> LatencySketchState | None:
+    return sketch.state() if sketch.count else None
 
 
 def _merged_window(mine: Breakdown | None, theirs: Breakdown | None) -> Breakdown | None:
@@ -414,6 +424,8 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         self._marks: list[tuple[float, Breakdown]] = []  # (Unix time, stages so far)
         self._restored: tuple[Breakdown | None, Breakdown | None] = (None, None)
         self._marks_lock = threading.Lock()
+        self._before_handler = LatencySketch()  # arrival -> first stage, every request
+        self._before_handler_alone = LatencySketch()  # ... of requests that arrived alone
         self.components: dict[str, Any] = {}
         """Users' components given with ``checks=``, by kind (see :mod:`silenttax.component`)."""
         self.checks: list[Any] = []
@@ -579,6 +591,10 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             report = report | _windowed(check_breakdown(latest, baseline), self.window)
         elif breakdown.requests:
             report = report | check_breakdown(breakdown)
+        if breakdown.requests:
+            report = report | check_queueing(
+                self._before_handler, self._before_handler_alone, breakdown
+            )
         if self.cost is not None:
             report = report | self.cost.check()
         recent = self.recent_requests()
@@ -684,6 +700,8 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             breakdown=breakdown,
             stage_recent=latest,
             stage_baseline=baseline,
+            before_handler=_counted(self._before_handler),
+            before_handler_alone=_counted(self._before_handler_alone),
             cost=None if self.cost is None else self.cost.state(),
             health_reference=None
             if live is None or live.health is None or not references
@@ -741,6 +759,13 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         self.components = {kind: _component(kind, data) for kind, data in state.components.items()}
         self._merged = state.breakdown if state.breakdown.requests else None
         self._restored = (state.stage_recent, state.stage_baseline)
+        for sketch, saved in (
+            (self._before_handler, state.before_handler),
+            (self._before_handler_alone, state.before_handler_alone),
+        ):
+            sketch.reset()
+            if saved is not None:
+                sketch.merge(LatencySketch.from_state(saved))
         if self.live is not None and state.live is not None:
             self.live.restore(state.live)
 
@@ -813,6 +838,12 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             self._merged = (
                 theirs.breakdown if self._merged is None else self._merged.merge(theirs.breakdown)
             )
+        for sketch, saved in (
+            (self._before_handler, theirs.before_handler),
+            (self._before_handler_alone, theirs.before_handler_alone),
+        ):
+            if saved is not None:
+                sketch.merge(LatencySketch.from_state(saved))
         with self._marks_lock:
             mine_recent, mine_baseline = self._restored
             self._restored = (
@@ -966,7 +997,9 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                 await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        alone = self._in_flight == 0  # nothing else in flight: no one to queue behind
         self._arrive(start)
+        pending: list[Any] = [start, None]  # [arrival, seconds until the first stage]
         writer = self.writer
         if writer is not None and writer.thread is None:
             writer.start()
@@ -984,6 +1017,10 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             seen["recorded"] = True
             try:
                 self._record(scope, start, seen["first"], end, seen["status"], failure)
+                if pending[1] is not None:
+                    self._before_handler.add(pending[1])
+                    if alone:
+                        self._before_handler_alone.add(pending[1])
             except Exception:
                 self.internal_errors += 1
                 if self.strict:
@@ -1005,6 +1042,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
 
         token = _current.set(self.tracer if self.trace else None)
         mine = _middleware.set(self)
+        handler = _handler.set(pending)
         failure: str | None = None
         try:
             if self.trace:
@@ -1024,4 +1062,5 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         finally:
             _current.reset(token)
             _middleware.reset(mine)
+            _handler.reset(handler)
             record(time.perf_counter(), failure)

@@ -185,6 +185,12 @@ CODES: tuple[CodeInfo, ...] = (
     # silenttax.trace
     CodeInfo("pipeline.shadow_overhead", _C.PIPELINE, "Share of request time outside the model."),
     CodeInfo("pipeline.stage_time", _C.PIPELINE, "Time of one stage per request (vs baseline)."),
+    CodeInfo(
+        "pipeline.queueing",
+        _C.PIPELINE,
+        "Share of request time spent waiting before the handler ran (thread pool, event "
+        "loop, GIL), told apart from the framework's own work.",
+    ),
     CodeInfo("pipeline.new_stage", _C.PIPELINE, "A stage that was not in the baseline."),
     CodeInfo("pipeline.removed_stage", _C.PIPELINE, "A baseline stage that no longer appears."),
     CodeInfo("pipeline.request_time", _C.PIPELINE, "Request p50 against the baseline."),

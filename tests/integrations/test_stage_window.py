@@ -148,3 +148,57 @@ def test_a_fleet_merges_its_workers_windows(tmp_path: Path) -> None:
     (named,) = [f for f in fleet.check() if f.code == "pipeline.stage_time"
                 and f.subject == "audit_log"]  # fmt: skip
     assert named.severity >= "warning", named.message
+
+
+QUEUE_APP = """
+from fastapi import FastAPI
+import silenttax
+from silenttax.integrations.fastapi import instrument
+
+app = FastAPI()
+
+@app.get("/predict")
+def predict() -> dict:
+    with silenttax.stage("model"):  # 2 ms of pure Python: holds the GIL
+        total = 0
+        for i in range(40_000):
+            total += i * i
+    return {"ok": total > 0}
+
+instrument(app)
+"""
+
+
+def _queueing(url: str) -> dict[str, Any]:
+    findings = httpx.get(url + "/silenttax/check", timeout=30).json()["findings"]
+    (found,) = [f for f in findings if f["code"] == "pipeline.queueing"]
+    return found
+
+
+@pytest.mark.parametrize("clients", [1, 16])
+def test_queueing_is_named_as_queueing_under_concurrency(tmp_path: Path, clients: int) -> None:
+    """A sync endpoint holding the GIL, one uvicorn worker: at 16 connections most of the
+    request is waiting (for a thread, the loop, the GIL) and ``pipeline.queueing`` says
+    so; at 1 connection nothing waits."""
+    (tmp_path / "served.py").write_text(QUEUE_APP)
+    port = free_port()
+    args = ["uvicorn", "served:app", "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning"]  # fmt: skip
+    with running(tmp_path, args, port=port) as url:
+        stop = threading.Event()
+        load = [threading.Thread(target=_load, args=(url, stop)) for _ in range(clients)]
+        for thread in load:
+            thread.start()
+        try:
+            time.sleep(4)
+            found = _queueing(url)
+        finally:
+            stop.set()
+            for thread in load:
+                thread.join(timeout=15)
+    assert found["evidence"]["requests"] >= 50
+    if clients == 1:
+        assert found["severity"] == "ok" and found["value"] < 0.2, found["message"]
+    else:
+        assert found["severity"] == "warning" and found["value"] >= 0.2, found["message"]
+        assert "queueing" in found["message"] and found["recommendation"]
