@@ -100,7 +100,7 @@ from silenttax.integrations._errors import (
 from silenttax.integrations._live import Extractor, LiveFeatures, LiveState
 from silenttax.integrations._queue import check_queueing
 from silenttax.monitor import LatencyMonitor, LatencyMonitorState, LatencySketch, LatencySketchState
-from silenttax.report import Report
+from silenttax.report import Finding, Report, Severity
 from silenttax.trace import Breakdown, Tracer, check_breakdown
 
 __all__ = [
@@ -227,6 +227,28 @@ def _with_windows(live: LiveState, path: Path) -> LiveState:
     except (OSError, ValueError) as exc:
         raise StateError(f"cannot read the live windows {str(path)!r}: {exc}") from exc
     return live.model_copy(update={field: getattr(windows, field) for field in LIVE_WINDOWS})
+
+
+def _with_queueing(report: Report, queueing: Report) -> Report:
+    """``pipeline.shadow_overhead`` says how much of the time outside the model was
+    queueing (waiting before the handler), with advice that fits when it is most of it."""
+    if not queueing.findings or not queueing[0].value or queueing[0].value < 0.05:
+        return report
+    share = float(queueing[0].value)
+
+    def told(f: Finding) -> Finding:
+        if f.code != "pipeline.shadow_overhead" or f.value is None:
+            return f
+        update: dict[str, Any] = {
+            "message": f"{f.message}; of that, {share:.0%} of request time is queueing before "
+            "the handler (pipeline.queueing), not framework work",
+            "evidence": {**f.evidence, "queue_share": share},
+        }
+        if f.severity >= Severity.WARNING and share >= float(f.value) / 2:
+            update["recommendation"] = queueing[0].recommendation
+        return f.model_copy(update=update)
+
+    return report.model_copy(update={"findings": tuple(told(f) for f in report.findings)})
 
 
 def _counted(sketch: LatencySketch) -> LatencySketchState | None:
@@ -592,9 +614,8 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         elif breakdown.requests:
             report = report | check_breakdown(breakdown)
         if breakdown.requests:
-            report = report | check_queueing(
-                self._before_handler, self._before_handler_alone, breakdown
-            )
+            queueing = check_queueing(self._before_handler, self._before_handler_alone, breakdown)
+            report = _with_queueing(report, queueing) | queueing
         if self.cost is not None:
             report = report | self.cost.check()
         recent = self.recent_requests()

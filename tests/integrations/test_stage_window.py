@@ -169,10 +169,11 @@ instrument(app)
 """
 
 
-def _queueing(url: str) -> dict[str, Any]:
+def _queueing(url: str) -> tuple[dict[str, Any], dict[str, Any]]:
     findings = httpx.get(url + "/silenttax/check", timeout=30).json()["findings"]
     (found,) = [f for f in findings if f["code"] == "pipeline.queueing"]
-    return found
+    (shadow,) = [f for f in findings if f["code"] == "pipeline.shadow_overhead"]
+    return found, shadow
 
 
 @pytest.mark.parametrize("clients", [1, 16])
@@ -191,7 +192,7 @@ def test_queueing_is_named_as_queueing_under_concurrency(tmp_path: Path, clients
             thread.start()
         try:
             time.sleep(4)
-            found = _queueing(url)
+            found, shadow = _queueing(url)
         finally:
             stop.set()
             for thread in load:
@@ -202,3 +203,6 @@ def test_queueing_is_named_as_queueing_under_concurrency(tmp_path: Path, clients
     else:
         assert found["severity"] == "warning" and found["value"] >= 0.2, found["message"]
         assert "queueing" in found["message"] and found["recommendation"]
+        # the time outside the model says how much of it was queueing
+        assert shadow["evidence"]["queue_share"] == found["value"]
+        assert "queueing before the handler" in shadow["message"]
