@@ -120,6 +120,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 UNMATCHED = "__unmatched__"
+_MARKS_PER_WINDOW = 30  # stage snapshots kept per window (the window's start to 1/30)
 OTHER = "__other__"
 
 
@@ -580,7 +581,8 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                     return None, None
                 self._stage_baseline, self._marks = cumulative, [(now, cumulative)]
                 return None, self._stage_baseline
-            self._marks.append((now, cumulative))
+            if now - self._marks[-1][0] >= self.window / _MARKS_PER_WINDOW:
+                self._marks.append((now, cumulative))  # at most ~30 per window, however often
             old = [i for i, (at, _) in enumerate(self._marks) if now - at >= self.window]
             if old:
                 del self._marks[: old[-1]]

@@ -6,8 +6,10 @@ keep the test short (bounded, about 20 s, loopback only)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,27 @@ def _load(url: str, stop: threading.Event) -> None:
             client.get(url + "/predict")
 
 
+@contextlib.contextmanager
+def _served(tmp_path: Path, app: str, clients: int) -> Iterator[str]:
+    """``app`` under uvicorn on 127.0.0.1, with ``clients`` threads loading ``/predict``
+    for as long as the block runs; yields its URL."""
+    (tmp_path / "served.py").write_text(app)
+    port = free_port()
+    args = ["uvicorn", "served:app", "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning"]  # fmt: skip
+    with running(tmp_path, args, port=port) as url:
+        stop = threading.Event()
+        load = [threading.Thread(target=_load, args=(url, stop)) for _ in range(clients)]
+        for thread in load:
+            thread.start()
+        try:
+            yield url
+        finally:
+            stop.set()
+            for thread in load:
+                thread.join(timeout=15)
+
+
 def _audit_log(url: str) -> dict[str, Any] | None:
     findings = httpx.get(url + "/silenttax/check", timeout=30).json()["findings"]
     named = [
@@ -62,40 +85,27 @@ def _audit_log(url: str) -> dict[str, Any] | None:
 def test_a_stage_five_times_slower_is_named_within_a_few_windows(
     tmp_path: Path, clients: int
 ) -> None:
-    (tmp_path / "served.py").write_text(APP)
-    port = free_port()
-    args = ["uvicorn", "served:app", "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "warning"]  # fmt: skip
-    with running(tmp_path, args, port=port) as url:
-        stop = threading.Event()
-        load = [threading.Thread(target=_load, args=(url, stop)) for _ in range(clients)]
-        for thread in load:
-            thread.start()
-        try:
-            # the baseline (2 s), then steady windows: audit_log judged, not grown
-            deadline = time.monotonic() + 20
-            steady = None
-            while time.monotonic() < deadline:
-                steady = _audit_log(url)
-                if steady is not None and "window_seconds" in steady["evidence"]:
-                    break
-                time.sleep(0.5)
-            assert steady is not None and steady["severity"] == "ok", steady
-            httpx.post(url + "/control", json={"audit_log": 0.002}, timeout=10)  # 5x slower
-            slowed_at, named = time.monotonic(), None
-            while time.monotonic() < slowed_at + 8:
-                time.sleep(0.5)
-                found = _audit_log(url)
-                if found is not None and found["severity"] in ("warning", "critical"):
-                    named = found
-                    break
-            assert named is not None, "audit_log's slowdown was not named within 8 windows"
-            assert named["evidence"]["window_seconds"] == 1.0
-            assert "audit_log added" in named["message"]
-        finally:
-            stop.set()
-            for thread in load:
-                thread.join(timeout=15)
+    with _served(tmp_path, APP, clients) as url:
+        # the baseline (2 s), then steady windows: audit_log judged, not grown
+        deadline = time.monotonic() + 20
+        steady = None
+        while time.monotonic() < deadline:
+            steady = _audit_log(url)
+            if steady is not None and "window_seconds" in steady["evidence"]:
+                break
+            time.sleep(0.5)
+        assert steady is not None and steady["severity"] == "ok", steady
+        httpx.post(url + "/control", json={"audit_log": 0.002}, timeout=10)  # 5x slower
+        slowed_at, named = time.monotonic(), None
+        while time.monotonic() < slowed_at + 8:
+            time.sleep(0.5)
+            found = _audit_log(url)
+            if found is not None and found["severity"] in ("warning", "critical"):
+                named = found
+                break
+        assert named is not None, "audit_log's slowdown was not named within 8 windows"
+        assert named["evidence"]["window_seconds"] == 1.0
+        assert "audit_log added" in named["message"]
 
 
 def test_a_fleet_merges_its_workers_windows(tmp_path: Path) -> None:
@@ -181,22 +191,9 @@ def test_queueing_is_named_as_queueing_under_concurrency(tmp_path: Path, clients
     """A sync endpoint holding the GIL, one uvicorn worker: at 16 connections most of the
     request is waiting (for a thread, the loop, the GIL) and ``pipeline.queueing`` says
     so; at 1 connection nothing waits."""
-    (tmp_path / "served.py").write_text(QUEUE_APP)
-    port = free_port()
-    args = ["uvicorn", "served:app", "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "warning"]  # fmt: skip
-    with running(tmp_path, args, port=port) as url:
-        stop = threading.Event()
-        load = [threading.Thread(target=_load, args=(url, stop)) for _ in range(clients)]
-        for thread in load:
-            thread.start()
-        try:
-            time.sleep(4)
-            found, shadow = _queueing(url)
-        finally:
-            stop.set()
-            for thread in load:
-                thread.join(timeout=15)
+    with _served(tmp_path, QUEUE_APP, clients) as url:
+        time.sleep(4)
+        found, shadow = _queueing(url)
     assert found["evidence"]["requests"] >= 50
     if clients == 1:
         assert found["severity"] == "ok" and found["value"] < 0.2, found["message"]
