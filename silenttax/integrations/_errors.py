@@ -24,6 +24,16 @@ errors (``4xx``) are judged the same way against their own budget and reported a
 schema problem upstream. The interval in each message is Clopper-Pearson's at
 ``1 - alpha``.
 
+**A rise against the baseline window** (:func:`check_error_rise`): a route whose failures
+stay under the budget can still have risen tenfold since the process's first hour (0.05%
+-> 0.5% is a new bug, not noise). Per route, the baseline's rate ``p0`` is bounded from
+above by Clopper-Pearson at ``alpha / 2`` (``u``), and the recent windows are tested
+against ``u`` with the same e-value at ``alpha / 2``: by the union bound a route whose
+rate did not rise is named in at most ``alpha`` of windows (Bonferroni over the routes),
+read as often as you like. It is named (``stability.error_rise``, WARNING) when the test
+rejects **and** the observed recent rate is at least ``factor`` (2) times the baseline's,
+so a rise too small to matter is not a finding however many requests show it.
+
 Examples:
     >>> report = check_errors({"/predict": {"2xx": 950, "5xx": 50}, "/health": {"2xx": 10}})
     >>> [(f.code, f.severity.value, f.subject) for f in report]
@@ -49,6 +59,7 @@ __all__ = [
     "SERVER",
     "TIMEOUT",
     "add_counts",
+    "check_error_rise",
     "check_errors",
     "roll_windows",
 ]
@@ -245,3 +256,121 @@ def check_errors(
             )
         )
     return Report(findings=findings)
+
+
+def _rise(
+    code: str,
+    severity: Severity,
+    route: str,
+    recent: tuple[int, int],
+    baseline: tuple[int, int],
+    bars: tuple[float, float],
+    factor: float,
+    alpha: float,
+    *,
+    what: str,
+    window: str,
+    recommendation: str,
+) -> Finding | None:
+    """``route``'s recent ``k`` of ``n`` against the baseline's, or None when no rise."""
+    (k, n), (k0, n0) = recent, baseline
+    if n == 0 or n0 == 0 or k == 0:
+        return None
+    rate, rate0 = k / n, k0 / n0
+    upper = _interval(k0, n0, bars[1])[1]  # one-sided: the two-sided bound at twice the level
+    if rate < factor * rate0 or upper >= 1 or not _rejects(k, n, upper, bars[0]):
+        return None
+    low, high = _interval(k, n, alpha)
+    base = f"{rate0:.3%} ({k0} of {n0})"
+    return make_finding(
+        code,
+        severity=severity,
+        subject=route,
+        message=(
+            f"{route}: {k} of {n} requests {what} in {window}: {rate:.3%} "
+            f"[{low:.3%}, {high:.3%}], up from {base} in the baseline window"
+        ),
+        metric="error_rate_ratio" if code == "stability.error_rise" else "client_error_ratio",
+        value=rate / rate0 if rate0 > 0 else None,
+        threshold=factor,
+        evidence={
+            "requests": n,
+            "failed": k,
+            "interval": [low, high],
+            "baseline_requests": n0,
+            "baseline_failed": k0,
+            "baseline_upper": upper,
+            "alpha": alpha,
+        },
+        recommendation=recommendation,
+        detector="integrations.check_error_rise",
+    )
+
+
+def check_error_rise(
+    recent: Mapping[str, Mapping[str, int]],
+    baseline: Mapping[str, Mapping[str, int]],
+    *,
+    factor: float = 2.0,
+    alpha: float = 0.05,
+    window: str = "the recent windows",
+) -> Report:
+    """Routes whose failures (and, apart, client errors) rose against the baseline window.
+
+    Args:
+        recent: Route -> outcome -> requests in the recent windows.
+        baseline: The same over the baseline window (e.g. the process's first hour).
+        factor: Smallest rise worth naming: the recent rate over the baseline's.
+        alpha: False-alarm rate per window over all routes together.
+        window: What ``recent`` covers, for the messages.
+
+    Raises:
+        InputError: ``alpha`` out of (0, 1) or ``factor`` below 1.
+
+    Examples:
+        >>> base = {"/predict": {"2xx": 99_950, "5xx": 50}}  # 0.05% in the first hour
+        >>> now = {"/predict": {"2xx": 9_950, "5xx": 50}}  # 0.5%: under a 1% budget
+        >>> [(f.code, f.subject) for f in check_error_rise(now, base)]
+        [('stability.error_rise', '/predict')]
+        >>> check_error_rise({"/predict": {"2xx": 9_995, "5xx": 5}}, base).findings
+        ()
+    """
+    if not 0 < alpha < 1:
+        raise InputError(f"alpha must be in (0, 1), got {alpha!r}")
+    if not (factor >= 1 and math.isfinite(factor)):
+        raise InputError(f"factor must be >= 1, got {factor!r}")
+
+    def split(outcomes: Mapping[str, int]) -> tuple[int, int, int]:
+        n = sum(v for o, v in outcomes.items() if o != CANCELLED)
+        return n, sum(outcomes.get(o, 0) for o in SERVER), sum(outcomes.get(o, 0) for o in CLIENT)
+
+    routes = sorted(
+        r for r in recent if r in baseline and split(baseline[r])[0] and split(recent[r])[0]
+    )
+    if not routes:
+        return Report()
+    level = alpha / (2 * len(routes))  # half for the baseline's bound, half for the test
+    bars = (math.log(1 / level), 2 * level)
+    findings: list[Finding | None] = []
+    for route in routes:
+        n, failed, client = split(recent[route])
+        n0, failed0, client0 = split(baseline[route])
+        findings += (
+            _rise(
+                "stability.error_rise", Severity.WARNING, route, (failed, n), (failed0, n0),
+                bars, factor, alpha, what="failed (5xx or an exception)", window=window,
+                recommendation=(
+                    "Under the error budget but well above this route's own baseline: read "
+                    "its recent 5xx and exceptions; a rise right after a deploy points at it."
+                ),
+            ),
+            _rise(
+                "stability.client_errors", Severity.INFO, route, (client, n), (client0, n0),
+                bars, factor, alpha, what="were client errors (4xx)", window=window,
+                recommendation=(
+                    "Callers changed what they send (a jump in 422s is a schema change "
+                    "upstream): compare recent payloads with the served schema."
+                ),
+            ),
+        )  # fmt: skip
+    return Report(findings=[f for f in findings if f is not None])

@@ -72,7 +72,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -94,10 +94,12 @@ from silenttax.integrations._errors import (
     TIMEOUT,
     Counts,
     add_counts,
+    check_error_rise,
     check_errors,
     roll_windows,
 )
 from silenttax.integrations._live import Extractor, LiveFeatures, LiveState
+from silenttax.integrations._overload import check_overload
 from silenttax.integrations._queue import check_queueing
 from silenttax.monitor import LatencyMonitor, LatencyMonitorState, LatencySketch, LatencySketchState
 from silenttax.report import Finding, Report, Severity
@@ -168,6 +170,8 @@ class ServingState(State):
     """The stages of the latest ``window`` (None: no full window since the baseline yet)."""
     stage_baseline: Breakdown | None = None
     """The stages of the first ``baseline_window`` seconds of traffic (None: not yet)."""
+    requests_baseline: dict[str, dict[str, int]] | None = None
+    """Route -> outcome -> requests of the same baseline window (None: not yet)."""
     components: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Users' components given with ``checks=`` (kind -> its snapshot, as JSON): merged
     across workers by their own ``merge``, judged by their own ``check``."""
@@ -250,6 +254,14 @@ def _with_queueing(report: Report, queueing: Report) -> Report:
         return f.model_copy(update=update)
 
     return report.model_copy(update={"findings": tuple(told(f) for f in report.findings)})
+
+
+def _by_route(counts: Mapping[tuple[str, str], int]) -> Counts:
+    """(route, outcome) -> n as route -> outcome -> n."""
+    out: Counts = {}
+    for (route, outcome), n in counts.items():
+        out.setdefault(route, {})[outcome] = n
+    return out
 
 
 def _counted(sketch: LatencySketch) -> LatencySketchState | None:
@@ -446,6 +458,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         self._stage_baseline: Breakdown | None = None  # frozen after baseline_window
         self._marks: list[tuple[float, Breakdown]] = []  # (Unix time, stages so far)
         self._restored: tuple[Breakdown | None, Breakdown | None] = (None, None)
+        self._requests_baseline: Counts | None = None  # frozen with the stage baseline
         self._marks_lock = threading.Lock()
         self._before_handler = LatencySketch()  # arrival -> first stage, every request
         self._before_handler_alone = LatencySketch()  # ... of requests that arrived alone
@@ -580,6 +593,8 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                 if now - self._first < self.baseline_window:
                     return None, None
                 self._stage_baseline, self._marks = cumulative, [(now, cumulative)]
+                with self._lock:
+                    self._requests_baseline = _by_route(self._counts)
                 return None, self._stage_baseline
             if now - self._marks[-1][0] >= self.window / _MARKS_PER_WINDOW:
                 self._marks.append((now, cumulative))  # at most ~30 per window, however often
@@ -613,6 +628,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         latest, baseline = self.stage_windows(breakdown)
         if latest is not None and baseline is not None:
             report = report | _windowed(check_breakdown(latest, baseline), self.window)
+            report = report | check_overload(latest, baseline, window=f"the last {self.window:g} s")
         elif breakdown.requests:
             report = report | check_breakdown(breakdown)
         if breakdown.requests:
@@ -622,14 +638,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             report = report | self.cost.check()
         recent = self.recent_requests()
         if recent:
-            minutes = self.window / 60
-            report = report | check_errors(
-                recent,
-                budget=self.error_budget,
-                client_budget=self.client_error_budget,
-                alpha=1.0 - self.template.confidence,
-                window=f"the last {minutes:g}-{2 * minutes:g} min",
-            )
+            report = report | self._errors(recent)
         if self.live is not None:
             report = report | self.live.report()
         if self.components or self.checks:
@@ -649,6 +658,31 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                 ]
             )
         return report
+
+    def _errors(self, recent: Counts) -> Report:
+        """The error budgets over the recent windows, and rises against the baseline
+        window on the routes the budgets did not name."""
+        minutes, alpha = self.window / 60, 1.0 - self.template.confidence
+        window = f"the last {minutes:g}-{2 * minutes:g} min"
+        report = check_errors(
+            recent,
+            budget=self.error_budget,
+            client_budget=self.client_error_budget,
+            alpha=alpha,
+            window=window,
+        )
+        baseline = self._requests_baseline
+        if baseline is None:
+            return report
+        named = {
+            ("stability.error_rise" if f.code == "stability.error_rate" else f.code, f.subject)
+            for f in report.findings
+            if f.severity is not Severity.OK
+        }
+        rises = check_error_rise(recent, baseline, alpha=alpha, window=window)
+        return report | Report(
+            findings=[f for f in rises.findings if (f.code, f.subject) not in named]
+        )
 
     def internal_error_count(self) -> int:
         """silenttax's own failures counted instead of raised: on the request path, in the
@@ -703,9 +737,6 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             recent = {r: dict(o) for r, o in self._recent.items()}
             previous = {r: dict(o) for r, o in self._recent_previous.items()}
             slot = self._recent_slot
-        requests: dict[str, dict[str, int]] = {}
-        for (route, status), n in counts.items():
-            requests.setdefault(route, {})[status] = n
         live = self.live
         breakdown = self.breakdown()
         latest, baseline = self.stage_windows(breakdown)
@@ -715,7 +746,8 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             routes=routes,
             ttfb=ttfb,
             observed=observed,
-            requests=requests,
+            requests=_by_route(counts),
+            requests_baseline=self._requests_baseline,
             recent=recent,
             recent_previous=previous,
             recent_slot=slot,
@@ -782,6 +814,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         self.components = {kind: _component(kind, data) for kind, data in state.components.items()}
         self._merged = state.breakdown if state.breakdown.requests else None
         self._restored = (state.stage_recent, state.stage_baseline)
+        self._requests_baseline = state.requests_baseline
         for sketch, saved in (
             (self._before_handler, state.before_handler),
             (self._before_handler_alone, state.before_handler_alone),
@@ -869,6 +902,10 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                 sketch.merge(LatencySketch.from_state(saved))
         with self._marks_lock:
             mine_recent, mine_baseline = self._restored
+            if theirs.requests_baseline is not None:
+                self._requests_baseline = add_counts(
+                    self._requests_baseline or {}, theirs.requests_baseline
+                )
             self._restored = (
                 _merged_window(mine_recent, theirs.stage_recent),
                 _merged_window(mine_baseline, theirs.stage_baseline),

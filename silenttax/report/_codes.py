@@ -238,7 +238,26 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo(
         "stability.client_errors",
         _C.STABILITY,
-        "A route's share of client errors (4xx) in the recent windows over its budget.",
+        "A route's share of client errors (4xx) in the recent windows over its budget, or "
+        "risen against the baseline window.",
+    ),
+    CodeInfo(
+        "stability.error_rise",
+        _C.STABILITY,
+        "A route's failures in the recent windows risen against its baseline window (under "
+        "the budget, but at least twice its own earlier rate; anytime-valid test).",
+    ),
+    CodeInfo(
+        "stability.overload",
+        _C.STABILITY,
+        "Requests in flight and time per request grown together while throughput stalled, "
+        "the added time spent waiting (Little's law, recent vs baseline window).",
+    ),
+    CodeInfo(
+        "stability.self_time",
+        _C.STABILITY,
+        "silenttax's own work in the serving process: its background threads' CPU time "
+        "(time they held the interpreter), longest slice, and the requests in flight then.",
     ),
     # silenttax.audit
     CodeInfo("audit.skipped", _C.STABILITY, "A part of the audit that could not run, and why."),

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -57,3 +58,51 @@ def running(
         with contextlib.suppress(ProcessLookupError):  # workers it left behind (LitServe's)
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+class Clients:
+    """Threads loading ``url + path`` with keep-alive GETs until :meth:`stop`; more can
+    be added while they run."""
+
+    def __init__(self, url: str, path: str = "/predict") -> None:
+        self.url, self.path = url, path
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _load(self) -> None:
+        import httpx
+
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                with contextlib.suppress(httpx.TransportError):
+                    client.get(self.url + self.path)
+
+    def add(self, n: int) -> None:
+        """Start ``n`` more clients."""
+        for _ in range(n):
+            thread = threading.Thread(target=self._load, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def serving(folder: Path, app: str, clients: int) -> Iterator[tuple[str, Clients]]:
+    """``app`` (the source of ``served.py``, an ASGI ``app``) under one uvicorn worker on
+    127.0.0.1 with ``clients`` threads loading ``/predict`` while the block runs; yields
+    its URL and the clients (to add more)."""
+    (folder / "served.py").write_text(app)
+    port = free_port()
+    args = ["uvicorn", "served:app", "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning"]  # fmt: skip
+    with running(folder, args, port=port) as url:
+        load = Clients(url)
+        load.add(clients)
+        try:
+            yield url, load
+        finally:
+            load.stop()

@@ -6,17 +6,14 @@ keep the test short (bounded, about 20 s, loopback only)."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from .servers import free_port, running
+from .servers import serving
 
 APP = """
 import time
@@ -46,33 +43,6 @@ instrument(app, window=1.0, baseline_window=2.0, exclude_paths=("/health", "/con
 """
 
 
-def _load(url: str, stop: threading.Event) -> None:
-    with httpx.Client(timeout=10) as client:
-        while not stop.is_set():
-            client.get(url + "/predict")
-
-
-@contextlib.contextmanager
-def _served(tmp_path: Path, app: str, clients: int) -> Iterator[str]:
-    """``app`` under uvicorn on 127.0.0.1, with ``clients`` threads loading ``/predict``
-    for as long as the block runs; yields its URL."""
-    (tmp_path / "served.py").write_text(app)
-    port = free_port()
-    args = ["uvicorn", "served:app", "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "warning"]  # fmt: skip
-    with running(tmp_path, args, port=port) as url:
-        stop = threading.Event()
-        load = [threading.Thread(target=_load, args=(url, stop)) for _ in range(clients)]
-        for thread in load:
-            thread.start()
-        try:
-            yield url
-        finally:
-            stop.set()
-            for thread in load:
-                thread.join(timeout=15)
-
-
 def _audit_log(url: str) -> dict[str, Any] | None:
     findings = httpx.get(url + "/silenttax/check", timeout=30).json()["findings"]
     named = [
@@ -85,7 +55,7 @@ def _audit_log(url: str) -> dict[str, Any] | None:
 def test_a_stage_five_times_slower_is_named_within_a_few_windows(
     tmp_path: Path, clients: int
 ) -> None:
-    with _served(tmp_path, APP, clients) as url:
+    with serving(tmp_path, APP, clients) as (url, _):
         # the baseline (2 s), then steady windows: audit_log judged, not grown
         deadline = time.monotonic() + 20
         steady = None
@@ -191,7 +161,7 @@ def test_queueing_is_named_as_queueing_under_concurrency(tmp_path: Path, clients
     """A sync endpoint holding the GIL, one uvicorn worker: at 16 connections most of the
     request is waiting (for a thread, the loop, the GIL) and ``pipeline.queueing`` says
     so; at 1 connection nothing waits."""
-    with _served(tmp_path, QUEUE_APP, clients) as url:
+    with serving(tmp_path, QUEUE_APP, clients) as (url, _):
         time.sleep(4)
         found, shadow = _queueing(url)
     assert found["evidence"]["requests"] >= 50
