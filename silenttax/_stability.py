@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 from silenttax.report import Finding, Severity
@@ -113,4 +114,71 @@ def check_failed_finding(check: str, exc: BaseException) -> Finding:
         evidence={"error": type(exc).__name__, "detail": str(exc)[:500]},
         recommendation="Fix the check (strict=True raises the error where it happens).",
         detector="component.check",
+    )
+
+
+SELF_SHARE = 0.02
+"""``stability.self_time`` WARNING above this share of one core held by silenttax's work."""
+SELF_LONGEST = 0.010
+"""... or when one slice of it ran this many seconds (a request could wait that long)."""
+
+
+def self_time_finding(
+    parts: Mapping[str, Mapping[str, float]], wall_seconds: float, *, detector: str
+) -> Finding:
+    """The ``stability.self_time`` finding: silenttax's own work in a serving process.
+
+    ``parts`` maps what ran (``background``: the snapshot and live-feature threads;
+    ``request_folds``: the tracer's folds inside the request that filled its buffer) to
+    :meth:`silenttax._system.SelfTime.figures`. WARNING when their CPU time is over
+    ``SELF_SHARE`` of ``wall_seconds`` (time they held the interpreter, taken from the
+    requests) or one slice ran ``SELF_LONGEST`` or longer; OK with the figures otherwise.
+
+    >>> part = {"slices": 40.0, "wall_seconds": 0.2, "cpu_seconds": 0.15,
+    ...         "longest_seconds": 0.02, "requests_waiting": 120.0}
+    >>> f = self_time_finding({"background": part}, 600.0, detector="doc")
+    >>> f.severity.value, f.metric
+    ('warning', 'self_cpu_share')
+    """
+    cpu = sum(p.get("cpu_seconds", 0.0) for p in parts.values())
+    wall = sum(p.get("wall_seconds", 0.0) for p in parts.values())
+    longest = max((p.get("longest_seconds", 0.0) for p in parts.values()), default=0.0)
+    waiting = sum(p.get("requests_waiting", 0.0) for p in parts.values())
+    share = cpu / wall_seconds if wall_seconds > 0 else 0.0
+    each = "; ".join(
+        f"{name}: {int(p.get('slices', 0))} slices, {p.get('cpu_seconds', 0.0) * 1e3:.3g} ms "
+        f"CPU, longest {p.get('longest_seconds', 0.0) * 1e3:.3g} ms"
+        for name, p in sorted(parts.items())
+        if p.get("slices")
+    )
+    over = share > SELF_SHARE or longest >= SELF_LONGEST
+    return make_finding(
+        "stability.self_time",
+        severity=Severity.WARNING if over else Severity.OK,
+        subject="silenttax",
+        message=(
+            f"silenttax's own work held the interpreter {cpu * 1e3:.3g} ms in "
+            f"{wall_seconds:.3g} s ({share:.2%} of a core; longest slice "
+            f"{longest * 1e3:.3g} ms, {int(waiting):,} requests in flight or arriving "
+            f"meanwhile)" + (f" — {each}" if each else "")
+        ),
+        metric="self_cpu_share",
+        value=share,
+        threshold=SELF_SHARE,
+        evidence={
+            "cpu_seconds": cpu,
+            "wall_seconds": wall,
+            "longest_seconds": longest,
+            "requests_waiting": waiting,
+            "observed_seconds": wall_seconds,
+            "parts": {name: dict(p) for name, p in parts.items()},
+        },
+        recommendation=(
+            "Lower the live features' sample_rate or max_samples, raise check_interval and "
+            "snapshot_interval, or judge the fleet out of process (silenttax report on the "
+            "snapshot directory)."
+            if over
+            else None
+        ),
+        detector=detector,
     )

@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ import psutil
 from silenttax._deps import imported
 
 __all__ = [
+    "SelfTime",
     "background",
     "captured",
     "intra_op_threads",
@@ -144,9 +146,84 @@ def captured(notes: list[str]) -> Iterator[None]:
             logger.handlers = handlers
 
 
+class SelfTime:
+    """silenttax's own work in a serving process, in slices (a background tick, a fold
+    inside a request): how many, their wall and thread CPU time (the time the slice held
+    the interpreter, near enough: pure-Python work), the longest, and the requests that
+    were in flight or arrived while one ran (they may have waited for it).
+
+    ``probe`` (the serving middleware's) returns (requests in flight, requests arrived
+    so far); without it no request is counted. A bound method is held weakly, so the
+    timing a background thread holds never keeps its owner alive.
+
+    >>> timing = SelfTime(probe=lambda: (3, 10))
+    >>> with timing.timed():
+    ...     _ = sum(range(1000))
+    >>> figures = timing.figures()
+    >>> figures["slices"], figures["requests_waiting"]
+    (1.0, 3.0)
+    >>> 0 < figures["longest_seconds"] <= figures["wall_seconds"]
+    True
+    """
+
+    FIELDS = ("slices", "wall_seconds", "cpu_seconds", "longest_seconds", "requests_waiting")
+    """The keys of :meth:`figures` (``longest_seconds`` merges by max, the rest add up)."""
+
+    def __init__(self, probe: Callable[[], tuple[int, int]] | None = None) -> None:
+        self._probe: Callable[[], Callable[[], tuple[int, int]] | None] = lambda: None
+        if probe is not None:
+            self.watch(probe)
+        self._lock = threading.Lock()
+        self._figures = dict.fromkeys(self.FIELDS, 0.0)
+
+    def watch(self, probe: Callable[[], tuple[int, int]]) -> None:
+        """Count the requests ``probe`` says were in flight or arrived during each slice."""
+        self._probe = weakref.WeakMethod(probe) if hasattr(probe, "__self__") else (lambda: probe)
+
+    def add(self, wall: float, cpu: float, waiting: int = 0) -> None:
+        """One slice of ``wall`` seconds, ``cpu`` of them on the CPU, ``waiting`` requests."""
+        with self._lock:
+            f = self._figures
+            f["slices"] += 1
+            f["wall_seconds"] += wall
+            f["cpu_seconds"] += cpu
+            f["longest_seconds"] = max(f["longest_seconds"], wall)
+            f["requests_waiting"] += waiting
+
+    @contextlib.contextmanager
+    def timed(self) -> Iterator[None]:
+        """Time the block as one slice."""
+        probe = self._probe()
+        before = probe() if probe is not None else None
+        start, cpu = time.perf_counter(), time.thread_time()
+        try:
+            yield
+        finally:
+            wall, cpu = time.perf_counter() - start, time.thread_time() - cpu
+            waiting = 0
+            if before is not None and probe is not None:
+                with contextlib.suppress(Exception):
+                    waiting = before[0] + max(0, probe()[1] - before[1])
+            self.add(wall, cpu, waiting)
+
+    def figures(self) -> dict[str, float]:
+        """The totals so far (a copy)."""
+        with self._lock:
+            return dict(self._figures)
+
+    @staticmethod
+    def merged(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+        """Two :meth:`figures` of separate processes together."""
+        return {
+            k: (max if k == "longest_seconds" else float.__add__)(a.get(k, 0.0), b.get(k, 0.0))
+            for k in SelfTime.FIELDS
+        }
+
+
 def background(
     owner: _Owner, tick: Callable[[_Owner], object], interval: float, stop: threading.Event,
     name: str, failed: Callable[[_Owner, Exception], object] | None = None,
+    timing: SelfTime | None = None,
 ) -> threading.Thread:  # fmt: skip
     """Start a daemon thread calling ``tick(owner)`` every ``interval`` seconds until
     ``stop`` is set or ``owner`` is garbage-collected (which sets ``stop``).
@@ -155,7 +232,8 @@ def background(
     without being closed does not keep its thread (or itself) alive. It never dies of
     an exception: one raised by ``tick`` goes to ``failed(owner, exc)`` (the owner
     counts it and reports ``stability.internal_error``) and the next tick runs as
-    usual; an exception of ``failed`` itself is dropped.
+    usual; an exception of ``failed`` itself is dropped. Each tick is a slice of
+    ``timing`` when given.
 
     >>> import threading
     >>> class Counter:
@@ -178,7 +256,11 @@ def background(
             if alive is None:
                 return
             try:
-                tick(alive)
+                if timing is None:
+                    tick(alive)
+                else:
+                    with timing.timed():
+                        tick(alive)
             except Exception as exc:
                 if failed is not None:
                     with contextlib.suppress(Exception):

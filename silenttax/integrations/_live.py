@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, JsonValue
 
-from silenttax._system import background
+from silenttax._system import SelfTime, background
 from silenttax.drift import DriftWindow
 from silenttax.errors import InputError
 from silenttax.features import FeatureHealth, FeatureHealthState
@@ -169,6 +169,8 @@ class LiveFeatures:
         self._report = Report()
         self._stale = False  # restored or merged since the last judgement
         self._thread: threading.Thread | None = None
+        self.timing: SelfTime | None = None
+        """Where the background folds count their time (the middleware's ``self_time``)."""
         self._stop = threading.Event()
         self.internal_errors = 0
         """Background folds or checks that failed (counted, never raised; the next
@@ -221,7 +223,8 @@ class LiveFeatures:
         if self._thread is not None:
             return
         self._thread = background(self, LiveFeatures.fold, self.interval, self._stop,
-                                  "silenttax-live", LiveFeatures._failed)  # fmt: skip
+                                  "silenttax-live", LiveFeatures._failed,
+                                  self.timing)  # fmt: skip
 
     def _failed(self, exc: Exception) -> None:
         self.internal_errors += 1

@@ -83,8 +83,9 @@ from silenttax._current import HANDLER as _handler
 from silenttax._current import MIDDLEWARE as _middleware
 from silenttax._current import observe, observe_prediction, stage
 from silenttax._merge import same_settings, since
-from silenttax._stability import check_failed_finding, internal_error_finding
+from silenttax._stability import check_failed_finding, internal_error_finding, self_time_finding
 from silenttax._state import State, Stateful
+from silenttax._system import SelfTime
 from silenttax.cost import CostMonitor, CostMonitorState
 from silenttax.drift import DriftDetector, DriftDetectorState
 from silenttax.errors import InputError, StateError
@@ -172,6 +173,9 @@ class ServingState(State):
     """The stages of the first ``baseline_window`` seconds of traffic (None: not yet)."""
     requests_baseline: dict[str, dict[str, int]] | None = None
     """Route -> outcome -> requests of the same baseline window (None: not yet)."""
+    self_time: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """silenttax's own work: ``background`` (its threads' ticks) and ``request_folds``
+    (tracer folds inside a request) -> :meth:`~silenttax._system.SelfTime.figures`."""
     components: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Users' components given with ``checks=`` (kind -> its snapshot, as JSON): merged
     across workers by their own ``merge``, judged by their own ``check``."""
@@ -444,6 +448,11 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                 window=feature_window,
                 interval=check_interval,
             )
+        self.self_time = SelfTime(probe=self._probe)
+        """silenttax's background ticks in this process, timed (``stability.self_time``)."""
+        if self.live is not None:
+            self.live.timing = self.self_time
+        self.tracer.request_folds.watch(self._probe)
         self.sample_rate = sample_rate
         self.max_samples = max_samples
         self.feature_window = feature_window
@@ -477,6 +486,8 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         self._observed: dict[str, LatencyMonitor] = {}
         self._counts: dict[tuple[str, str], int] = {}
         self._in_flight = 0
+        self._arrivals = 0
+        self._self_merged: dict[str, dict[str, float]] = {}  # other workers' self time
         self._occupied = 0.0  # wall seconds with >= 1 request in flight
         self._reported = 0.0  # of those, already given to the cost monitor
         self._last = 0.0  # perf_counter of the latest arrival or completion
@@ -641,6 +652,16 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             report = report | self._errors(recent)
         if self.live is not None:
             report = report | self.live.report()
+        if breakdown.wall_time > 0:
+            report = report | Report(
+                findings=[
+                    self_time_finding(
+                        self.self_time_figures(),
+                        breakdown.wall_time,
+                        detector="integrations.SilentTaxMiddleware",
+                    )
+                ]
+            )
         if self.components or self.checks:
             report = report | self._user_checks()
         errors = self.internal_error_count()
@@ -765,6 +786,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             if live is None or live.drift is None or not references
             else live.drift.state(),
             live=None if live is None else live.state(),
+            self_time=self.self_time_figures(),
             components={
                 kind: component.state().model_dump(mode="json")
                 for kind, component in self.components.items()
@@ -815,6 +837,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         self._merged = state.breakdown if state.breakdown.requests else None
         self._restored = (state.stage_recent, state.stage_baseline)
         self._requests_baseline = state.requests_baseline
+        self._self_merged = {part: dict(f) for part, f in state.self_time.items()}
         for sketch, saved in (
             (self._before_handler, state.before_handler),
             (self._before_handler_alone, state.before_handler_alone),
@@ -884,6 +907,8 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                 self._recent_previous = add_counts(self._recent_previous, previous)
             self._workers = sorted(set(self._workers) | set(theirs.workers))
         self.internal_errors += theirs.internal_errors
+        for part, figures in theirs.self_time.items():
+            self._self_merged[part] = SelfTime.merged(self._self_merged.get(part, {}), figures)
         for kind, data in theirs.components.items():
             component = _component(kind, data)
             if kind in self.components:
@@ -963,6 +988,19 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             )
             return add_counts(previous, current)
 
+    def _probe(self) -> tuple[int, int]:
+        """(requests in flight, requests arrived so far): who may wait for our own work."""
+        return self._in_flight, self._arrivals
+
+    def self_time_figures(self) -> dict[str, dict[str, float]]:
+        """silenttax's own work: ``background`` and ``request_folds`` -> their figures
+        (this worker's and those merged in; see :class:`~silenttax._system.SelfTime`)."""
+        mine = {"background": self.self_time.figures(),
+                "request_folds": self.tracer.request_folds.figures()}  # fmt: skip
+        for part, theirs in self._self_merged.items():
+            mine[part] = SelfTime.merged(mine.get(part, {}), theirs)
+        return mine
+
     @property
     def in_flight(self) -> int:
         """Requests being served now (arrived, not yet recorded)."""
@@ -974,6 +1012,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                 self._occupied += now - self._last
             self._last = now
             self._in_flight += 1
+            self._arrivals += 1
 
     def _leave(self, now: float) -> float:
         """One request done; returns the occupied seconds not yet given to the cost monitor."""

@@ -311,8 +311,11 @@ class SnapshotWriter:
         """Start writing every ``interval`` seconds (idempotent)."""
         if self.thread is not None:
             return
+        middleware = self._middleware()
+        timing = None if middleware is None else middleware.self_time
         self.thread = background(self, SnapshotWriter._tick, self.interval, self._stop,
-                                 "silenttax-snapshots", SnapshotWriter._failed)  # fmt: skip
+                                 "silenttax-snapshots", SnapshotWriter._failed,
+                                 timing)  # fmt: skip
 
     def _tick(self) -> None:
         """The periodic write, then the dead workers' files folded (so a scrape seldom

@@ -34,7 +34,7 @@ import psutil
 
 from silenttax._sketch import LatencySketch
 from silenttax._stability import invalid_input_finding
-from silenttax._system import intra_op_threads, usable_cores
+from silenttax._system import SelfTime, intra_op_threads, usable_cores
 from silenttax.errors import InputError, InternalError
 from silenttax.report import Report
 from silenttax.trace._analyse import _analyse, _Array, _Requests, _Stats, _take
@@ -225,6 +225,9 @@ class Tracer:
         self._errors: dict[int, str] = {}  # by span seq, spans that raised
         self._carry: _Array = np.empty((0, _FIELDS), dtype=np.int64)
         self._fold_error: BaseException | None = None
+        self.request_folds = SelfTime()
+        """The folds that ran inside a request (the one that filled the buffer), timed:
+        silenttax's own stall on the request path (see ``stability.self_time``)."""
         self.invalid = 0
         """Spans whose name or stage was not a string (recorded under ``str()`` of it)."""
         # (stage, name) -> key, and per key its (capped) name and resolved stage
@@ -437,7 +440,13 @@ class Tracer:
         del self._buf[:]
 
     def _fold_quietly(self) -> None:
-        """Fold from the request path: an internal failure is kept for the next query."""
+        """Fold from the request path (timed in :attr:`request_folds`): an internal
+        failure is kept for the next query."""
+        with self.request_folds.timed():
+            self._fold_safely()
+
+    def _fold_safely(self) -> None:
+        """Fold; an internal failure is kept for the next query."""
         try:
             self._fold()
         except Exception as error:  # never raise into the traced request
@@ -600,7 +609,7 @@ class Tracer:
 
     def _checked(self) -> None:
         """Fold, and surface a failure of this or an earlier fold on the request path."""
-        self._fold_quietly()
+        self._fold_safely()
         error, self._fold_error = self._fold_error, None
         if error is not None:
             raise InternalError("silenttax tracer failed to aggregate a batch") from error

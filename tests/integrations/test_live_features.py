@@ -440,3 +440,47 @@ def test_a_fleet_worker_keeps_its_live_windows_in_a_file_of_their_own(
     orphan.write_text("{}")
     fleet.fold_dead(tmp_path)
     assert not orphan.exists()
+
+
+def test_the_middleware_reports_its_own_time_and_a_slow_extractor_is_named() -> None:
+    """The background fold thread's ticks and the tracer's in-request folds are timed:
+    a cheap extractor is OK with the figures; one burning ~15 ms of CPU per row is a
+    ``stability.self_time`` WARNING (its slices held the interpreter from the requests)."""
+    import time
+
+    def burn(body: Any) -> Any:
+        end = time.thread_time() + 0.015
+        while time.thread_time() < end:
+            pass
+        return json.loads(body)
+
+    for features, severity in ((lambda body: json.loads(body), "ok"), (burn, "warning")):
+        middleware = _middleware(features=features, sample_rate=0.2, check_interval=0.05)
+        _serve(middleware, _bodies(300))
+        deadline = time.monotonic() + 20
+        while middleware.self_time.figures()["slices"] < 2 and time.monotonic() < deadline:
+            _serve(middleware, _bodies(20))
+            time.sleep(0.05)
+        (found,) = middleware.check().filter(code="stability.self_time")
+        parts = found.evidence["parts"]
+        assert parts["background"]["slices"] >= 2
+        for part in parts.values():
+            assert 0 <= part["longest_seconds"] <= part["wall_seconds"]
+            assert part["cpu_seconds"] <= part["wall_seconds"] * 1.05 + 0.005
+        assert found.severity.value == severity, found.message
+        if severity == "warning":
+            assert found.evidence["longest_seconds"] >= 0.010 and found.recommendation
+        # the snapshot keeps the figures and a merge adds them up
+        again = SilentTaxMiddleware.from_state(middleware.state())
+        twice = again.merge(middleware.state()).self_time_figures()
+        assert twice["background"]["slices"] >= 2 * parts["background"]["slices"]
+        middleware.close()
+    # without a background thread to fold it, the tracer folds inside the request that
+    # fills its buffer (4096 spans): timed too. That request's response is already sent
+    # and, served one at a time, nothing else is in flight: no request waited
+    plain = SilentTaxMiddleware(_app)
+    _serve(plain, _bodies(4200))
+    (found,) = plain.check().filter(code="stability.self_time")
+    folds = found.evidence["parts"]["request_folds"]
+    assert folds["slices"] >= 1 and folds["requests_waiting"] == 0
+    assert 0 < folds["longest_seconds"] <= folds["wall_seconds"]
