@@ -12,7 +12,9 @@ The alerts read two kinds of series:
 - silenttax's own judgement, ``silenttax_findings{code, severity}`` (mount the scrape
   with ``instrument(app, findings=True)``): latency SLO and creep, the shadow pipeline's
   share, cost per 1000 inferences, feature type / null / padding findings, the error
-  budget (``stability.error_rate``), ``stability.internal_error``. The check already
+  budget (``stability.error_rate``) and a rise against the baseline window
+  (``stability.error_rise``), overload (``stability.overload``), silenttax's own time
+  (``stability.self_time``), ``stability.internal_error``. The check already
   holds the statistics (confidence bounds, persistence), so a rule only asks that the
   finding stays active ``for`` a while;
 - raw series where PromQL is the natural judge: the 5xx / exception ratio per route
@@ -82,6 +84,21 @@ ALERTS: dict[str, tuple[tuple[str, ...], str, str]] = {
         ("stability.error_rate",),
         "5m",
         "a route's failed requests exceed its error budget in the recent windows",
+    ),
+    "SilentTaxErrorRise": (
+        ("stability.error_rise",),
+        "10m",
+        "a route's failures rose against its own baseline window (still under the budget)",
+    ),
+    "SilentTaxOverload": (
+        ("stability.overload",),
+        "5m",
+        "requests pile up while throughput stalls: the server is past its capacity",
+    ),
+    "SilentTaxSelfTime": (
+        ("stability.self_time",),
+        "15m",
+        "silenttax's own work holds the interpreter long enough to delay requests",
     ),
     "SilentTaxInternalError": (
         ("stability.internal_error",),

@@ -179,7 +179,6 @@ def test_a_real_server_past_its_capacity_is_overloaded(
             seen.append(found)
             if found["severity"] != "ok":
                 break
-    print([f["message"] for f in seen[-2:]])
     if added:
         assert seen[-1]["severity"] == "warning", seen[-1]["message"]
         assert seen[-1]["evidence"]["in_flight"] >= 2 * seen[-1]["evidence"]["baseline_in_flight"]
