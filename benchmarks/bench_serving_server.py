@@ -157,25 +157,28 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated subset (bare is always run)")  # fmt: skip
     args = parser.parse_args()
+    variants = ["bare", *(v for v in args.variants.split(",") if v in VARIANTS and v != "bare")]
     if shutil.which("wrk") is None:
         sys.exit("needs Debian's wrk (apt-get install wrk)")
     folder = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     (folder / "served.py").write_text(APP)
     (folder / "post.lua").write_text(LUA)
-    results: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     for r in range(args.rounds):
-        order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
         for variant in order:
             results[variant].append(run(folder, variant, args.seconds, args.connections))
         print(f"round {r + 1}: " + ", ".join(f"{v} {results[v][-1]['rps']:.0f}/s"
-                                             for v in VARIANTS), flush=True)  # fmt: skip
+                                             for v in variants), flush=True)  # fmt: skip
     shutil.rmtree(folder, ignore_errors=True)
     print(f"\nwrk -c{args.connections}, {args.rounds} rounds of {args.seconds:g} s, "
           "one uvicorn worker; added µs/request and p99 effect vs bare in the same round, "
           "mean [95% CI]")  # fmt: skip
     bare = results["bare"]
-    for variant in VARIANTS:
+    for variant in variants:
         rows = results[variant]
         added = [1e6 * (1 / row["rps"] - 1 / b["rps"]) for row, b in zip(rows, bare, strict=True)]
         p99 = [row["p99"] - b["p99"] for row, b in zip(rows, bare, strict=True)]

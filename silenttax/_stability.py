@@ -37,6 +37,8 @@ def count_or_none(value: Any) -> int | None:
         >>> count_or_none(3), count_or_none(-1), count_or_none(True), count_or_none(2.0)
         (3, None, None, None)
     """
+    if type(value) is int:  # the common case, without the ABC checks (~1 µs a call)
+        return value if 0 <= value <= MAX_COUNT else None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         return None
     n = int(value)
@@ -50,6 +52,8 @@ def seconds_or_none(value: Any) -> float | None:
         >>> seconds_or_none(0.5), seconds_or_none(float("nan")), seconds_or_none("1")
         (0.5, None, None)
     """
+    if type(value) is float:  # the common case, without the ABC checks
+        return value if 0.0 <= value < math.inf else None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     try:

@@ -125,6 +125,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 UNMATCHED = "__unmatched__"
 _MARKS_PER_WINDOW = 30  # stage snapshots kept per window (the window's start to 1/30)
 OTHER = "__other__"
+_STATUS = {n: f"{n}xx" for n in range(1, 6)}  # status // 100 -> its class
 
 
 class ServingState(State):
@@ -1015,28 +1016,30 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             self._arrivals += 1
 
     def _leave(self, now: float) -> float:
-        """One request done; returns the occupied seconds not yet given to the cost monitor."""
-        with self._lock:
-            if self._in_flight:
-                self._occupied += max(0.0, now - self._last)
-                self._in_flight -= 1
-            self._last = max(self._last, now)
-            delta, self._reported = self._occupied - self._reported, self._occupied
-            return delta
+        """One request done (lock held); returns the occupied seconds not yet given to the
+        cost monitor."""
+        if self._in_flight:
+            self._occupied += max(0.0, now - self._last)
+            self._in_flight -= 1
+        self._last = max(self._last, now)
+        delta, self._reported = self._occupied - self._reported, self._occupied
+        return delta
 
     def _record(self, scope: Scope, start: float, first: float | None, end: float,
                 status: int | None, failure: str | None) -> None:  # fmt: skip
-        occupied = self._leave(end)
         if self._first is None:
             self._first = end + self._wall
         route = self._route(scope)
         self._latency[route].record(end - start)
         if first is not None:
             self._ttfb[route].add(first - start)
-        kind = failure or ("error" if status is None else f"{status // 100}xx")
+        kind = failure or (
+            "error" if status is None else _STATUS.get(status // 100) or f"{status // 100}xx"
+        )
         key = (route, kind)
         slot = int((end + self._wall) // self.window)
         with self._lock:
+            occupied = self._leave(end)
             self._counts[key] = self._counts.get(key, 0) + 1
             if slot != self._recent_slot:
                 self._roll(slot)
