@@ -259,6 +259,23 @@ CODES: tuple[CodeInfo, ...] = (
         "silenttax's own work in the serving process: its background threads' CPU time "
         "(time they held the interpreter), longest slice, and the requests in flight then.",
     ),
+    # silenttax.history
+    CodeInfo(
+        "history.creep",
+        _C.HISTORY,
+        "A figure creeping across daily rollups: sieve-bootstrap rank trend (autocorrelated "
+        "days, weekly looks), Theil-Sen slope per 30 days with its interval, projected "
+        "crossing of its limit.",
+    ),
+    CodeInfo(
+        "history.change_point",
+        _C.HISTORY,
+        "The dated step behind a creep (E-divisive, sieve-bootstrap p-value): size with "
+        "its interval and the nearest deploy, version or environment marker.",
+    ),
+    CodeInfo("history.trend", _C.HISTORY, "A tracked figure's slope per 30 days: no creep."),
+    CodeInfo("history.gap", _C.HISTORY, "Over 10% of a window's periods have no snapshot."),
+    CodeInfo("history.no_data", _C.HISTORY, "Too few rollups to judge a trend yet."),
     # silenttax.audit
     CodeInfo("audit.skipped", _C.STABILITY, "A part of the audit that could not run, and why."),
     CodeInfo("audit.inputs", _C.STABILITY, "Which data columns fed the model, and how."),

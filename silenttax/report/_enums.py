@@ -102,6 +102,7 @@ class Category(StrEnum):
     DEPENDENCY = "dependency"
     PIPELINE = "pipeline"
     STABILITY = "stability"
+    HISTORY = "history"
 
     @classmethod
     def _missing_(cls, value: object) -> Category | None:

@@ -1,0 +1,835 @@
+"""The history store: every snapshot kept in one SQLite file, its figures extracted.
+
+Tables (schema version ``SCHEMA_VERSION``, in ``PRAGMA user_version``):
+
+- ``snapshot(id, at, res, kind, labels, version, z)``: the snapshot itself, zlib JSON;
+  ``res`` 0 as appended, 3600 / 86400 for the hourly and daily rollups :meth:`compact`
+  builds by merging (never averaging).
+- ``series(id, name, kind, labels, unit)`` and ``point(series, at, res, value, lo, hi, n,
+  snapshot)``: the figures extracted from each snapshot (:mod:`._extract`), one row
+  per figure, with its interval.
+- ``finding(at, labels, code, severity, subject, value, json)``: the findings of every
+  appended Report.
+- ``marker(at, kind, labels, meta)``: deploys, versions, environment changes.
+
+SQLite in WAL mode: one writer at a time, readers never blocked; every write is one
+``BEGIN IMMEDIATE`` transaction retried while another process holds the lock (up to
+``timeout``), so many writer processes (a gunicorn fleet, cron jobs) lose no append.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from silenttax._version import __version__
+from silenttax.errors import InputError, StateError
+from silenttax.history._extract import EXTRACTOR_VERSION, extract
+
+__all__ = ["DAY", "HOUR", "RETENTION", "SCHEMA_VERSION", "History", "Marker", "Series", "open"]
+
+SCHEMA_VERSION = 1
+"""The store's layout (``PRAGMA user_version``); a newer file fails with a StateError."""
+HOUR, DAY = 3600.0, 86400.0
+RESOLUTIONS = {"raw": 0.0, "1h": HOUR, "1d": DAY}
+RETENTION: dict[str, float | None] = {"raw": 7 * DAY, "1h": 90 * DAY, "1d": None}
+"""How long each resolution is kept (seconds; None: forever)."""
+_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshot(
+    id INTEGER PRIMARY KEY, at REAL NOT NULL, res REAL NOT NULL, kind TEXT NOT NULL,
+    labels TEXT NOT NULL, version TEXT NOT NULL, z BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS snapshot_by_kind ON snapshot(kind, res, at);
+CREATE TABLE IF NOT EXISTS series(
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, labels TEXT NOT NULL,
+    unit TEXT NOT NULL, UNIQUE(name, kind, labels));
+CREATE TABLE IF NOT EXISTS point(
+    series INTEGER NOT NULL, at REAL NOT NULL, res REAL NOT NULL, value REAL NOT NULL,
+    lo REAL, hi REAL, n INTEGER, snapshot INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS point_by_series ON point(series, res, at);
+CREATE INDEX IF NOT EXISTS point_by_snapshot ON point(snapshot);
+CREATE TABLE IF NOT EXISTS finding(
+    id INTEGER PRIMARY KEY, at REAL NOT NULL, labels TEXT NOT NULL, code TEXT NOT NULL,
+    severity TEXT NOT NULL, subject TEXT NOT NULL, value REAL, json TEXT NOT NULL,
+    snapshot INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS finding_by_at ON finding(at);
+CREATE TABLE IF NOT EXISTS marker(
+    id INTEGER PRIMARY KEY, at REAL NOT NULL, kind TEXT NOT NULL, labels TEXT NOT NULL,
+    meta TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_ENVIRONMENT = "silenttax.environment"
+_FINGERPRINT_FIELDS = ("python", "platform", "cpu_model", "packages", "accelerators", "runtimes")
+
+
+class Marker(NamedTuple):
+    """A dated event: a deploy, a version, an environment change."""
+
+    at: float
+    kind: str
+    labels: dict[str, str]
+    meta: dict[str, Any]
+
+    @property
+    def when(self) -> str:
+        """``at`` as an ISO date (UTC)."""
+        return _iso(self.at)
+
+
+class Series:
+    """One figure over time: epoch seconds, values, 95% intervals (None where the figure
+    has none), counts behind each value, and the resolution (``raw``, ``1h``, ``1d``).
+
+    Examples:
+        >>> s = Series("latency.p99", {}, "s", [0.0, 86400.0], [0.020, 0.021])
+        >>> len(s), s.values[-1]
+        (2, 0.021)
+    """
+
+    __slots__ = ("hi", "labels", "lo", "n", "name", "resolution", "times", "unit", "values")
+
+    def __init__(
+        self,
+        name: str,
+        labels: dict[str, str],
+        unit: str,
+        times: list[float],
+        values: list[float],
+        lo: list[float | None] | None = None,
+        hi: list[float | None] | None = None,
+        n: list[int | None] | None = None,
+        resolution: str = "raw",
+    ) -> None:
+        self.name, self.labels, self.unit, self.resolution = name, labels, unit, resolution
+        self.times, self.values = times, values
+        none: list[Any] = [None] * len(times)
+        self.lo: list[float | None] = lo if lo is not None else list(none)
+        self.hi: list[float | None] = hi if hi is not None else list(none)
+        self.n: list[int | None] = n if n is not None else list(none)
+
+    def __repr__(self) -> str:
+        return f"Series({self.name!r}, {self.labels!r}, {len(self)} {self.resolution} points)"
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready columns."""
+        return {
+            "name": self.name,
+            "labels": self.labels,
+            "unit": self.unit,
+            "resolution": self.resolution,
+            "times": self.times,
+            "values": self.values,
+            "lo": self.lo,
+            "hi": self.hi,
+            "n": self.n,
+        }
+
+
+def _iso(at: float) -> str:
+    from datetime import UTC
+
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
+
+
+def _epoch(at: float | datetime | None, name: str = "at") -> float:
+    if at is None:
+        return time.time()
+    if isinstance(at, datetime):
+        return at.timestamp()
+    if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
+        raise InputError(f"{name} must be a datetime or epoch seconds, got {at!r}")
+    return float(at)
+
+
+def _since(value: float | datetime | str | None, now: float) -> float | None:
+    """``since=``: a datetime, epoch seconds, or a span back from now (``"90d"``, ``"12h"``)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)([hdw])", value.strip())
+        if not m:
+            raise InputError(f"since: need e.g. '90d', '12h', '4w', got {value!r}")
+        unit = {"h": HOUR, "d": DAY, "w": 7 * DAY}[m.group(2)]
+        return now - float(m.group(1)) * unit
+    return _epoch(value, "since")
+
+
+def _labels(labels: Mapping[str, Any] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in (labels or {}).items():
+        if not isinstance(key, str) or not _LABEL.fullmatch(key):
+            raise InputError(f"labels: {key!r} is not an identifier")
+        if value is None or isinstance(value, dict | list):
+            raise InputError(f"labels: {key!r} must be a string or a number, got {value!r}")
+        out[key] = str(value)
+    return dict(sorted(out.items()))
+
+
+def _key(labels: Mapping[str, str]) -> str:
+    return json.dumps(dict(sorted(labels.items())), separators=(",", ":"))
+
+
+def _as_state(obj: Any) -> Any:
+    """A snapshot from a State, a Stateful component, a Report, JSON text or a dict."""
+    from silenttax._registry import load
+    from silenttax._state import State
+
+    if isinstance(obj, State):
+        return obj
+    state = getattr(obj, "state", None)
+    if callable(state):
+        got = state()
+        if isinstance(got, State):
+            return got
+    if isinstance(obj, str | bytes | dict):
+        try:
+            return _as_state(load(obj))
+        except Exception as exc:
+            raise InputError(f"snapshot: cannot read it ({exc})") from exc
+    raise InputError(
+        f"snapshot: need a silenttax snapshot, component or Report, got {type(obj).__name__}"
+    )
+
+
+def _fingerprint(state: Any) -> str:
+    import hashlib
+
+    data = state.model_dump(mode="json")
+    keep = {k: data.get(k) for k in _FINGERPRINT_FIELDS}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _matches(labels: Mapping[str, str], filters: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in filters.items())
+
+
+class History:
+    """A history store (see :func:`open`)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.timeout = float(timeout)
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=min(self.timeout, 5.0), isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise StateError(f"{str(self.path)!r}: not a history store ({exc})") from exc
+        self._lock = threading.RLock()
+        self._series: dict[tuple[str, str, str], int] = {}
+        self._compacted_hour: float | None = None
+        self._migrate()
+
+    # ------------------------------------------------------------------ plumbing
+    def _migrate(self) -> None:
+        try:
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{str(self.path)!r}: not a history store ({exc})") from exc
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"{str(self.path)!r} is a history store of schema version {version}; this "
+                f"silenttax ({__version__}) reads up to version {SCHEMA_VERSION}: upgrade it"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self._write("EXCLUSIVE") as db:
+            if int(db.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextlib.contextmanager
+    def _write(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        """One write transaction, retried while another writer holds the lock."""
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        with self._lock:
+            while True:
+                try:
+                    self._db.execute(f"BEGIN {mode}")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise
+                    if time.monotonic() > deadline:
+                        raise StateError(
+                            f"{str(self.path)!r}: still locked by another writer after "
+                            f"{self.timeout:g} s"
+                        ) from exc
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.05)
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _series_id(
+        self, db: sqlite3.Connection, name: str, kind: str, labels: str, unit: str
+    ) -> int:
+        key = (name, kind, labels)
+        got = self._series.get(key)
+        if got is None:
+            db.execute(
+                "INSERT OR IGNORE INTO series(name, kind, labels, unit) VALUES (?, ?, ?, ?)",
+                (name, kind, labels, unit),
+            )
+            got = int(db.execute(
+                "SELECT id FROM series WHERE name = ? AND kind = ? AND labels = ?",
+                (name, kind, labels),
+            ).fetchone()[0])  # fmt: skip
+            self._series[key] = got
+        return got
+
+    def _insert(
+        self, db: sqlite3.Connection, state: Any, at: float, res: float, labels: dict[str, str]
+    ) -> int:
+        """The snapshot, its figures and findings (inside a transaction); its id."""
+        blob = zlib.compress(state.to_json().encode(), 6)
+        key = _key(labels)
+        cur = db.execute(
+            "INSERT INTO snapshot(at, res, kind, labels, version, z) VALUES (?, ?, ?, ?, ?, ?)",
+            (at, res, state.KIND, key, f"{__version__}+x{EXTRACTOR_VERSION}", blob),
+        )
+        snapshot = int(cur.lastrowid or 0)
+        rows = []
+        for s in extract(state):
+            sid = self._series_id(db, s.name, state.KIND, _key({**labels, **s.labels}), s.unit)
+            rows.append((sid, at, res, s.value, s.lo, s.hi, s.n, snapshot))
+        db.executemany("INSERT INTO point VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        if state.KIND == "silenttax.report" and res == 0:
+            db.executemany(
+                "INSERT INTO finding(at, labels, code, severity, subject, value, json, snapshot) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (at, key, f.code, f.severity.value, f.subject or "", f.value,
+                     f.model_dump_json(), snapshot)
+                    for f in state.findings
+                ],
+            )  # fmt: skip
+        return snapshot
+
+    # ------------------------------------------------------------------ writing
+    def append(
+        self,
+        snapshot: Any,
+        *,
+        at: float | datetime | None = None,
+        labels: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Store a snapshot (a State, a live component such as a ``LatencyMonitor``, a
+        ``Report``, or their JSON), its figures and findings; returns its id.
+
+        An environment snapshot whose fingerprint (Python, platform, CPU, packages,
+        accelerators) differs from the previous one with the same labels adds an
+        ``environment`` marker; a ``version`` label that changed adds a ``version`` one.
+
+        Args:
+            snapshot: What to keep.
+            at: When it was taken (a datetime or epoch seconds; default: now).
+            labels: Names for the stream it belongs to (``model``, ``route``, ``replica``,
+                ``version``, ...): strings or numbers.
+
+        Raises:
+            InputError: not a snapshot, a bad ``at`` or label.
+            StateError: the store stayed locked by other writers for ``timeout`` seconds.
+        """
+        state = _as_state(snapshot)
+        when = _epoch(at)
+        names = _labels(labels)
+        with self._write() as db:
+            self._auto_markers(db, state, when, names)
+            got = self._insert(db, state, when, 0.0, names)
+        hour = math.floor(when / HOUR)
+        if self._compacted_hour is not None and hour > self._compacted_hour:
+            with contextlib.suppress(StateError):
+                self.compact()  # amortised: once an hour per handle
+        self._compacted_hour = (
+            hour if self._compacted_hour is None else max(hour, self._compacted_hour)
+        )
+        return got
+
+    def _auto_markers(
+        self, db: sqlite3.Connection, state: Any, at: float, labels: dict[str, str]
+    ) -> None:
+        if state.KIND == _ENVIRONMENT:
+            print_ = _fingerprint(state)
+            key = f"environment:{_key(labels)}"
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            if row is None or row[0] != print_:
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, print_))
+                if row is not None:
+                    db.execute(
+                        "INSERT INTO marker(at, kind, labels, meta) VALUES (?, ?, ?, ?)",
+                        (at, "environment", _key(labels),
+                         json.dumps({"fingerprint": print_, "previous": row[0]})),
+                    )  # fmt: skip
+        version = labels.get("version")
+        if version is not None:
+            rest = {k: v for k, v in labels.items() if k != "version"}
+            key = f"version:{state.KIND}:{_key(rest)}"
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            if row is None or row[0] != version:
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, version))
+                if row is not None:
+                    db.execute(
+                        "INSERT INTO marker(at, kind, labels, meta) VALUES (?, ?, ?, ?)",
+                        (at, "version", _key(rest),
+                         json.dumps({"version": version, "previous": row[0]})),
+                    )  # fmt: skip
+
+    def mark(
+        self,
+        kind: str,
+        *,
+        at: float | datetime | None = None,
+        labels: Mapping[str, Any] | None = None,
+        **meta: Any,
+    ) -> None:
+        """Record an event (``mark("deploy", version="2.3")``): trends name the nearest one.
+
+        Raises:
+            InputError: an empty ``kind``, a bad ``at`` or label, meta that is not JSON.
+        """
+        if not isinstance(kind, str) or not kind:
+            raise InputError(f"kind: need a name such as 'deploy', got {kind!r}")
+        try:
+            text = json.dumps(meta, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"meta: not JSON ({exc})") from exc
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO marker(at, kind, labels, meta) VALUES (?, ?, ?, ?)",
+                (_epoch(at), kind, _key(_labels(labels)), text),
+            )
+
+    # ------------------------------------------------------------------ reading
+    def markers(self, **filters: Any) -> list[Marker]:
+        """Every marker whose labels include ``filters`` (a marker without labels is
+        everyone's), oldest first."""
+        wanted = _labels(filters)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, kind, labels, meta FROM marker ORDER BY at"
+            ).fetchall()
+        out = []
+        for at, kind, labels, meta in rows:
+            mine = json.loads(labels)
+            if all(mine.get(k, v) == v for k, v in wanted.items()):
+                out.append(Marker(at, kind, mine, json.loads(meta)))
+        return out
+
+    def metrics(self, **filters: Any) -> list[str]:
+        """The names of the figures tracked for streams with ``filters``."""
+        return sorted({name for name, _, _, _ in self._matching(None, _labels(filters))})
+
+    def _matching(
+        self, name: str | None, filters: dict[str, str]
+    ) -> list[tuple[str, str, dict[str, str], int]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name, kind, labels, id FROM series"
+                + ("" if name is None else " WHERE name = ?"),
+                () if name is None else (name,),
+            ).fetchall()
+        out = []
+        for n, kind, labels, sid in rows:
+            mine = json.loads(labels)
+            if _matches(mine, filters):
+                out.append((n, kind, mine, int(sid)))
+        return out
+
+    def findings(self, *, since: float | datetime | str | None = None, **filters: Any) -> list[Any]:
+        """The findings of appended Reports whose labels include ``filters``."""
+        from silenttax.report import Finding
+
+        start = _since(since, time.time())
+        wanted = _labels(filters)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT labels, json FROM finding WHERE at >= ? ORDER BY at",
+                (start if start is not None else -math.inf,),
+            ).fetchall()
+        return [
+            Finding.model_validate_json(text)
+            for labels, text in rows
+            if _matches(json.loads(labels), wanted)
+        ]
+
+    def series(
+        self,
+        metric: str,
+        *,
+        since: float | datetime | str | None = None,
+        until: float | datetime | None = None,
+        resolution: str = "raw",
+        **filters: Any,
+    ) -> Series:
+        """One figure over time, with its 95% intervals.
+
+        ``resolution="raw"`` gives the points as appended (one stream: ``filters`` must
+        pick one label set). ``"1h"`` / ``"1d"`` give rollups built by merging the
+        snapshots of each hour or day — of every stream ``filters`` match, so the fleet's
+        daily p99 is the p99 of all its requests, never an average of p99s.
+
+        Args:
+            metric: A figure's name (see :meth:`metrics`), e.g. ``latency.p99``.
+            since: Start: a datetime, epoch seconds, or back from now (``"90d"``).
+            until: End (default: now).
+            resolution: ``"raw"``, ``"1h"`` or ``"1d"``.
+            filters: Labels the streams must have (``model="ranker"``, ``route="/p"``).
+
+        Raises:
+            InputError: an unknown resolution, nothing tracked by that name and labels,
+                or several streams at ``"raw"`` (named).
+        """
+        if resolution not in RESOLUTIONS:
+            raise InputError(f"resolution must be one of {sorted(RESOLUTIONS)}, got {resolution!r}")
+        now = time.time()
+        start = _since(since, now)
+        end = _epoch(until) if until is not None else math.inf
+        wanted = _labels(filters)
+        found = self._matching(metric, wanted)
+        if not found:
+            known = ", ".join(self.metrics(**wanted)[:12]) or "nothing"
+            raise InputError(
+                f"metric: {metric!r} is not tracked for {wanted or 'any labels'} (tracked: {known})"
+            )
+        res = RESOLUTIONS[resolution]
+        if res == 0:
+            if len(found) > 1:
+                sets = "; ".join(_key(labels) for _, _, labels, _ in found[:5])
+                raise InputError(
+                    f"{metric!r}: {len(found)} streams match {wanted or 'no labels'} ({sets}): "
+                    "pick one with labels, or ask for a rollup (resolution='1h' or '1d'), "
+                    "which merges them"
+                )
+            _, _, labels, sid = found[0]
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT at, value, lo, hi, n FROM point WHERE series = ? AND res = 0 "
+                    "AND at >= ? AND at <= ? ORDER BY at",
+                    (sid, start if start is not None else -math.inf, end),
+                ).fetchall()
+            return Series(
+                metric, labels, self._unit(sid), [r[0] for r in rows], [r[1] for r in rows],
+                [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows],
+            )  # fmt: skip
+        return self._rolled(metric, found, res, start, end, resolution)
+
+    def _unit(self, sid: int) -> str:
+        with self._lock:
+            row = self._db.execute("SELECT unit FROM series WHERE id = ?", (sid,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def _snapshots(
+        self, kind: str, label_sets: Sequence[str], res: float, start: float, end: float
+    ) -> list[tuple[int, float, float, str, bytes]]:
+        marks = ",".join("?" * len(label_sets))
+        with self._lock:
+            return list(self._db.execute(
+                f"SELECT id, at, res, labels, z FROM snapshot WHERE kind = ? AND res IN (0, ?) "
+                f"AND labels IN ({marks}) AND at >= ? AND at < ? ORDER BY at",
+                (kind, res, *label_sets, start, end),
+            ).fetchall())  # fmt: skip
+
+    def _rolled(
+        self,
+        metric: str,
+        found: list[tuple[str, str, dict[str, str], int]],
+        res: float,
+        start: float | None,
+        end: float,
+        resolution: str,
+    ) -> Series:
+        """Rollups of ``metric`` over the matched streams: per period, each stream's stored
+        rollup (from :meth:`compact`) or else its raw snapshots, all merged, then extracted."""
+        kinds = {kind for _, kind, _, _ in found}
+        if len(kinds) > 1:
+            raise InputError(
+                f"{metric!r} comes from several kinds ({sorted(kinds)}): filter by labels"
+            )
+        (kind,) = kinds
+        with self._lock:
+            streams = [json.loads(s) for (s,) in self._db.execute(
+                "SELECT DISTINCT labels FROM snapshot WHERE kind = ?", (kind,)
+            ).fetchall()]  # fmt: skip
+        chosen: set[str] = set()
+        figures: set[str] = set()
+        for _, _, labels, _ in found:
+            inside = [stream for stream in streams if _matches(labels, stream)]
+            if not inside:
+                continue
+            stream = max(inside, key=len)  # the snapshot's labels; the rest are the figure's
+            chosen.add(_key(stream))
+            figures.add(_key({k: v for k, v in labels.items() if k not in stream}))
+        if len(figures) > 1:
+            raise InputError(
+                f"{metric!r}: several figures match ({'; '.join(sorted(figures)[:5])}): "
+                "pick one with labels"
+            )
+        own: dict[str, str] = json.loads(figures.pop()) if figures else {}
+        first = -math.inf if start is None else math.floor(start / res) * res
+        periods: dict[float, dict[str, list[tuple[float, bytes]]]] = {}
+        for _, at, r, key, blob in self._snapshots(kind, sorted(chosen), res, first, end):
+            period = math.floor(at / res) * res
+            periods.setdefault(period, {}).setdefault(key, []).append((r, blob))
+        out = Series(metric, {}, self._unit(found[0][3]), [], [], [], [], [], resolution)
+        for period in sorted(periods):
+            blobs: list[bytes] = []
+            for stream in periods[period].values():
+                rolled = [b for r, b in stream if r == res]
+                blobs += rolled[-1:] if rolled else [b for r, b in stream if r == 0]
+            merged = _merged([json.loads(zlib.decompress(b)) for b in blobs])
+            if merged is None:
+                continue
+            for scalar in extract(merged):
+                if scalar.name == metric and scalar.labels == own:
+                    out.times.append(period)
+                    out.values.append(scalar.value)
+                    out.lo.append(scalar.lo)
+                    out.hi.append(scalar.hi)
+                    out.n.append(scalar.n)
+                    break
+        sets = [found_labels for _, _, found_labels, _ in found]
+        out.labels.update(
+            {k: v for k, v in sets[0].items() if all(other.get(k) == v for other in sets)}
+        )
+        return out
+
+    # ------------------------------------------------------------------ rollups
+    def compact(self, *, now: float | datetime | None = None,
+                retention: Mapping[str, float | None] | None = None) -> dict[str, int]:  # fmt: skip
+        """Build the hourly and daily rollups of closed periods by merging snapshots, and
+        drop what ``retention`` no longer keeps (default :data:`RETENTION`: raw 7 days,
+        hourly 90, daily forever). Runs by itself once an hour of data from
+        :meth:`append`. Ages count back from ``now``, by default the newest snapshot's
+        time (so a back-filled history keeps its last week raw, as a live one does).
+
+        Returns:
+            Rollups written and snapshots dropped, by resolution.
+        """
+        keep = {**RETENTION, **(retention or {})}
+        if now is None:
+            with self._lock:
+                newest = self._db.execute("SELECT MAX(at) FROM snapshot").fetchone()[0]
+            if newest is None:
+                return {"1h": 0, "1d": 0, "dropped": 0}
+            t_now = float(newest)
+        else:
+            t_now = _epoch(now)
+        done = {"1h": 0, "1d": 0, "dropped": 0}
+        for name, res in (("1h", HOUR), ("1d", DAY)):
+            closed = math.floor(t_now / res) * res  # periods before this one are closed
+            with self._lock:
+                todo = self._db.execute(
+                    "SELECT kind, labels, CAST(at / ? AS INTEGER) AS p, MAX(id) FROM snapshot "
+                    "WHERE res = 0 AND at < ? GROUP BY kind, labels, p",
+                    (res, closed),
+                ).fetchall()
+                rolled = {
+                    (kind, labels, int(p)): int(i)
+                    for kind, labels, p, i in self._db.execute(
+                        "SELECT kind, labels, CAST(at / ? AS INTEGER), MAX(id) FROM snapshot "
+                        "WHERE res = ? GROUP BY kind, labels, CAST(at / ? AS INTEGER)",
+                        (res, res, res),
+                    ).fetchall()
+                }
+            for kind, labels, p, newest in todo:
+                if rolled.get((kind, labels, int(p)), -1) > newest:
+                    continue  # rolled up after its newest raw snapshot arrived
+                start = int(p) * res
+                with self._lock:
+                    blobs = [b for (b,) in self._db.execute(
+                        "SELECT z FROM snapshot WHERE res = 0 AND kind = ? AND labels = ? "
+                        "AND at >= ? AND at < ? ORDER BY at",
+                        (kind, labels, start, start + res),
+                    ).fetchall()]  # fmt: skip
+                merged = _merged([json.loads(zlib.decompress(b)) for b in blobs])
+                if merged is None:
+                    continue
+                with self._write() as db:
+                    old = [i for (i,) in db.execute(
+                        "SELECT id FROM snapshot WHERE res = ? AND kind = ? AND labels = ? "
+                        "AND at >= ? AND at < ?", (res, kind, labels, start, start + res),
+                    ).fetchall()]  # fmt: skip
+                    self._drop(db, old)
+                    self._insert(db, merged, start, res, json.loads(labels))
+                done[name] += 1
+        for name, res in (("raw", 0.0), ("1h", HOUR), ("1d", DAY)):
+            span = keep.get(name)
+            if span is None:
+                continue
+            with self._write() as db:
+                # only what a coarser rollup already holds
+                cover = DAY if res < DAY else None
+                if cover is None:
+                    continue
+                old = [i for (i,) in db.execute(
+                    "SELECT s.id FROM snapshot s WHERE s.res = ? AND s.at < ? AND EXISTS ("
+                    "SELECT 1 FROM snapshot r WHERE r.res = ? AND r.kind = s.kind AND "
+                    "r.labels = s.labels AND r.at = CAST(s.at / ? AS INTEGER) * ?)",
+                    (res, t_now - span, cover, cover, cover),
+                ).fetchall()]  # fmt: skip
+                self._drop(db, old)
+                done["dropped"] += len(old)
+        return done
+
+    @staticmethod
+    def _drop(db: sqlite3.Connection, ids: Sequence[int]) -> None:
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            db.execute(f"DELETE FROM point WHERE snapshot IN ({marks})", part)
+            db.execute(f"DELETE FROM snapshot WHERE id IN ({marks})", part)
+
+    def stats(self) -> dict[str, int]:
+        """Rows per table and the file's bytes."""
+        with self._lock:
+            out = {
+                table: int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+                for table in ("snapshot", "series", "point", "finding", "marker")
+            }
+        out["bytes"] = self.path.stat().st_size + sum(
+            p.stat().st_size for p in self.path.parent.glob(self.path.name + "-*") if p.is_file()
+        )
+        return out
+
+    # ------------------------------------------------------------------ judging
+    def trend(
+        self,
+        metrics: str | Sequence[str] | None = None,
+        *,
+        since: float | datetime | str | None = "90d",
+        resolution: str = "1d",
+        alpha: float = 0.05,
+        looks: int = 13,
+        margin: float = 0.01,
+        limits: Mapping[str, float] | None = None,
+        directions: Mapping[str, str] | None = None,
+        **filters: Any,
+    ) -> Any:
+        """Creep and change points of tracked figures: a Report (see
+        :func:`silenttax.history.check_trend` for the statistics).
+
+        Args:
+            metrics: Figure names (default: every latency p99, cost per 1000 and null
+                rate tracked for ``filters``).
+            since: The window judged (default the last 90 days).
+            resolution: The rollup judged (``"1d"``: a day is the unit).
+            alpha: False-alarm rate per series over ``looks`` weekly looks.
+            looks: Weekly looks the rate holds over (13: a quarter).
+            margin: Smallest creep per 30 days that is a finding (0.01: 1% a month).
+            limits: Figure name -> an SLO or budget: a creep's projected crossing date.
+            directions: Figure name -> ``"up"`` / ``"down"``: which way is worse
+                (default: down for throughput, utilisation and request counts, else up).
+            filters: Labels of the streams.
+        """
+        from silenttax.history._check import check_series, default_metrics
+
+        wanted = _labels(filters)
+        names = (
+            [metrics] if isinstance(metrics, str)
+            else list(metrics) if metrics is not None
+            else default_metrics(self.metrics(**wanted))
+        )  # fmt: skip
+        series = [
+            self.series(name, since=since, resolution=resolution, **stream)
+            for name in names
+            for stream in self._streams(name, wanted)
+        ]
+        return check_series(
+            series,
+            markers=self.markers(**wanted),
+            alpha=alpha,
+            looks=looks,
+            margin=margin,
+            limits=limits or {},
+            directions=directions or {},
+        )
+
+    def _streams(self, name: str, wanted: dict[str, str]) -> list[dict[str, Any]]:
+        """The label sets to judge apart for ``name``: per figure label (route, column),
+        replicas merged."""
+        found = self._matching(name, wanted)
+        own = sorted({k for _, _, labels, _ in found for k in labels} - set(wanted) - {"replica"})
+        seen: dict[str, dict[str, str]] = {}
+        for _, _, labels, _ in found:
+            pick = {**wanted, **{k: labels[k] for k in own if k in labels}}
+            seen.setdefault(_key(pick), pick)
+        return list(seen.values())
+
+
+def _merged(datas: list[dict[str, Any]]) -> Any:
+    """Snapshots of one kind merged (a kind without ``merge``: the latest)."""
+    from silenttax._registry import load, merge
+
+    if not datas:
+        return None
+    if len(datas) == 1:
+        return _as_state(load(datas[0]))
+    try:
+        return _as_state(merge(datas))
+    except Exception:
+        return _as_state(load(datas[-1]))
+
+
+def open(path: str | os.PathLike[str], *, timeout: float = 30.0) -> History:
+    """Open (or create) the history store at ``path`` (one SQLite file).
+
+    Args:
+        path: The file.
+        timeout: Seconds a write waits for other writers before a StateError.
+
+    Raises:
+        StateError: not a history store, or one written by a newer silenttax.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> from silenttax.monitor import LatencyMonitor
+        >>> store = open(pathlib.Path(tempfile.mkdtemp()) / "ranker.history")
+        >>> monitor = LatencyMonitor()
+        >>> for day in range(3):
+        ...     for ms in range(1, 501):
+        ...         monitor.record((ms + 10 * day) / 1000)
+        ...     _ = store.append(monitor, at=day * 86400.0, labels={"model": "ranker"})
+        ...     monitor.reset()
+        >>> s = store.series("latency.p50", model="ranker")
+        >>> [round(v, 2) for v in s.values]  # the sketch's 1% accuracy
+        [0.25, 0.26, 0.27]
+        >>> store.close()
+    """
+    return History(path, timeout=timeout)
