@@ -66,6 +66,7 @@ def test_category_values_are_exactly_the_documented_ones() -> None:
         "dependency",
         "pipeline",
         "stability",
+        "history",
     ]
     assert all(c.name == c.value.upper() for c in Category)
 

@@ -61,6 +61,17 @@ class CostWindow(BaseModel):
     """Wall time with at least one request in flight, summed over instances (None: not
     measured)."""
 
+    @classmethod
+    def merged(cls, windows: list[CostWindow]) -> CostWindow:
+        """Consecutive windows as one (traffic summed, price and instances time-weighted).
+
+        Raises:
+            InputError: no window.
+        """
+        if not windows:
+            raise InputError("windows: need at least one")
+        return _merge(windows)
+
     @property
     def cost(self) -> float:
         """Money billed for the window."""

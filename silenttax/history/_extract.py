@@ -69,12 +69,12 @@ def _latency_sketch(state: Any) -> list[Scalar]:
 
 
 def _cost_monitor(state: Any) -> list[Scalar]:
-    from silenttax.cost._monitor import _merge
+    from silenttax.cost import CostWindow
 
     windows = [w for w in state.windows if w.seconds > 0]
     if not windows:
         return []
-    w = _merge(windows)
+    w = CostWindow.merged(windows)
     out = [Scalar("cost.inferences", {}, float(w.inferences), n=w.inferences, unit="inferences")]
     for name, value, unit in (
         ("cost.per_1k", w.cost_per_1k, state.pricing.currency),

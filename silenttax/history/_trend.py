@@ -10,9 +10,12 @@ flagged 64-95% of pure-noise AR(1) series in the note's measurements.
 **The alarm: a rank trend with an AR(1) sieve bootstrap.** The statistic is Spearman's
 correlation of the (log) values with time, one-sided in the direction that is worse
 (up for latency and cost, down for throughput). Its null distribution comes from
-surrogate series with no trend and the same serial correlation: the lag-1
-autocorrelation fitted on the demeaned series, Kendall's bias correction
-``phi + (1 + 3 phi) / n``, the AR(1) residuals resampled with replacement. A creep is
+surrogate series with no trend and the same serial correlation (an AR(1) sieve): the
+lag-1 coefficient is the larger of two estimates that a trend does not inflate — from
+the first differences (``r1 = -(1 - phi) / 2``) and from the residuals around the
+Theil-Sen line (Kendall's bias correction ``phi + (1 + 3 phi) / n``) — taken half a
+standard error up (too little correlation in the surrogates is a false alarm), and the
+AR(1) residuals are resampled with replacement. A creep is
 named (``history.creep``) when the p-value is under the look's level **and** the
 Theil-Sen slope is over ``margin`` per 30 days; the slope's interval comes from the
 same bootstrap around the fitted line. Why this test: it was the one variant in the
@@ -23,7 +26,9 @@ and still caught +10% per quarter creep every time.
 would alarm on far more than ``alpha`` of quiet quarters. The current call is taken as
 one of a quarter's weekly looks and tested at the level that holds the whole family:
 the ``alpha`` quantile, over the surrogates, of their smallest p-value across all the
-looks ("min-p"). A young series (shorter than ``looks`` weeks) is looked at as it
+looks ("min-p"), each look's p-value divided by the square of the share of the data it
+sees (early looks spend less of ``alpha``, as in O'Brien-Fleming's design). A young
+series (shorter than ``looks`` weeks) is looked at as it
 grows: the looks are its prefixes a week apart, past and future, up to ``looks`` weeks;
 a mature one is looked at through a sliding window of its length, moved a week at a
 time ``looks`` times. The looks overlap, so this level is far less severe than
@@ -242,6 +247,9 @@ def trend_test(
     # the noise's serial correlation from the residuals around the line: a trend left in
     # would pass for autocorrelation and hide itself in the surrogates
     phi = max(_phi_from_differences(y), _ar1(y - fitted)[0])
+    # a short series says little about its correlation, and too little correlation in
+    # the surrogates is a false alarm: take phi one standard error up
+    phi = min(0.95, phi + 0.5 * math.sqrt(max(0.0, 1 - phi * phi) / n))
     week = max(1, round(7 * DAY / float(np.median(np.diff(t)))))
     horizon = looks * week
     if n < horizon:  # young: its prefixes, a week apart, up to the horizon
@@ -254,15 +262,22 @@ def trend_test(
     t_ranks = np.arange(n, dtype=np.float64)
     rho = float(_spearman(t_ranks, (sign * y)[None, :])[0])
     p = 1.0
-    min_p = np.ones(draws)
+    min_p = np.full(draws, np.inf)
+    longest = max(end - start for start, end in windows)
+    weight_now = 1.0
     for start, end in windows:
         null = _spearman(np.arange(end - start, dtype=np.float64), surrogates[:, start:end])
         order = np.sort(null)  # each surrogate's own p-value at this look
-        min_p = np.minimum(min_p, (draws - np.searchsorted(order, null, "left")) / draws)
+        # early looks (fewer points) spend less of alpha: p over the square of the share
+        # of the data they see (an O'Brien-Fleming-like shape)
+        weight = ((end - start) / longest) ** 2
+        own = (draws - np.searchsorted(order, null, "left")) / draws / weight
+        min_p = np.minimum(min_p, own)
         if (start, end) == (0, n):
             p = float((1 + np.count_nonzero(null >= rho)) / (draws + 1))
-    level = float(np.quantile(min_p, alpha, method="lower"))
-    p_family = float((1 + np.count_nonzero(min_p <= p)) / (draws + 1))
+            weight_now = weight
+    level = float(np.quantile(min_p, alpha, method="lower")) * weight_now
+    p_family = float((1 + np.count_nonzero(min_p <= p / weight_now)) / (draws + 1))
     # the slope's interval: surrogates of the residuals around the fitted line
     around = fitted[None, :] + _surrogates(y - fitted, min(draws, 499), rng)
     boots = _theil_sen(t, around)

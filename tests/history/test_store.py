@@ -1,0 +1,263 @@
+"""The history store on real SQLite files: snapshots of the real monitors appended and
+read back as series; rollups by merging (a fleet's daily p99 against the exact p99 of
+all its requests); compaction and retention; many writer processes; markers; bad input;
+schema versions; and trends judged on simulated months of real snapshots."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import sqlite3
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from silenttax import history
+from silenttax.cost import CostModel, CostMonitor
+from silenttax.errors import InputError, StateError
+from silenttax.features import FeatureHealth
+from silenttax.history._store import DAY, HOUR
+from silenttax.monitor import LatencyMonitor
+
+T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
+
+
+def _day_of_latencies(rng: np.random.Generator, median: float, n: int = 2000) -> np.ndarray:
+    return rng.lognormal(math.log(median), 0.4, n)
+
+
+def test_snapshots_of_the_real_monitors_come_back_as_series(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    store = history.open(tmp_path / "h.db")
+    exact = []
+    for day in range(5):
+        monitor = LatencyMonitor()
+        values = _day_of_latencies(rng, 0.020 * (1 + 0.05 * day))
+        for v in values:
+            monitor.record(float(v))
+        exact.append(float(np.quantile(values, 0.99)))
+        store.append(monitor, at=T0 + day * DAY, labels={"model": "ranker"})
+    s = store.series("latency.p99", model="ranker")
+    assert len(s) == 5 and s.unit == "s" and s.labels == {"model": "ranker"}
+    assert s.times == [T0 + d * DAY for d in range(5)]
+    for got, truth, lo, hi in zip(s.values, exact, s.lo, s.hi, strict=True):
+        assert got == pytest.approx(truth, rel=0.02)
+        assert lo is not None and hi is not None and lo <= got <= hi
+    assert set(s.n) == {2000}
+    assert {"latency.p50", "latency.p95", "latency.p99", "latency.count"} <= set(store.metrics())
+    # cost, feature health and a report, beside it
+    cost = CostMonitor(CostModel(price_per_hour=3.6), window=60)
+    cost.record(1000, busy_seconds=30.0, now=T0)
+    cost.record(1, busy_seconds=0.01, now=T0 + 61)  # closes the first window
+    store.append(cost, at=T0, labels={"model": "ranker"})
+    per_1k = store.series("cost.per_1k", model="ranker").values
+    assert per_1k == [pytest.approx(cost.windows[0].cost_per_1k)]
+    health = FeatureHealth().fit({"age": [1.0, None, 3.0, None], "city": ["a", "b", "c", "d"]})
+    store.append(health, at=T0, labels={"model": "ranker"})
+    nulls = store.series("feature.null_rate", model="ranker", column="age")
+    assert nulls.values == [0.5] and nulls.lo[0] is not None and nulls.lo[0] < 0.5 < nulls.hi[0]  # type: ignore[operator]
+    report = monitor.check()
+    store.append(report, at=T0 + 5 * DAY, labels={"model": "ranker"})
+    assert [f.code for f in store.findings(model="ranker")] == [f.code for f in report]
+    assert store.findings(model="other") == []
+    store.close()
+
+
+def test_a_fleets_daily_p99_is_the_p99_of_all_its_requests(tmp_path: Path) -> None:
+    """Two replicas, a snapshot an hour each over two days, busier and slower at peak:
+    the daily rollup merges the sketches (within 1% of the exact p99 of every request);
+    the mean of the hourly p99s is off by far more."""
+    rng = np.random.default_rng(1)
+    store = history.open(tmp_path / "fleet.db")
+    everything: dict[int, list[np.ndarray]] = {0: [], 1: []}
+    hourly_p99: dict[int, list[float]] = {0: [], 1: []}
+    for hour in range(48):
+        peak = 1 + math.sin(math.pi * (hour % 24) / 24)  # 1 .. 2
+        for replica in ("a", "b"):
+            values = _day_of_latencies(rng, 0.010 * peak, int(200 * peak))
+            monitor = LatencyMonitor()
+            for v in values:
+                monitor.record(float(v))
+            everything[hour // 24].append(values)
+            hourly_p99[hour // 24].append(float(np.quantile(values, 0.99)))
+            store.append(monitor, at=T0 + hour * HOUR + 60,
+                         labels={"model": "m", "replica": replica})  # fmt: skip
+    with pytest.raises(InputError, match="2 streams"):
+        store.series("latency.p99", model="m")
+    daily = store.series("latency.p99", model="m", resolution="1d")
+    assert daily.times == [T0, T0 + DAY] and daily.resolution == "1d"
+    for day in (0, 1):
+        truth = float(np.quantile(np.concatenate(everything[day]), 0.99))
+        assert daily.values[day] == pytest.approx(truth, rel=0.01)
+        assert abs(np.mean(hourly_p99[day]) / truth - 1) > 0.02  # averaging is not merging
+    one = store.series("latency.p99", model="m", replica="a", resolution="1h")
+    assert len(one) == 48
+    # compaction: the rollups stored, raw snapshots past retention dropped, same series
+    # (appends already compacted the closed hours and days as the data moved on)
+    done = store.compact(now=T0 + 20 * DAY)
+    assert done["dropped"] == 96  # every raw snapshot: older than 7 days, rolled up
+    by_res = dict(sqlite3.connect(tmp_path / "fleet.db").execute(
+        "SELECT res, COUNT(*) FROM snapshot GROUP BY res").fetchall())  # fmt: skip
+    assert by_res == {HOUR: 96, DAY: 4}
+    again = store.series("latency.p99", model="m", resolution="1d")
+    assert again.values == daily.values
+    assert store.series("latency.p99", model="m", replica="a", resolution="1h").values == one.values
+    store.close()
+
+
+def test_late_snapshots_redo_their_rollup(tmp_path: Path) -> None:
+    store = history.open(tmp_path / "late.db")
+    monitor = LatencyMonitor()
+    monitor.record(0.010)
+    store.append(monitor, at=T0 + 10)
+    store.compact(now=T0 + 2 * DAY)
+    monitor.record(0.030)
+    store.append(monitor, at=T0 + 20)  # a late writer, after the day was rolled up
+    store.compact(now=T0 + 2 * DAY)
+    (count,) = store.series("latency.count", resolution="1d").values
+    assert count == 3  # 1 + 2 recorded: the rollup was built again
+    store.close()
+
+
+def _writer(path: str, worker: int, appends: int) -> int:
+    store = history.open(path, timeout=60)
+    monitor = LatencyMonitor()
+    for i in range(appends):
+        monitor.record(0.001 * (i + 1))
+        store.append(monitor, at=T0 + i, labels={"replica": worker})
+    store.close()
+    return appends
+
+
+def test_many_writer_processes_lose_no_append(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    history.open(path).close()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(6) as pool:
+        done = pool.starmap(_writer, [(path, w, 60) for w in range(6)])
+    store = history.open(path)
+    assert sum(done) == 360 and store.stats()["snapshot"] == 360
+    for w in range(6):
+        assert len(store.series("latency.count", replica=w)) == 60
+    store.close()
+
+
+def test_markers_by_hand_and_by_themselves(tmp_path: Path) -> None:
+    from silenttax.benchmark import environment
+
+    store = history.open(tmp_path / "m.db")
+    store.mark("deploy", at=T0, labels={"model": "m"}, version="2.3")
+    monitor = LatencyMonitor()
+    monitor.record(0.01)
+    for day, version in enumerate(["1", "1", "2"]):
+        store.append(monitor, at=T0 + day * DAY, labels={"model": "m", "version": version})
+    env = environment()
+    store.append(env, at=T0)
+    store.append(env, at=T0 + DAY)  # unchanged: no marker
+    changed = env.model_copy(update={"packages": {**env.packages, "numpy": "0.0.1"}})
+    store.append(changed, at=T0 + 2 * DAY)
+    kinds = [(m.kind, m.when) for m in store.markers(model="m")]
+    assert kinds == [
+        ("deploy", "2026-01-01"),
+        ("version", "2026-01-03"),
+        ("environment", "2026-01-03"),
+    ]
+    (version,) = [m for m in store.markers() if m.kind == "version"]
+    assert version.meta == {"version": "2", "previous": "1"}
+    with pytest.raises(InputError, match="meta"):
+        store.mark("deploy", bad=object())
+    store.close()
+
+
+def test_bad_input_is_named(tmp_path: Path) -> None:
+    store = history.open(tmp_path / "bad.db")
+    with pytest.raises(InputError, match="snapshot"):
+        store.append(42)
+    with pytest.raises(InputError, match="labels"):
+        store.append(LatencyMonitor(), labels={"not a name": "x"})
+    with pytest.raises(InputError, match="at must be"):
+        store.append(LatencyMonitor(), at=float("nan"))
+    store.append(LatencyMonitor(), at=T0)
+    with pytest.raises(InputError, match=r"tracked: latency\.count"):
+        store.series("latency.p42")
+    with pytest.raises(InputError, match="resolution"):
+        store.series("latency.count", resolution="1y")
+    with pytest.raises(InputError, match="since"):
+        store.series("latency.count", since="last tuesday")
+    store.close()
+
+
+def test_a_newer_store_or_another_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    history.open(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={history.SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(
+        StateError,
+        match=f"version {history.SCHEMA_VERSION + 1}.*up to version {history.SCHEMA_VERSION}",
+    ):
+        history.open(path)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StateError, match="not a history store"):
+        history.open(junk)
+
+
+def test_the_snapshots_are_kept_whole(tmp_path: Path) -> None:
+    store = history.open(tmp_path / "blob.db")
+    monitor = LatencyMonitor()
+    for v in (0.01, 0.02, 0.03):
+        monitor.record(v)
+    store.append(monitor, at=T0)
+    (blob,) = sqlite3.connect(tmp_path / "blob.db").execute("SELECT z FROM snapshot").fetchone()
+    back = LatencyMonitor.from_state(
+        type(monitor.state()).model_validate(json.loads(zlib.decompress(blob)))
+    )
+    assert back.state() == monitor.state()
+    store.close()
+
+
+def _months(store: history.History, days: int, *, creep: float = 0.0, step: float = 0.0,
+            step_day: int = 60, seed: int = 0) -> None:  # fmt: skip
+    """A daily LatencyMonitor snapshot per day: lognormal requests whose median wanders
+    (AR(1), 3% a day), creeps by ``creep`` per 90 days and steps by ``step``."""
+    rng = np.random.default_rng(seed)
+    level = 0.0
+    for day in range(days):
+        level = 0.5 * level + rng.normal(0, 0.03 * math.sqrt(1 - 0.25))
+        median = 0.020 * math.exp(level + creep / 90 * day + step * (day >= step_day))
+        monitor = LatencyMonitor()
+        for v in rng.lognormal(math.log(median), 0.3, 500):
+            monitor.record(float(v))
+        store.append(monitor, at=T0 + day * DAY + 3600, labels={"model": "m"})
+
+
+def test_trend_names_creep_with_a_breach_date_and_a_step_with_its_deploy(tmp_path: Path) -> None:
+    creeping = history.open(tmp_path / "creep.db")
+    _months(creeping, 90, creep=0.20, seed=1)
+    report = creeping.trend("latency.p50", since=None, limits={"latency.p50": 0.030}, model="m")
+    (found,) = report.filter(code="history.creep")
+    assert found.severity.value in ("warning", "critical")
+    assert found.evidence["slope_ci"][0] < 0.20 / 3 < found.evidence["slope_ci"][1] + 0.01
+    assert "projected to cross 30 ms on" in found.message or "already past" in found.message
+    steady = history.open(tmp_path / "steady.db")
+    _months(steady, 90, seed=2)
+    quiet = steady.trend(since=None, model="m")
+    assert [f.code for f in quiet] == ["history.trend"]
+    assert quiet.findings[0].severity.value == "ok"
+    stepped = history.open(tmp_path / "step.db")
+    stepped.mark("deploy", at=T0 + 45 * DAY, labels={"model": "m"}, version="2.3")
+    _months(stepped, 90, step=0.15, step_day=45, seed=3)
+    found_step = stepped.trend("latency.p50", since=None, model="m")
+    (cp,) = found_step.filter(code="history.change_point")
+    assert "at deploy 2.3" in cp.message and abs(cp.evidence["at"] - (T0 + 45 * DAY)) <= 3 * DAY
+    short = history.open(tmp_path / "short.db")
+    _months(short, 10)
+    assert [f.code for f in short.trend(since=None)] == ["history.no_data"]
+    for store in (creeping, steady, stepped, short):
+        store.close()
