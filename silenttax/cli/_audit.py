@@ -93,6 +93,19 @@ def add_parser(subparsers: Any) -> None:
         help="a check of your own, given every snapshot the audit kept by name, returning a "
         "Report (repeatable; recorded, so 'silenttax report DIR' runs it again)",
     )
+    parser.add_argument(
+        "--history",
+        metavar="STORE",
+        help="append the audit to this history store and add the trend of every tracked "
+        "figure over the previous audits to the report (see docs/history.md)",
+    )
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="labels of the audit in --history (model= defaults to the model's file name)",
+    )
     parser.add_argument("--fail-on", choices=_FAIL_ON, default="warning", help="(warning)")
     parser.set_defaults(func=run_audit, parser=parser)
 
@@ -257,10 +270,25 @@ def run_audit(args: argparse.Namespace) -> int:
                 progress=progress,
                 checks=args.check,
             )
+    if args.history:
+        _with_history(result, args)
     out = result.save(args.out)
     _print(result.report)
     print(f"written: {out / 'report.html'}, {out / 'report.json'}, {out / 'snapshots'}/")
     return _exit(result.report, args.fail_on)
+
+
+def _with_history(result: Any, args: argparse.Namespace) -> None:
+    """Append the audit to ``--history`` and add the trend over its audits to its report."""
+    from silenttax import history
+    from silenttax.cli._history import labels_of
+
+    model = "demo" if args.demo else Path(str(args.model).split(":")[0]).stem
+    labels: dict[str, Any] = {"model": model, **labels_of(args.label)}
+    with history.open(args.history) as store:
+        store.append(result, labels=labels)
+        trend = store.trend(since=None, resolution="raw", **labels)
+    result.report = result.report | trend
 
 
 def _judge_any(source: str, checks: Sequence[str] = ()) -> Report:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from silenttax._version import __version__
-from silenttax.cli import _audit, _bench, _drift, _gate, _merge, _serving, _stack
+from silenttax.cli import _audit, _bench, _drift, _gate, _history, _merge, _serving, _stack
 from silenttax.errors import SilentTaxError
 
 __all__ = ["build_parser", "main"]
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _stack.add_parser(subparsers)
     _merge.add_parser(subparsers)
     _serving.add_parser(subparsers)
+    _history.add_parser(subparsers)
     return parser
 
 

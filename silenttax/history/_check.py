@@ -124,13 +124,7 @@ def check_series(
     for s in series:
         finite = [v for v in s.values if v is not None and math.isfinite(v)]
         if len(finite) < min_points:
-            findings.append(make_finding(
-                "history.no_data", severity=Severity.INFO, subject=_describe(s),
-                message=f"{_describe(s)}: {len(finite)} {s.resolution} points, a trend needs "
-                        f"{min_points}: not judged yet",
-                metric="points", value=float(len(finite)), threshold=float(min_points),
-                detector="history.check_series",
-            ))  # fmt: skip
+            findings.append(_short(s, min_points))
             continue
         direction = directions.get(s.name) or direction_of(s.name)
         result = trend_test(s.times, s.values, direction=direction, alpha=alpha, looks=looks,
@@ -146,6 +140,29 @@ def check_series(
         else:
             findings.append(_steady(s, result, p))
     return Report(findings=findings, source="history.trend")
+
+
+def _short(s: Series, min_points: int) -> Finding:
+    """``history.no_data``: too few points for a trend — with the path so far (the latest
+    against the previous and the first: a quarterly audit's comparison)."""
+    points = [(t, v) for t, v in zip(s.times, s.values, strict=True) if math.isfinite(v)]
+    text = f"{_describe(s)}: {len(points)} {s.resolution} points, a trend needs {min_points}"
+    evidence: dict[str, Any] = {"points": len(points)}
+    if len(points) >= 2:
+        first, previous, latest = points[0][1], points[-2][1], points[-1][1]
+        path = " -> ".join(f"{_fmt(v, s.unit)} ({_iso(t)})" for t, v in points[-4:])
+        text += f"; so far {path}"
+        for name, v in (("previous", previous), ("first", first)):
+            if v:
+                evidence[f"change_since_{name}"] = latest / v - 1
+                text += f", {latest / v - 1:+.1%} since the {name}"
+            if name == "previous" and len(points) == 2:
+                break
+    return make_finding(
+        "history.no_data", severity=Severity.INFO, subject=_describe(s), message=text,
+        metric="points", value=float(len(points)), threshold=float(min_points),
+        evidence=evidence, detector="history.check_series",
+    )  # fmt: skip
 
 
 def _gaps(s: Series) -> list[Finding]:

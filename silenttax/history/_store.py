@@ -207,6 +207,11 @@ def _as_state(obj: Any) -> Any:
     )
 
 
+def _is_audit(obj: Any) -> bool:
+    """An audit's result (``silenttax.audit.Audit``: a report and its snapshots)."""
+    return isinstance(getattr(obj, "snapshots", None), dict) and hasattr(obj, "manifest")
+
+
 def _fingerprint(state: Any) -> str:
     import hashlib
 
@@ -351,7 +356,9 @@ class History:
         labels: Mapping[str, Any] | None = None,
     ) -> int:
         """Store a snapshot (a State, a live component such as a ``LatencyMonitor``, a
-        ``Report``, or their JSON), its figures and findings; returns its id.
+        ``Report``, or their JSON), its figures and findings; returns its id. An audit
+        (``silenttax.audit.audit(...)``'s result) appends its report and every snapshot
+        but the references, each labelled ``snapshot=<name>``.
 
         An environment snapshot whose fingerprint (Python, platform, CPU, packages,
         accelerators) differs from the previous one with the same labels adds an
@@ -367,6 +374,8 @@ class History:
             InputError: not a snapshot, a bad ``at`` or label.
             StateError: the store stayed locked by other writers for ``timeout`` seconds.
         """
+        if _is_audit(snapshot):
+            return self._append_audit(snapshot, _epoch(at), _labels(labels))
         state = _as_state(snapshot)
         when = _epoch(at)
         names = _labels(labels)
@@ -381,6 +390,14 @@ class History:
             hour if self._compacted_hour is None else max(hour, self._compacted_hour)
         )
         return got
+
+    def _append_audit(self, audit: Any, at: float, labels: dict[str, str]) -> int:
+        """An audit: its snapshots (each labelled ``snapshot=<name>``; the references left
+        out: they are the same each time) and its report; returns the report's id."""
+        for name, state in sorted(audit.snapshots.items()):
+            if not name.endswith("_reference"):
+                self.append(state, at=at, labels={**labels, "snapshot": name})
+        return self.append(audit.report, at=at, labels=labels)
 
     def _auto_markers(
         self, db: sqlite3.Connection, state: Any, at: float, labels: dict[str, str]
@@ -492,10 +509,12 @@ class History:
     def series(
         self,
         metric: str,
+        /,
         *,
         since: float | datetime | str | None = None,
         until: float | datetime | None = None,
         resolution: str = "raw",
+        labels: Mapping[str, Any] | None = None,
         **filters: Any,
     ) -> Series:
         """One figure over time, with its 95% intervals.
@@ -510,7 +529,9 @@ class History:
             since: Start: a datetime, epoch seconds, or back from now (``"90d"``).
             until: End (default: now).
             resolution: ``"raw"``, ``"1h"`` or ``"1d"``.
-            filters: Labels the streams must have (``model="ranker"``, ``route="/p"``).
+            labels: Labels the streams must have, as a mapping (for label names that are
+                also argument names: ``since``, ``labels``, ...).
+            filters: The same as keywords (``model="ranker"``, ``route="/p"``).
 
         Raises:
             InputError: an unknown resolution, nothing tracked by that name and labels,
@@ -521,7 +542,7 @@ class History:
         now = time.time()
         start = _since(since, now)
         end = _epoch(until) if until is not None else math.inf
-        wanted = _labels(filters)
+        wanted = _labels({**(labels or {}), **filters})
         found = self._matching(metric, wanted)
         if not found:
             known = ", ".join(self.metrics(**wanted)[:12]) or "nothing"
@@ -728,6 +749,78 @@ class History:
         )
         return out
 
+    # ------------------------------------------------------------------ export
+    def export(
+        self, out: str | os.PathLike[str], *, since: float | datetime | str | None = None
+    ) -> list[Path]:
+        """Write the figures, findings and markers as Hive-partitioned Parquet that DuckDB
+        or Spark read without silenttax (needs pyarrow: ``pip install 'silenttax[io]'``).
+
+        ``OUT/points/date=YYYY-MM-DD/part-0.parquet``: one row per figure and snapshot —
+        ``name``, ``kind``, ``labels`` (JSON), a column per label key, ``epoch_seconds``
+        (``at`` is a reserved word in SQL), ``res`` (0 raw, 3600, 86400), ``value``,
+        ``lo``, ``hi``, ``n``;
+        ``OUT/findings/...`` and ``OUT/markers/...`` the same way. A second export over
+        the same folder replaces the days it writes.
+
+        Returns:
+            The files written.
+        """
+        from silenttax._deps import optional_import
+
+        pa = optional_import("pyarrow", purpose="History.export")
+        pq = optional_import("pyarrow.parquet", purpose="History.export")
+        start = _since(since, time.time())
+        lower = -math.inf if start is None else start
+        with self._lock:
+            points = self._db.execute(
+                "SELECT s.name, s.kind, s.labels, p.at, p.res, p.value, p.lo, p.hi, p.n "
+                "FROM point p JOIN series s ON s.id = p.series WHERE p.at >= ? "
+                "ORDER BY p.at, s.id",
+                (lower,),
+            ).fetchall()
+            findings = self._db.execute(
+                "SELECT at, labels, code, severity, subject, value, json FROM finding "
+                "WHERE at >= ? ORDER BY at", (lower,),
+            ).fetchall()  # fmt: skip
+            markers = self._db.execute(
+                "SELECT at, kind, labels, meta FROM marker WHERE at >= ? ORDER BY at", (lower,)
+            ).fetchall()
+        tables = {
+            "points": (
+                ["name", "kind", "labels", "epoch_seconds", "res", "value", "lo", "hi", "n"],
+                points,
+            ),
+            "findings": (
+                ["epoch_seconds", "labels", "code", "severity", "subject", "value", "json"],
+                findings,
+            ),
+            "markers": (["epoch_seconds", "kind", "labels", "meta"], markers),
+        }
+        written: list[Path] = []
+        for table, (columns, rows) in tables.items():
+            if not rows:
+                continue
+            at = columns.index("epoch_seconds")
+            keys = sorted({k for row in rows for k in json.loads(row[columns.index("labels")])})
+            by_day: dict[str, list[Any]] = {}
+            for row in rows:
+                by_day.setdefault(_iso(row[at]), []).append(row)
+            for day, part in by_day.items():
+                data: dict[str, list[Any]] = {
+                    c: [r[i] for r in part] for i, c in enumerate(columns)
+                }
+                label_dicts = [json.loads(r[columns.index("labels")]) for r in part]
+                for key in keys:
+                    if key not in data:
+                        data[key] = [d.get(key) for d in label_dicts]
+                folder = Path(out) / table / f"date={day}"
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / "part-0.parquet"
+                pq.write_table(pa.table(data), path)
+                written.append(path)
+        return written
+
     # ------------------------------------------------------------------ judging
     def trend(
         self,
@@ -740,6 +833,7 @@ class History:
         margin: float = 0.01,
         limits: Mapping[str, float] | None = None,
         directions: Mapping[str, str] | None = None,
+        labels: Mapping[str, Any] | None = None,
         **filters: Any,
     ) -> Any:
         """Creep and change points of tracked figures: a Report (see
@@ -756,18 +850,19 @@ class History:
             limits: Figure name -> an SLO or budget: a creep's projected crossing date.
             directions: Figure name -> ``"up"`` / ``"down"``: which way is worse
                 (default: down for throughput, utilisation and request counts, else up).
-            filters: Labels of the streams.
+            labels: Labels of the streams, as a mapping.
+            filters: The same as keywords.
         """
         from silenttax.history._check import check_series, default_metrics
 
-        wanted = _labels(filters)
+        wanted = _labels({**(labels or {}), **filters})
         names = (
             [metrics] if isinstance(metrics, str)
             else list(metrics) if metrics is not None
             else default_metrics(self.metrics(**wanted))
         )  # fmt: skip
         series = [
-            self.series(name, since=since, resolution=resolution, **stream)
+            self.series(name, since=since, resolution=resolution, labels=stream)
             for name in names
             for stream in self._streams(name, wanted)
         ]
