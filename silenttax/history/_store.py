@@ -2,7 +2,8 @@
 
 Tables (schema version ``SCHEMA_VERSION``, in ``PRAGMA user_version``):
 
-- ``snapshot(id, at, res, kind, labels, version, z)``: the snapshot itself, zlib JSON;
+- ``snapshot(id, at, res, kind, labels, version, z)``: the snapshot itself, zlib JSON
+  (a raw snapshot's ``z`` is emptied after 2 days: its hour and day are rolled up);
   ``res`` 0 as appended, 3600 / 86400 for the hourly and daily rollups :meth:`compact`
   builds by merging (never averaging).
 - ``series(id, name, kind, labels, unit)`` and ``point(series, at, res, value, lo, hi, n,
@@ -43,15 +44,22 @@ SCHEMA_VERSION = 1
 """The store's layout (``PRAGMA user_version``); a newer file fails with a StateError."""
 HOUR, DAY = 3600.0, 86400.0
 RESOLUTIONS = {"raw": 0.0, "1h": HOUR, "1d": DAY}
-RETENTION: dict[str, float | None] = {"raw": 7 * DAY, "1h": 90 * DAY, "1d": None}
-"""How long each resolution is kept (seconds; None: forever)."""
+RETENTION: dict[str, float | None] = {
+    "raw": 7 * DAY,
+    "raw_snapshots": 2 * DAY,
+    "1h": 90 * DAY,
+    "1d": None,
+}
+"""How long each resolution is kept (seconds; None: forever): the figures of raw snapshots
+7 days, the raw snapshots themselves 2 days (rolled up by then), hourly rollups 90 days,
+daily ones forever."""
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshot(
     id INTEGER PRIMARY KEY, at REAL NOT NULL, res REAL NOT NULL, kind TEXT NOT NULL,
-    labels TEXT NOT NULL, version TEXT NOT NULL, z BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS snapshot_by_kind ON snapshot(kind, res, at);
+    labels TEXT NOT NULL, version TEXT NOT NULL, z BLOB);
+CREATE INDEX IF NOT EXISTS snapshot_by_stream ON snapshot(kind, labels, res, at);
 CREATE TABLE IF NOT EXISTS series(
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, labels TEXT NOT NULL,
     unit TEXT NOT NULL, UNIQUE(name, kind, labels));
@@ -242,6 +250,7 @@ class History:
         self._lock = threading.RLock()
         self._series: dict[tuple[str, str, str], int] = {}
         self._compacted_hour: float | None = None
+        self._compacting: threading.Thread | None = None
         self._migrate()
 
     # ------------------------------------------------------------------ plumbing
@@ -257,6 +266,8 @@ class History:
             )
         if version == SCHEMA_VERSION:
             return
+        with self._lock:  # before any table: free pages can go back to the file system
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         with self._write("EXCLUSIVE") as db:
             if int(db.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
                 for statement in _SCHEMA.split(";"):
@@ -292,7 +303,10 @@ class History:
             self._db.execute("COMMIT")
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file (after a compaction under way)."""
+        running = self._compacting
+        if running is not None:
+            running.join(timeout=60)
         with self._lock:
             self._db.close()
 
@@ -384,8 +398,7 @@ class History:
             got = self._insert(db, state, when, 0.0, names)
         hour = math.floor(when / HOUR)
         if self._compacted_hour is not None and hour > self._compacted_hour:
-            with contextlib.suppress(StateError):
-                self.compact()  # amortised: once an hour per handle
+            self._compact_in_background()  # once an hour of data, off the caller's path
         self._compacted_hour = (
             hour if self._compacted_hour is None else max(hour, self._compacted_hour)
         )
@@ -398,6 +411,18 @@ class History:
             if not name.endswith("_reference"):
                 self.append(state, at=at, labels={**labels, "snapshot": name})
         return self.append(audit.report, at=at, labels=labels)
+
+    def _compact_in_background(self) -> None:
+        running = self._compacting
+        if running is not None and running.is_alive():
+            return
+
+        def run() -> None:
+            with contextlib.suppress(Exception):  # never into the host; the next one retries
+                self.compact()
+
+        self._compacting = threading.Thread(target=run, name="silenttax-history", daemon=True)
+        self._compacting.start()
 
     def _auto_markers(
         self, db: sqlite3.Connection, state: Any, at: float, labels: dict[str, str]
@@ -514,6 +539,7 @@ class History:
         since: float | datetime | str | None = None,
         until: float | datetime | None = None,
         resolution: str = "raw",
+        partial: bool = False,
         labels: Mapping[str, Any] | None = None,
         **filters: Any,
     ) -> Series:
@@ -529,6 +555,8 @@ class History:
             since: Start: a datetime, epoch seconds, or back from now (``"90d"``).
             until: End (default: now).
             resolution: ``"raw"``, ``"1h"`` or ``"1d"``.
+            partial: Include the period under way (default: only the hours or days that
+                have ended, as of the newest snapshot: a half day is not a day).
             labels: Labels the streams must have, as a mapping (for label names that are
                 also argument names: ``since``, ``labels``, ...).
             filters: The same as keywords (``model="ranker"``, ``route="/p"``).
@@ -569,7 +597,7 @@ class History:
                 metric, labels, self._unit(sid), [r[0] for r in rows], [r[1] for r in rows],
                 [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows],
             )  # fmt: skip
-        return self._rolled(metric, found, res, start, end, resolution)
+        return self._rolled(metric, found, res, start, end, resolution, partial)
 
     def _unit(self, sid: int) -> str:
         with self._lock:
@@ -578,14 +606,25 @@ class History:
 
     def _snapshots(
         self, kind: str, label_sets: Sequence[str], res: float, start: float, end: float
-    ) -> list[tuple[int, float, float, str, bytes]]:
+    ) -> list[tuple[int, float, float, str]]:
+        """(id, at, res, labels) of the snapshots that may make up the rollups (no blobs)."""
         marks = ",".join("?" * len(label_sets))
         with self._lock:
             return list(self._db.execute(
-                f"SELECT id, at, res, labels, z FROM snapshot WHERE kind = ? AND res IN (0, ?) "
-                f"AND labels IN ({marks}) AND at >= ? AND at < ? ORDER BY at",
-                (kind, res, *label_sets, start, end),
+                f"SELECT id, at, res, labels FROM snapshot WHERE kind = ? AND res IN (0, ?, ?) "
+                f"AND labels IN ({marks}) AND at >= ? AND at < ? AND z IS NOT NULL ORDER BY at",
+                (kind, HOUR, res, *label_sets, start, end),
             ).fetchall())  # fmt: skip
+
+    def _blobs(self, ids: Sequence[int]) -> dict[int, bytes]:
+        out: dict[int, bytes] = {}
+        for chunk in range(0, len(ids), 500):
+            part = list(ids[chunk : chunk + 500])
+            with self._lock:
+                out.update(self._db.execute(
+                    f"SELECT id, z FROM snapshot WHERE id IN ({','.join('?' * len(part))})", part
+                ).fetchall())  # fmt: skip
+        return out
 
     def _rolled(
         self,
@@ -595,6 +634,7 @@ class History:
         start: float | None,
         end: float,
         resolution: str,
+        partial: bool,
     ) -> Series:
         """Rollups of ``metric`` over the matched streams: per period, each stream's stored
         rollup (from :meth:`compact`) or else its raw snapshots, all merged, then extracted."""
@@ -624,17 +664,48 @@ class History:
             )
         own: dict[str, str] = json.loads(figures.pop()) if figures else {}
         first = -math.inf if start is None else math.floor(start / res) * res
-        periods: dict[float, dict[str, list[tuple[float, bytes]]]] = {}
-        for _, at, r, key, blob in self._snapshots(kind, sorted(chosen), res, first, end):
+        if not partial:  # the periods that have ended, as of the newest snapshot
+            with self._lock:
+                newest = self._db.execute("SELECT MAX(at) FROM snapshot").fetchone()[0]
+            end = min(end, math.floor(float(newest or 0.0) / res) * res)
+        periods: dict[float, dict[str, list[tuple[float, float, int]]]] = {}
+        for sid, at, r, key in self._snapshots(kind, sorted(chosen), res, first, end):
+            if len(found) == 1 and r == res:
+                continue  # read from the stored figures below
             period = math.floor(at / res) * res
-            periods.setdefault(period, {}).setdefault(key, []).append((r, blob))
+            periods.setdefault(period, {}).setdefault(key, []).append((r, at, sid))
+        stored: dict[float, tuple[float, float | None, float | None, int | None]] = {}
+        if len(found) == 1:  # one stream: its rollups' figures are stored as they are
+            with self._lock:
+                stored = {
+                    at: (v, lo, hi, n)
+                    for at, v, lo, hi, n in self._db.execute(
+                        "SELECT at, value, lo, hi, n FROM point WHERE series = ? AND res = ? "
+                        "AND at >= ? AND at < ?", (found[0][3], res, first, end),
+                    ).fetchall()
+                }  # fmt: skip
         out = Series(metric, {}, self._unit(found[0][3]), [], [], [], [], [], resolution)
-        for period in sorted(periods):
-            blobs: list[bytes] = []
-            for stream in periods[period].values():
-                rolled = [b for r, b in stream if r == res]
-                blobs += rolled[-1:] if rolled else [b for r, b in stream if r == 0]
-            merged = _merged([json.loads(zlib.decompress(b)) for b in blobs])
+        for period in sorted(set(periods) | set(stored)):
+            if period in stored:
+                value, lo, hi, n = stored[period]
+                out.times.append(period)
+                out.values.append(value)
+                out.lo.append(lo)
+                out.hi.append(hi)
+                out.n.append(n)
+                continue
+            ids: list[int] = []
+            for stream in periods[period].values():  # its rollup, else its hours and the rest
+                rolled = [i for r, _, i in stream if r == res]
+                if rolled:
+                    ids.append(rolled[-1])
+                    continue
+                hours = [(at, i) for r, at, i in stream if r == HOUR < res]
+                covered = max((at for at, _ in hours), default=-math.inf) + HOUR
+                ids += [i for _, i in hours]
+                ids += [i for r, at, i in stream if r == 0 and at >= covered]
+            blobs = self._blobs(ids)
+            merged = _merged([json.loads(zlib.decompress(blobs[i])) for i in ids if blobs.get(i)])
             if merged is None:
                 continue
             for scalar in extract(merged):
@@ -660,27 +731,39 @@ class History:
         :meth:`append`. Ages count back from ``now``, by default the newest snapshot's
         time (so a back-filled history keeps its last week raw, as a live one does).
 
+        A rollup is built once its period is closed, and built again when raw snapshots
+        arrive after it (merged into it: the raw snapshots before it may be gone).
+
         Returns:
-            Rollups written and snapshots dropped, by resolution.
+            Rollups written (``1h``, ``1d``), snapshots dropped, raw snapshots emptied.
         """
         keep = {**RETENTION, **(retention or {})}
         if now is None:
             with self._lock:
                 newest = self._db.execute("SELECT MAX(at) FROM snapshot").fetchone()[0]
             if newest is None:
-                return {"1h": 0, "1d": 0, "dropped": 0}
+                return {"1h": 0, "1d": 0, "dropped": 0, "emptied": 0}
             t_now = float(newest)
         else:
             t_now = _epoch(now)
-        done = {"1h": 0, "1d": 0, "dropped": 0}
+        done = {"1h": 0, "1d": 0, "dropped": 0, "emptied": 0}
         for name, res in (("1h", HOUR), ("1d", DAY)):
             closed = math.floor(t_now / res) * res  # periods before this one are closed
-            with self._lock:
+            mark_key = f"compacted:{name}"
+            with self._lock:  # raw snapshots since the last compaction (the watermark)
+                row = self._db.execute("SELECT value FROM meta WHERE key = ?", (mark_key,))
+                got = row.fetchone()
+                mark = int(got[0]) if got else 0
                 todo = self._db.execute(
                     "SELECT kind, labels, CAST(at / ? AS INTEGER) AS p, MAX(id) FROM snapshot "
-                    "WHERE res = 0 AND at < ? GROUP BY kind, labels, p",
-                    (res, closed),
+                    "WHERE res = 0 AND at < ? AND id > ? GROUP BY kind, labels, p",
+                    (res, closed, mark),
                 ).fetchall()
+                waiting = self._db.execute(  # in periods still open: next time
+                    "SELECT MIN(id) FROM snapshot WHERE res = 0 AND at >= ? AND id > ?",
+                    (closed, mark),
+                ).fetchone()[0]
+                newest_id = self._db.execute("SELECT MAX(id) FROM snapshot").fetchone()[0]
                 rolled = {
                     (kind, labels, int(p)): int(i)
                     for kind, labels, p, i in self._db.execute(
@@ -690,15 +773,17 @@ class History:
                     ).fetchall()
                 }
             for kind, labels, p, newest in todo:
-                if rolled.get((kind, labels, int(p)), -1) > newest:
+                have = rolled.get((kind, labels, int(p)), -1)
+                if have > newest:
                     continue  # rolled up after its newest raw snapshot arrived
                 start = int(p) * res
-                with self._lock:
+                with self._lock:  # the rollup so far, and the raw snapshots that came after it
                     blobs = [b for (b,) in self._db.execute(
-                        "SELECT z FROM snapshot WHERE res = 0 AND kind = ? AND labels = ? "
-                        "AND at >= ? AND at < ? ORDER BY at",
-                        (kind, labels, start, start + res),
-                    ).fetchall()]  # fmt: skip
+                        "SELECT z FROM snapshot WHERE kind = ? AND labels = ? AND at >= ? "
+                        "AND at < ? AND ((res = ? AND id = ?) OR (res = 0 AND id > ?)) "
+                        "ORDER BY res DESC, at",
+                        (kind, labels, start, start + res, res, have, have),
+                    ).fetchall() if b is not None]  # fmt: skip
                 merged = _merged([json.loads(zlib.decompress(b)) for b in blobs])
                 if merged is None:
                     continue
@@ -710,6 +795,20 @@ class History:
                     self._drop(db, old)
                     self._insert(db, merged, start, res, json.loads(labels))
                 done[name] += 1
+            new_mark = int(waiting) - 1 if waiting is not None else int(newest_id or 0)
+            with self._write() as db:
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (mark_key, str(new_mark)))
+        span = keep.get("raw_snapshots")
+        if span is not None:  # raw snapshots whose hour and day are rolled up: figures only
+            with self._write() as db:
+                cur = db.execute(
+                    "UPDATE snapshot SET z = NULL WHERE res = 0 AND z IS NOT NULL AND at < ? "
+                    "AND EXISTS (SELECT 1 FROM snapshot r WHERE r.res = ? AND r.kind = "
+                    "snapshot.kind AND r.labels = snapshot.labels AND r.id > snapshot.id AND "
+                    "r.at = CAST(snapshot.at / ? AS INTEGER) * ?)",
+                    (t_now - span, DAY, DAY, DAY),
+                )
+                done["emptied"] = cur.rowcount
         for name, res in (("raw", 0.0), ("1h", HOUR), ("1d", DAY)):
             span = keep.get(name)
             if span is None:
@@ -727,6 +826,8 @@ class History:
                 ).fetchall()]  # fmt: skip
                 self._drop(db, old)
                 done["dropped"] += len(old)
+        with self._lock:
+            self._db.execute("PRAGMA incremental_vacuum").fetchall()
         return done
 
     @staticmethod
