@@ -52,6 +52,16 @@ def test_the_custom_monitor_example_runs() -> None:
     assert done.stdout.rstrip().endswith("custom monitor: contract kept, merged, exported, served")
 
 
+def test_the_history_example_runs_and_names_the_creep() -> None:
+    """docs/history.md includes this file: three months of snapshots, the creep named."""
+    assert '--8<-- "docs/examples/history_trend.py"' in (ROOT / "docs" / "history.md").read_text()
+    done = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "history_trend.py")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "90 daily p99s" in done.stdout
+    assert "WARNING  history.creep" in done.stdout and "projected to cross 60 ms on" in done.stdout
+
+
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 

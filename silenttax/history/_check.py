@@ -106,8 +106,9 @@ def check_series(
     family level after Holm over the series **and** the Theil-Sen slope is over
     ``margin`` per 30 days, with the slope's interval, the change over the window and
     the date the fitted line crosses ``limits[name]``; then ``history.change_point`` when
-    one split explains it (E-divisive p <= 0.05): the first day of the new level, its
-    size with an interval, the nearest marker. Otherwise one ``history.trend`` OK with
+    one split explains it (E-divisive p <= ``alpha`` and two flat levels fit better than
+    the line): the first day of the new level, its size with an interval, the nearest
+    marker. Otherwise one ``history.trend`` OK with
     the slope. ``history.gap`` (INFO) when over 10% of the window's periods are missing;
     ``history.no_data`` (INFO) under ``min_points`` points.
 
@@ -268,7 +269,7 @@ def _creep(
         detector="history.check_series",
     )]  # fmt: skip
     cp = change_point(s.times, s.values)
-    if cp is not None and cp.p_value <= alpha:
+    if cp is not None and cp.p_value <= alpha and cp.step_fits_better:
         marker = _nearest(markers, cp.at, 3 * DAY)
         size = (
             f"{cp.ratio - 1:+.1%} [{cp.ratio_ci[0] - 1:+.1%}, {cp.ratio_ci[1] - 1:+.1%}]"

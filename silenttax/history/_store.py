@@ -418,8 +418,14 @@ class History:
             return
 
         def run() -> None:
+            # a connection of its own: the caller's appends never wait on this thread's
+            # reads, only (at the file's lock) on its short write transactions
             with contextlib.suppress(Exception):  # never into the host; the next one retries
-                self.compact()
+                other = History(self.path, timeout=self.timeout)
+                try:
+                    other.compact()
+                finally:
+                    other.close()
 
         self._compacting = threading.Thread(target=run, name="silenttax-history", daemon=True)
         self._compacting.start()

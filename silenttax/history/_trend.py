@@ -170,17 +170,21 @@ class TrendResult:
     """The fitted line's value at ``t = 0`` (log scale when ``log_scale``)."""
     slope_per_second: float = field(repr=False, default=0.0)
     """The same slope per second (log scale when ``log_scale``)."""
+    end_time: float = field(repr=False, default=0.0)
+    """The last point's time (epoch seconds)."""
 
     def crossing(self, threshold: float, slope: float | None = None) -> float | None:
-        """Epoch seconds when the fitted line reaches ``threshold`` (None: never, going
-        the other way or already past it)."""
+        """Epoch seconds when the fitted line, or one of ``slope`` (per second, on the
+        test's scale) through the same last fitted value, reaches ``threshold`` (None:
+        a flat line, or one that moves away from it)."""
         s = self.slope_per_second if slope is None else slope
-        target = math.log(threshold) if self.log_scale else threshold
         if threshold <= 0 and self.log_scale:
             return None
-        if s == 0:
+        target = math.log(threshold) if self.log_scale else threshold
+        end = math.log(self.end_level) if self.log_scale else self.end_level
+        if s == 0 or (target - end) / s < 0:
             return None
-        at = (target - self.intercept) / s
+        at = self.end_time + (target - end) / s
         return at if math.isfinite(at) else None
 
 
@@ -302,6 +306,7 @@ def trend_test(
         end_level=math.exp(edge[1]) if log else edge[1],
         intercept=intercept,
         slope_per_second=slope,
+        end_time=float(t[-1]),
     )
 
 
@@ -309,6 +314,9 @@ def trend_test(
 class ChangePoint:
     """The most likely single change in a series (E-divisive)."""
 
+    step_fits_better: bool
+    """Whether two flat levels split there leave less (absolute) error than one straight
+    line: a step, not a steady slope (a creep also has a "best split")."""
     index: int
     """Position of the first point of the new level."""
     at: float
@@ -383,7 +391,11 @@ def change_point(
     lo, hi = np.quantile(boots, [0.025, 0.975])
     point = size(before, after)
     convert = math.exp if log else (lambda v: v)
+    slope = float(_theil_sen(t, y[None, :])[0])
+    line = y - float(np.median(y - slope * t)) - slope * t
+    step = np.concatenate((before - np.median(before), after - np.median(after)))
     return ChangePoint(
+        step_fits_better=bool(np.abs(step).sum() < np.abs(line).sum()),
         index=k,
         at=float(t[k]),
         p_value=p,
