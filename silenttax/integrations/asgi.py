@@ -653,7 +653,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             report = report | self._errors(recent)
         if self.live is not None:
             report = report | self.live.report()
-        if breakdown.wall_time > 0:
+        if breakdown.requests and breakdown.wall_time > 0:  # a server that served
             report = report | Report(
                 findings=[
                     self_time_finding(
