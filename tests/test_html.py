@@ -194,3 +194,39 @@ def test_scatter_labels_neither_overlap_nor_leave_the_plot(tmp_path: Path) -> No
         assert apart, f"{a!r} overlaps {b!r}"
     for name, *_ in points:
         assert f"<title>{name}:" in svg
+
+
+HISTORY_PLOTS = """(() => Array.from(document.querySelectorAll('svg.stx-plot polyline')).map(e => {
+  const r = e.getBoundingClientRect(); return [r.width, r.height,
+  e.getAttribute('points').split(' ').length]; }))()"""
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
+def test_history_charts_stay_small_however_long_the_history(tmp_path: Path) -> None:
+    """A quarter and two years of daily snapshots: the trend chart keeps at most 200
+    points (each bucket's min and max), stays under 10 KiB, and draws in Chromium."""
+    from silenttax import history
+    from tests.history.test_store import DAY, T0, _months
+
+    sizes = []
+    for days in (90, 730):
+        store = history.open(tmp_path / f"{days}.db")
+        store.mark("deploy", at=T0 + 45 * DAY, labels={"model": "m"}, version="2.3")
+        _months(store, days, creep=0.2, seed=1)
+        report = store.trend("latency.p50", since=None, limits={"latency.p50": 0.05}, model="m")
+        store.close()
+        (creep,) = report.filter(code="history.creep")
+        assert len(creep.evidence["series"]["t"]) <= 200
+        page_html = report.to_html()
+        chart = re.findall(
+            r'<svg class="stx-plot"[^>]*aria-label="latency.p50.*?</svg>', page_html, re.S
+        )
+        assert len(chart) == 1 and 'stroke-dasharray="2 3"' in chart[0]  # the deploy marker
+        sizes.append(len(chart[0].encode()))
+        path = tmp_path / f"{days}.html"
+        path.write_text(page_html, encoding="utf-8")
+        page = render(path, script=HISTORY_PLOTS)
+        assert page.errors == []
+        ((width, height, points),) = page.evaluated
+        assert width > 100 and height > 10 and 2 <= points <= 200
+    assert max(sizes) <= 10 * 1024, sizes

@@ -148,7 +148,7 @@ def _short(s: Series, min_points: int) -> Finding:
     against the previous and the first: a quarterly audit's comparison)."""
     points = [(t, v) for t, v in zip(s.times, s.values, strict=True) if math.isfinite(v)]
     text = f"{_describe(s)}: {len(points)} {s.resolution} points, a trend needs {min_points}"
-    evidence: dict[str, Any] = {"points": len(points)}
+    evidence: dict[str, Any] = {"points": len(points), "series": chart_series(s)}
     if len(points) >= 2:
         first, previous, latest = points[0][1], points[-2][1], points[-1][1]
         path = " -> ".join(f"{_fmt(v, s.unit)} ({_iso(t)})" for t, v in points[-4:])
@@ -196,8 +196,30 @@ def _steady(s: Series, result: Any, p: float) -> Finding:
         message=f"{_describe(s)}: {_slope_text(result)} over {result.n} {s.resolution} "
                 f"points, p {p:.2g} (Holm): no creep",
         metric="slope_per_30d", value=result.slope_per_30d, threshold=result.margin,
-        evidence=_evidence(result, p), detector="history.check_series",
+        evidence={**_evidence(result, p), "series": chart_series(s),
+                  "fit": [s.times[0], result.start_level, s.times[-1], result.end_level]},
+        detector="history.check_series",
     )  # fmt: skip
+
+
+CHART_POINTS = 200
+"""Most points of a series kept in a finding's evidence for its chart (min and max of
+each of 100 buckets: the chart's size does not grow with the history)."""
+
+
+def chart_series(s: Series) -> dict[str, Any]:
+    """``s`` reduced to at most ``CHART_POINTS`` points (each bucket's min and max)."""
+    pts = [(t, v) for t, v in zip(s.times, s.values, strict=True) if math.isfinite(v)]
+    if len(pts) > CHART_POINTS:
+        size = len(pts) / (CHART_POINTS // 2)
+        kept: list[tuple[float, float]] = []
+        for b in range(CHART_POINTS // 2):
+            bucket = pts[int(b * size) : int((b + 1) * size)]
+            if bucket:
+                low, high = min(bucket, key=lambda p: p[1]), max(bucket, key=lambda p: p[1])
+                kept += sorted({low, high})
+        pts = kept
+    return {"t": [t for t, _ in pts], "v": [v for _, v in pts], "unit": s.unit}
 
 
 def _evidence(result: Any, p: float) -> dict[str, Any]:
@@ -221,6 +243,13 @@ def _creep(
     s: Series, result: Any, p: float, alpha: float, limit: float | None, markers: Sequence[Marker]
 ) -> list[Finding]:
     evidence = _evidence(result, p)
+    evidence["series"] = chart_series(s)
+    evidence["fit"] = [s.times[0], result.start_level, s.times[-1], result.end_level]
+    evidence["markers"] = [
+        [m.at, f"{m.kind} {m.meta.get('version', '')}".strip()]
+        for m in markers
+        if s.times[0] <= m.at <= s.times[-1]
+    ]
     change = (
         result.end_level / result.start_level - 1
         if result.log_scale and result.start_level

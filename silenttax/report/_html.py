@@ -381,6 +381,36 @@ def _cost(findings: Sequence[Finding]) -> str:
     return _findings_table(costs) + "".join(parts)
 
 
+def _history(findings: Sequence[Finding]) -> str:
+    """One chart per tracked series (creep first): the values, the fitted line, markers."""
+    order = {"history.creep": 0, "history.trend": 1, "history.no_data": 2}
+    charted = sorted(
+        (f for f in findings if f.code in order and isinstance(_ev(f).get("series"), dict)),
+        key=lambda f: (order[f.code], f.subject),
+    )
+    parts = []
+    for f in charted:
+        ev = _ev(f)
+        series, fit, limit = ev["series"], ev.get("fit"), ev.get("limit")
+        line = None
+        if isinstance(fit, list) and len(fit) == 4:
+            line = (float(fit[0]), float(fit[1]), float(fit[2]), float(fit[3]))
+        chart = _svg.trend(
+            [float(t) for t in series.get("t", [])],
+            [float(v) for v in series.get("v", [])],
+            f"{f.subject} ({series.get('unit', '')})",
+            fit=line,
+            limit=float(limit) if isinstance(limit, int | float) else None,
+            marks=[(float(at), str(name)) for at, name in ev.get("markers", [])],
+        )
+        if chart:
+            parts.append(
+                f'<div class="sub">{_badge(f.severity)} {_esc(f.message)}</div>'
+                f'<div class="plot">{chart}</div>'
+            )
+    return "".join(parts)
+
+
 def _gate(findings: Sequence[Finding]) -> str:
     gated = [f for f in findings if f.code.startswith(("gate.", "canary."))]
     return _findings_table(gated) if gated else ""
@@ -456,6 +486,11 @@ def to_html(report: Report, *, full_page: bool = True, title: str | None = None)
         ),
         ("Cost", lambda: _cost(findings), ""),
         ("Gate", lambda: _gate(findings), ""),
+        (
+            "History",
+            lambda: _history(findings),
+            "daily rollups; the fitted trend in amber, markers dashed",
+        ),
         ("Environment", lambda: _environment(report), ""),
     ]
     body = [head, *(_section(t, fn(), n) for t, fn, n in sections)]

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["PALETTE", "hbar", "histogram", "intervals", "scatter", "stacked"]
+__all__ = ["PALETTE", "hbar", "histogram", "intervals", "scatter", "stacked", "trend"]
 
 REFERENCE = "#8c959f"
 CURRENT = "#0969da"
@@ -293,3 +293,69 @@ def _fmt(value: float, unit: str) -> str:
 
         return format_duration(value)
     return f"{value:.3g} {unit}".strip()
+
+
+def trend(
+    times: Sequence[float],
+    values: Sequence[float],
+    label: str,
+    *,
+    fit: tuple[float, float, float, float] | None = None,
+    limit: float | None = None,
+    marks: Sequence[tuple[float, str]] = (),
+    width: int = 520,
+    height: int = 140,
+) -> str:
+    """A series over time (at most a few hundred points: see ``history``'s findings), with
+    the fitted line ``(t0, v0, t1, v1)``, a limit and dated marks (deploys, a change)."""
+    pts = [
+        (t, v) for t, v in zip(times, values, strict=False) if math.isfinite(t) and math.isfinite(v)
+    ]
+    if len(pts) < 2:
+        return ""
+    ys = [v for _, v in pts] + ([limit] if limit is not None and math.isfinite(limit) else [])
+    if fit is not None:
+        ys += [fit[1], fit[3]]
+    t0, t1 = pts[0][0], pts[-1][0]
+    y0, y1 = min(ys), max(ys)
+    if y1 <= y0:
+        y0, y1 = y0 - 1, y1 + 1
+    pad = (y1 - y0) * 0.08
+    y0, y1 = y0 - pad, y1 + pad
+    left, bottom, top, right = 50, 18, 8, 10
+
+    def px(t: float) -> float:
+        return left + (width - left - right) * (t - t0) / ((t1 - t0) or 1)
+
+    def py(v: float) -> float:
+        return top + (height - top - bottom) * (1 - (v - y0) / (y1 - y0))
+
+    out = [_open(width, height, label)]
+    out.append(
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" '
+        'stroke="#57606a"/>'
+    )
+    if limit is not None and y0 <= limit <= y1:
+        out.append(
+            f'<line x1="{left}" y1="{_n(py(limit))}" x2="{width - right}" y2="{_n(py(limit))}" '
+            f'stroke="#cf222e" stroke-dasharray="4 3"><title>limit {_tick(limit)}</title></line>'
+        )
+    for at, name in marks:
+        if t0 <= at <= t1:
+            x = _n(px(at))
+            out.append(
+                f'<line x1="{x}" y1="{top}" x2="{x}" y2="{height - bottom}" stroke="#8250df" '
+                f'stroke-dasharray="2 3"><title>{_esc(name)}</title></line>'
+            )
+    line = " ".join(f"{_n(px(t))},{_n(py(v))}" for t, v in pts)
+    out.append(f'<polyline points="{line}" fill="none" stroke="{CURRENT}" stroke-width="1.2"/>')
+    if fit is not None:
+        out.append(
+            f'<line x1="{_n(px(fit[0]))}" y1="{_n(py(fit[1]))}" x2="{_n(px(fit[2]))}" '
+            f'y2="{_n(py(fit[3]))}" stroke="#bf8700" stroke-width="1.5"><title>trend</title></line>'
+        )
+    out.append(
+        f'<text x="4" y="{top + 8}" {_FONT} fill="#57606a">{_tick(y1)}</text>'
+        f'<text x="4" y="{height - bottom}" {_FONT} fill="#57606a">{_tick(y0)}</text></svg>'
+    )
+    return "".join(out)
