@@ -844,6 +844,97 @@ class History:
             db.execute(f"DELETE FROM point WHERE snapshot IN ({marks})", part)
             db.execute(f"DELETE FROM snapshot WHERE id IN ({marks})", part)
 
+    def state(
+        self,
+        kind: str,
+        *,
+        since: float | datetime | str | None = None,
+        until: float | datetime | None = None,
+        labels: Mapping[str, Any] | None = None,
+        **filters: Any,
+    ) -> Any:
+        """The snapshots of ``kind`` in a window, of every stream ``filters`` match, merged
+        into one component: last quarter's latency as a baseline for today's check.
+
+        Uses each period's rollup where the raw snapshots are gone (a period is counted
+        once: its daily rollup, else its hourly ones, else its raw snapshots).
+
+        Raises:
+            InputError: nothing of ``kind`` with those labels in the window.
+
+        Examples:
+            >>> import tempfile, pathlib
+            >>> from silenttax.monitor import LatencyMonitor
+            >>> store = open(pathlib.Path(tempfile.mkdtemp()) / "h.db")
+            >>> for day in range(3):
+            ...     m = LatencyMonitor()
+            ...     m.record(0.01 * (day + 1))
+            ...     _ = store.append(m, at=day * 86400.0, labels={"model": "m"})
+            >>> store.state("silenttax.latency_monitor", model="m").sketch.count
+            3
+            >>> store.close()
+        """
+        from silenttax._registry import load
+
+        start = _since(since, time.time())
+        end = _epoch(until) if until is not None else math.inf
+        wanted = _labels({**(labels or {}), **filters})
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, at, res, labels FROM snapshot WHERE kind = ? AND at >= ? AND at < ? "
+                "AND z IS NOT NULL ORDER BY at",
+                (kind, start if start is not None else -math.inf, end),
+            ).fetchall()
+        ids: list[int] = []
+        streams: dict[str, list[tuple[int, float, float]]] = {}
+        for sid, at, res, key in rows:
+            if _matches(json.loads(key), wanted):
+                streams.setdefault(key, []).append((int(sid), float(at), float(res)))
+        for got in streams.values():
+            days = {math.floor(at / DAY) for _, at, res in got if res == DAY}
+            hours = {math.floor(at / HOUR) for _, at, res in got if res == HOUR}
+            for sid, at, res in got:
+                if res == DAY:
+                    ids.append(sid)
+                elif math.floor(at / DAY) in days:
+                    continue
+                elif res == HOUR or math.floor(at / HOUR) not in hours:
+                    ids.append(sid)
+        if not ids:
+            raise InputError(f"no {kind!r} snapshot with {wanted or 'any labels'} in that window")
+        blobs = self._blobs(ids)
+        merged = _merged([json.loads(zlib.decompress(blobs[i])) for i in ids])
+        return load(merged)
+
+    def reextract(self) -> int:
+        """Extract the figures of every kept snapshot again (after an upgrade added a
+        figure, or a user's ``gauges()`` changed); returns the snapshots re-read. Raw
+        snapshots past their 2 days keep the figures they had."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, at, res, labels FROM snapshot WHERE z IS NOT NULL"
+            ).fetchall()
+        done = 0
+        for chunk in range(0, len(rows), 200):
+            part = rows[chunk : chunk + 200]
+            blobs = self._blobs([int(r[0]) for r in part])
+            with self._write() as db:
+                for sid, at, res, key in part:
+                    state = _as_state(json.loads(zlib.decompress(blobs[int(sid)])))
+                    db.execute("DELETE FROM point WHERE snapshot = ?", (sid,))
+                    labels = json.loads(key)
+                    db.executemany(
+                        "INSERT INTO point VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            (self._series_id(db, x.name, state.KIND,
+                                             _key({**labels, **x.labels}), x.unit),
+                             at, res, x.value, x.lo, x.hi, x.n, sid)
+                            for x in extract(state)
+                        ],
+                    )  # fmt: skip
+                    done += 1
+        return done
+
     def stats(self) -> dict[str, int]:
         """Rows per table and the file's bytes."""
         with self._lock:

@@ -263,3 +263,35 @@ def test_trend_names_creep_with_a_breach_date_and_a_step_with_its_deploy(tmp_pat
     assert [f.code for f in short.trend(since=None)] == ["history.no_data"]
     for store in (creeping, steady, stepped, short):
         store.close()
+
+
+def test_a_window_merged_back_into_a_component_and_figures_extracted_again(tmp_path: Path) -> None:
+    """``state()`` counts each period once (its daily rollup, else its hours, else raw),
+    before and after compaction; ``reextract()`` rebuilds the figures from the blobs."""
+    rng = np.random.default_rng(5)
+    store = history.open(tmp_path / "s.db")
+    everything = []
+    for hour in range(72):
+        monitor = LatencyMonitor()
+        values = _day_of_latencies(rng, 0.01, 100)
+        for v in values:
+            monitor.record(float(v))
+        everything.append(values)
+        store.append(monitor, at=T0 + hour * HOUR + 5, labels={"model": "m"})
+    merged = store.state("silenttax.latency_monitor", model="m")
+    assert merged.sketch.count == 7200
+    store.compact(now=T0 + 3 * DAY + 10)
+    after = store.state("silenttax.latency_monitor", model="m")
+    assert after.sketch.count == 7200  # days rolled up: still each request once
+    truth = float(np.quantile(np.concatenate(everything), 0.99))
+    assert after.sketch.quantile(0.99) == pytest.approx(truth, rel=0.02)
+    first_day = store.state("silenttax.latency_monitor", until=T0 + DAY, model="m")
+    assert first_day.sketch.count == 2400
+    with pytest.raises(InputError, match=r"no 'silenttax\.latency_monitor'"):
+        store.state("silenttax.latency_monitor", model="other")
+    # the figures, lost, come back from the kept snapshots
+    before = store.series("latency.p99", resolution="1d", model="m").values
+    sqlite3.connect(tmp_path / "s.db").execute("DELETE FROM point").connection.commit()
+    assert store.reextract() > 0
+    assert store.series("latency.p99", resolution="1d", model="m").values == before
+    store.close()
