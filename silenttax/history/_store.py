@@ -243,6 +243,8 @@ class History:
                 self.path, timeout=min(self.timeout, 5.0), isolation_level=None,
                 check_same_thread=False,
             )  # fmt: skip
+            # a new file gives freed pages back (set before WAL: the header is written then)
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
@@ -266,8 +268,6 @@ class History:
             )
         if version == SCHEMA_VERSION:
             return
-        with self._lock:  # before any table: free pages can go back to the file system
-            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         with self._write("EXCLUSIVE") as db:
             if int(db.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION:
                 for statement in _SCHEMA.split(";"):
@@ -833,7 +833,9 @@ class History:
                 self._drop(db, old)
                 done["dropped"] += len(old)
         with self._lock:
-            self._db.execute("PRAGMA incremental_vacuum").fetchall()
+            self._db.executescript("PRAGMA incremental_vacuum;")  # steps until done
+            with contextlib.suppress(sqlite3.OperationalError):  # a reader holds it: next time
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return done
 
     @staticmethod
