@@ -75,6 +75,8 @@ def add_parser(subparsers: Any) -> None:
     trend.set_defaults(func=run_trend)
 
     compact = command("compact", "build hourly and daily rollups, drop what retention ends")
+    compact.add_argument("--vacuum", action="store_true",
+                         help="also rewrite the file, packing half-empty pages")  # fmt: skip
     compact.set_defaults(func=run_compact)
 
     export = command("export", "write Hive-partitioned Parquet for DuckDB or Spark (needs pyarrow)")
@@ -183,7 +185,7 @@ def run_compact(args: argparse.Namespace) -> int:
     from silenttax import history
 
     with history.open(args.store) as store:
-        done = store.compact()
+        done = store.compact(vacuum=args.vacuum)
         stats = store.stats()
     print(f"rollups written: {done['1h']} hourly, {done['1d']} daily; {done['dropped']} "
           f"snapshots past retention dropped; {stats['bytes']:,} bytes")  # fmt: skip

@@ -238,17 +238,18 @@ class History:
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.timeout = float(timeout)
-        try:
-            self._db = sqlite3.connect(
-                self.path, timeout=min(self.timeout, 5.0), isolation_level=None,
-                check_same_thread=False,
-            )  # fmt: skip
-            # a new file gives freed pages back (set before WAL: the header is written then)
-            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.Error as exc:
-            raise StateError(f"{str(self.path)!r}: not a history store ({exc})") from exc
+        deadline = time.monotonic() + self.timeout
+        while True:  # many processes opening one file at once: retried while it is locked
+            try:
+                self._db = self._connect()
+                break
+            except sqlite3.OperationalError as exc:
+                locked = "locked" in str(exc) or "busy" in str(exc)
+                if not locked or time.monotonic() > deadline:
+                    raise StateError(f"{str(self.path)!r}: not a history store ({exc})") from exc
+                time.sleep(0.01)
+            except sqlite3.Error as exc:
+                raise StateError(f"{str(self.path)!r}: not a history store ({exc})") from exc
         self._lock = threading.RLock()
         self._series: dict[tuple[str, str, str], int] = {}
         self._compacted_hour: float | None = None
@@ -256,6 +257,23 @@ class History:
         self._migrate()
 
     # ------------------------------------------------------------------ plumbing
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.path, timeout=min(self.timeout, 5.0), isolation_level=None,
+            check_same_thread=False,
+        )  # fmt: skip
+        try:
+            if int(db.execute("PRAGMA page_count").fetchone()[0]) == 0:
+                # a new file gives freed pages back (set before WAL writes the header)
+                db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
     def _migrate(self) -> None:
         try:
             version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
@@ -730,7 +748,8 @@ class History:
 
     # ------------------------------------------------------------------ rollups
     def compact(self, *, now: float | datetime | None = None,
-                retention: Mapping[str, float | None] | None = None) -> dict[str, int]:  # fmt: skip
+                retention: Mapping[str, float | None] | None = None,
+                vacuum: bool = False) -> dict[str, int]:  # fmt: skip
         """Build the hourly and daily rollups of closed periods by merging snapshots, and
         drop what ``retention`` no longer keeps (default :data:`RETENTION`: raw 7 days,
         hourly 90, daily forever). Runs by itself once an hour of data from
@@ -739,6 +758,10 @@ class History:
 
         A rollup is built once its period is closed, and built again when raw snapshots
         arrive after it (merged into it: the raw snapshots before it may be gone).
+
+        Freed pages go back to the file system as they are freed; pages left half empty
+        by emptied snapshots are packed only by ``vacuum=True`` (a rewrite of the file:
+        writers wait for it; the year in ``docs/benchmarks.md`` went 123 -> 86 MiB).
 
         Returns:
             Rollups written (``1h``, ``1d``), snapshots dropped, raw snapshots emptied.
@@ -834,6 +857,8 @@ class History:
                 done["dropped"] += len(old)
         with self._lock:
             self._db.executescript("PRAGMA incremental_vacuum;")  # steps until done
+            if vacuum:
+                self._db.execute("VACUUM")
             with contextlib.suppress(sqlite3.OperationalError):  # a reader holds it: next time
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return done
