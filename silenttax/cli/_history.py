@@ -111,21 +111,15 @@ def run_append(args: argparse.Namespace) -> int:
 
 
 def append_audit_dir(store: Any, folder: Path, labels: dict[str, str], *, at: float | None) -> int:
-    """An audit directory's report and snapshots (but the references), each snapshot
-    labelled by its name, as ``History.append`` does with an audit."""
+    """An audit directory's snapshots and report, as ``History.append`` does with an audit."""
     import silenttax
 
-    n = 0
-    for file in sorted((folder / "snapshots").glob("*.json")):
-        if file.stem.endswith("_reference"):
-            continue
-        store.append(silenttax.load(file), at=at, labels={**labels, "snapshot": file.stem})
-        n += 1
+    snapshots = {f.stem: silenttax.load(f) for f in sorted((folder / "snapshots").glob("*.json"))
+                 if not f.stem.endswith("_reference")}  # fmt: skip
     report = folder / "report.json"
-    if report.is_file():
-        store.append(silenttax.load(report), at=at, labels=labels)
-        n += 1
-    return n
+    loaded = silenttax.load(report) if report.is_file() else None
+    done: int = store._append_run(snapshots, loaded, at=at, labels=labels)[0]
+    return done
 
 
 def _since(text: str | None) -> str | None:

@@ -407,7 +407,7 @@ class History:
             StateError: the store stayed locked by other writers for ``timeout`` seconds.
         """
         if _is_audit(snapshot):
-            return self._append_audit(snapshot, _epoch(at), _labels(labels))
+            return self._append_run(snapshot.snapshots, snapshot.report, at=at, labels=labels)[1]
         state = _as_state(snapshot)
         when = _epoch(at)
         names = _labels(labels)
@@ -422,13 +422,26 @@ class History:
         )
         return got
 
-    def _append_audit(self, audit: Any, at: float, labels: dict[str, str]) -> int:
-        """An audit: its snapshots (each labelled ``snapshot=<name>``; the references left
-        out: they are the same each time) and its report; returns the report's id."""
-        for name, state in sorted(audit.snapshots.items()):
+    def _append_run(
+        self,
+        snapshots: Mapping[str, Any],
+        report: Any,
+        *,
+        at: float | datetime | None,
+        labels: Mapping[str, Any] | None,
+    ) -> tuple[int, int]:
+        """An audit's snapshots (each labelled ``snapshot=<name>``; the references left
+        out: they are the same each time) and its report (if any), all at one time;
+        returns (how many were appended, the last one's id)."""
+        when, done, last = _epoch(at), 0, 0
+        for name, state in sorted(snapshots.items()):
             if not name.endswith("_reference"):
-                self.append(state, at=at, labels={**labels, "snapshot": name})
-        return self.append(audit.report, at=at, labels=labels)
+                last = self.append(state, at=when, labels={**(labels or {}), "snapshot": name})
+                done += 1
+        if report is not None:
+            last = self.append(report, at=when, labels=labels)
+            done += 1
+        return done, last
 
     def _compact_in_background(self) -> None:
         running = self._compacting
