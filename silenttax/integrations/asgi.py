@@ -430,7 +430,11 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         self.app = app
         self.template = monitor or LatencyMonitor()
         self.tracer = tracer or Tracer(model_stages=tuple(model_stages))
-        self.cost = cost
+        self._cost: CostMonitor | None = cost
+        # requests, busy and occupied seconds, Unix second not yet given to the cost monitor
+        self._cost_pending: list[float] = [0, 0.0, 0.0, 0.0]
+        # ... handed over at least this often: a second, or 1/50 of a short cost window
+        self._cost_tick = 1.0 if cost is None else min(1.0, cost.window / 50)
         self.exclude_paths = frozenset(exclude_paths)
         self.max_routes = max_routes
         self.model_stages = tuple(model_stages)
@@ -1003,32 +1007,42 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         return mine
 
     @property
+    def cost(self) -> CostMonitor | None:
+        """The cost monitor (one inference per request), with every finished request
+        counted: the request path hands it its requests once a second (or 1/50 of its
+        window, if shorter), reading it
+        through the middleware hands it the rest first."""
+        self._flush_cost()
+        return self._cost
+
+    def _flush_cost(self) -> None:
+        if self._cost is None:
+            return
+        with self._lock:
+            count, busy, occupied, when = self._cost_pending
+            self._cost_pending = [0, 0.0, 0.0, 0.0]
+        if count:
+            try:
+                self._cost.record(
+                    int(count), busy_seconds=busy, occupied_seconds=occupied, now=when
+                )
+            except Exception:
+                self.internal_errors += 1
+                if self.strict:
+                    raise
+
+    @property
     def in_flight(self) -> int:
         """Requests being served now (arrived, not yet recorded)."""
         return self._in_flight
 
-    def _arrive(self, now: float) -> None:
-        with self._lock:
-            if self._in_flight:
-                self._occupied += now - self._last
-            self._last = now
-            self._in_flight += 1
-            self._arrivals += 1
-
-    def _leave(self, now: float) -> float:
-        """One request done (lock held); returns the occupied seconds not yet given to the
-        cost monitor."""
-        if self._in_flight:
-            self._occupied += max(0.0, now - self._last)
-            self._in_flight -= 1
-        self._last = max(self._last, now)
-        delta, self._reported = self._occupied - self._reported, self._occupied
-        return delta
-
     def _record(self, scope: Scope, start: float, first: float | None, end: float,
                 status: int | None, failure: str | None) -> None:  # fmt: skip
+        """One finished request: its route's latency, outcome and error window, the time
+        with requests in flight, and (once a second) the cost monitor."""
+        unix = end + self._wall
         if self._first is None:
-            self._first = end + self._wall
+            self._first = unix
         route = self._route(scope)
         self._latency[route].record(end - start)
         if first is not None:
@@ -1037,16 +1051,32 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             "error" if status is None else _STATUS.get(status // 100) or f"{status // 100}xx"
         )
         key = (route, kind)
-        slot = int((end + self._wall) // self.window)
+        slot = int(unix // self.window)
+        due = None
         with self._lock:
-            occupied = self._leave(end)
+            if self._in_flight:  # the wall time with >= 1 request in flight, to this end
+                self._occupied += max(0.0, end - self._last)
+                self._in_flight -= 1
+            if end > self._last:
+                self._last = end
             self._counts[key] = self._counts.get(key, 0) + 1
             if slot != self._recent_slot:
                 self._roll(slot)
             window = self._recent.setdefault(route, {})
             window[kind] = window.get(kind, 0) + 1
-        if self.cost is not None:
-            self.cost.record(1, busy_seconds=end - start, occupied_seconds=occupied)
+            if self._cost is not None:
+                pending = self._cost_pending
+                tick = self._cost_tick  # a new tick: hand the last one over
+                if pending[0] and int(pending[3] / tick) != int(unix / tick):
+                    due, pending = pending, [0, 0.0, 0.0, 0.0]
+                    self._cost_pending = pending
+                pending[0] += 1
+                pending[1] += end - start
+                pending[2] += self._occupied - self._reported
+                pending[3] = unix
+                self._reported = self._occupied
+        if due is not None and self._cost is not None:
+            self._cost.record(int(due[0]), busy_seconds=due[1], occupied_seconds=due[2], now=due[3])
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the lifespan through; write the last snapshot before shutdown completes."""
@@ -1099,8 +1129,13 @@ class SilentTaxMiddleware(Stateful[ServingState]):
                 await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        alone = self._in_flight == 0  # nothing else in flight: no one to queue behind
-        self._arrive(start)
+        with self._lock:  # one more request in flight
+            alone = self._in_flight == 0  # nothing else in flight: no one to queue behind
+            if not alone:
+                self._occupied += start - self._last
+            self._last = start
+            self._in_flight += 1
+            self._arrivals += 1
         pending: list[Any] = [start, None]  # [arrival, seconds until the first stage]
         writer = self.writer
         if writer is not None and writer.thread is None:
@@ -1110,19 +1145,20 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             live.countdown -= 1
             if live.countdown <= 0:
                 receive = self._sampled(live, receive)
-        seen: dict[str, Any] = {"status": None, "first": None, "recorded": False}
+        seen: list[Any] = [None, None, False]  # status, first body chunk, recorded
 
         def record(end: float, failure: str | None) -> None:
             """Once per request: at the last body chunk, or when the app returns without one."""
-            if seen["recorded"]:
+            if seen[2]:
                 return
-            seen["recorded"] = True
+            seen[2] = True
             try:
-                self._record(scope, start, seen["first"], end, seen["status"], failure)
-                if pending[1] is not None:
-                    self._before_handler.add(pending[1])
+                self._record(scope, start, seen[1], end, seen[0], failure)
+                before = pending[1]
+                if before is not None:
+                    self._before_handler.add(before)
                     if alone:
-                        self._before_handler_alone.add(pending[1])
+                        self._before_handler_alone.add(before)
             except Exception:
                 self.internal_errors += 1
                 if self.strict:
@@ -1130,16 +1166,16 @@ class SilentTaxMiddleware(Stateful[ServingState]):
 
         async def watched(message: Message) -> None:
             kind = message.get("type")
-            if kind == "http.response.start":
-                seen["status"] = message.get("status")
-            elif kind == "http.response.body":
+            if kind == "http.response.body":
                 now = time.perf_counter()
-                if seen["first"] is None:
-                    seen["first"] = now
+                if seen[1] is None:
+                    seen[1] = now
                 if not message.get("more_body", False):
                     await send(message)
                     record(now, None)  # visible as soon as the response is complete
                     return
+            elif kind == "http.response.start":
+                seen[0] = message.get("status")
             await send(message)
 
         token = _current.set(self.tracer if self.trace else None)
@@ -1165,4 +1201,5 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             _current.reset(token)
             _middleware.reset(mine)
             _handler.reset(handler)
-            record(time.perf_counter(), failure)
+            if not seen[2]:
+                record(time.perf_counter(), failure)

@@ -63,13 +63,12 @@ def instrument(
     middleware = SilentTaxMiddleware(_unbound, **options)
 
     class _Bind:
-        """What Starlette builds into its stack: rebinds the one recorder to the inner app."""
+        """What Starlette builds into its stack: the one recorder, rebound to the inner app
+        (no layer of its own: building it returns the middleware)."""
 
-        def __init__(self, inner: Any) -> None:
+        def __new__(cls, inner: Any) -> Any:
             middleware.app = inner
-
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            await middleware(scope, receive, send)
+            return middleware
 
     app.add_middleware(_Bind)
     responses: Any = optional_import(
