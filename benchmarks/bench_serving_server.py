@@ -94,6 +94,9 @@ request = function()
   counter = counter + 1
   return wrk.format(nil, "/items/" .. counter)
 end
+done = function(summary, latency, requests)
+  io.write(string.format("P999 %d\n", latency:percentile(99.9)))
+end
 """
 
 VARIANTS = ["bare", "silenttax", "silenttax+features", "instrumentator", "opentelemetry"]
@@ -141,7 +144,8 @@ def run(folder: Path, variant: str, seconds: float, connections: int) -> dict[st
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    return {"rps": rps, "p50": p50, "p99": p99}
+    p999 = float(re.search(r"^P999 (\d+)", out, re.M).group(1)) / 1e3  # type: ignore[union-attr]
+    return {"rps": rps, "p50": p50, "p99": p99, "p999": p999}
 
 
 def _ci(values: list[float]) -> tuple[float, float, float]:
@@ -182,13 +186,26 @@ def main() -> None:
         rows = results[variant]
         added = [1e6 * (1 / row["rps"] - 1 / b["rps"]) for row, b in zip(rows, bare, strict=True)]
         p99 = [row["p99"] - b["p99"] for row, b in zip(rows, bare, strict=True)]
+        # a closed loop at saturation: latency = connections / throughput, so every tail
+        # stretches by the throughput ratio; what is left is a tail of silenttax's own
+        beyond = {
+            q: [100 * ((row[q] / b[q]) / (b["rps"] / row["rps"]) - 1)
+                for row, b in zip(rows, bare, strict=True)]
+            for q in ("p99", "p999")
+        }  # fmt: skip
         a, alo, ahi = _ci(added)
         d, dlo, dhi = _ci(p99)
+        tails = "  ".join(
+            "{} beyond throughput {:+.1f}% [{:+.1f}, {:+.1f}]".format(q, *_ci(v))
+            for q, v in beyond.items()
+        )
         print(
             f"{variant:20s} {statistics.median(r['rps'] for r in rows):7.0f} req/s  "
             f"p50 {statistics.median(r['p50'] for r in rows):6.2f} ms  "
             f"p99 {statistics.median(r['p99'] for r in rows):6.2f} ms  "
+            f"p99.9 {statistics.median(r['p999'] for r in rows):6.2f} ms  "
             f"added {a:+7.1f} µs [{alo:+.1f}, {ahi:+.1f}]  p99 {d:+6.2f} ms [{dlo:+.2f}, {dhi:+.2f}]"
+            + ("" if variant == "bare" else "  " + tails)
         )
 
 

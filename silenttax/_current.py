@@ -49,9 +49,10 @@ CURRENT: ContextVar[_Spans | None] = ContextVar("silenttax_current_tracer", defa
 
 MIDDLEWARE: ContextVar[Any] = ContextVar("silenttax_current_middleware", default=None)
 """The serving middleware of the request in progress (what ``observe`` records into)."""
-HANDLER: ContextVar[list[Any] | None] = ContextVar("silenttax_handler", default=None)
-"""The current request's ``[arrival (perf_counter), seconds until its first stage]``: the
-middleware sets it, the first ``stage()`` fills it (the time before the handler ran)."""
+HANDLER: ContextVar[Any] = ContextVar("silenttax_handler", default=None)
+"""The current request (its ``start``, perf_counter at arrival, and ``before``, seconds
+until its first stage): the middleware sets it, the first ``stage()`` fills ``before``
+(the time before the handler ran)."""
 
 
 def observe(name: str, seconds: float) -> None:
@@ -123,9 +124,9 @@ def stage(name: str, **attributes: Any) -> Any:
     ``preprocess`` of that request: sync and async handlers, thread-pool endpoints and
     the tasks a handler starts alike (context variables carry the request).
     """
-    pending = HANDLER.get()
-    if pending is not None and pending[1] is None:  # the request's first stage: its handler runs
-        pending[1] = time.perf_counter() - pending[0]
+    exchange = HANDLER.get()
+    if exchange is not None and exchange.before is None:  # the first stage: its handler runs
+        exchange.before = time.perf_counter() - exchange.start
     tracer = CURRENT.get()
     if tracer is None:
         return _NO_STAGE

@@ -163,7 +163,7 @@ def self_time_finding(
         message=(
             f"silenttax's own work held the interpreter {cpu * 1e3:.3g} ms in "
             f"{wall_seconds:.3g} s ({share:.2%} of a core; longest slice "
-            f"{longest * 1e3:.3g} ms, {int(waiting):,} requests in flight or arriving "
+            f"{longest * 1e3:.3g} ms of CPU, {int(waiting):,} requests in flight or arriving "
             f"meanwhile)" + (f" — {each}" if each else "")
         ),
         metric="self_cpu_share",

@@ -149,8 +149,10 @@ def captured(notes: list[str]) -> Iterator[None]:
 class SelfTime:
     """silenttax's own work in a serving process, in slices (a background tick, a fold
     inside a request): how many, their wall and thread CPU time (the time the slice held
-    the interpreter, near enough: pure-Python work), the longest, and the requests that
-    were in flight or arrived while one ran (they may have waited for it).
+    the interpreter, near enough: pure-Python work), the longest slice's CPU time (its
+    wall time also counts the time it was itself waiting, for the requests it let run or
+    for I/O), and the requests that were in flight or arrived while one ran (they may
+    have waited for it).
 
     ``probe`` (the serving middleware's) returns (requests in flight, requests arrived
     so far); without it no request is counted. A bound method is held weakly, so the
@@ -187,7 +189,7 @@ class SelfTime:
             f["slices"] += 1
             f["wall_seconds"] += wall
             f["cpu_seconds"] += cpu
-            f["longest_seconds"] = max(f["longest_seconds"], wall)
+            f["longest_seconds"] = max(f["longest_seconds"], cpu)
             f["requests_waiting"] += waiting
 
     @contextlib.contextmanager

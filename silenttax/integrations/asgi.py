@@ -327,6 +327,60 @@ def _unsaved(body: Any) -> Any:
     raise InputError("the features extractor is not saved in a snapshot")
 
 
+class _Exchange:
+    """One request in flight: what its responses show (the wrapped ``send``) and when its
+    handler started (set by :func:`silenttax.stage`)."""
+
+    __slots__ = ("alone", "before", "first", "middleware", "recorded", "scope", "send",
+                 "start", "status")  # fmt: skip
+
+    def __init__(
+        self, middleware: SilentTaxMiddleware, scope: Scope, send: Send, start: float, alone: bool
+    ) -> None:
+        self.middleware = middleware
+        self.scope = scope
+        self.send = send
+        self.start = start  # perf_counter at arrival
+        self.alone = alone  # nothing else was in flight: no one to queue behind
+        self.before: float | None = None  # seconds from arrival to the first stage
+        self.status: int | None = None
+        self.first: float | None = None  # perf_counter of the first body chunk
+        self.recorded = False
+
+    async def watched(self, message: Message) -> None:
+        """``send``, watched: the status, the first body chunk and the end of the response."""
+        kind = message.get("type")
+        if kind == "http.response.body":
+            now = time.perf_counter()
+            if self.first is None:
+                self.first = now
+            if not message.get("more_body", False):
+                await self.send(message)
+                self.done(now, None)  # visible as soon as the response is complete
+                return
+        elif kind == "http.response.start":
+            self.status = message.get("status")
+        await self.send(message)
+
+    def done(self, end: float, failure: str | None) -> None:
+        """Record the request once: at its last body chunk, or when the app returns."""
+        if self.recorded:
+            return
+        self.recorded = True
+        middleware = self.middleware
+        try:
+            middleware._record(self.scope, self.start, self.first, end, self.status, failure)
+            before = self.before
+            if before is not None:
+                middleware._before_handler.add(before)
+                if self.alone:
+                    middleware._before_handler_alone.add(before)
+        except Exception:
+            middleware.internal_errors += 1
+            if middleware.strict:
+                raise
+
+
 class SilentTaxMiddleware(Stateful[ServingState]):
     """Wrap an ASGI ``app``; see the module docs for what is recorded.
 
@@ -1136,7 +1190,7 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             self._last = start
             self._in_flight += 1
             self._arrivals += 1
-        pending: list[Any] = [start, None]  # [arrival, seconds until the first stage]
+        exchange = _Exchange(self, scope, send, start, alone)
         writer = self.writer
         if writer is not None and writer.thread is None:
             writer.start()
@@ -1145,42 +1199,10 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             live.countdown -= 1
             if live.countdown <= 0:
                 receive = self._sampled(live, receive)
-        seen: list[Any] = [None, None, False]  # status, first body chunk, recorded
-
-        def record(end: float, failure: str | None) -> None:
-            """Once per request: at the last body chunk, or when the app returns without one."""
-            if seen[2]:
-                return
-            seen[2] = True
-            try:
-                self._record(scope, start, seen[1], end, seen[0], failure)
-                before = pending[1]
-                if before is not None:
-                    self._before_handler.add(before)
-                    if alone:
-                        self._before_handler_alone.add(before)
-            except Exception:
-                self.internal_errors += 1
-                if self.strict:
-                    raise
-
-        async def watched(message: Message) -> None:
-            kind = message.get("type")
-            if kind == "http.response.body":
-                now = time.perf_counter()
-                if seen[1] is None:
-                    seen[1] = now
-                if not message.get("more_body", False):
-                    await send(message)
-                    record(now, None)  # visible as soon as the response is complete
-                    return
-            elif kind == "http.response.start":
-                seen[0] = message.get("status")
-            await send(message)
-
+        watched = exchange.watched
         token = _current.set(self.tracer if self.trace else None)
         mine = _middleware.set(self)
-        handler = _handler.set(pending)
+        handler = _handler.set(exchange)
         failure: str | None = None
         try:
             if self.trace:
@@ -1201,5 +1223,5 @@ class SilentTaxMiddleware(Stateful[ServingState]):
             _current.reset(token)
             _middleware.reset(mine)
             _handler.reset(handler)
-            if not seen[2]:
-                record(time.perf_counter(), failure)
+            if not exchange.recorded:
+                exchange.done(time.perf_counter(), failure)
