@@ -95,7 +95,7 @@ request = function()
   return wrk.format(nil, "/items/" .. counter)
 end
 done = function(summary, latency, requests)
-  io.write(string.format("P999 %d\n", latency:percentile(99.9)))
+  io.write(string.format("P999 %d\\n", latency:percentile(99.9)))
 end
 """
 
