@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, JsonValue
 
-from silenttax._system import SelfTime, background
+from silenttax._system import SelfTime, background, let_others_run
 from silenttax.drift import DriftWindow
 from silenttax.errors import InputError
 from silenttax.features import FeatureHealth, FeatureHealthState
@@ -244,9 +244,11 @@ class LiveFeatures:
     def _rows(self, bodies: Sequence[bytes]) -> tuple[list[Mapping[str, Any]], dict[str, int]]:
         rows: list[Mapping[str, Any]] = []
         errors: dict[str, int] = {}
-        for body in bodies:
+        for i, body in enumerate(bodies):
             if not body:
                 continue
+            if i % 64 == 63:
+                let_others_run()
             try:
                 got = self._extract(body if self._raw else json.loads(body))
                 batch = [got] if isinstance(got, Mapping) else list(got)
@@ -269,8 +271,10 @@ class LiveFeatures:
         if rows:
             try:
                 if self.health is not None:
+                    let_others_run()  # between steps: none holds requests up for long
                     update["health"] = FeatureHealth.from_state(self.health.state()).fit(batch)
                 if self.drift is not None:
+                    let_others_run()
                     update["drift"] = self.drift.window(batch)
             except Exception as exc:
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + len(rows)
@@ -302,6 +306,7 @@ class LiveFeatures:
                 fields.pop("health", None)
                 fields.pop("drift", None)
             self._state = state.model_copy(update=fields)
+        let_others_run()
         self._rejudge(self._state)
 
     def _rejudge(self, state: LiveState) -> None:
@@ -364,6 +369,7 @@ class LiveFeatures:
         if self.drift is not None:
             windows = [w for w in (state.drift_previous, state.drift) if w is not None]
             if windows:
+                let_others_run()
                 merged = windows[0] if len(windows) == 1 else windows[0].merge(windows[1])
                 report = report | self.drift.check(merged)
         return report
