@@ -1069,6 +1069,14 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         self._flush_cost()
         return self._cost
 
+    def _fold_in_background(self) -> None:
+        try:
+            self.tracer.fold_in_background(timing=self.self_time)
+        except Exception:  # no thread to be had: folds stay in the request
+            self.internal_errors += 1
+            if self.strict:
+                raise
+
     def _flush_cost(self) -> None:
         if self._cost is None:
             return
@@ -1194,6 +1202,8 @@ class SilentTaxMiddleware(Stateful[ServingState]):
         writer = self.writer
         if writer is not None and writer.thread is None:
             writer.start()
+        if self.tracer._folder is None and self.trace:  # folds off the request path
+            self._fold_in_background()
         live = self.live
         if live is not None:
             live.countdown -= 1

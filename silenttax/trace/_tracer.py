@@ -34,7 +34,13 @@ import psutil
 
 from silenttax._sketch import LatencySketch
 from silenttax._stability import invalid_input_finding
-from silenttax._system import SelfTime, intra_op_threads, usable_cores
+from silenttax._system import (
+    SelfTime,
+    background,
+    intra_op_threads,
+    let_others_run,
+    usable_cores,
+)
 from silenttax.errors import InputError, InternalError
 from silenttax.report import Report
 from silenttax.trace._analyse import _analyse, _Array, _Requests, _Stats, _take
@@ -128,6 +134,18 @@ def _as_text(value: Any) -> str:
         return str(value)
     except Exception:
         return f"<{type(value).__name__}>"
+
+
+_FOLDING: weakref.WeakSet[Tracer] = weakref.WeakSet()  # tracers that may fold in background
+
+
+def _after_fork() -> None:
+    """In a forked child no folder thread survived: the next request starts one."""
+    for tracer in list(_FOLDING):
+        tracer._folder = None
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 class Tracer:
@@ -228,6 +246,9 @@ class Tracer:
         self.request_folds = SelfTime()
         """The folds that ran inside a request (the one that filled the buffer), timed:
         silenttax's own stall on the request path (see ``stability.self_time``)."""
+        self._folder: threading.Thread | None = None  # see fold_in_background
+        self._folder_timing: SelfTime | None = None
+        _FOLDING.add(self)
         self.invalid = 0
         """Spans whose name or stage was not a string (recorded under ``str()`` of it)."""
         # (stage, name) -> key, and per key its (capped) name and resolved stage
@@ -439,9 +460,51 @@ class Tracer:
             self._recorder.clear()
         del self._buf[:]
 
+    def fold_in_background(self, *, interval: float = 0.05, timing: SelfTime | None = None) -> None:
+        """Fold full span buffers on a daemon thread instead of inside the request that
+        filled them (what the serving middleware does at its first request).
+
+        The thread looks every ``interval`` seconds and folds in steps, handing the
+        interpreter to waiting requests between them, so no request pays for a whole
+        fold; a buffer that still grows to the hard limit is folded in the request, as
+        without the thread. Each fold is timed in ``timing`` (default: not timed). The
+        thread holds the tracer weakly and ends with it; in a forked child it is
+        started again by the next call. Idempotent.
+
+        >>> tracer = Tracer()
+        >>> tracer.fold_in_background()
+        >>> with tracer.span("request"):
+        ...     pass
+        >>> len(tracer.traces())  # queries fold what is buffered, as always
+        1
+        """
+        folder = self._folder
+        if folder is not None and folder.is_alive():
+            return
+        self._folder_timing = timing
+        self._folder = background(self, Tracer._fold_if_full, interval, threading.Event(),
+                                  "silenttax-tracer-fold", Tracer._fold_failed)  # fmt: skip
+
+    def _fold_if_full(self) -> None:
+        if self._buffered() < _FOLD_AT * _FIELDS:
+            return
+        timing = self._folder_timing
+        if timing is None:
+            self._fold(steps=True)
+        else:
+            with timing.timed():
+                self._fold(steps=True)
+
+    def _fold_failed(self, error: Exception) -> None:
+        self._fold_error = error
+
     def _fold_quietly(self) -> None:
         """Fold from the request path (timed in :attr:`request_folds`): an internal
-        failure is kept for the next query."""
+        failure is kept for the next query. With a background folder alive, nothing
+        (below the hard limit): the folder takes the buffer within its interval."""
+        folder = self._folder
+        if folder is not None and self._buffered() < _HARD_AT * _FIELDS and folder.is_alive():
+            return
         with self.request_folds.timed():
             self._fold_safely()
 
@@ -452,8 +515,9 @@ class Tracer:
         except Exception as error:  # never raise into the traced request
             self._fold_error = error
 
-    def _fold(self) -> None:
-        """Aggregate finished requests (batched, under the lock)."""
+    def _fold(self, *, steps: bool = False) -> None:
+        """Aggregate finished requests (batched, under the lock); with ``steps`` (the
+        background folder), hand the interpreter to waiting requests between steps."""
         with self._lock:
             if not self._buffered() and not self._carry.size:
                 return
@@ -466,7 +530,11 @@ class Tracer:
             if self.runtime_hints:
                 pauses = gc_pauses.between(int(rows[:, _START].min()), int(rows[:, _END].max()))
                 self._sample_threads()
+            if steps:
+                let_others_run()
             requests, carry = _analyse(rows, self.overhead_ns, pauses)
+            if steps:
+                let_others_run()
             if len(carry) > _MAX_CARRY:  # parents that never end: drop the oldest
                 carry = carry[np.argsort(carry[:, _SEQ])[-_MAX_CARRY:]]
             self._carry = carry
@@ -476,6 +544,8 @@ class Tracer:
                     attributes=_take(self._attrs, seqs), errors=_take(self._errors, seqs)
                 )
                 self._aggregate(requests)
+                if steps:
+                    let_others_run()
                 self._retain(requests)
             for store in (self._attrs, self._errors):
                 if len(store) > _MAX_PENDING:  # spans never entered, or dropped above

@@ -443,7 +443,7 @@ def test_a_fleet_worker_keeps_its_live_windows_in_a_file_of_their_own(
 
 
 def test_the_middleware_reports_its_own_time_and_a_slow_extractor_is_named() -> None:
-    """The background fold thread's ticks and the tracer's in-request folds are timed:
+    """The background threads' ticks (live features, the tracer's folds) are timed:
     a cheap extractor is OK with the figures; one burning ~15 ms of CPU per row is a
     ``stability.self_time`` WARNING (its slices held the interpreter from the requests)."""
     import time
@@ -475,12 +475,25 @@ def test_the_middleware_reports_its_own_time_and_a_slow_extractor_is_named() -> 
         twice = again.merge(middleware.state()).self_time_figures()
         assert twice["background"]["slices"] >= 2 * parts["background"]["slices"]
         middleware.close()
-    # without a background thread to fold it, the tracer folds inside the request that
-    # fills its buffer (4096 spans): timed too. That request's response is already sent
-    # and, served one at a time, nothing else is in flight: no request waited
+    # the tracer's buffer (4096 spans) is folded by its own thread, off the request path,
+    # and timed with the background work; none is folded inside a request
     plain = SilentTaxMiddleware(_app)
     _serve(plain, _bodies(4200))
+    deadline = time.monotonic() + 20
+    while plain.self_time.figures()["slices"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
     (found,) = plain.check().filter(code="stability.self_time")
-    folds = found.evidence["parts"]["request_folds"]
-    assert folds["slices"] >= 1 and folds["requests_waiting"] == 0
-    assert 0 < folds["longest_seconds"] <= folds["wall_seconds"]
+    folds = found.evidence["parts"]
+    assert folds["background"]["slices"] >= 1 and folds["request_folds"]["slices"] == 0
+    assert 0 < folds["background"]["longest_seconds"] <= folds["background"]["wall_seconds"]
+    # without that thread (a tracer of one's own), the request that fills the buffer folds
+    # it: timed too. Served one at a time, nothing else was in flight: no request waited
+    from silenttax.trace import Tracer
+
+    tracer = Tracer()
+    for _ in range(4200):
+        with tracer.span("request"):
+            pass
+    inline = tracer.request_folds.figures()
+    assert inline["slices"] >= 1 and inline["requests_waiting"] == 0
+    assert 0 < inline["longest_seconds"] <= inline["wall_seconds"]

@@ -457,3 +457,47 @@ def test_attributes_of_spans_never_entered_stay_bounded() -> None:
     tracer.breakdown()
     assert len(tracer._attrs) <= _MAX_PENDING
     assert tracer.traces()[-1].attributes == {"kept": True}
+
+
+def test_a_background_folder_takes_full_buffers_off_the_request_path() -> None:
+    """With ``fold_in_background`` no request folds (below the hard limit): the thread
+    folds in steps within its interval, timed in the given SelfTime; nothing is lost, and
+    a forked child (no thread) starts a new one at the next call."""
+    import os
+    import time
+
+    from silenttax._system import SelfTime
+    from silenttax.trace._spans import _FOLD_AT
+
+    tracer, timing = Tracer(), SelfTime()
+    tracer.fold_in_background(interval=0.01, timing=timing)
+    first = tracer._folder
+    tracer.fold_in_background(interval=0.01, timing=timing)  # idempotent
+    assert tracer._folder is first
+    n = _FOLD_AT + 100
+    for _ in range(n):
+        with tracer.span("request"), tracer.span("model"):
+            pass
+    deadline = time.monotonic() + 20
+    while timing.figures()["slices"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert timing.figures()["slices"] >= 1
+    assert tracer.request_folds.figures()["slices"] == 0
+    assert tracer.breakdown().requests == n  # the rest folded by the query
+    if hasattr(os, "fork"):
+        import warnings
+
+        read, write = os.pipe()
+        with warnings.catch_warnings():  # 3.12+: "multi-threaded ... fork()" (we exit at once)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child: the parent's thread is gone; a new call starts one
+            ok = tracer._folder is None
+            tracer.fold_in_background(interval=0.01)
+            ok = ok and tracer._folder is not None and tracer._folder.is_alive()
+            os.write(write, b"1" if ok else b"0")
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert os.read(read, 1) == b"1"
+        os.close(read)
+        os.close(write)
