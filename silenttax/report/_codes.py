@@ -259,6 +259,56 @@ CODES: tuple[CodeInfo, ...] = (
         "silenttax's own work in the serving process: its background threads' CPU time "
         "(time they held the interpreter), longest slice, and the requests in flight then.",
     ),
+    # silenttax.load
+    CodeInfo(
+        "load.capacity",
+        _C.STABILITY,
+        "The highest offered rate meeting the latency SLO (open loop, cluster-aware bound, "
+        "confirmed), with its interval; WARNING below the required rate.",
+    ),
+    CodeInfo(
+        "load.regression",
+        _C.STABILITY,
+        "Candidate / baseline capacity from interleaved paired blocks, with a bootstrap "
+        "interval: pass, regression or inconclusive.",
+    ),
+    CodeInfo("load.knee", _C.STABILITY, "The first probed rate whose p99 is over twice the light-load p99."),
+    CodeInfo(
+        "load.tail_amplification",
+        _C.STABILITY,
+        "p99 at the safe capacity over p99 at light load (WARNING at 3x or more).",
+    ),
+    CodeInfo(
+        "load.errors",
+        _C.STABILITY,
+        "Errors, timeouts and requests not sent under load, by rate and kind.",
+    ),
+    CodeInfo(
+        "load.memory_growth",
+        _C.STABILITY,
+        "Resident memory growing under sustained load: MB per 1000 requests with its interval.",
+    ),
+    CodeInfo(
+        "load.p99_drift",
+        _C.STABILITY,
+        "p99 drifting under sustained load: seconds per 1000 requests with its interval.",
+    ),
+    CodeInfo(
+        "load.generator_bound",
+        _C.STABILITY,
+        "The load generator could not keep its schedule (its lag a material share of the "
+        "latency): the run is invalid, not a verdict on the target.",
+    ),
+    CodeInfo(
+        "load.machine_busy",
+        _C.STABILITY,
+        "Other processes held the machine's cores during the run (or it stalled on them).",
+    ),
+    CodeInfo(
+        "load.inconclusive",
+        _C.STABILITY,
+        "The runs cannot support a verdict, and what would decide it.",
+    ),
     # silenttax.history
     CodeInfo(
         "history.creep",

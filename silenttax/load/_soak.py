@@ -1,0 +1,173 @@
+"""Soak: memory and p99 over a sustained open-loop run, as slopes per 1000 requests.
+
+Resident memory (RSS) is read once a second by a sampler thread — of this process for
+an in-process target, of ``pid=`` for a server — and the p99 of each window of the
+schedule. Each series is cut into ``blocks`` consecutive block means and the slope of
+those against the requests sent is an ordinary least-squares slope with Student's t
+interval (block means of a minute or so are close to independent; the raw one-second
+readings are not).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psutil
+
+from silenttax.errors import InputError
+from silenttax.load._generator import LoadRun, run
+
+
+@dataclass
+class Slope:
+    """A slope per 1000 requests with its two-sided ``1 - 2 alpha`` interval."""
+
+    value: float
+    low: float
+    high: float
+    points: int
+
+
+def block_slope(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any], *, blocks: int = 10,
+                alpha: float = 0.05) -> Slope | None:  # fmt: skip
+    """OLS slope of the block means of ``y`` on those of ``x``, with a t interval.
+
+    >>> x = np.arange(1000.0); y = 2 * x + np.random.default_rng(0).normal(0, 1, 1000)
+    >>> s = block_slope(x, y)
+    >>> s.low < 2 < s.high
+    True
+    """
+    from scipy import stats
+
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if x.size < 2 * blocks or blocks < 3:
+        return None
+    parts = np.array_split(np.arange(x.size), blocks)
+    bx = np.array([x[p].mean() for p in parts])
+    by = np.array([y[p].mean() for p in parts])
+    fit = stats.linregress(bx, by)
+    half = float(stats.t.ppf(1 - alpha, blocks - 2)) * float(fit.stderr)
+    return Slope(float(fit.slope), float(fit.slope) - half, float(fit.slope) + half, blocks)
+
+
+@dataclass
+class SoakResult:
+    """The outcome of :func:`soak`."""
+
+    run: LoadRun
+    times: np.ndarray[Any, Any]
+    """Seconds from the start of each memory reading."""
+    rss: np.ndarray[Any, Any]
+    """Resident memory, bytes, at each reading."""
+    memory: Slope | None
+    """MB per 1000 requests."""
+    p99: Slope | None
+    """Seconds of p99 per 1000 requests (window p99s)."""
+    min_growth: float
+    allocated: np.ndarray[Any, Any] | None = None
+
+    def figures(self) -> dict[str, Any]:
+        def slope(s: Slope | None) -> dict[str, float] | None:
+            return None if s is None else {"value": s.value, "low": s.low, "high": s.high}
+
+        return {
+            "run": self.run.figures(),
+            "memory_mb_per_1k": slope(self.memory),
+            "p99_s_per_1k": slope(self.p99),
+            "rss_first_mb": float(self.rss[0] / 2**20) if self.rss.size else None,
+            "rss_last_mb": float(self.rss[-1] / 2**20) if self.rss.size else None,
+            "min_growth": self.min_growth,
+        }
+
+    def report(self) -> Any:
+        """``load.memory_growth`` and ``load.p99_drift`` (see :mod:`silenttax.load`)."""
+        from silenttax.load._findings import soak_findings
+
+        return soak_findings(self)
+
+
+def soak(
+    target: Any,
+    *,
+    rate: float,
+    duration: float,
+    payloads: Any = None,
+    pid: int | None = None,
+    window: float = 5.0,
+    blocks: int = 10,
+    min_growth: float = 0.1,
+    seed: int = 0,
+    timeout: float = 10.0,
+    max_in_flight: int = 256,
+    alpha: float = 0.05,
+) -> SoakResult:
+    """Drive ``target`` at ``rate`` for ``duration`` seconds and measure memory growth
+    and p99 drift per 1000 requests.
+
+    Args:
+        target: A callable, a ModelSpec or an ``http://`` URL (see :func:`run`).
+        rate: Requests per second (keep it under the capacity: ~70% of the safe one).
+        duration: Seconds (ten minutes tells 1 MB per 1000 requests from noise).
+        pid: The process whose memory is read (default: this one; a server's pid for
+            an HTTP target).
+        window: Seconds per p99 window.
+        blocks: Block means the slopes are fitted on.
+        min_growth: MB per 1000 requests below which growth is not named.
+        alpha: One-sided error of the growth claim.
+
+    Raises:
+        InputError: a bad option, or ``pid`` is not a running process.
+    """
+    if not duration >= 2 * blocks:
+        raise InputError(f"duration: a soak needs at least {2 * blocks} s for {blocks} blocks")
+    try:
+        process = psutil.Process(pid)
+    except (psutil.Error, ValueError) as exc:
+        raise InputError(f"pid: {pid!r} is not a process this user can read ({exc})") from None
+    readings: list[tuple[float, float]] = []
+    stop = threading.Event()
+    start = time.perf_counter()
+
+    def sample() -> None:
+        while not stop.is_set():
+            try:
+                readings.append((time.perf_counter() - start, float(process.memory_info().rss)))
+            except psutil.Error:
+                return
+            stop.wait(1.0)
+
+    sampler = threading.Thread(target=sample, name="silenttax-soak", daemon=True)
+    sampler.start()
+    try:
+        done = run(target, rate=rate, duration=duration, payloads=payloads, seed=seed,
+                   timeout=timeout, max_in_flight=max_in_flight, calibrate=False)  # fmt: skip
+    finally:
+        stop.set()
+        sampler.join(timeout=5)
+    times = np.array([t for t, _ in readings])
+    rss = np.array([m for _, m in readings])
+    sent = times * rate / 1000.0  # thousands of requests scheduled by then
+    memory = block_slope(sent, rss / 2**20, blocks=blocks, alpha=alpha)
+    edges = np.arange(0.0, duration + window, window)
+    lat = done.latencies
+    which = np.digitize(done.intended, edges) - 1
+    centres, p99s = [], []
+    for w in range(len(edges) - 1):
+        chunk = lat[which == w]
+        if chunk.size >= 20:
+            centres.append((edges[w] + window / 2) * rate / 1000.0)
+            p99s.append(float(np.quantile(chunk, 0.99, method="higher")))
+    p99 = (
+        block_slope(
+            np.array(centres), np.array(p99s), blocks=min(blocks, len(p99s) // 2), alpha=alpha
+        )
+        if len(p99s) >= 6 and all(math.isfinite(v) for v in p99s)
+        else None
+    )
+    return SoakResult(done, times, rss, memory, p99, min_growth)

@@ -1,0 +1,312 @@
+"""silenttax.load: the open-loop generator, the cluster-aware bound, capacity, the paired
+comparison and soaks — on simulated servers with known truth, an ONNX Runtime session
+and a real uvicorn app on 127.0.0.1 (bounded in requests and time)."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import silenttax
+from silenttax.errors import InputError
+from silenttax.load import (
+    capacity,
+    compare_capacity,
+    exceedance_bound,
+    run,
+    schedule,
+    soak,
+)
+
+
+class Server:
+    """A simulated server: ``slots`` requests served at once, exponential service times of
+    mean ``1 / mu`` (sleeps: the GIL stays free), FIFO enough for the tests."""
+
+    def __init__(self, mu: float, slots: int = 1, seed: int = 0) -> None:
+        self.slots = threading.Semaphore(slots)
+        self.mu = mu
+        self.rng = np.random.default_rng(seed)
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self.lock:
+            service = float(self.rng.exponential(1 / self.mu))
+        with self.slots:
+            time.sleep(service)
+
+
+# ---------------------------------------------------------------------------- schedule
+def test_schedule_is_seeded_poisson_or_constant() -> None:
+    a, b = schedule(500, 4, seed=3), schedule(500, 4, seed=3)
+    assert np.array_equal(a, b) and a[0] == 0 and np.all(np.diff(a) > 0)
+    assert abs(len(a) - 2000) < 4 * math.sqrt(2000)  # a Poisson count of mean 2000
+    gaps = np.diff(a)
+    from scipy import stats
+
+    assert stats.kstest(gaps, "expon", args=(0, 1 / 500)).pvalue > 0.001
+    c = schedule(100, 1, arrival="constant")
+    assert len(c) == 100 and np.allclose(np.diff(c), 0.01)
+    for bad in ({"rate": 0, "duration": 1}, {"rate": 1, "duration": -1},
+                {"rate": 1, "duration": 1, "arrival": "bursty"}):  # fmt: skip
+        with pytest.raises(InputError):
+            schedule(**bad)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------ bound
+def _mm1(lam: float, mu: float, n: int, rng: np.random.Generator) -> tuple[Any, Any]:
+    """FIFO M/M/1 by Lindley's recursion: response times and 'arrived to an empty system'."""
+    gaps = rng.exponential(1 / lam, n)
+    service = rng.exponential(1 / mu, n)
+    wait = np.zeros(n)
+    for i in range(1, n):
+        wait[i] = max(0.0, wait[i - 1] + service[i - 1] - gaps[i])
+    return wait + service, wait == 0
+
+
+@pytest.mark.parametrize("utilisation", [0.3, 0.5])
+def test_the_cluster_aware_bound_covers_the_truth_on_mm1(utilisation: float) -> None:
+    """One-sided 95% upper bounds on P(T > s) cover exp(-(mu - lambda) s) in >= 93% of
+    simulated M/M/1 runs (slow requests come in clumps: the i.i.d. binomial bound covers
+    less, which is why it is not used)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(7)
+    mu, runs, n = 1000.0, 150, 5000
+    lam = utilisation * mu
+    s = -math.log(0.02) / (mu - lam)  # P(T > s) = 2%
+    covered = naive = 0
+    for _ in range(runs):
+        t, empty = _mm1(lam, mu, n, rng)
+        over = t > s
+        bound = exceedance_bound(over, empty)
+        covered += bound.high >= 0.02
+        naive += stats.binomtest(int(over.sum()), n).proportion_ci(0.90).high >= 0.02
+        assert bound.low <= bound.share <= bound.high
+    assert covered / runs >= 0.93, covered
+    assert naive <= covered
+
+
+def test_the_bound_counts_clusters_and_is_exact_poisson_when_requests_are_independent() -> None:
+    from scipy.special import gammaincinv
+
+    over = np.array([1, 0, 0, 1, 0, 0, 0, 0, 0, 0] * 100, bool)
+    bound = exceedance_bound(over, np.ones(over.size, bool))  # every request its own cycle
+    assert bound.clusters == 200 and bound.share == pytest.approx(0.2)
+    # clusters of one: the exact Poisson bound on their number (at alpha / 2)
+    assert bound.high == pytest.approx(gammaincinv(201, 0.975) / 1000, rel=1e-9)
+    assert bound.low == pytest.approx(gammaincinv(200, 0.025) / 1000, rel=1e-9)
+    none = exceedance_bound(np.zeros(300, bool), np.ones(300, bool))
+    assert none.high == pytest.approx(-math.log(0.05) / 300, rel=1e-6)  # the rule of three
+
+
+# -------------------------------------------------------------------------------- run
+def test_a_stall_is_seen_as_clients_see_it_no_coordinated_omission() -> None:
+    """A 1 s stall at 100 requests/s: every request due during it waits. The reported p99
+    is within 10% of the open-loop truth computed from the schedule itself (a closed
+    loop would have sent one request during the stall and reported ~1 ms)."""
+    stall = (1.0, 2.0)  # seconds from the first send
+    began: list[float] = []
+
+    def served() -> None:
+        now = time.perf_counter()
+        if not began:
+            began.append(now)
+        at = now - began[0]
+        if stall[0] <= at < stall[1]:
+            time.sleep(stall[1] - at)
+        time.sleep(0.001)
+
+    done = run(served, rate=100, duration=4, seed=5, calibrate=False, timeout=5)
+    truth = np.maximum(stall[1] - done.intended, 0)
+    truth[(done.intended < stall[0])] = 0
+    truth = np.quantile(truth + 0.001, 0.99)
+    assert done.failures == 0 and done.requests > 300
+    assert abs(done.p99 - truth) <= 0.1 * truth, (done.p99, truth)
+    # the service time alone (start -> end) hides nothing either: the stall is in it
+    assert np.quantile(done.service, 0.99) > 0.5
+
+
+def test_errors_timeouts_and_overflow_are_counted_and_stay_in_the_percentiles() -> None:
+    def flaky(item: int) -> None:
+        if item % 10 == 0:
+            raise ValueError("bad row")
+
+    done = run(flaky, rate=200, duration=1, payloads=list(range(20)), calibrate=False)
+    counts = done.counts()
+    assert counts["error"] == pytest.approx(0.1 * done.requests, abs=2)
+    assert counts["ok"] + counts["error"] == done.requests
+    slow = run(lambda: time.sleep(0.3), rate=50, duration=1, timeout=0.1, calibrate=False)
+    assert slow.counts()["timeout"] == slow.requests and math.isinf(slow.p99)
+    capped = run(lambda: time.sleep(0.2), rate=100, duration=0.5, max_in_flight=2,
+                 calibrate=False)  # fmt: skip
+    assert capped.counts()["overflow"] > 0 and math.isinf(capped.p99)
+    codes = {f.code for f in capped.report().findings}
+    assert "load.errors" in codes
+
+
+def test_bad_targets_and_options_are_silenttax_errors() -> None:
+    for target, kwargs in (
+        ("ftp://x", {}), ("https://example.org", {}), (42, {}),
+        (lambda x: x, {"payloads": "abc"}), (lambda x: x, {"payloads": []}),
+        (lambda: None, {"timeout": 0}), (lambda: None, {"max_in_flight": 0}),
+        (lambda: None, {"warmup": 5}), (lambda: None, {"arrival": "burst"}),
+    ):  # fmt: skip
+        with pytest.raises(InputError):
+            run(target, rate=10, duration=1, calibrate=False, **kwargs)
+    with pytest.raises(InputError, match="slo_p99"):
+        capacity(lambda: None, slo_p99=0)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
+def test_a_cpu_hog_on_the_generators_core_makes_the_run_invalid() -> None:
+    """Two busy processes on the generator's one core, started mid-measurement: the
+    generator falls behind its schedule and says so (generator-bound) instead of charging
+    its lateness to the target; the figures show the lag."""
+    before = os.sched_getaffinity(0)
+    core = min(before)
+    hog = (
+        f"import os, time\nos.sched_setaffinity(0, {{{core}}})\n"
+        "end = time.time() + 20\nwhile time.time() < end: pass"
+    )
+    os.sched_setaffinity(0, {core})
+    hogs: list[subprocess.Popen[bytes]] = []
+    try:
+        quiet = run(lambda: time.sleep(0.001), rate=400, duration=1.5, calibrate=False)
+        hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(2)]
+        time.sleep(0.3)
+        busy = run(lambda: time.sleep(0.001), rate=400, duration=1.5, calibrate=False)
+    finally:
+        for p in hogs:
+            p.kill()
+            p.wait()
+        os.sched_setaffinity(0, before)
+    assert not busy.valid, busy.figures()
+    assert busy.lag_p99 > quiet.lag_p99
+    codes = {f.code for f in busy.report().findings}
+    assert "load.generator_bound" in codes
+
+
+def test_an_onnx_runtime_session_as_a_model_spec() -> None:
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    from silenttax.benchmark import ModelSpec
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor("w", TensorProto.FLOAT, [64, 64], np.ones(64 * 64).tolist())],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    spec = ModelSpec.onnx(onnx._serialize(model) if hasattr(onnx, "_serialize") else model,
+                          inputs={"x": np.ones((1, 64), np.float32)}, threads=1)  # fmt: skip
+    done = run(spec, rate=200, duration=0.6, calibrate=False)
+    assert done.failures == 0 and done.requests > 60 and done.kind == "model"
+    assert 0 < done.p50 <= done.p99 < 1
+
+
+def test_a_real_uvicorn_app_over_http(tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn")
+    from tests.integrations.servers import free_port, running
+
+    (tmp_path / "loadapp.py").write_text(
+        "import asyncio\nfrom fastapi import FastAPI\napp = FastAPI()\n"
+        "@app.post('/predict')\nasync def predict(body: dict) -> dict:\n"
+        "    await asyncio.sleep(0.002)\n    return {'ok': body['x']}\n"
+        "@app.get('/missing-field')\nasync def missing(x: int) -> dict:\n    return {}\n"
+        "@app.get('/health')\nasync def health() -> dict:\n    return {}\n"
+    )  # fmt: skip
+    port = free_port()
+    args = ["uvicorn", "loadapp:app", "--port", str(port), "--log-level", "critical"]
+    with running(tmp_path, args, port=port, ready="/health") as url:
+        done = run(url + "/predict", rate=150, duration=1.5, payloads=[{"x": 1}, {"x": 2}])
+        assert done.counts()["ok"] == done.requests > 150
+        assert done.p99 >= 0.002 and done.kind == "http"
+        assert done.figures()["null_lag_p99"] is not None
+        client = run(url + "/missing-field", rate=50, duration=0.5, calibrate=False)
+        assert client.counts()["client_error"] == client.requests  # 422: a 4xx, counted
+        (judged,) = done.report(slo_p99=0.5).filter(code="load.capacity")
+        assert judged.severity.value in ("ok", "info") and judged.evidence["requests"]
+
+
+# -------------------------------------------------------------------------- capacity
+def test_capacity_of_a_simulated_server_contract() -> None:
+    """M/M/1, mu = 400/s, p99 <= 40 ms: truth mu - ln(100)/s = 284.9/s (sleeps add a
+    little to each service, so the truth is a bit lower). The result's parts agree:
+    the confirmed rate is the interval's low end, the estimate inside it, the plan's
+    replicas and Little's-law concurrency follow from it."""
+    truth = 400 - math.log(100) / 0.04
+    found = capacity(Server(400, seed=1), slo_p99=0.04, probe=1.0, confirm=3.0,
+                     start_rate=100, seed=3, max_probes=6, warmup=0.2,
+                     max_in_flight=64)  # fmt: skip
+    assert found.curve and any(p.confirmation for p in found.curve)
+    if found.verdict == "pass":
+        assert found.ci is not None and found.capacity is not None
+        assert found.ci[0] <= found.capacity <= found.ci[1]
+        assert found.safe is not None and found.safe < truth * 1.15
+        plan = found.plan(1000, headroom=0.3)
+        assert plan["replicas"] == math.ceil(1300 / found.safe)
+        assert plan["concurrency_target"] > 0
+        (cap,) = found.report(required_rate=10 * truth).filter(code="load.capacity")
+        assert cap.severity.value == "warning"  # below the required rate
+    else:
+        assert found.verdict == "inconclusive" and found.reason
+    with pytest.raises(InputError):
+        found.plan(-1)
+
+
+def test_compare_capacity_names_a_server_twice_as_slow() -> None:
+    """Paired blocks on a fixed ladder: a server with half the service rate has far less
+    capacity (M/M/1 truths 284.9/s vs 84.9/s at p99 <= 40 ms): a regression."""
+    rates = [60.0, 120.0, 250.0, 400.0]  # over capacity, requests beyond 32 fail (overflow)
+    slow = compare_capacity(Server(400, seed=1), Server(200, seed=2), slo_p99=0.04,
+                            rates=rates, blocks=3, block=0.8, warmup=0.2, draws=300,
+                            max_in_flight=32)  # fmt: skip
+    assert slow.verdict == "regression", slow.figures()
+    assert slow.ratio is not None and slow.ratio < 0.8
+    assert slow.ci is not None and slow.ci[0] <= slow.ratio <= slow.ci[1]
+    (found,) = slow.report().filter(code="load.regression")
+    assert found.severity.value == "warning"
+
+
+# ------------------------------------------------------------------------------ soak
+def test_soak_names_memory_growth_per_1000_requests() -> None:
+    kept: list[bytes] = []
+
+    def leaky() -> None:
+        kept.append(bytes(20_000))  # 20 MB per 1000 requests
+
+    grown = soak(leaky, rate=200, duration=6, blocks=3)
+    assert grown.memory is not None and grown.memory.low > 5, grown.figures()
+    (found,) = grown.report().filter(code="load.memory_growth")
+    assert found.severity.value == "warning"
+    kept.clear()
+    with pytest.raises(InputError):
+        soak(leaky, rate=10, duration=4, blocks=3)
+
+
+def test_silenttax_load_still_reads_saved_states(tmp_path: Path) -> None:
+    """``silenttax.load`` is both this package and the function reading saved states."""
+    import silenttax.load as package
+    from silenttax.monitor import LatencyMonitor
+
+    monitor = LatencyMonitor()
+    monitor.record(0.01)
+    path = tmp_path / "m.json"
+    path.write_text(monitor.state().model_dump_json())
+    assert silenttax.load is package
+    again = silenttax.load(path)
+    assert isinstance(again, LatencyMonitor) and again.sketch.count == 1
