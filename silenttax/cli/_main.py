@@ -13,7 +13,17 @@ import sys
 from collections.abc import Sequence
 
 from silenttax._version import __version__
-from silenttax.cli import _audit, _bench, _drift, _gate, _history, _merge, _serving, _stack
+from silenttax.cli import (
+    _audit,
+    _bench,
+    _drift,
+    _gate,
+    _history,
+    _load,
+    _merge,
+    _serving,
+    _stack,
+)
 from silenttax.errors import SilentTaxError
 
 __all__ = ["build_parser", "main"]
@@ -53,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _merge.add_parser(subparsers)
     _serving.add_parser(subparsers)
     _history.add_parser(subparsers)
+    _load.add_parser(subparsers)
     return parser
 
 

@@ -11,6 +11,7 @@ run at the reported rate issues the claim (the probes' winner's curse stays out 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -212,12 +213,16 @@ class CapacityResult:
 
 
 def _probe(t: Target, rate: float, seconds: float, seed: int, slo: float, limit: float,
-           options: dict[str, Any]) -> Probe:  # fmt: skip
+           options: dict[str, Any], confirmation: bool = False) -> Probe:  # fmt: skip
     done = run(t, rate=rate, duration=seconds, seed=seed, timeout=options["timeout"],
                warmup=options["warmup"], max_in_flight=options["max_in_flight"],
                calibrate=False, max_lag=options["max_lag"],
                arrival=options["arrival"])  # fmt: skip
-    return judge(done, slo, limit, options["max_error_rate"], options["alpha"])
+    judged = judge(done, slo, limit, options["max_error_rate"], options["alpha"])
+    judged.confirmation = confirmation
+    if options.get("progress") is not None:
+        options["progress"](judged)
+    return judged
 
 
 def _service_rate(t: Target, slo: float, options: dict[str, Any]) -> float:
@@ -247,6 +252,7 @@ def capacity(
     max_in_flight: int = 256,
     alpha: float = 0.05,
     arrival: str = "poisson",
+    progress: Callable[[Probe], object] | None = None,
 ) -> CapacityResult:
     """The highest rate (requests/s) at which ``quantile`` of latencies (intended send ->
     end) stays within ``slo_p99`` seconds, with failures under ``max_error_rate``.
@@ -270,6 +276,7 @@ def capacity(
         max_in_flight: Requests in flight at most (see :func:`run`).
         alpha: Each bound's error rate (the confirmations share it: Bonferroni).
         arrival: ``"poisson"`` or ``"constant"``.
+        progress: Called with each probe as it is judged (the command line's progress).
 
     Raises:
         InputError: a bad target or option.
@@ -288,7 +295,7 @@ def capacity(
     options = {
         "timeout": timeout if timeout is not None else max(1.0, 10 * slo_p99),
         "warmup": warmup, "max_in_flight": max_in_flight, "max_error_rate": max_error_rate,
-        "alpha": alpha, "arrival": arrival, "max_lag": 0.1 * slo_p99,
+        "alpha": alpha, "arrival": arrival, "max_lag": 0.1 * slo_p99, "progress": progress,
     }  # fmt: skip
     t = as_target(target, payloads)
     try:
@@ -351,8 +358,7 @@ def _search(t: Target, slo: float, quantile: float, limit: float, start_rate: fl
     confirmed = None
     split = dict(options, alpha=options["alpha"] / CONFIRMATIONS)
     for k in range(CONFIRMATIONS):
-        p = _probe(t, candidate, confirm, seed + 1000 + k, slo, limit, split)
-        p.confirmation = True
+        p = _probe(t, candidate, confirm, seed + 1000 + k, slo, limit, split, True)
         curve.append(p)
         if p.verdict == "pass":
             confirmed = candidate
@@ -367,8 +373,7 @@ def _search(t: Target, slo: float, quantile: float, limit: float, start_rate: fl
         # one run to show the upper end near the estimate (it narrows the interval)
         target_rate = max(estimate, confirmed) * (1 + 2 * precision)
         if not shown or target_rate < min(shown):
-            p = _probe(t, target_rate, confirm, seed + 2000, slo, limit, options)
-            p.confirmation = True
+            p = _probe(t, target_rate, confirm, seed + 2000, slo, limit, options, True)
             curve.append(p)
             if p.verdict == "fail":
                 shown.append(target_rate)

@@ -272,7 +272,9 @@ CODES: tuple[CodeInfo, ...] = (
         "Candidate / baseline capacity from interleaved paired blocks, with a bootstrap "
         "interval: pass, regression or inconclusive.",
     ),
-    CodeInfo("load.knee", _C.STABILITY, "The first probed rate whose p99 is over twice the light-load p99."),
+    CodeInfo(
+        "load.knee", _C.STABILITY, "The first probed rate whose p99 is over twice the light load's."
+    ),
     CodeInfo(
         "load.tail_amplification",
         _C.STABILITY,

@@ -268,6 +268,7 @@ def test_capacity_of_a_simulated_server_contract() -> None:
         found.plan(-1)
 
 
+@pytest.mark.slow  # ~22 s; the command line's compare test runs the same path by default
 def test_compare_capacity_names_a_server_twice_as_slow() -> None:
     """Paired blocks on a fixed ladder: a server with half the service rate has far less
     capacity (M/M/1 truths 284.9/s vs 84.9/s at p99 <= 40 ms): a regression."""
