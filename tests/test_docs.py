@@ -156,3 +156,13 @@ def test_stack_check_example_runs(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert "dependency.stack_aa" in done.stdout and (tmp_path / "stack.json").is_file()
+
+
+@pytest.mark.slow  # one to two minutes: the capacity confirmations need their requests
+def test_the_load_example_runs_and_claims_a_capacity() -> None:
+    """docs/load.md includes this file."""
+    assert '--8<-- "docs/examples/load_capacity.py"' in (ROOT / "docs" / "load.md").read_text()
+    done = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "load_capacity.py")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "(the stall is in it)" in done.stdout and "load." in done.stdout

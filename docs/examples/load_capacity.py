@@ -26,12 +26,15 @@ def model() -> None:
 
 
 done = run(model, rate=100, duration=3, seed=1)
-print(f"{done.requests} requests, p50 {done.p50 * 1e3:.3g} ms, p99 {done.p99 * 1e3:.3g} ms "
-      f"(the stall is in it), generator lag p99 {done.lag_p99 * 1e3:.3g} ms, valid {done.valid}")
+print(
+    f"{done.requests} requests, p50 {done.p50 * 1e3:.3g} ms, p99 {done.p99 * 1e3:.3g} ms "
+    f"(the stall is in it), generator lag p99 {done.lag_p99 * 1e3:.3g} ms, valid {done.valid}"
+)
 
 began[:] = [-1e9]  # no more stalls
-found = capacity(model, slo_p99=0.100, start_rate=100, probe=1.5, confirm=20, max_probes=5,
-                 warmup=0.2, seed=2)
+found = capacity(
+    model, slo_p99=0.100, start_rate=100, probe=1.5, confirm=20, max_probes=5, warmup=0.2, seed=2
+)
 print(found.report().to_text())
 if found.safe is not None:
     plan = found.plan(1000, headroom=0.3)
