@@ -293,6 +293,31 @@ class ModelSpec:
             out["paths"] = self.paths
         return out
 
+    def predictor(self) -> Any:
+        """The model loaded in this process, as the stack check's worker loads it: a
+        callable with no argument running one inference on the spec's inputs (what
+        :func:`silenttax.load.run` drives).
+
+        Raises:
+            InputError: the model could not be loaded here (a missing package, a factory
+                that fails).
+        """
+        import tempfile
+
+        from silenttax.benchmark._worker import LOADERS
+
+        with tempfile.TemporaryDirectory(prefix="silenttax-spec-") as tmp:
+            path = self.write(tmp)
+            try:
+                model = LOADERS[self.kind](json.loads(path.read_text(encoding="utf-8")))
+                model.call()  # builds what is built lazily while its files still exist
+            except Exception as exc:
+                raise InputError(
+                    f"the {self.kind} model could not be loaded here: {type(exc).__name__}: {exc}"
+                ) from exc
+        call: Any = model.call
+        return call
+
     def write(self, directory: str | os.PathLike[str]) -> Path:
         """Materialise the spec in ``directory`` (model, weights, ``.npy`` inputs and
         ``spec.json``); returns the path of ``spec.json``, what a worker loads."""

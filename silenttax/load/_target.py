@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -75,13 +73,7 @@ def _async_runner(fn: Callable[..., Any]) -> tuple[Callable[..., Any], Callable[
 
 
 def _from_spec(spec: Any) -> tuple[Callable[[Any], Any], str]:
-    from silenttax.benchmark._worker import LOADERS
-
-    with tempfile.TemporaryDirectory(prefix="silenttax-load-") as tmp:
-        path = spec.write(tmp)
-        model = LOADERS[spec.kind](json.loads(path.read_text(encoding="utf-8")))
-        model.call()  # loads lazily-built parts (and the files) before the directory goes
-    call = model.call
+    call = spec.predictor()
     return (lambda _item: call()), f"{spec.kind} model"
 
 
@@ -108,7 +100,7 @@ def as_target(
         if target.startswith("https://"):
             raise InputError("target: https is not supported by the load generator; use http://")
         return Target(name or target, "http", url=target, payloads=items)
-    from silenttax.benchmark._spec import ModelSpec
+    from silenttax.benchmark import ModelSpec
 
     if isinstance(target, ModelSpec):
         if payloads is not None:
