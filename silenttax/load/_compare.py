@@ -89,7 +89,8 @@ def compare_capacity(
     """Is ``candidate``'s capacity lower than ``baseline``'s, beyond ``tolerance``?
 
     Args:
-        baseline, candidate: Targets (see :func:`run`), driven the same way.
+        baseline: A target (see :func:`~silenttax.load.run`).
+        candidate: Another, driven the same way.
         slo_p99: The latency limit (seconds) of the capacity.
         quantile: The share of requests that must meet it.
         tolerance: Capacity loss tolerated (0.05: 5%).

@@ -17,6 +17,10 @@ from silenttax.errors import InputError
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
+class _Stale(ConnectionError):
+    """The server closed the connection before answering (an idle keep-alive one)."""
+
+
 def encode(item: Any) -> tuple[bytes | None, str | None]:
     """A payload -> (body, content type): JSON for mappings and lists, raw bytes and text."""
     if item is None:
@@ -53,7 +57,20 @@ class Client:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     async def request(self, body: bytes | None, content_type: str | None) -> int:
-        if self._idle:
+        """Send one request and read its whole response; returns the status. A pooled
+        connection the server closed while idle (its keep-alive timeout) is replaced
+        once, as a client library would; any other failure raises."""
+        reused = bool(self._idle)
+        try:
+            return await self._exchange(body, content_type)
+        except _Stale:
+            if not reused:
+                raise ConnectionError("the server closed the connection") from None
+            return await self._exchange(body, content_type, fresh=True)
+
+    async def _exchange(self, body: bytes | None, content_type: str | None,
+                        fresh: bool = False) -> int:  # fmt: skip
+        if self._idle and not fresh:
             reader, writer = self._idle.pop()
         else:
             reader, writer = await asyncio.open_connection(self.host, self.port)
@@ -71,9 +88,12 @@ class Client:
                 writer.close()
 
     async def _response(self, reader: asyncio.StreamReader) -> tuple[int, bool]:
-        line = await reader.readline()
+        try:
+            line = await reader.readline()
+        except ConnectionResetError:
+            raise _Stale from None
         if not line:
-            raise ConnectionError("the server closed the connection")
+            raise _Stale
         parts = line.split(None, 2)
         status = int(parts[1])
         length, chunked, keep = None, False, parts[0] == b"HTTP/1.1"

@@ -230,7 +230,8 @@ def test_a_real_uvicorn_app_over_http(tmp_path: Path) -> None:
         "@app.get('/health')\nasync def health() -> dict:\n    return {}\n"
     )  # fmt: skip
     port = free_port()
-    args = ["uvicorn", "loadapp:app", "--port", str(port), "--log-level", "critical"]
+    args = ["uvicorn", "loadapp:app", "--port", str(port), "--log-level", "critical",
+            "--timeout-keep-alive", "1"]  # fmt: skip
     with running(tmp_path, args, port=port, ready="/health") as url:
         done = run(url + "/predict", rate=150, duration=1.5, payloads=[{"x": 1}, {"x": 2}])
         assert done.counts()["ok"] == done.requests > 150
@@ -238,6 +239,11 @@ def test_a_real_uvicorn_app_over_http(tmp_path: Path) -> None:
         assert done.figures()["null_lag_p99"] is not None
         client = run(url + "/missing-field", rate=50, duration=0.5, calibrate=False)
         assert client.counts()["client_error"] == client.requests  # 422: a 4xx, counted
+        # 1.6 s between requests: the server closed each idle connection; the client
+        # opens a new one instead of counting an error
+        idle = run(url + "/predict", rate=0.6, duration=3.5, arrival="constant",
+                   payloads=[{"x": 1}], calibrate=False)  # fmt: skip
+        assert idle.requests == 2 and idle.counts()["ok"] == 2, idle.counts()
         (judged,) = done.report(slo_p99=0.5).filter(code="load.capacity")
         assert judged.severity.value in ("ok", "info") and judged.evidence["requests"]
 
