@@ -18,7 +18,15 @@ from typing import Any, Literal
 import numpy as np
 
 from silenttax.errors import InputError
-from silenttax.load._generator import OK, Array, Exceedance, LoadRun, exceedance_bound, run
+from silenttax.load._generator import (
+    OK,
+    Array,
+    Exceedance,
+    LoadRun,
+    _finite,
+    exceedance_bound,
+    run,
+)
 from silenttax.load._target import Target, as_target
 
 Verdict = Literal["pass", "fail", "inconclusive", "invalid"]
@@ -43,20 +51,17 @@ class Probe:
     mean_latency: float = math.nan
 
     def as_dict(self) -> dict[str, Any]:
-        def fin(x: float) -> float | None:
-            return x if math.isfinite(x) else None
-
         return {
             "rate": self.rate,
-            "achieved": fin(self.achieved),
-            "p50": fin(self.p50),
-            "p99": fin(self.p99),
+            "achieved": _finite(self.achieved),
+            "p50": _finite(self.p50),
+            "p99": _finite(self.p99),
             "exceedance": self.exceedance.share,
             "exceedance_high": self.exceedance.high,
             "exceedance_low": self.exceedance.low,
             "clusters": self.exceedance.clusters,
             "error_share": self.errors.share,
-            "lag_p99": fin(self.lag_p99),
+            "lag_p99": _finite(self.lag_p99),
             "valid": self.valid,
             "verdict": self.verdict,
             "confirmation": self.confirmation,
@@ -345,9 +350,7 @@ def _search(t: Target, slo: float, quantile: float, limit: float, start_rate: fl
         result.verdict = "invalid"
         result.reason = "every probe was generator-bound"
         return result
-    estimate = crossing(np.array([p.rate for p in valid]),
-                        np.array([p.exceedance.share for p in valid]),
-                        np.array([float(p.requests) for p in valid]), limit)  # fmt: skip
+    estimate = _estimate(valid, limit)
     if lo is None:
         result.reason = f"no probed rate met the SLO (lowest {min(p.rate for p in curve):.3g}/s)"
         result.verdict = "fail"
@@ -386,10 +389,7 @@ def _search(t: Target, slo: float, quantile: float, limit: float, start_rate: fl
         result.capacity = estimate
         return result
     high = upper if upper is not None and upper > confirmed else math.inf
-    valid = [p for p in curve if p.valid]  # the confirmations are data too: refit
-    estimate = crossing(np.array([p.rate for p in valid]),
-                        np.array([p.exceedance.share for p in valid]),
-                        np.array([float(p.requests) for p in valid]), limit)  # fmt: skip
+    estimate = _estimate([p for p in curve if p.valid], limit)  # confirmations: data too
     point = estimate if estimate is not None else confirmed
     result.capacity = float(min(max(point, confirmed), high))
     result.ci = (float(confirmed), float(high))
@@ -398,6 +398,13 @@ def _search(t: Target, slo: float, quantile: float, limit: float, start_rate: fl
         result.reason = "no probe exceeded the SLO: the upper end is open"
     _shape(result)
     return result
+
+
+def _estimate(probes: list[Probe], limit: float) -> float | None:
+    """The isotonic crossing of the probes' exceedance shares (weighted by requests)."""
+    return crossing(np.array([p.rate for p in probes]),
+                    np.array([p.exceedance.share for p in probes]),
+                    np.array([float(p.requests) for p in probes]), limit)  # fmt: skip
 
 
 def _shape(result: CapacityResult) -> None:

@@ -59,7 +59,7 @@ def schedule(rate: float, duration: float, *, arrival: str = "poisson", seed: in
         raise InputError(f"arrival must be 'poisson' or 'constant', got {arrival!r}")
     rng = np.random.default_rng(seed)
     n = int(rate * duration * 1.2 + 10 * math.sqrt(rate * duration) + 10)
-    times = np.cumsum(rng.exponential(1.0 / rate, n)) - 0.0
+    times = np.cumsum(rng.exponential(1.0 / rate, n))
     times -= times[0]  # the first request goes at once
     return times[times < duration]
 
