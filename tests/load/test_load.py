@@ -297,7 +297,10 @@ def test_soak_names_memory_growth_per_1000_requests() -> None:
         kept.append(bytes(20_000))  # 20 MB per 1000 requests
 
     grown = soak(leaky, rate=200, duration=6, blocks=3)
-    assert grown.memory is not None and grown.memory.low > 5, grown.figures()
+    # named, with its interval above the threshold; the size is not pinned: in a large
+    # process (the whole test suite) the leak first refills freed heap, and RSS grew by
+    # a third of what was kept in one such run
+    assert grown.memory is not None and grown.memory.low > grown.min_growth, grown.figures()
     (found,) = grown.report().filter(code="load.memory_growth")
     assert found.severity.value == "warning"
     kept.clear()
