@@ -30,6 +30,7 @@ from silenttax.load._generator import (
 )
 from silenttax.load._soak import Slope, SoakResult, block_slope, soak
 from silenttax.load._target import Target, as_target
+from silenttax.load._worker import worker_process
 
 __all__ = [
     "OUTCOMES",
@@ -51,6 +52,7 @@ __all__ = [
     "run",
     "schedule",
     "soak",
+    "worker_process",
 ]
 
 

@@ -307,7 +307,7 @@ def capacity(
         return _search(t, slo_p99, quantile, limit, start_rate, probe, confirm, precision,
                        max_probes, seed, options)  # fmt: skip
     finally:
-        if t.close is not None and t is not target:
+        if t.close is not None and not isinstance(target, Target):
             t.close()
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from silenttax.errors import InputError
 from silenttax.load._capacity import capacity, crossing, isotonic
 from silenttax.load._generator import run
-from silenttax.load._target import as_target
+from silenttax.load._target import Target, as_target
 
 CompareVerdict = Literal["pass", "regression", "inconclusive"]
 
@@ -153,7 +153,7 @@ def compare_capacity(
                     count[arm, r, k] = e.requests
     finally:
         for t, given in ((a, baseline), (b, candidate)):
-            if t.close is not None and t is not given:
+            if t.close is not None and not isinstance(given, Target):
                 t.close()
     if bad.any():  # the generator could not drive those rates: both arms lose them
         over, count = over[:, :, ~bad], count[:, :, ~bad]

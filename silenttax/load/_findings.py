@@ -42,8 +42,14 @@ def _generator(run: LoadRun) -> list[Any]:
             evidence={k: f[k] for k in ("lag_p50", "lag_p99", "null_lag_p99", "rate",
                                         "generator_cpu_per_request", "machine")},
             recommendation=(
-                "Lower the rate, stop what competes for the CPU, drive a GIL-holding "
-                "callable through a server (an http:// target) or from another machine."
+                "The target holds the GIL the generator needs (its own lag alone is "
+                f"{_ms(null)}): drive it in worker processes "
+                "(silenttax.load.worker_process(fn, processes=N)) or through a server."
+                if run.kind == "callable" and null is not None and null <= run.max_lag
+                and not (run.load is not None and run.load.contended)
+                else "Lower the rate, stop what competes for the CPU, drive a GIL-holding "
+                "callable in worker processes (silenttax.load.worker_process) or through a "
+                "server, or run the generator from another machine."
             ),
             detector=DETECTOR,
         ))  # fmt: skip

@@ -565,7 +565,7 @@ def run(
     try:
         timings = _drive(t, intended, float(timeout), max_in_flight)
     finally:
-        if t.close is not None and t is not target:
+        if t.close is not None and not isinstance(target, Target):
             t.close()
     load = sensor.since(mark)
     return LoadRun(target=t.name, kind=t.kind, rate=rate, duration=duration, arrival=arrival,

@@ -10,6 +10,7 @@ keep-alive client (see :mod:`silenttax.load._http`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import threading
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ class Target:
     """A load target, normalised (see :func:`as_target`)."""
 
     name: str
-    kind: str  # "callable" | "model" | "http"
+    kind: str  # "callable" | "process" | "model" | "http"
     call: Callable[[Any], Any] | None = None  # in process: one request, one payload item
     url: str | None = None
     payloads: list[Any] = field(default_factory=list)  # cycled; [_NONE]: no argument
@@ -35,6 +36,13 @@ class Target:
     def item(self, i: int) -> Any:
         """The payload of request ``i`` (the same order in every run: common random numbers)."""
         return self.payloads[i % len(self.payloads)]
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.close is not None:
+            self.close()
 
 
 def _payloads(payloads: Any, *, argument: str = "payloads") -> list[Any]:
@@ -88,9 +96,13 @@ def as_target(
     Raises:
         InputError: anything else, or payloads that are not a non-empty list.
     """
-    if isinstance(target, Target):
-        return target
     items = _payloads(payloads)
+    if isinstance(target, Target):
+        if payloads is None:
+            return target
+        if target.kind == "model":
+            raise InputError("payloads: a ModelSpec carries its own inputs (give none)")
+        return dataclasses.replace(target, payloads=items)
     if isinstance(target, str):
         if not target.startswith(("http://", "https://")):
             raise InputError(

@@ -25,7 +25,9 @@ from silenttax.load import (
     run,
     schedule,
     soak,
+    worker_process,
 )
+from tests.load import _gil
 
 
 class Server:
@@ -165,6 +167,38 @@ def test_bad_targets_and_options_are_silenttax_errors() -> None:
             run(target, rate=10, duration=1, calibrate=False, **kwargs)
     with pytest.raises(InputError, match="slo_p99"):
         capacity(lambda: None, slo_p99=0)
+
+
+def test_a_gil_holding_callable_runs_in_worker_processes() -> None:
+    """Each payload reaches a worker; a raised exception fails that request only; a
+    worker that crashes fails its request and is replaced; the processes end with the
+    target. The generator's own thread is left the GIL (its lag is measured)."""
+    items = [1, 2, -1, 3, -99, 4, 5, 6, 7, 8]
+    with worker_process(_gil.checked, processes=2) as target:
+        pids = [p.pid for _, p in target.close.__self__._all]  # type: ignore[union-attr]
+        done = run(target, rate=100, duration=1, payloads=items, calibrate=False)
+        again = run(target, rate=100, duration=0.5, payloads=[1], calibrate=False)
+    counts = done.counts()
+    failing = sum(1 for i in range(done.requests) if items[i % len(items)] < 0)
+    assert counts["error"] == failing and counts["ok"] == done.requests - failing
+    assert again.failures == 0  # the crashed worker was replaced
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    with worker_process(_gil.spin) as target:
+        spun = run(target, rate=50, duration=0.5, payloads=[20], calibrate=False)
+    assert spun.failures == 0 and spun.lag.size == spun.requests
+
+
+def test_worker_process_refuses_what_a_fresh_interpreter_cannot_load() -> None:
+    with pytest.raises(InputError, match="pickle"):
+        worker_process(lambda: None)
+    with pytest.raises(InputError, match="processes"):
+        worker_process(_gil.spin, processes=0)
+    with worker_process(_gil.spin) as target, pytest.raises(InputError, match="payloads"):
+        run(target, rate=10, duration=1, payloads=[], calibrate=False)
+    with pytest.raises(InputError, match="could not load"):
+        worker_process(_gil.spin, start_timeout=0.001)
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
