@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import math
 import re
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +35,14 @@ def seconds(text: str) -> float:
     return value
 
 
-def _target(text: str) -> Any:
+def _target(text: str, args: argparse.Namespace, stack: contextlib.ExitStack) -> Any:
     """An ``http://`` URL, or ``package.module:callable`` (imported from the working
-    directory)."""
+    directory; in ``--processes`` worker processes when given, closed with ``stack``)."""
     from silenttax.errors import InputError
 
     if text.startswith(("http://", "https://")):
+        if args.processes:
+            raise InputError("--processes: only for a module:callable target, not a URL")
         return text
     module, sep, attr = text.partition(":")
     if not sep or not module or not attr:
@@ -50,6 +55,10 @@ def _target(text: str) -> Any:
             found = getattr(found, part)
     except Exception as exc:
         raise InputError(f"target {text!r}: {type(exc).__name__}: {exc}") from None
+    if args.processes:
+        from silenttax.load import worker_process
+
+        return stack.enter_context(worker_process(found, processes=args.processes, name=text))
     return found
 
 
@@ -71,13 +80,52 @@ def _payloads(path: str | None) -> list[Any] | None:
     return items
 
 
-def _write(out: str | None, figures: dict[str, Any], report: Any) -> None:
-    if out:
-        Path(out).write_text(
+def _write(args: argparse.Namespace, figures: dict[str, Any], report: Any) -> None:
+    if args.json:
+        Path(args.json).write_text(
             json.dumps({"figures": figures, "report": json.loads(report.to_json())}, indent=2,
                        default=str),
             encoding="utf-8",
         )  # fmt: skip
+    if args.html:
+        Path(args.html).write_text(report.to_html(title="silenttax load"), encoding="utf-8")
+
+
+class _Bar:
+    """A progress bar on stderr over a run's known duration (rich when installed and
+    stderr is a terminal; otherwise nothing: the summary follows)."""
+
+    def __init__(self, label: str, seconds: float) -> None:
+        from silenttax._deps import is_installed
+
+        self._bar: Any = None
+        self._stop = threading.Event()
+        self._seconds = seconds
+        if sys.stderr.isatty() and is_installed("rich"):
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn(f"[bold]{label}[/]"), BarColumn(),
+                                 TimeRemainingColumn(), console=Console(stderr=True),
+                                 transient=True)  # fmt: skip
+
+    def __enter__(self) -> _Bar:
+        if self._bar is not None:
+            self._bar.start()
+            task = self._bar.add_task("", total=self._seconds)
+            start = time.monotonic()
+
+            def tick() -> None:
+                while not self._stop.wait(0.5):
+                    self._bar.update(task, completed=min(self._seconds, time.monotonic() - start))
+
+            threading.Thread(target=tick, name="silenttax-load-bar", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def _progress(probe: Any) -> None:
@@ -109,6 +157,12 @@ def add_parser(subparsers: Any) -> None:
                             help="one JSON payload per line, sent in turn")  # fmt: skip
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--json", metavar="OUT.json", help="write figures and report here")
+        parser.add_argument("--html", metavar="OUT.html",
+                            help="write the report as HTML (capacity: the latency-throughput "
+                            "curve)")  # fmt: skip
+        parser.add_argument("--processes", type=count(at_least=1), metavar="N",
+                            help="run a module:callable in N worker processes (one that "
+                            "holds the GIL)")  # fmt: skip
         return parser
 
     one = command("run", "one open-loop run at a rate")
@@ -148,11 +202,12 @@ def add_parser(subparsers: Any) -> None:
 def run_one(args: argparse.Namespace) -> int:
     from silenttax.load import run
 
-    done = run(_target(args.target), rate=args.rate, duration=args.duration,
-               payloads=_payloads(args.payloads), seed=args.seed)  # fmt: skip
+    with contextlib.ExitStack() as stack, _Bar("load run", args.duration):
+        done = run(_target(args.target, args, stack), rate=args.rate, duration=args.duration,
+                   payloads=_payloads(args.payloads), seed=args.seed)  # fmt: skip
     report = done.report(slo_p99=args.slo_p99)
     print(report.to_text())
-    _write(args.json, done.figures(), report)
+    _write(args, done.figures(), report)
     if not done.valid:
         return 3
     return int(report.exit_code())
@@ -162,10 +217,11 @@ def run_capacity(args: argparse.Namespace) -> int:
     from silenttax.load import capacity
 
     print(f"capacity of {args.target} at p99 <= {args.slo_p99 * 1e3:g} ms", file=sys.stderr)
-    found = capacity(_target(args.target), slo_p99=args.slo_p99, payloads=_payloads(args.payloads),
-                     start_rate=args.start_rate, probe=args.probe, confirm=args.confirm,
-                     max_probes=args.max_probes, seed=args.seed,
-                     progress=_progress)  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        found = capacity(_target(args.target, args, stack), slo_p99=args.slo_p99,
+                         payloads=_payloads(args.payloads), start_rate=args.start_rate,
+                         probe=args.probe, confirm=args.confirm, max_probes=args.max_probes,
+                         seed=args.seed, progress=_progress)  # fmt: skip
     report = found.report(required_rate=args.required_rate)
     print(report.to_text())
     figures = found.figures()
@@ -174,7 +230,7 @@ def run_capacity(args: argparse.Namespace) -> int:
         plan = figures["plan"]
         print(f"plan: {plan['replicas']} replicas for {args.peak_rate:g}/s with 30% headroom; "
               f"concurrency target {plan['concurrency_target'] or 0:.3g}")  # fmt: skip
-    _write(args.json, figures, report)
+    _write(args, figures, report)
     if found.verdict in ("inconclusive", "invalid"):
         return 3
     return 1 if found.verdict == "fail" else int(report.exit_code())
@@ -192,24 +248,28 @@ def run_compare(args: argparse.Namespace) -> int:
             raise InputError(
                 f"--rates: need numbers separated by commas, got {args.rates!r}"
             ) from None
-    result = compare_capacity(_target(args.baseline), _target(args.candidate),
-                              slo_p99=args.slo_p99, rates=rates, blocks=args.blocks,
-                              block=args.block, tolerance=args.tolerance,
-                              payloads=_payloads(args.payloads), seed=args.seed)  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        result = compare_capacity(_target(args.baseline, args, stack),
+                                  _target(args.candidate, args, stack), slo_p99=args.slo_p99,
+                                  rates=rates, blocks=args.blocks, block=args.block,
+                                  tolerance=args.tolerance, payloads=_payloads(args.payloads),
+                                  seed=args.seed)  # fmt: skip
     report = result.report()
     print(report.to_text())
-    _write(args.json, result.figures(), report)
+    _write(args, result.figures(), report)
     return {"pass": 0, "regression": 1}.get(result.verdict, 3)
 
 
 def run_soak(args: argparse.Namespace) -> int:
     from silenttax.load import soak
 
-    result = soak(_target(args.target), rate=args.rate, duration=args.duration, pid=args.pid,
-                  payloads=_payloads(args.payloads), seed=args.seed)  # fmt: skip
+    with contextlib.ExitStack() as stack, _Bar("soak", args.duration):
+        result = soak(_target(args.target, args, stack), rate=args.rate,
+                      duration=args.duration, pid=args.pid, payloads=_payloads(args.payloads),
+                      seed=args.seed)  # fmt: skip
     report = result.report()
     print(report.to_text())
-    _write(args.json, result.figures(), report)
+    _write(args, result.figures(), report)
     if not result.run.valid or result.memory is None:
         return 3
     return int(report.exit_code())

@@ -27,6 +27,7 @@ from silenttax.load._generator import (
     exceedance_bound,
     run,
     schedule,
+    warmup_end,
 )
 from silenttax.load._soak import Slope, SoakResult, block_slope, soak
 from silenttax.load._target import Target, as_target
@@ -52,6 +53,7 @@ __all__ = [
     "run",
     "schedule",
     "soak",
+    "warmup_end",
     "worker_process",
 ]
 

@@ -253,7 +253,7 @@ def capacity(
     max_probes: int = 12,
     seed: int = 0,
     timeout: float | None = None,
-    warmup: float = 0.5,
+    warmup: float | Literal["auto"] = "auto",
     max_in_flight: int = 256,
     alpha: float = 0.05,
     arrival: str = "poisson",
@@ -277,7 +277,8 @@ def capacity(
         seed: First schedule seed (each probe its own, derived from it).
         timeout: Seconds after which a request counts as timed out (default 10 x SLO, at
             least 1 s).
-        warmup: Leading seconds of each probe left out.
+        warmup: Leading seconds of each probe left out, or ``"auto"``: where its
+            latencies settle (MSER-5, :func:`~silenttax.load.warmup_end`).
         max_in_flight: Requests in flight at most (see :func:`run`).
         alpha: Each bound's error rate (the confirmations share it: Bonferroni).
         arrival: ``"poisson"`` or ``"constant"``.
@@ -292,7 +293,7 @@ def capacity(
         raise InputError(f"quantile must be in [0.5, 1), got {quantile!r}")
     if not 0 <= max_error_rate < 1:
         raise InputError(f"max_error_rate must be in [0, 1), got {max_error_rate!r}")
-    if probe <= warmup or confirm <= warmup:
+    if warmup != "auto" and (probe <= warmup or confirm <= warmup):
         raise InputError(f"probe and confirm must be longer than warmup ({warmup} s)")
     if not 0 < precision < 1 or max_probes < 2:
         raise InputError("precision must be in (0, 1) and max_probes >= 2")

@@ -1,11 +1,11 @@
 """Soak: memory and p99 over a sustained open-loop run, as slopes per 1000 requests.
 
-Resident memory (RSS) is read once a second by a sampler thread — of this process for
-an in-process target, of ``pid=`` for a server — and the p99 of each window of the
-schedule. Each series is cut into ``blocks`` consecutive block means and the slope of
-those against the requests sent is an ordinary least-squares slope with Student's t
-interval (block means of a minute or so are close to independent; the raw one-second
-readings are not).
+Resident memory (RSS) is read once a second (more often in a soak under 100 s) by a
+sampler thread — of this process for an in-process target, of ``pid=`` for a server —
+and the p99 of each window of the schedule. Each series is cut into ``blocks``
+consecutive block means and the slope of those against the requests sent is an ordinary
+least-squares slope with Student's t interval (block means of a minute or so are close
+to independent; the raw one-second readings are not).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import psutil
@@ -70,7 +70,8 @@ class SoakResult:
     p99: Slope | None
     """Seconds of p99 per 1000 requests (window p99s)."""
     min_growth: float
-    allocated: np.ndarray[Any, Any] | None = None
+    warmup: float = 0.0
+    """Seconds left out of both slopes at the start."""
 
     def figures(self) -> dict[str, Any]:
         def slope(s: Slope | None) -> dict[str, float] | None:
@@ -83,6 +84,7 @@ class SoakResult:
             "rss_first_mb": float(self.rss[0] / 2**20) if self.rss.size else None,
             "rss_last_mb": float(self.rss[-1] / 2**20) if self.rss.size else None,
             "min_growth": self.min_growth,
+            "warmup": self.warmup,
         }
 
     def report(self) -> Any:
@@ -106,6 +108,7 @@ def soak(
     timeout: float = 10.0,
     max_in_flight: int = 256,
     alpha: float = 0.05,
+    warmup: float | Literal["auto"] = "auto",
 ) -> SoakResult:
     """Drive ``target`` at ``rate`` for ``duration`` seconds and measure memory growth
     and p99 drift per 1000 requests.
@@ -120,6 +123,9 @@ def soak(
         blocks: Block means the slopes are fitted on.
         min_growth: MB per 1000 requests below which growth is not named.
         alpha: One-sided error of the growth claim.
+        warmup: Leading seconds left out of both slopes (memory readings and p99
+            windows), or ``"auto"``: where the latencies settle (MSER-5), and at least
+            ``duration / (blocks + 1)`` (caches, pools and allocator arenas fill first).
 
     Raises:
         InputError: a bad option, or ``pid`` is not a running process.
@@ -131,6 +137,7 @@ def soak(
     except (psutil.Error, ValueError) as exc:
         raise InputError(f"pid: {pid!r} is not a process this user can read ({exc})") from None
     readings: list[tuple[float, float]] = []
+    every = max(0.1, min(1.0, duration / 100))  # seconds between memory readings
     stop = threading.Event()
     start = time.perf_counter()
 
@@ -140,18 +147,21 @@ def soak(
                 readings.append((time.perf_counter() - start, float(process.memory_info().rss)))
             except psutil.Error:
                 return
-            stop.wait(1.0)
+            stop.wait(every)
 
     sampler = threading.Thread(target=sample, name="silenttax-soak", daemon=True)
     sampler.start()
     try:
         done = run(target, rate=rate, duration=duration, payloads=payloads, seed=seed,
-                   timeout=timeout, max_in_flight=max_in_flight, calibrate=False)  # fmt: skip
+                   timeout=timeout, max_in_flight=max_in_flight, calibrate=False,
+                   warmup=warmup)  # fmt: skip
     finally:
         stop.set()
         sampler.join(timeout=5)
-    times = np.array([t for t, _ in readings])
-    rss = np.array([m for _, m in readings])
+    cut = max(done.warmup, duration / (blocks + 1)) if warmup == "auto" else float(warmup)
+    kept = [(t, m) for t, m in readings if t >= cut]
+    times = np.array([t for t, _ in kept])
+    rss = np.array([m for _, m in kept])
     sent = times * rate / 1000.0  # thousands of requests scheduled by then
     memory = block_slope(sent, rss / 2**20, blocks=blocks, alpha=alpha)
     edges = np.arange(0.0, duration + window, window)
@@ -160,7 +170,7 @@ def soak(
     centres, p99s = [], []
     for w in range(len(edges) - 1):
         chunk = lat[which == w]
-        if chunk.size >= 20:
+        if chunk.size >= 20 and edges[w] >= cut:
             centres.append((edges[w] + window / 2) * rate / 1000.0)
             p99s.append(float(np.quantile(chunk, 0.99, method="higher")))
     p99 = (
@@ -170,4 +180,4 @@ def soak(
         if len(p99s) >= 6 and all(math.isfinite(v) for v in p99s)
         else None
     )
-    return SoakResult(done, times, rss, memory, p99, min_growth)
+    return SoakResult(done, times, rss, memory, p99, min_growth, cut)

@@ -411,6 +411,47 @@ def _history(findings: Sequence[Finding]) -> str:
     return "".join(parts)
 
 
+def _load(findings: Sequence[Finding]) -> str:
+    """The latency-throughput curve of each capacity search (p50 and p99 per offered
+    rate, by verdict; the SLO dashed; the capacity's interval marked) and the load
+    findings."""
+    found = [f for f in findings if f.code.startswith("load.")]
+    parts = []
+    for f in found:
+        ev = _ev(f)
+        points = ev.get("curve")
+        if f.code == "load.knee" or not isinstance(points, list):
+            continue
+        usable = [p for p in points if isinstance(p, dict) and p.get("verdict") != "invalid"]
+        lines = [
+            (name, [(float(p["rate"]), float(p[key]) * 1e3, str(p.get("verdict")))
+                    for p in usable if isinstance(p.get(key), int | float)])
+            for name, key in (("p99", "p99"), ("p50", "p50"))
+        ]  # fmt: skip
+        ci = ev.get("ci")
+        ci = ci if isinstance(ci, list) else []
+        marks = [(float(ev["capacity"]), "capacity")] if ev.get("capacity") else []
+        marks += [
+            (float(v), name)
+            for v, name in zip(ci, ("safe (confirmed)", "over the SLO from"), strict=False)
+            if isinstance(v, int | float) and math.isfinite(v)
+        ]
+        slo = ev.get("slo_p99")
+        chart = _svg.curve(
+            lines, f"{f.subject}: latency against offered rate",
+            x_label="offered requests/s", y_label="ms (log)",
+            limit=float(slo) * 1e3 if isinstance(slo, int | float) else None, marks=marks,
+        )  # fmt: skip
+        if chart:
+            parts.append(
+                f'<div class="sub">{_badge(f.severity)} {_esc(f.message)}</div>'
+                f'<div class="plot">{chart}</div>'
+            )
+    if found:
+        parts.append(_findings_table(found))
+    return "".join(parts)
+
+
 def _gate(findings: Sequence[Finding]) -> str:
     gated = [f for f in findings if f.code.startswith(("gate.", "canary."))]
     return _findings_table(gated) if gated else ""
@@ -485,6 +526,12 @@ def to_html(report: Report, *, full_page: bool = True, title: str | None = None)
             f"model inputs: {inputs}" if inputs else "",
         ),
         ("Cost", lambda: _cost(findings), ""),
+        (
+            "Load and capacity",
+            lambda: _load(findings),
+            "open loop, intended send to end; points filled: SLO met, red: missed, hollow: "
+            "not settled",
+        ),
         ("Gate", lambda: _gate(findings), ""),
         (
             "History",

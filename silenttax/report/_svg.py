@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["PALETTE", "hbar", "histogram", "intervals", "scatter", "stacked", "trend"]
+__all__ = ["PALETTE", "curve", "hbar", "histogram", "intervals", "scatter", "stacked", "trend"]
 
 REFERENCE = "#8c959f"
 CURRENT = "#0969da"
@@ -357,5 +357,89 @@ def trend(
     out.append(
         f'<text x="4" y="{top + 8}" {_FONT} fill="#57606a">{_tick(y1)}</text>'
         f'<text x="4" y="{height - bottom}" {_FONT} fill="#57606a">{_tick(y0)}</text></svg>'
+    )
+    return "".join(out)
+
+
+def curve(
+    lines: Sequence[tuple[str, Sequence[tuple[float, float, str]]]],
+    label: str,
+    *,
+    x_label: str,
+    y_label: str,
+    limit: float | None = None,
+    marks: Sequence[tuple[float, str]] = (),
+    width: int = 520,
+    height: int = 200,
+) -> str:
+    """Lines of ``(x, y, verdict)`` points, x linear, y log10 (a latency-throughput
+    curve: a ``pass`` point filled, a ``fail`` one red, any other hollow); a horizontal
+    ``limit`` (the SLO) and vertical marks (the capacity and its interval)."""
+    usable = [
+        (name, sorted((x, y, v) for x, y, v in pts if math.isfinite(x) and math.isfinite(y)
+                      and x > 0 and y > 0))
+        for name, pts in lines
+    ]  # fmt: skip
+    usable = [(name, pts) for name, pts in usable if pts]
+    if not usable:
+        return ""
+    xs = [x for _, pts in usable for x, _, _ in pts] + [x for x, _ in marks if x > 0]
+    ys = [math.log10(y) for _, pts in usable for _, y, _ in pts]
+    if limit is not None and limit > 0:
+        ys.append(math.log10(limit))
+    x0, x1 = 0.0, max(xs) * 1.08
+    y0, y1 = min(ys) - 0.15, max(ys) + 0.15
+    left, bottom, top, right = 46, 30, 8, 10
+
+    def px(x: float) -> float:
+        return left + (width - left - right) * (x - x0) / ((x1 - x0) or 1)
+
+    def py(y: float) -> float:
+        return top + (height - top - bottom) * (1 - (math.log10(y) - y0) / ((y1 - y0) or 1))
+
+    out = [_open(width, height, label)]
+    out.append(
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" '
+        'stroke="#57606a"/>'
+    )
+    if limit is not None and limit > 0:
+        ly = _n(py(limit))
+        out.append(
+            f'<line x1="{left}" y1="{ly}" x2="{width - right}" y2="{ly}" stroke="#cf222e" '
+            f'stroke-dasharray="4 3"><title>limit {_tick(limit)}</title></line>'
+        )
+    for at, name in marks:
+        if 0 < at <= x1:
+            mx = _n(px(at))
+            out.append(
+                f'<line x1="{mx}" y1="{top}" x2="{mx}" y2="{height - bottom}" stroke="#8250df" '
+                f'stroke-dasharray="2 3"><title>{_esc(name)}</title></line>'
+            )
+    for i, (name, pts) in enumerate(usable):
+        colour = PALETTE[i % len(PALETTE)] if i else CURRENT
+        path = " ".join(f"{_n(px(x))},{_n(py(y))}" for x, y, _ in pts)
+        out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.2">'
+                   f"<title>{_esc(name)}</title></polyline>")  # fmt: skip
+        for x, y, verdict in pts:
+            fill = {"pass": colour, "fail": "#cf222e"}.get(verdict, "#ffffff")
+            out.append(
+                f'<circle cx="{_n(px(x))}" cy="{_n(py(y))}" r="3" fill="{fill}" '
+                f'stroke="{colour}"><title>{_esc(name)} at {_tick(x)}: {_tick(y)} ({_esc(verdict)})'
+                "</title></circle>"
+            )
+    keys = "".join(
+        f'<text x="{width - right}" y="{top + 10 + 12 * i}" {_FONT} text-anchor="end" '
+        f'fill="{PALETTE[i % len(PALETTE)] if i else CURRENT}">{_esc(name)}</text>'
+        for i, (name, _) in enumerate(usable)
+    )
+    out.append(
+        keys + f'<text x="{width - right}" y="{height - 8}" {_FONT} text-anchor="end">'
+        f"{_esc(x_label)}</text>"
+        f'<text x="{left}" y="{height - 16}" {_FONT} fill="#57606a">0</text>'
+        f'<text x="{_n(px(x1 / 1.08))}" y="{height - 16}" {_FONT} fill="#57606a" '
+        f'text-anchor="middle">{_tick(x1 / 1.08)}</text>'
+        f'<text x="4" y="{top + 8}" {_FONT}>{_esc(y_label)}</text>'
+        f'<text x="4" y="{top + 20}" {_FONT} fill="#57606a">{_tick(10**y1)}</text>'
+        f'<text x="4" y="{height - bottom}" {_FONT} fill="#57606a">{_tick(10**y0)}</text></svg>'
     )
     return "".join(out)
