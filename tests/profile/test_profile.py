@@ -72,7 +72,9 @@ def test_a_clean_model_is_not_flagged() -> None:
 
 
 def test_casts_and_copies_are_flagged_by_name() -> None:
-    report = profile_torch(Casts().eval(), X, steps=10).report()
+    # 27-53% of a step here on a quiet machine; a busy one stretches the matmul's threads
+    # (compute) instead: the threshold is low enough that the casts are named either way
+    report = profile_torch(Casts().eval(), X, steps=10).report(max_data_movement=0.03)
     finding = report.filter(code="model_bloat.data_movement")[0]
     assert finding.severity >= Severity.WARNING
     assert "aten::to" in finding.message and "aten::contiguous" in finding.message
