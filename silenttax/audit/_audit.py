@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -736,6 +737,9 @@ def audit(
     target: str | None = None,
     progress: Progress | None = None,
     checks: Sequence[Any] = (),
+    capacity_slo: float | None = None,
+    required_rate: float | None = None,
+    capacity_options: Mapping[str, Any] | None = None,
 ) -> Audit:
     """Audit a model (and its data): every module, judged, with snapshots to re-judge later.
 
@@ -775,6 +779,14 @@ def audit(
             snapshot the audit kept (``drift``, ``serving``, ...); recorded in the
             manifest, so ``silenttax report DIR`` runs them again. One that raises is
             a ``stability.check_failed`` finding.
+        capacity_slo: A p99 latency SLO (seconds): adds a capacity section — the model
+            driven open-loop in this process (:func:`silenttax.load.capacity`) for the
+            highest rate meeting it, with its interval, curve, knee and tail
+            amplification (``load.*`` findings; the HTML page plots the curve).
+        required_rate: Requests per second the model must serve within the SLO
+            (``load.capacity`` WARNING below it).
+        capacity_options: Keyword arguments for :func:`silenttax.load.capacity`
+            (``probe``, ``confirm``, ``max_probes``, ...).
 
     Raises:
         InputError: a model that cannot be loaded, unreadable data, or inputs that do
@@ -815,8 +827,15 @@ def audit(
         input_columns=list(input_columns) if input_columns is not None else None,
         target=target,
     )
+    if capacity_slo is not None and not (
+        isinstance(capacity_slo, int | float) and math.isfinite(capacity_slo) and capacity_slo > 0
+    ):
+        raise InputError(f"capacity_slo must be positive seconds, got {capacity_slo!r}")
+    if capacity_slo is None and (required_rate is not None or capacity_options):
+        raise InputError("required_rate and capacity_options need capacity_slo")
     previous = _previous(baseline) if baseline is not None else None
-    run = _Run(f"silenttax audit: {loaded.name}", progress, steps=13 if ref is not None else 10)
+    steps = (13 if ref is not None else 10) + (capacity_slo is not None)
+    run = _Run(f"silenttax audit: {loaded.name}", progress, steps=steps)
     run.context["inputs"] = loaded.inputs_from
     run.add("saved", "inputs", _inputs_finding(loaded))
     if ref is not None:
@@ -889,6 +908,12 @@ def audit(
             run.skip("model outputs", "the model's inputs were not read from the data: its "
                      "outputs on the reference and current data cannot be compared")  # fmt: skip
         run.step("threads", threads_fit)
+        if capacity_slo is not None:
+            options = dict(capacity_options or {})
+            run.step(
+                "capacity under load",
+                lambda: _capacity_step(run, loaded, threads, capacity_slo, required_rate, options),
+            )
         run.step("runs in fresh processes", across_runs)
         _model_steps(
             run, loaded, max_time=max_time, pricing=pricing, methods=methods,
@@ -896,6 +921,21 @@ def audit(
         )  # fmt: skip
         _environment_steps(run, index=index)
     return run.finish(checks)
+
+
+def _capacity_step(run: _Run, model: AuditModel, threads: int | None, slo: float,
+                   required_rate: float | None, options: dict[str, Any]) -> None:  # fmt: skip
+    """The model's capacity at a p99 SLO, driven open-loop in this process."""
+    from silenttax.load import as_target, capacity
+    from silenttax.trace import Tracer
+
+    handle = _call(model, Tracer(enabled=False), threads)
+    inputs = model.inputs
+    target = as_target(lambda: handle(inputs), name=model.name)
+    found = capacity(target, slo_p99=slo, **options)
+    run.context["capacity"] = {"verdict": found.verdict, "capacity": found.capacity,
+                               "ci": found.ci, "slo_p99": slo}  # fmt: skip
+    run.add("saved", "capacity", found.report(required_rate=required_rate))
 
 
 #: Fresh processes the model is re-run in, so a later audit can gate against this one

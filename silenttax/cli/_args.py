@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 
-__all__ = ["FRACTION", "count", "number"]
+__all__ = ["FRACTION", "count", "number", "seconds"]
 
 
 def number(
@@ -67,3 +68,15 @@ def count(*, at_least: int = 1) -> Callable[[str], int]:
 
 FRACTION = number(above=0, below=1)
 """A probability strictly between 0 and 1 (``--alpha``, ``--confidence``)."""
+
+
+_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0}
+
+
+def seconds(text: str) -> float:
+    """``50ms``, ``0.05s``, ``2m``, ``10`` (seconds) -> seconds."""
+    found = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e-?\d+)?)\s*(us|µs|ms|s|m|min)?\s*", text)
+    value = float(found.group(1)) * _UNITS[found.group(2) or "s"] if found else math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a duration like 50ms, 2s or 1m, got {text!r}")
+    return value

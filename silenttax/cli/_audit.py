@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from silenttax.cli._args import count, number
+from silenttax.cli._args import count, number, seconds
 from silenttax.report import Report, Severity
 
 __all__ = ["add_parser"]
@@ -75,6 +75,19 @@ def add_parser(subparsers: Any) -> None:
         "whether the default oversubscribes the free cores is measured either way",
     )
     parser.add_argument("--baseline", metavar="DIR", help="a previous audit's --out directory")
+    parser.add_argument(
+        "--capacity-slo",
+        type=seconds,
+        metavar="DURATION",
+        help="add a capacity section: the highest rate with p99 within it (e.g. 50ms), "
+        "driven open-loop (silenttax load capacity); about two minutes",
+    )
+    parser.add_argument(
+        "--required-rate",
+        type=number(above=0),
+        metavar="REQ/S",
+        help="with --capacity-slo: warn when the capacity is below it",
+    )
     parser.add_argument("--out", metavar="DIR", default="silenttax-audit", help="(silenttax-audit)")
     parser.add_argument(
         "--max-time",
@@ -269,6 +282,8 @@ def run_audit(args: argparse.Namespace) -> int:
                 target=args.target,
                 progress=progress,
                 checks=args.check,
+                capacity_slo=args.capacity_slo,
+                required_rate=args.required_rate,
             )
     if args.history:
         _with_history(result, args)

@@ -71,6 +71,12 @@ def add_parser(subparsers: Any) -> None:
         help="tolerances and alpha from a JSON or TOML file (a [gate] table works); they "
         "replace the options above",
     )
+    parser.add_argument(
+        "--capacity",
+        metavar="CMP.json",
+        help="also gate capacity under load: the --json of 'silenttax load compare' (its "
+        "verdict joins the gate's)",
+    )
     parser.add_argument("--out", metavar="JSON", help="also write the report as JSON")
     parser.add_argument("--markdown", action="store_true", help="print Markdown (PR comments)")
     parser.set_defaults(func=run, parser=parser)
@@ -120,6 +126,23 @@ def read_side(path: str, role: str) -> Any:
     return values
 
 
+def _capacity(path: str) -> Any:
+    """A capacity comparison saved by ``silenttax load compare --json``."""
+    from silenttax.load import CapacityComparison
+
+    try:
+        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"--capacity {path}: cannot read it ({exc})") from None
+    figures = saved.get("figures") if isinstance(saved, dict) else None
+    if not isinstance(figures, dict):
+        raise InputError(f"--capacity {path}: not the --json of 'silenttax load compare'")
+    try:
+        return CapacityComparison.from_figures(figures)
+    except InputError as exc:
+        raise InputError(f"--capacity {path}: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the gate; returns the exit status (0 pass, 1 regression, 3 inconclusive)."""
     from silenttax.gate import exit_status, performance_gate
@@ -133,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         max_cost_regression=args.max_cost_regression,
         alpha=args.alpha,
         policy=args.policy,
+        capacity=_capacity(args.capacity) if args.capacity else None,
     )
     print(report.to_markdown() if args.markdown else report.to_text(color=sys.stdout.isatty()))
     if args.out:

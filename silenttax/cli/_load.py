@@ -7,32 +7,21 @@ import contextlib
 import importlib
 import json
 import math
-import re
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from silenttax.cli._args import count, number
+from silenttax.cli._args import count, number, seconds
 
-__all__ = ["add_parser", "seconds"]
+__all__ = ["add_parser"]
 
 EXIT = (
     "exit status: 0 pass, 1 regression (an SLO missed, capacity below --required-rate, "
     "memory growth), 2 usage error, 3 inconclusive or invalid (a generator-bound run is "
     "never a pass)"
 )
-_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0}
-
-
-def seconds(text: str) -> float:
-    """``50ms``, ``0.05s``, ``2m``, ``10`` (seconds) -> seconds."""
-    found = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e-?\d+)?)\s*(us|µs|ms|s|m|min)?\s*", text)
-    value = float(found.group(1)) * _UNITS[found.group(2) or "s"] if found else math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a duration like 50ms, 2s or 1m, got {text!r}")
-    return value
 
 
 def _target(text: str, args: argparse.Namespace, stack: contextlib.ExitStack) -> Any:

@@ -346,8 +346,9 @@ def performance_gate(
     cost: Any = None,
     profiles: tuple[Any, Any] | None = None,
     study: Any = None,
+    capacity: Any = None,
 ) -> Report:
-    """Gate a candidate against the baseline on latency (and memory, cost).
+    """Gate a candidate against the baseline on latency (and memory, cost, capacity).
 
     ``baseline`` alone may be a :class:`~silenttax.benchmark.Comparison` from
     ``compare()`` (both models interleaved in one process, the credible way to
@@ -387,6 +388,11 @@ def performance_gate(
             for each major inefficiency the candidate has and the baseline has not.
         study: A :class:`~silenttax.quantize.QuantizationStudy` of the candidate: adds
             its recommendation (priced with ``cost`` when given).
+        capacity: A :class:`~silenttax.load.CapacityComparison` of the two
+            (``compare_capacity``: capacity at the p99 SLO under open-loop load, paired
+            blocks): its ``load.regression`` finding joins the report and its verdict
+            the overall one (a regression fails the gate; inconclusive keeps it
+            inconclusive). Its interval carries its own error rate, outside Holm's.
 
     Raises:
         InputError: unreadable samples (named by side), or a tolerance or alpha out
@@ -487,6 +493,19 @@ def performance_gate(
     elif "inconclusive" in verdicts:
         overall = "inconclusive"
     extra: list[Finding] = []
+    if capacity is not None:
+        from silenttax.load import CapacityComparison
+
+        if not isinstance(capacity, CapacityComparison):
+            raise InputError(
+                f"capacity must be a CapacityComparison (compare_capacity), got "
+                f"{type(capacity).__name__}"
+            )
+        findings.extend(capacity.report().findings)
+        if capacity.verdict == "regression":
+            overall = "regression"
+        elif capacity.verdict == "inconclusive" and overall == "pass":
+            overall = "inconclusive"
     if cost is not None:
         extra.extend(_cost_impact(cost, base, cand))
     if profiles is not None:
@@ -502,13 +521,12 @@ def performance_gate(
     each = ", ".join(
         f"{str(f.metric).removesuffix('_ratio')} {f.evidence['verdict']}" for f in findings
     )
+    gated = sum(1 for f in findings if f.code.startswith("gate."))
     summary = make_finding(
         "gate.verdict",
         severity=worst,
         subject="candidate",
-        message=(
-            f"gate: {overall} (" + each + f"; Holm over {len(findings)} metrics at alpha {alpha:g})"
-        ),
+        message=(f"gate: {overall} (" + each + f"; Holm over {gated} metrics at alpha {alpha:g})"),
         evidence={"verdict": overall, "alpha": alpha, "metrics": len(findings)},
         detector="gate.performance_gate",
     )

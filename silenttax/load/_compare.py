@@ -61,6 +61,23 @@ class CapacityComparison:
             "reason": self.reason,
         }
 
+    @classmethod
+    def from_figures(cls, figures: dict[str, Any]) -> CapacityComparison:
+        """Back from :meth:`figures` (``silenttax load compare --json``'s ``"figures"``).
+
+        Raises:
+            InputError: not the figures of a capacity comparison.
+        """
+        try:
+            ci, caps = figures.get("ci"), figures.get("capacities") or (None, None)
+            made = cls(**{**figures, "ci": None if ci is None else (float(ci[0]), float(ci[1])),
+                          "capacities": (caps[0], caps[1])})  # fmt: skip
+        except (TypeError, KeyError, IndexError, ValueError) as exc:
+            raise InputError(f"not the figures of a capacity comparison ({exc})") from None
+        if made.verdict not in ("pass", "regression", "inconclusive"):
+            raise InputError(f"verdict: {made.verdict!r} is not pass, regression or inconclusive")
+        return made
+
     def report(self) -> Any:
         """``load.regression`` (WARNING on a regression, OK on a pass, INFO inconclusive)."""
         from silenttax.load._findings import comparison_findings

@@ -15,7 +15,7 @@ import pytest
 import silenttax
 from silenttax import Report, Severity
 from silenttax.audit import Check, judge, judge_directory
-from silenttax.errors import StateError
+from silenttax.errors import InputError, StateError
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -232,6 +232,31 @@ def test_audit_an_onnx_file_with_csv_and_parquet_data(tmp_path: Path) -> None:
     assert any(f.code == "model_bloat.profile" for f in given)
 
 
+def test_an_audit_with_a_capacity_section(tmp_path: Path) -> None:
+    """``capacity_slo``: the model driven open-loop in the audit's process; its
+    ``load.*`` findings are saved, re-judged, and the page plots the curve."""
+    from silenttax.audit import audit
+
+    _onnx_model(tmp_path / "tiny.onnx")
+    done = audit(tmp_path / "tiny.onnx", inputs=[np.ones((4, 4), np.float32)], index=False,
+                 max_time=0.1, methods=[], capacity_slo=0.05, required_rate=1e6,
+                 capacity_options={"probe": 1.0, "confirm": 2.0, "max_probes": 5})  # fmt: skip
+    found = [f for f in done.report if f.code.startswith("load.")]
+    assert found and done.report.context["capacity"]["slo_p99"] == 0.05
+    main = [f for f in found if f.code in ("load.capacity", "load.inconclusive",
+                                           "load.generator_bound")]  # fmt: skip
+    assert main and isinstance(main[0].evidence.get("curve"), list)
+    if done.report.context["capacity"]["verdict"] == "pass":  # far below a million a second
+        (cap,) = done.report.filter(code="load.capacity")
+        assert cap.severity == "warning" and "below the required" in cap.message
+    out = done.save(tmp_path / "out")
+    again = silenttax.load(out / "report.json")
+    assert {f.code for f in found} <= {f.code for f in again}
+    assert "latency against offered rate" in again.to_html()
+    with pytest.raises(InputError, match="capacity_slo"):
+        audit(tmp_path / "tiny.onnx", capacity_slo=-1)
+
+
 MODULE = """
 import torch
 
@@ -279,6 +304,8 @@ def test_audit_a_torch_import_path_and_gate_against_a_baseline(tmp_path: Path) -
         (("audit", "tiny.onnx", "--reference", "ref.csv"), "give both"),
         (("audit", "tiny.onnx", "--inputs", "bad.csv"), "--inputs"),
         (("audit",), "--demo"),
+        (("audit", "tiny.onnx", "--required-rate", "10"), "capacity_slo"),
+        (("audit", "tiny.onnx", "--capacity-slo", "fast"), "--capacity-slo"),
         (("report", "nowhere"), "no such file"),
     ],
 )
