@@ -19,7 +19,7 @@ import types
 from typing import Any
 
 from silenttax.load._capacity import CapacityResult, Probe, capacity, isotonic, judge
-from silenttax.load._compare import CapacityComparison, compare_capacity
+from silenttax.load._compare import CapacityComparison, compare_capacity, judge_blocks
 from silenttax.load._generator import (
     OUTCOMES,
     Exceedance,
@@ -50,6 +50,7 @@ __all__ = [
     "exceedance_bound",
     "isotonic",
     "judge",
+    "judge_blocks",
     "run",
     "schedule",
     "soak",

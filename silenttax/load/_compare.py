@@ -22,6 +22,11 @@ from silenttax.load._target import Target, as_target
 
 CompareVerdict = Literal["pass", "regression", "inconclusive"]
 
+LADDER = (0.8, 0.9, 1.0, 1.1, 1.2)
+"""The default ladder, times the baseline's capacity from a first search."""
+MIN_BLOCKS = 6
+"""Fewest blocks a comparison is judged on (see ``benchmarks/bench_load_calibration.py``)."""
+
 
 @dataclass
 class CapacityComparison:
@@ -93,7 +98,7 @@ def compare_capacity(
     quantile: float = 0.99,
     tolerance: float = 0.05,
     rates: list[float] | None = None,
-    blocks: int = 4,
+    blocks: int = 8,
     block: float = 3.0,
     payloads: Any = None,
     seed: int = 0,
@@ -111,9 +116,10 @@ def compare_capacity(
         slo_p99: The latency limit (seconds) of the capacity.
         quantile: The share of requests that must meet it.
         tolerance: Capacity loss tolerated (0.05: 5%).
-        rates: The ladder of rates (default: 0.7-1.3 x the baseline's capacity, from a
+        rates: The ladder of rates (default: 0.8-1.2 x the baseline's capacity, from a
             short search first).
-        blocks: Rounds; each runs both arms at every rate, in alternating order.
+        blocks: Rounds; each runs both arms at every rate, in alternating order (at
+            least ``MIN_BLOCKS``: a bootstrap over fewer is too narrow).
         block: Seconds per run.
         payloads: Items sent in turn, the same to both.
         seed: Seeds of the schedules (one per round and rate, shared by both arms).
@@ -129,8 +135,11 @@ def compare_capacity(
     """
     if not 0 < tolerance < 1:
         raise InputError(f"tolerance must be in (0, 1), got {tolerance!r}")
-    if not (isinstance(blocks, int) and blocks >= 2):
-        raise InputError(f"blocks must be an int >= 2, got {blocks!r}")
+    if not (isinstance(blocks, int) and blocks >= MIN_BLOCKS):
+        raise InputError(
+            f"blocks must be an int >= {MIN_BLOCKS}, got {blocks!r} (a bootstrap over fewer "
+            "blocks makes its interval too narrow: 6.5-12% false alarms at 4 in simulation)"
+        )
     if not (block > warmup):
         raise InputError(f"block must be longer than warmup ({warmup} s)")
     limit = 1 - quantile
@@ -147,7 +156,7 @@ def compare_capacity(
                 why = "the baseline's capacity was not found: give rates="
                 return CapacityComparison(a.name, b.name, slo_p99, None, None, "inconclusive",
                                           tolerance, reason=why)  # fmt: skip
-            rates = [centre * f for f in (0.7, 0.85, 1.0, 1.15, 1.3)]
+            rates = [centre * f for f in LADDER]
         if not rates or any(not (r > 0 and math.isfinite(r)) for r in rates):
             raise InputError(f"rates must be positive requests per second, got {rates!r}")
         ladder = sorted(float(r) for r in rates)
@@ -175,7 +184,50 @@ def compare_capacity(
     if bad.any():  # the generator could not drive those rates: both arms lose them
         over, count = over[:, :, ~bad], count[:, :, ~bad]
         ladder = [r for r, b in zip(ladder, bad, strict=True) if not b]
-    ladder_arr = np.array(ladder)
+    if len(ladder) < 2:
+        return CapacityComparison(a.name, b.name, slo_p99, None, None, "inconclusive",
+                                  tolerance, blocks=blocks, invalid_runs=invalid,
+                                  reason=f"{invalid} runs were generator-bound: too few "
+                                  "rates left to judge")  # fmt: skip
+    result = judge_blocks(over, count, ladder, limit=limit, tolerance=tolerance, alpha=alpha,
+                          draws=draws, seed=seed)  # fmt: skip
+    result.baseline, result.candidate, result.slo_p99 = a.name, b.name, slo_p99
+    result.invalid_runs = invalid
+    return result
+
+
+def judge_blocks(
+    over: np.ndarray[Any, Any],
+    count: np.ndarray[Any, Any],
+    rates: list[float],
+    *,
+    limit: float = 0.01,
+    tolerance: float = 0.05,
+    alpha: float = 0.05,
+    draws: int = 1000,
+    seed: int = 0,
+) -> CapacityComparison:
+    """The verdict of :func:`compare_capacity` from its counts alone (a pure check).
+
+    ``over[arm, block, k]`` and ``count[arm, block, k]``: requests over the SLO and
+    requests at ``rates[k]`` in each block, arm 0 the baseline. Each arm's capacity is
+    where the isotonic fit of its exceedance share crosses ``limit``; the ratio's
+    interval is a percentile bootstrap over whole blocks (both arms resampled together:
+    the pairing is kept), its log deviations widened by ``sqrt(B / (B - 1))``.
+
+    >>> over = np.zeros((2, 6, 3)); count = np.full((2, 6, 3), 1000.0)
+    >>> over[0, :, 2] = 50; over[1, :, 1:] = 50   # the candidate fails one rate earlier
+    >>> judge_blocks(over, count, [100.0, 200.0, 300.0]).verdict
+    'regression'
+    """
+    blocks = over.shape[1]
+    if over.shape != count.shape or over.ndim != 3 or over.shape[0] != 2:
+        raise InputError(f"over and count: need two equal (2, blocks, rates) arrays, got "
+                         f"{over.shape} and {count.shape}")  # fmt: skip
+    if blocks < MIN_BLOCKS or over.shape[2] != len(rates) or len(rates) < 2:
+        raise InputError(f"need at least {MIN_BLOCKS} blocks and 2 rates (one count per "
+                         f"rate), got {blocks} blocks and {len(rates)} rates")  # fmt: skip
+    ladder_arr = np.asarray(rates, float)
 
     def caps(rows: np.ndarray[Any, Any], edges: bool = False) -> tuple[float | None, float | None]:
         """Each arm's crossing over the blocks ``rows``; with ``edges``, a crossing off the
@@ -187,27 +239,22 @@ def compare_capacity(
             found = crossing(ladder_arr, share, n, limit)
             if found is None and edges:
                 fit = isotonic(ladder_arr, share, n)
-                found = ladder[-1] if fit[-1] <= limit else ladder[0]
+                found = float(ladder_arr[-1] if fit[-1] <= limit else ladder_arr[0])
             out.append(found)
         return out[0], out[1]
 
-    if len(ladder) < 2:
-        return CapacityComparison(a.name, b.name, slo_p99, None, None, "inconclusive",
-                                  tolerance, blocks=blocks, invalid_runs=invalid,
-                                  reason=f"{invalid} runs were generator-bound: too few "
-                                  "rates left to judge")  # fmt: skip
-    everything = np.arange(blocks)
-    cap_a, cap_b = caps(everything)
+    cap_a, cap_b = caps(np.arange(blocks))
     shares = {
         arm: list(over[i].sum(axis=0) / np.maximum(count[i].sum(axis=0), 1))
         for i, arm in enumerate(("baseline", "candidate"))
     }
-    result = CapacityComparison(a.name, b.name, slo_p99, None, None, "inconclusive", tolerance,
-                                (cap_a, cap_b), ladder, shares, blocks, invalid)  # fmt: skip
+    result = CapacityComparison("baseline", "candidate", math.nan, None, None, "inconclusive",
+                                tolerance, (cap_a, cap_b), list(rates), shares,
+                                blocks)  # fmt: skip
     if cap_a is None or cap_b is None:
         result.reason = (
             "a capacity lies outside the ladder of rates "
-            f"({ladder[0]:.3g}-{ladder[-1]:.3g}/s): widen rates="
+            f"({rates[0]:.3g}-{rates[-1]:.3g}/s): widen rates="
         )
         return result
     rng = np.random.default_rng(seed)
@@ -216,7 +263,11 @@ def compare_capacity(
         ca, cb = caps(rng.integers(0, blocks, blocks), edges=True)
         assert ca is not None and cb is not None
         ratios.append(cb / ca)
-    low, high = (float(x) for x in np.quantile(ratios, [alpha, 1 - alpha]))
+    # deviations widened by sqrt(B / (B - 1)): the bootstrap variance over B blocks is
+    # (B - 1) / B of the usual estimate, which matters at 6-12 blocks
+    centre = math.log(cap_b / cap_a)
+    spread = (np.log(ratios) - centre) * math.sqrt(blocks / (blocks - 1))
+    low, high = (math.exp(centre + float(x)) for x in np.quantile(spread, [alpha, 1 - alpha]))
     result.ratio = cap_b / cap_a
     result.ci = (low, high)
     if low >= 1 - tolerance:

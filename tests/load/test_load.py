@@ -22,6 +22,7 @@ from silenttax.load import (
     capacity,
     compare_capacity,
     exceedance_bound,
+    judge_blocks,
     run,
     schedule,
     soak,
@@ -337,13 +338,51 @@ def test_capacity_of_a_simulated_server_contract() -> None:
         found.plan(-1)
 
 
+def _mm1_exceeding(arrivals: Any, mu: float, slo: float, rng: np.random.Generator) -> int:
+    service = rng.exponential(1 / mu, arrivals.size)
+    end, over = 0.0, 0
+    for t, s in zip(arrivals.tolist(), service.tolist(), strict=True):
+        end = max(end, t) + s
+        over += end - t > slo
+    return over
+
+
+def test_the_paired_comparison_holds_its_false_alarm_rate() -> None:
+    """judge_blocks on simulated M/M/1 pairs (capacity 284.9/s at p99 <= 40 ms), the
+    same Poisson arrivals for both arms: with no change a regression is called about
+    alpha = 5% of the time (seeded, 100 comparisons of 6 blocks; the benchmark runs
+    400 of 6-12 blocks); with 30% less capacity, nearly always."""
+    rng = np.random.default_rng(11)
+    truth = 400 - math.log(100) / 0.04
+
+    def verdict(mu_b: float, blocks: int = 6, block: float = 2.0) -> str:
+        ladder = [truth * float(np.exp(rng.normal(0, 0.07))) * f for f in (0.8, 0.9, 1, 1.1, 1.2)]
+        over = np.zeros((2, blocks, 5))
+        count = np.zeros((2, blocks, 5))
+        for r in range(blocks):
+            for k, rate in enumerate(ladder):
+                arrivals = schedule(rate, block, seed=int(rng.integers(1 << 31)))
+                for arm, mu in enumerate((400.0, mu_b)):
+                    over[arm, r, k] = _mm1_exceeding(arrivals, mu, 0.04, rng)
+                    count[arm, r, k] = arrivals.size
+        return judge_blocks(over, count, ladder, draws=200, seed=r).verdict
+
+    null = [verdict(400.0) for _ in range(100)]
+    assert null.count("regression") <= 12, null.count("regression")  # P(>12 | 5%) < 0.5%
+    slower = 0.85 * truth + math.log(100) / 0.04
+    found = [verdict(slower, 8, 3.0) for _ in range(40)]
+    assert found.count("regression") >= 16
+    with pytest.raises(InputError, match="6 blocks"):
+        judge_blocks(np.zeros((2, 4, 3)), np.ones((2, 4, 3)), [1.0, 2.0, 3.0])
+
+
 @pytest.mark.slow  # ~22 s; the command line's compare test runs the same path by default
 def test_compare_capacity_names_a_server_twice_as_slow() -> None:
     """Paired blocks on a fixed ladder: a server with half the service rate has far less
     capacity (M/M/1 truths 284.9/s vs 84.9/s at p99 <= 40 ms): a regression."""
     rates = [60.0, 120.0, 250.0, 400.0]  # over capacity, requests beyond 32 fail (overflow)
     slow = compare_capacity(Server(400, seed=1), Server(200, seed=2), slo_p99=0.04,
-                            rates=rates, blocks=3, block=0.8, warmup=0.2, draws=300,
+                            rates=rates, blocks=6, block=0.5, warmup=0.1, draws=300,
                             max_in_flight=32)  # fmt: skip
     assert slow.verdict == "regression", slow.figures()
     assert slow.ratio is not None and slow.ratio < 0.8
