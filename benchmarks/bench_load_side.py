@@ -8,7 +8,10 @@ a stall and waits for its end: the open-loop truth is p50 ~2-3 ms and p99 ~0.45 
 
 - **silenttax** (``silenttax.load.run``): open loop, timed from the intended send.
 - **wrk** (Debian's, closed loop: 4 connections, each sending its next request when the
-  last returns): a stall holds 4 requests, not the ~50 real clients would have sent.
+  last returns): a stall holds 4 requests, not the ~50 real clients would have sent —
+  but wrk 4 back-fills the histogram afterwards (``stats_correct``: HdrHistogram's
+  correction at its own mean interval per connection), at its own saturating rate.
+- **hey** (Debian's, closed loop, 4 connections, no correction).
 - **mlcommons-loadgen** (Server scenario, Poisson at the same rate; its SUT callback sends
   each query on a thread pool with a keep-alive connection per thread) where it
   installs (``pip install mlcommons-loadgen``).
@@ -71,6 +74,20 @@ def _wrk(url: str, duration: float) -> tuple[float, float] | None:
         found = re.search(rf"^\s*{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
         assert found, out
         return float(found.group(1)) * units[found.group(2)]
+
+    return pct("50"), pct("99")
+
+
+def _hey(url: str, duration: float) -> tuple[float, float] | None:
+    if shutil.which("hey") is None:
+        return None
+    out = subprocess.run(["hey", "-z", f"{int(duration)}s", "-c", "4", url],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+
+    def pct(p: str) -> float:
+        found = re.search(rf"^\s*{p}%+ in ([\d.]+) secs", out, re.M)
+        assert found, out
+        return float(found.group(1))
 
     return pct("50"), pct("99")
 
@@ -140,7 +157,7 @@ def main() -> None:
     (folder / "stallapp.py").write_text(APP)
     url = f"http://127.0.0.1:{args.port}/"
     rows = []
-    for name in ("silenttax", "wrk", "mlcommons-loadgen"):
+    for name in ("silenttax", "wrk", "hey", "mlcommons-loadgen"):
         # a fresh server per generator: each sees its stalls on the same clock
         server = subprocess.Popen([sys.executable, "-m", "uvicorn", "stallapp:app", "--port",
                                    str(args.port), "--log-level", "critical", "--no-access-log"],
@@ -153,7 +170,10 @@ def main() -> None:
                 how = f"open loop, {done.requests} requests, valid {done.valid}"
             elif name == "wrk":
                 got = _wrk(url, args.duration)
-                how = "closed loop, 4 connections"
+                how = "closed loop, 4 connections, its back-fill correction (stats_correct)"
+            elif name == "hey":
+                got = _hey(url, args.duration)
+                how = "closed loop, 4 connections, no correction"
             else:
                 got = _loadgen(args.port, args.rate, args.duration)
                 how = "Server scenario (Poisson), thread-pool SUT"

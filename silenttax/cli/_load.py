@@ -173,7 +173,7 @@ def add_parser(subparsers: Any) -> None:
     cmp_ = command("compare", "candidate vs baseline capacity, interleaved and paired", 2)
     cmp_.add_argument("--slo-p99", type=seconds, required=True, help="e.g. 50ms")
     cmp_.add_argument("--rates", help="comma-separated ladder of rates (default: searched)")
-    cmp_.add_argument("--blocks", type=count(at_least=2), default=4)
+    cmp_.add_argument("--blocks", type=count(at_least=6), default=8, help="(8; at least 6)")
     cmp_.add_argument("--block", type=seconds, default=3.0, help="seconds per run (3s)")
     cmp_.add_argument("--tolerance", type=number(above=0, below=1), default=0.05)
     cmp_.set_defaults(func=run_compare)
