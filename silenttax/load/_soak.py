@@ -41,6 +41,8 @@ def block_slope(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any], *, blocks: int
     >>> s = block_slope(x, y)
     >>> s.low < 2 < s.high
     True
+    >>> block_slope(x, np.ones(1000))  # flat: an interval of width 0, never NaN
+    Slope(value=0.0, low=0.0, high=0.0, points=10)
     """
     from scipy import stats
 
@@ -51,9 +53,15 @@ def block_slope(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any], *, blocks: int
     parts = np.array_split(np.arange(x.size), blocks)
     bx = np.array([x[p].mean() for p in parts])
     by = np.array([y[p].mean() for p in parts])
-    fit = stats.linregress(bx, by)
-    half = float(stats.t.ppf(1 - alpha, blocks - 2)) * float(fit.stderr)
-    return Slope(float(fit.slope), float(fit.slope) - half, float(fit.slope) + half, blocks)
+    dx = bx - bx.mean()
+    sxx = float((dx * dx).sum())
+    if sxx <= 0:
+        return None
+    slope = float((dx * (by - by.mean())).sum()) / sxx
+    resid = by - by.mean() - slope * dx
+    stderr = math.sqrt(float((resid * resid).sum()) / (blocks - 2) / sxx)  # 0 when flat
+    half = float(stats.t.ppf(1 - alpha, blocks - 2)) * stderr
+    return Slope(slope, slope - half, slope + half, blocks)
 
 
 @dataclass
