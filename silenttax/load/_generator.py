@@ -78,6 +78,27 @@ def _blank(n: int) -> _Timings:
                     np.zeros(n, bool), 0.0)  # fmt: skip
 
 
+def _timer_slack(nanoseconds: int | None) -> int | None:
+    """Set this thread's Linux timer slack (``prctl(PR_SET_TIMERSLACK)``); returns the
+    previous one, or None where it cannot be set. The default 50 µs slack is how late a
+    sleeping dispatcher may be woken: 1 ns took the median sleep overshoot from ~74 to
+    ~43 µs here."""
+    import sys
+
+    if nanoseconds is None or not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        before = int(libc.prctl(30, 0, 0, 0, 0))  # PR_GET_TIMERSLACK
+        if before < 0 or libc.prctl(29, nanoseconds, 0, 0, 0) != 0:  # PR_SET_TIMERSLACK
+            return None
+        return before
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
 def _drive_threads(
     call: Callable[[int], Any], offsets: Array, timeout: float, max_in_flight: int
 ) -> _Timings:
@@ -102,6 +123,7 @@ def _drive_threads(
             in_flight[0] -= 1
 
     pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="silenttax-load")
+    slack = _timer_slack(1)  # the caller's thread dispatches: its slack is restored below
     try:
         cpu = time.thread_time()
         base[0] = time.perf_counter() + _LEAD
@@ -122,6 +144,7 @@ def _drive_threads(
             time.sleep(0.005)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+        _timer_slack(slack)
     return t
 
 
@@ -173,6 +196,7 @@ def _drive_async(
         def dispatcher() -> None:
             # a sleeping thread keeps the schedule (the loop's own timers round up to
             # whole milliseconds) and hands each due request to the loop at once
+            _timer_slack(1)
             start_cpu = time.thread_time()
             for i in range(n):
                 delay = base + offsets[i] - time.perf_counter()
