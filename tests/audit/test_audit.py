@@ -240,7 +240,7 @@ def test_an_audit_with_a_capacity_section(tmp_path: Path) -> None:
     _onnx_model(tmp_path / "tiny.onnx")
     done = audit(tmp_path / "tiny.onnx", inputs=[np.ones((4, 4), np.float32)], index=False,
                  max_time=0.1, methods=[], capacity_slo=0.05, required_rate=1e6,
-                 capacity_options={"probe": 1.0, "confirm": 2.0, "max_probes": 5})  # fmt: skip
+                 capacity_options={"probe": 0.6, "confirm": 1.0, "max_probes": 4})  # fmt: skip
     found = [f for f in done.report if f.code.startswith("load.")]
     assert found and done.report.context["capacity"]["slo_p99"] == 0.05
     main = [f for f in found if f.code in ("load.capacity", "load.inconclusive",

@@ -78,8 +78,8 @@ CURVE = """(() => Array.from(document.querySelectorAll('svg.stx-plot')).map(e =>
 def test_capacity_in_worker_processes_writes_the_curve_as_html(models: Path) -> None:
     """``--processes 1`` drives the callable in a worker process; ``--html`` writes the
     latency-throughput curve (p50 and p99 per probed rate), drawn in Chromium."""
-    status = main(["load", "capacity", "loadmodels:fast", "--slo-p99", "100ms", "--probe", "1s",
-                   "--confirm", "2s", "--max-probes", "6", "--processes", "1",
+    status = main(["load", "capacity", "loadmodels:fast", "--slo-p99", "100ms", "--probe", "0.6s",
+                   "--confirm", "1s", "--max-probes", "4", "--processes", "1",
                    "--json", "cap.json", "--html", "cap.html"])  # fmt: skip
     out = json.loads((models / "cap.json").read_text())
     figures = out["figures"]
