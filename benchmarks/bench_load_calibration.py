@@ -18,7 +18,8 @@ Parts (``--part``, default both):
   each: how often ``load.memory_growth`` is a WARNING. Target: every leak named, at most
   5% of clean runs. The issue's soak is 10 minutes; ``--soak-seconds`` sets it (60 s by
   default: 12,000 requests, 12 MB kept). ``--part clean`` runs the clean soaks only
-  (each process reads its own memory: run several side by side for more of them).
+  (each process reads its own memory: run several side by side for more of them);
+  ``--part torch`` clean soaks of a small torch MLP, whose allocator churns.
 
 Run: python benchmarks/bench_load_calibration.py [--part ab,soak] [--reps 400] [--runs 5]
 """
@@ -88,6 +89,22 @@ def ab(reps: int) -> None:
               f"{alt.count('inconclusive') / reps:.0%}", flush=True)  # fmt: skip
 
 
+def _torch_model() -> object:
+    """A small torch MLP on one thread, its forward a clean target whose allocator churns
+    (a fresh input and activations every request)."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 8))
+
+    def predict() -> None:
+        with torch.inference_mode():
+            model(torch.randn(16, 64))
+
+    return predict
+
+
 def soak_runs(runs: int, seconds: float, which: str = "both") -> None:
     kept: list[bytes] = []
 
@@ -98,7 +115,9 @@ def soak_runs(runs: int, seconds: float, which: str = "both") -> None:
         bytes(1000)
 
     targets = (("leak 1 MB/1000", leaky), ("clean", clean))
-    for name, target in targets if which == "both" else targets[1:]:
+    if which == "torch":
+        targets = (("clean torch MLP", _torch_model()),)  # type: ignore[assignment]
+    for name, target in targets if which != "clean" else targets[1:]:
         named = []
         slopes = []
         began = time.perf_counter()
@@ -129,6 +148,8 @@ def main() -> None:
         soak_runs(args.runs, args.soak_seconds)
     if "clean" in parts:  # clean soaks only: start several such processes side by side
         soak_runs(args.runs, args.soak_seconds, "clean")
+    if "torch" in parts:  # a clean torch model (its allocator churns), likewise
+        soak_runs(args.runs, args.soak_seconds, "torch")
 
 
 if __name__ == "__main__":
