@@ -139,7 +139,10 @@ def _drive_threads(
                 in_flight[0] += 1
             pool.submit(one, i)
         t.generator_cpu = time.thread_time() - cpu
-        deadline = base[0] + (offsets[-1] if n else 0.0) + timeout
+        # the requests still running count as timed out after ``timeout``, but they still
+        # occupy the target: wait up to another ``timeout`` for them to drain, so the
+        # next run (a probe, the other arm of a comparison) does not start on a backlog
+        deadline = base[0] + (offsets[-1] if n else 0.0) + 2 * timeout
         while in_flight[0] > 0 and time.perf_counter() < deadline:
             time.sleep(0.005)
     finally:
@@ -592,7 +595,9 @@ def run(
         payloads: Items sent in turn (cycled, the same order in every run).
         arrival: ``"poisson"`` (exponential gaps) or ``"constant"``.
         seed: The schedule's seed (the same seed: the same arrivals).
-        timeout: Seconds from the intended send after which a request counts as timed out.
+        timeout: Seconds from the intended send after which a request counts as timed out
+            (an in-process run then waits up to another ``timeout`` for the requests
+            still running, so the next run does not start on their backlog).
         warmup: Leading seconds of schedule left out of every figure, or ``"auto"``:
             where the latencies settle, found by :func:`warmup_end` (at most half the run).
         max_in_flight: Requests in flight at most (threads, connections); a request due

@@ -56,7 +56,7 @@ def test_compare_exits_1_on_a_capacity_regression(models: Path) -> None:
     for _attempt in range(2):
         status = main(["load", "compare", "loadmodels:fast", "loadmodels:slow",
                        "--slo-p99", "100ms", "--rates", "20,60,200", "--blocks", "6",
-                       "--block", "0.5s", "--json", "cmp.json"])  # fmt: skip
+                       "--block", "0.8s", "--json", "cmp.json"])  # fmt: skip
         out = json.loads((models / "cmp.json").read_text())
         figures = out["figures"]
         assert status in (1, 3) and figures["verdict"] != "pass", figures
