@@ -125,6 +125,10 @@ def _progress(probe: Any) -> None:
           file=sys.stderr, flush=True)  # fmt: skip
 
 
+def _blocks(done: int, blocks: int) -> None:
+    print(f"  block {done}/{blocks} done (both arms at every rate)", file=sys.stderr, flush=True)
+
+
 def add_parser(subparsers: Any) -> None:
     """Register ``load`` and its commands."""
     load = subparsers.add_parser(
@@ -242,7 +246,7 @@ def run_compare(args: argparse.Namespace) -> int:
                                   _target(args.candidate, args, stack), slo_p99=args.slo_p99,
                                   rates=rates, blocks=args.blocks, block=args.block,
                                   tolerance=args.tolerance, payloads=_payloads(args.payloads),
-                                  seed=args.seed)  # fmt: skip
+                                  seed=args.seed, progress=_blocks)  # fmt: skip
     report = result.report()
     print(report.to_text())
     _write(args, result.figures(), report)

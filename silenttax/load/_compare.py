@@ -10,6 +10,7 @@ ladder of rates; the ratio candidate / baseline gets a block-paired bootstrap in
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -107,6 +108,7 @@ def compare_capacity(
     max_in_flight: int = 256,
     alpha: float = 0.05,
     draws: int = 1000,
+    progress: Callable[[int, int], object] | None = None,
 ) -> CapacityComparison:
     """Is ``candidate``'s capacity lower than ``baseline``'s, beyond ``tolerance``?
 
@@ -125,6 +127,8 @@ def compare_capacity(
         seed: Seeds of the schedules (one per round and rate, shared by both arms).
         alpha: One-sided error of each end of the interval.
         draws: Bootstrap draws.
+        progress: Called with ``(blocks done, blocks)`` after each block (the command
+            line's progress).
 
     Verdicts: **pass** when the interval's lower end is at least ``1 - tolerance``;
     **regression** when its upper end is below 1 and the ratio below ``1 - tolerance``;
@@ -177,6 +181,8 @@ def compare_capacity(
                     e = done.exceedance(slo_p99)
                     over[arm, r, k] = e.exceeding
                     count[arm, r, k] = e.requests
+            if progress is not None:
+                progress(r + 1, blocks)
     finally:
         for t, given in ((a, baseline), (b, candidate)):
             if t.close is not None and not isinstance(given, Target):

@@ -49,7 +49,9 @@ def test_run_writes_json_and_counts_failures_from_a_payload_file(models: Path) -
     assert any(f["code"] == "load.errors" for f in out["report"]["findings"])
 
 
-def test_compare_exits_1_on_a_capacity_regression(models: Path) -> None:
+def test_compare_exits_1_on_a_capacity_regression(
+    models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # M/M/1 truths at p99 <= 100 ms: 200 - ln(100)/0.1 = 154/s vs 34/s (low rates: the
     # generator keeps its schedule even on a busy machine). A machine busy enough to
     # blur them gets "inconclusive" (exit 3), never a pass: as a user would, run it again
@@ -63,6 +65,7 @@ def test_compare_exits_1_on_a_capacity_regression(models: Path) -> None:
         if status == 1:
             break
     assert status == 1, (figures, out["report"]["findings"])
+    assert "block 6/6 done" in capsys.readouterr().err  # progress, block by block
     assert figures["verdict"] == "regression" and figures["ratio"] < 0.8
     assert figures["ci"][0] <= figures["ratio"] <= figures["ci"][1] < 1
     (found,) = [f for f in out["report"]["findings"] if f["code"] == "load.regression"]
