@@ -203,13 +203,13 @@ HISTORY_PLOTS = """(() => Array.from(document.querySelectorAll('svg.stx-plot pol
 
 @pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed")
 def test_history_charts_stay_small_however_long_the_history(tmp_path: Path) -> None:
-    """A quarter and two years of daily snapshots: the trend chart keeps at most 200
+    """A quarter and 400 days of daily snapshots: the trend chart keeps at most 200
     points (each bucket's min and max), stays under 10 KiB, and draws in Chromium."""
     from silenttax import history
     from tests.history.test_store import DAY, T0, _months
 
     sizes = []
-    for days in (90, 730):
+    for days in (90, 400):
         store = history.open(tmp_path / f"{days}.db")
         store.mark("deploy", at=T0 + 45 * DAY, labels={"model": "m"}, version="2.3")
         _months(store, days, creep=0.2, seed=1)
