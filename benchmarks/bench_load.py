@@ -40,8 +40,11 @@ from silenttax.load import capacity, run
 
 
 class Server:
-    def __init__(self, mu: float, seed: int = 0) -> None:
-        self.slot = threading.Semaphore(1)
+    """A simulated server: ``slots`` requests served at once, exponential service times of
+    mean ``1 / mu`` (sleeps: the GIL stays free), FIFO enough (shared with the tests)."""
+
+    def __init__(self, mu: float, slots: int = 1, seed: int = 0) -> None:
+        self.slots = threading.Semaphore(slots)
         self.mu = mu
         self.rng = np.random.default_rng(seed)
         self.lock = threading.Lock()
@@ -49,7 +52,7 @@ class Server:
     def __call__(self) -> None:
         with self.lock:
             service = float(self.rng.exponential(1 / self.mu))
-        with self.slot:
+        with self.slots:
             time.sleep(service)
 
 

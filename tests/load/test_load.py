@@ -8,7 +8,6 @@ import math
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 
 import silenttax
+from benchmarks.bench_load import Server
 from silenttax.errors import InputError
 from silenttax.load import (
     capacity,
@@ -30,23 +30,6 @@ from silenttax.load import (
     worker_process,
 )
 from tests.load import _gil
-
-
-class Server:
-    """A simulated server: ``slots`` requests served at once, exponential service times of
-    mean ``1 / mu`` (sleeps: the GIL stays free), FIFO enough for the tests."""
-
-    def __init__(self, mu: float, slots: int = 1, seed: int = 0) -> None:
-        self.slots = threading.Semaphore(slots)
-        self.mu = mu
-        self.rng = np.random.default_rng(seed)
-        self.lock = threading.Lock()
-
-    def __call__(self) -> None:
-        with self.lock:
-            service = float(self.rng.exponential(1 / self.mu))
-        with self.slots:
-            time.sleep(service)
 
 
 # ---------------------------------------------------------------------------- schedule
