@@ -308,8 +308,7 @@ def capacity(
         return _search(t, slo_p99, quantile, limit, start_rate, probe, confirm, precision,
                        max_probes, seed, options)  # fmt: skip
     finally:
-        if t.close is not None and not isinstance(target, Target):
-            t.close()
+        t.release(target)
 
 
 def _search(t: Target, slo: float, quantile: float, limit: float, start_rate: float | None,

@@ -19,7 +19,7 @@ import numpy as np
 from silenttax.errors import InputError
 from silenttax.load._capacity import capacity, crossing, isotonic
 from silenttax.load._generator import run
-from silenttax.load._target import Target, as_target
+from silenttax.load._target import as_target
 
 CompareVerdict = Literal["pass", "regression", "inconclusive"]
 
@@ -184,9 +184,8 @@ def compare_capacity(
             if progress is not None:
                 progress(r + 1, blocks)
     finally:
-        for t, given in ((a, baseline), (b, candidate)):
-            if t.close is not None and not isinstance(given, Target):
-                t.close()
+        a.release(baseline)
+        b.release(candidate)
     if bad.any():  # the generator could not drive those rates: both arms lose them
         over, count = over[:, :, ~bad], count[:, :, ~bad]
         ladder = [r for r, b in zip(ladder, bad, strict=True) if not b]

@@ -632,8 +632,7 @@ def run(
     try:
         timings = _drive(t, intended, float(timeout), max_in_flight)
     finally:
-        if t.close is not None and not isinstance(target, Target):
-            t.close()
+        t.release(target)
     load = sensor.since(mark)
     if warmup == "auto":
         warmup = _auto_warmup(intended, timings, float(timeout))

@@ -37,6 +37,12 @@ class Target:
         """The payload of request ``i`` (the same order in every run: common random numbers)."""
         return self.payloads[i % len(self.payloads)]
 
+    def release(self, given: Any) -> None:
+        """Close this target if it was built here from ``given`` (a run never closes a
+        :class:`Target` it was handed: its owner does)."""
+        if self.close is not None and not isinstance(given, Target):
+            self.close()
+
     def __enter__(self) -> Target:
         return self
 
