@@ -9,6 +9,9 @@ Tables (schema version ``SCHEMA_VERSION``, in ``PRAGMA user_version``):
 - ``series(id, name, kind, labels, unit)`` and ``point(series, at, res, value, lo, hi, n,
   snapshot)``: the figures extracted from each snapshot (:mod:`._extract`), one row
   per figure, with its interval.
+- ``chunk(series, day, z)``: the raw figures of a closed day, packed per series
+  (:mod:`._pack`, ~8 bytes a figure instead of ~60 as rows); :meth:`History.compact`
+  moves them there, and deletes the raw snapshots it has emptied.
 - ``finding(at, labels, code, severity, subject, value, json)``: the findings of every
   appended Report.
 - ``marker(at, kind, labels, meta)``: deploys, versions, environment changes.
@@ -37,11 +40,13 @@ from typing import Any, NamedTuple
 from silenttax._version import __version__
 from silenttax.errors import InputError, StateError
 from silenttax.history._extract import EXTRACTOR_VERSION, extract
+from silenttax.history._pack import PackedPoint, pack, unpack
 
 __all__ = ["DAY", "HOUR", "RETENTION", "SCHEMA_VERSION", "History", "Marker", "Series", "open"]
 
-SCHEMA_VERSION = 1
-"""The store's layout (``PRAGMA user_version``); a newer file fails with a StateError."""
+SCHEMA_VERSION = 2
+"""The store's layout (``PRAGMA user_version``; 2 added ``chunk``); a newer file fails with a
+StateError, an older one is brought up to date when opened."""
 HOUR, DAY = 3600.0, 86400.0
 RESOLUTIONS = {"raw": 0.0, "1h": HOUR, "1d": DAY}
 RETENTION: dict[str, float | None] = {
@@ -53,6 +58,7 @@ RETENTION: dict[str, float | None] = {
 """How long each resolution is kept (seconds; None: forever): the figures of raw snapshots
 7 days, the raw snapshots themselves 2 days (rolled up by then), hourly rollups 90 days,
 daily ones forever."""
+_COMPACTED = ("1h", "1d", "dropped", "emptied", "packed", "dropped_days")
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _SCHEMA = """
@@ -77,6 +83,8 @@ CREATE TABLE IF NOT EXISTS marker(
     id INTEGER PRIMARY KEY, at REAL NOT NULL, kind TEXT NOT NULL, labels TEXT NOT NULL,
     meta TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunk(
+    series INTEGER NOT NULL, day REAL NOT NULL, z BLOB NOT NULL, PRIMARY KEY(series, day));
 """
 
 _ENVIRONMENT = "silenttax.environment"
@@ -624,17 +632,76 @@ class History:
                     "which merges them"
                 )
             _, _, labels, sid = found[0]
+            lower = start if start is not None else -math.inf
             with self._lock:
                 rows = self._db.execute(
                     "SELECT at, value, lo, hi, n FROM point WHERE series = ? AND res = 0 "
-                    "AND at >= ? AND at <= ? ORDER BY at",
-                    (sid, start if start is not None else -math.inf, end),
+                    "AND at >= ? AND at <= ?",
+                    (sid, lower, end),
                 ).fetchall()
+            rows += [p[:5] for _, p in self._packed([sid], lower, end)]
+            rows.sort(key=lambda r: r[0])
             return Series(
                 metric, labels, self._unit(sid), [r[0] for r in rows], [r[1] for r in rows],
                 [r[2] for r in rows], [r[3] for r in rows], [r[4] for r in rows],
             )  # fmt: skip
         return self._rolled(metric, found, res, start, end, resolution, partial)
+
+    def _packed(
+        self, sids: Sequence[int] | None, start: float, end: float
+    ) -> list[tuple[int, PackedPoint]]:
+        """(series, point) of the packed raw figures with ``start <= at <= end`` (of
+        every series when ``sids`` is None)."""
+        first = -math.inf if math.isinf(start) else math.floor(start / DAY) * DAY
+        where = "day >= ? AND day <= ?"
+        args: list[Any] = [first, end]
+        if sids is not None:
+            where += f" AND series IN ({','.join('?' * len(sids))})"
+            args += list(sids)
+        with self._lock:
+            rows = self._db.execute(f"SELECT series, z FROM chunk WHERE {where}", args).fetchall()
+        return [(int(sid), p) for sid, z in rows for p in unpack(z) if start <= p[0] <= end]
+
+    def _pack_closed_days(self, closed: float) -> int:
+        """Move the raw figures of days before ``closed`` from rows into chunks (merged
+        with a chunk already there: a late snapshot); returns the figures moved. Each
+        day is read, packed and deleted in one transaction: a writer appending to that
+        day meanwhile loses nothing."""
+        moved, day = 0, -math.inf
+        while True:
+            with self._lock:
+                first = self._db.execute(
+                    "SELECT MIN(at) FROM point WHERE res = 0 AND at >= ? AND at < ?",
+                    (day, closed),
+                ).fetchone()[0]
+            if first is None:
+                return moved
+            day = math.floor(first / DAY) * DAY
+            upto = min(day + DAY, closed)
+            with self._write() as db:
+                rows = db.execute(
+                    "SELECT series, at, value, lo, hi, n, snapshot FROM point "
+                    "WHERE res = 0 AND at >= ? AND at < ?", (day, upto),
+                ).fetchall()  # fmt: skip
+                per_series: dict[int, list[PackedPoint]] = {}
+                for sid, at, value, lo, hi, n, snapshot in rows:
+                    per_series.setdefault(int(sid), []).append(
+                        (at, value, lo, hi, n, int(snapshot))
+                    )
+                for sid, points in per_series.items():
+                    old = db.execute(
+                        "SELECT z FROM chunk WHERE series = ? AND day = ?", (sid, day)
+                    ).fetchone()
+                    if old is not None:
+                        points = unpack(old[0]) + points
+                    points.sort(key=lambda p: (p[0], p[5]))
+                    db.execute(
+                        "INSERT OR REPLACE INTO chunk(series, day, z) VALUES (?, ?, ?)",
+                        (sid, day, pack(points)),
+                    )
+                db.execute("DELETE FROM point WHERE res = 0 AND at >= ? AND at < ?", (day, upto))
+            moved += len(rows)
+            day = upto
 
     def _unit(self, sid: int) -> str:
         with self._lock:
@@ -777,18 +844,20 @@ class History:
         writers wait for it; the year in ``docs/benchmarks.md`` went 123 -> 86 MiB).
 
         Returns:
-            Rollups written (``1h``, ``1d``), snapshots dropped, raw snapshots emptied.
+            Rollups written (``1h``, ``1d``), snapshots ``dropped``, raw snapshots
+            ``emptied`` (or deleted, once their day is packed), raw figures ``packed`` into
+            chunks, packed days dropped (``dropped_days``).
         """
         keep = {**RETENTION, **(retention or {})}
         if now is None:
             with self._lock:
                 newest = self._db.execute("SELECT MAX(at) FROM snapshot").fetchone()[0]
             if newest is None:
-                return {"1h": 0, "1d": 0, "dropped": 0, "emptied": 0}
+                return dict.fromkeys(_COMPACTED, 0)
             t_now = float(newest)
         else:
             t_now = _epoch(now)
-        done = {"1h": 0, "1d": 0, "dropped": 0, "emptied": 0}
+        done = dict.fromkeys(_COMPACTED, 0)
         for name, res in (("1h", HOUR), ("1d", DAY)):
             closed = math.floor(t_now / res) * res  # periods before this one are closed
             mark_key = f"compacted:{name}"
@@ -840,17 +909,29 @@ class History:
             new_mark = int(waiting) - 1 if waiting is not None else int(newest_id or 0)
             with self._write() as db:
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (mark_key, str(new_mark)))
+        today = math.floor(t_now / DAY) * DAY
+        done["packed"] = self._pack_closed_days(today)
         span = keep.get("raw_snapshots")
         if span is not None:  # raw snapshots whose hour and day are rolled up: figures only
+            rolled_up = (
+                "EXISTS (SELECT 1 FROM snapshot r WHERE r.res = ? AND r.kind = snapshot.kind "
+                "AND r.labels = snapshot.labels AND r.id > snapshot.id AND "
+                "r.at = CAST(snapshot.at / ? AS INTEGER) * ?)"
+            )
             with self._write() as db:
+                # in a packed day the figures are in chunks: the row itself goes
                 cur = db.execute(
-                    "UPDATE snapshot SET z = NULL WHERE res = 0 AND z IS NOT NULL AND at < ? "
-                    "AND EXISTS (SELECT 1 FROM snapshot r WHERE r.res = ? AND r.kind = "
-                    "snapshot.kind AND r.labels = snapshot.labels AND r.id > snapshot.id AND "
-                    "r.at = CAST(snapshot.at / ? AS INTEGER) * ?)",
-                    (t_now - span, DAY, DAY, DAY),
+                    f"DELETE FROM snapshot WHERE res = 0 AND at < ? AND (z IS NULL OR "
+                    f"(at < ? AND {rolled_up}))",
+                    (today, t_now - span, DAY, DAY, DAY),
                 )
                 done["emptied"] = cur.rowcount
+                cur = db.execute(
+                    f"UPDATE snapshot SET z = NULL WHERE res = 0 AND z IS NOT NULL AND at < ? "
+                    f"AND {rolled_up}",
+                    (t_now - span, DAY, DAY, DAY),
+                )
+                done["emptied"] += cur.rowcount
         for name, res in (("raw", 0.0), ("1h", HOUR), ("1d", DAY)):
             span = keep.get(name)
             if span is None:
@@ -868,6 +949,13 @@ class History:
                 ).fetchall()]  # fmt: skip
                 self._drop(db, old)
                 done["dropped"] += len(old)
+                if res == 0:  # packed days all older than the span, held by a daily rollup
+                    cur = db.execute(
+                        "DELETE FROM chunk WHERE day + ? <= ? AND EXISTS (SELECT 1 FROM point "
+                        "p WHERE p.series = chunk.series AND p.res = ? AND p.at = chunk.day)",
+                        (DAY, t_now - span, DAY),
+                    )
+                    done["dropped_days"] = cur.rowcount
         with self._lock:
             self._db.executescript("PRAGMA incremental_vacuum;")  # steps until done
             if vacuum:
@@ -955,6 +1043,7 @@ class History:
                 "SELECT id, at, res, labels FROM snapshot WHERE z IS NOT NULL"
             ).fetchall()
         done = 0
+        repacked: dict[float, set[int]] = {}  # day -> raw snapshots whose chunk entries go
         for chunk in range(0, len(rows), 200):
             part = rows[chunk : chunk + 200]
             blobs = self._blobs([int(r[0]) for r in part])
@@ -963,6 +1052,8 @@ class History:
                     state = _as_state(json.loads(zlib.decompress(blobs[int(sid)])))
                     db.execute("DELETE FROM point WHERE snapshot = ?", (sid,))
                     labels = json.loads(key)
+                    if res == 0:
+                        repacked.setdefault(math.floor(at / DAY) * DAY, set()).add(int(sid))
                     db.executemany(
                         "INSERT INTO point VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [
@@ -973,6 +1064,19 @@ class History:
                         ],
                     )  # fmt: skip
                     done += 1
+        for day, ids in repacked.items():  # the old figures of those snapshots, if packed
+            with self._write() as db:
+                for sid, z in db.execute(
+                    "SELECT series, z FROM chunk WHERE day = ?", (day,)
+                ).fetchall():
+                    kept = [p for p in unpack(z) if p[5] not in ids]
+                    if kept:
+                        db.execute(
+                            "UPDATE chunk SET z = ? WHERE series = ? AND day = ?",
+                            (pack(kept), sid, day),
+                        )
+                    else:
+                        db.execute("DELETE FROM chunk WHERE series = ? AND day = ?", (sid, day))
         return done
 
     def stats(self) -> dict[str, int]:
@@ -980,7 +1084,7 @@ class History:
         with self._lock:
             out = {
                 table: int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-                for table in ("snapshot", "series", "point", "finding", "marker")
+                for table in ("snapshot", "series", "point", "chunk", "finding", "marker")
             }
         out["bytes"] = self.path.stat().st_size + sum(
             p.stat().st_size for p in self.path.parent.glob(self.path.name + "-*") if p.is_file()
@@ -1011,12 +1115,15 @@ class History:
         start = _since(since, time.time())
         lower = -math.inf if start is None else start
         with self._lock:
-            points = self._db.execute(
-                "SELECT s.name, s.kind, s.labels, p.at, p.res, p.value, p.lo, p.hi, p.n "
-                "FROM point p JOIN series s ON s.id = p.series WHERE p.at >= ? "
-                "ORDER BY p.at, s.id",
-                (lower,),
+            rows = self._db.execute(
+                "SELECT series, at, res, value, lo, hi, n FROM point WHERE at >= ?", (lower,)
             ).fetchall()
+            names = {
+                int(sid): (name, kind, labels)
+                for sid, name, kind, labels in self._db.execute(
+                    "SELECT id, name, kind, labels FROM series"
+                ).fetchall()
+            }
             findings = self._db.execute(
                 "SELECT at, labels, code, severity, subject, value, json FROM finding "
                 "WHERE at >= ? ORDER BY at", (lower,),
@@ -1024,6 +1131,9 @@ class History:
             markers = self._db.execute(
                 "SELECT at, kind, labels, meta FROM marker WHERE at >= ? ORDER BY at", (lower,)
             ).fetchall()
+        rows += [(sid, p[0], 0.0, *p[1:5]) for sid, p in self._packed(None, lower, math.inf)]
+        rows.sort(key=lambda r: (r[1], r[0]))
+        points = [(*names[r[0]], *r[1:]) for r in rows]
         tables = {
             "points": (
                 ["name", "kind", "labels", "epoch_seconds", "res", "value", "lo", "hi", "n"],

@@ -19,6 +19,7 @@ from silenttax import history
 from silenttax.cost import CostModel, CostMonitor
 from silenttax.errors import InputError, StateError
 from silenttax.features import FeatureHealth
+from silenttax.history._pack import unpack
 from silenttax.history._store import DAY, HOUR
 from silenttax.monitor import LatencyMonitor
 
@@ -99,7 +100,10 @@ def test_a_fleets_daily_p99_is_the_p99_of_all_its_requests(tmp_path: Path) -> No
     # compaction: the rollups stored, raw snapshots past retention dropped, same series
     # (appends already compacted the closed hours and days as the data moved on)
     done = store.compact(now=T0 + 20 * DAY)
-    assert done["dropped"] == 96  # every raw snapshot: older than 7 days, rolled up
+    # every raw snapshot rolled up, its day packed: the row goes (past 2 days), and its
+    # packed figures too (past 7 days)
+    assert done["emptied"] == 96 and done["dropped"] == 0
+    assert done["dropped_days"] == 20 and store.stats()["chunk"] == 0  # 10 series x 2 days
     by_res = dict(sqlite3.connect(tmp_path / "fleet.db").execute(
         "SELECT res, COUNT(*) FROM snapshot GROUP BY res").fetchall())  # fmt: skip
     assert by_res == {HOUR: 96, DAY: 4}
@@ -294,3 +298,93 @@ def test_a_window_merged_back_into_a_component_and_figures_extracted_again(tmp_p
     assert store.reextract() > 0
     assert store.series("latency.p99", resolution="1d", model="m").values == before
     store.close()
+
+
+def _raw(store: history.History, metric: str = "latency.p99") -> list[tuple[object, ...]]:
+    s = store.series(metric, model="m")
+    return list(zip(s.times, s.values, s.lo, s.hi, s.n, strict=True))
+
+
+def test_raw_figures_packed_per_day_come_back_bit_for_bit(tmp_path: Path) -> None:
+    """Compaction moves a closed day's raw figures into one chunk per series (far fewer
+    bytes); the raw series, a late snapshot into a packed day, ``reextract()`` and the
+    Parquet export all give the same figures, bit for bit."""
+    rng = np.random.default_rng(11)
+    path = tmp_path / "packed.db"
+    store = history.open(path)
+    for i in range(3 * 144):  # every 10 minutes for 3 days
+        monitor = LatencyMonitor()
+        for v in _day_of_latencies(rng, 0.01 * (1 + i / 500), 50):
+            monitor.record(float(v))
+        store.append(monitor, at=T0 + i * 600 + rng.uniform(0, 1), labels={"model": "m"})
+    before = _raw(store)
+    raw_rows = "SELECT COUNT(*), MIN(at) FROM point WHERE res = 0"
+    assert sqlite3.connect(path).execute(raw_rows).fetchone()[0] == len(before) * 5
+    store.compact()  # as of the newest snapshot: days 0 and 1 are closed (appends may
+    figures = len(store.metrics(model="m"))  # have packed day 0 in the background)
+    assert figures == 5 and store.stats()["chunk"] == 2 * figures
+    left = sqlite3.connect(path).execute(raw_rows).fetchone()
+    assert left == (144 * figures, pytest.approx(T0 + 2 * DAY, abs=1))  # today's rows only
+    assert _raw(store) == before  # bit for bit, in order
+    # the raw snapshots of a packed day past 2 days go; their figures stay
+    store.compact(now=T0 + 3 * DAY + 1)
+    raw_snapshots = "SELECT COUNT(*), MIN(at) FROM snapshot WHERE res = 0"
+    kept = sqlite3.connect(path).execute(raw_snapshots).fetchone()
+    assert kept == (2 * 144 - 1, pytest.approx(T0 + DAY + 600, abs=1)) and _raw(store) == before
+    # a late snapshot into a packed day: a row until the next compaction, then merged in
+    late = LatencyMonitor()
+    late.record(0.5)
+    store.append(late, at=T0 + 3600 + 30, labels={"model": "m"})
+    with_late = sorted([*before, *_raw_point(store, T0 + 3600 + 30)])
+    assert _raw(store) == with_late
+    store.compact()
+    assert store.stats()["chunk"] == 3 * figures
+    got = _raw(store)
+    assert [r for r in got if r not in with_late] == [] and len(got) == len(with_late)
+    assert got == with_late
+    # figures extracted again: the packed entries of those snapshots are replaced
+    store.reextract()
+    assert _raw(store) == with_late
+    store.compact()
+    assert _raw(store) == with_late
+    # the export reads the packed days too
+    duckdb = pytest.importorskip("duckdb")
+    store.export(tmp_path / "out")
+    got = duckdb.sql(
+        f"SELECT epoch_seconds, value FROM read_parquet('{tmp_path / 'out'}/points/*/*.parquet',"
+        " hive_partitioning = true) WHERE name = 'latency.p99' AND res = 0 ORDER BY 1"
+    ).fetchall()
+    assert got == [(t, v) for t, v, *_ in with_late]
+    store.close()
+
+
+def _raw_point(store: history.History, at: float) -> list[tuple[object, ...]]:
+    return [row for row in _raw(store) if row[0] == at]
+
+
+def test_a_store_of_schema_1_is_brought_up_to_date(tmp_path: Path) -> None:
+    """A file written by the first release (no ``chunk`` table, raw figures as rows,
+    emptied raw snapshots kept) opens, reads, and packs at its next compaction."""
+    path = tmp_path / "v1.db"
+    store = history.open(path)
+    for i in range(96):
+        monitor = LatencyMonitor()
+        monitor.record(0.01 + i * 1e-4)
+        store.append(monitor, at=T0 + i * 1800 + 7, labels={"model": "m"})
+    before = _raw(store)
+    store.close()
+    db = sqlite3.connect(path)  # what schema 1 had: the figures that appends packed as rows
+    for sid, z in db.execute("SELECT series, z FROM chunk").fetchall():
+        db.executemany(
+            "INSERT INTO point VALUES (?, ?, 0, ?, ?, ?, ?, ?)",
+            [(sid, *p) for p in unpack(z)],
+        )
+    db.execute("DROP TABLE chunk")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    with history.open(path) as store:
+        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+        assert _raw(store) == before
+        done = store.compact()
+        assert done["packed"] > 0 and _raw(store) == before
