@@ -63,8 +63,9 @@ def _states(rng: np.random.Generator, variants: int = 40) -> tuple[list, list]:
 def _health(rng: np.random.Generator):  # type: ignore[no-untyped-def]
     from silenttax.features import FeatureHealth
 
-    data = {f"f{i}": rng.normal(0, 1, 5000) for i in range(16)}
-    data.update({f"c{i}": rng.choice(["a", "b", "c", None], 5000).tolist() for i in range(4)})
+    rows = 100_000  # a day of a busy feature table: the summaries are at their budget
+    data = {f"f{i}": rng.normal(0, 1, rows) for i in range(16)}
+    data.update({f"c{i}": rng.choice(["a", "b", "c", None], rows).tolist() for i in range(4)})
     return FeatureHealth().fit(data).state()
 
 

@@ -3,7 +3,8 @@
 Tables (schema version ``SCHEMA_VERSION``, in ``PRAGMA user_version``):
 
 - ``snapshot(id, at, res, kind, labels, version, z)``: the snapshot itself, zlib JSON
-  (a raw snapshot's ``z`` is emptied after 2 days: its hour and day are rolled up);
+  (a raw snapshot is deleted after a day, its figures packed: its hour and day are
+  rolled up);
   ``res`` 0 as appended, 3600 / 86400 for the hourly and daily rollups :meth:`compact`
   builds by merging (never averaging).
 - ``series(id, name, kind, labels, unit)`` and ``point(series, at, res, value, lo, hi, n,
@@ -41,6 +42,7 @@ from silenttax._version import __version__
 from silenttax.errors import InputError, StateError
 from silenttax.history._extract import EXTRACTOR_VERSION, extract
 from silenttax.history._pack import PackedPoint, pack, unpack
+from silenttax.history._slim import slim
 
 __all__ = ["DAY", "HOUR", "RETENTION", "SCHEMA_VERSION", "History", "Marker", "Series", "open"]
 
@@ -51,13 +53,14 @@ HOUR, DAY = 3600.0, 86400.0
 RESOLUTIONS = {"raw": 0.0, "1h": HOUR, "1d": DAY}
 RETENTION: dict[str, float | None] = {
     "raw": 7 * DAY,
-    "raw_snapshots": 2 * DAY,
+    "raw_snapshots": DAY,
     "1h": 90 * DAY,
     "1d": None,
 }
 """How long each resolution is kept (seconds; None: forever): the figures of raw snapshots
-7 days, the raw snapshots themselves 2 days (rolled up by then), hourly rollups 90 days,
-daily ones forever."""
+7 days, the raw snapshots themselves 1 day (rolled up within the hour; kept a day for a
+``state()`` over the last minutes and for ``reextract()``), hourly rollups 90 days, daily
+ones forever."""
 _COMPACTED = ("1h", "1d", "dropped", "emptied", "packed", "dropped_days")
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -360,10 +363,18 @@ class History:
         return got
 
     def _insert(
-        self, db: sqlite3.Connection, state: Any, at: float, res: float, labels: dict[str, str]
+        self,
+        db: sqlite3.Connection,
+        state: Any,
+        at: float,
+        res: float,
+        labels: dict[str, str],
+        *,
+        kept: Any = None,
     ) -> int:
-        """The snapshot, its figures and findings (inside a transaction); its id."""
-        blob = zlib.compress(state.to_json().encode(), 6)
+        """The snapshot, its figures and findings (inside a transaction); its id. ``kept``:
+        what is stored of it, when not all of it (a rollup: :func:`._slim.slim`)."""
+        blob = zlib.compress((state if kept is None else kept).to_json().encode(), 6)
         key = _key(labels)
         cur = db.execute(
             "INSERT INTO snapshot(at, res, kind, labels, version, z) VALUES (?, ?, ?, ?, ?, ?)",
@@ -904,7 +915,7 @@ class History:
                         "AND at >= ? AND at < ?", (res, kind, labels, start, start + res),
                     ).fetchall()]  # fmt: skip
                     self._drop(db, old)
-                    self._insert(db, merged, start, res, json.loads(labels))
+                    self._insert(db, merged, start, res, json.loads(labels), kept=slim(merged))
                 done[name] += 1
             new_mark = int(waiting) - 1 if waiting is not None else int(newest_id or 0)
             with self._write() as db:
@@ -1037,7 +1048,7 @@ class History:
     def reextract(self) -> int:
         """Extract the figures of every kept snapshot again (after an upgrade added a
         figure, or a user's ``gauges()`` changed); returns the snapshots re-read. Raw
-        snapshots past their 2 days keep the figures they had."""
+        snapshots past their day keep the figures they had."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, at, res, labels FROM snapshot WHERE z IS NOT NULL"

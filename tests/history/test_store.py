@@ -326,11 +326,12 @@ def test_raw_figures_packed_per_day_come_back_bit_for_bit(tmp_path: Path) -> Non
     left = sqlite3.connect(path).execute(raw_rows).fetchone()
     assert left == (144 * figures, pytest.approx(T0 + 2 * DAY, abs=1))  # today's rows only
     assert _raw(store) == before  # bit for bit, in order
-    # the raw snapshots of a packed day past 2 days go; their figures stay
+    # the raw snapshots of a packed day older than a day go; their figures stay
+    assert history.RETENTION["raw_snapshots"] == DAY
     store.compact(now=T0 + 3 * DAY + 1)
     raw_snapshots = "SELECT COUNT(*), MIN(at) FROM snapshot WHERE res = 0"
     kept = sqlite3.connect(path).execute(raw_snapshots).fetchone()
-    assert kept == (2 * 144 - 1, pytest.approx(T0 + DAY + 600, abs=1)) and _raw(store) == before
+    assert kept == (144 - 1, pytest.approx(T0 + 2 * DAY + 600, abs=1)) and _raw(store) == before
     # a late snapshot into a packed day: a row until the next compaction, then merged in
     late = LatencyMonitor()
     late.record(0.5)
@@ -388,3 +389,48 @@ def test_a_store_of_schema_1_is_brought_up_to_date(tmp_path: Path) -> None:
         assert _raw(store) == before
         done = store.compact()
         assert done["packed"] > 0 and _raw(store) == before
+
+
+def test_rollups_store_a_slimmer_snapshot_and_the_full_merges_figures(tmp_path: Path) -> None:
+    """A day's rollup keeps FeatureHealth summaries at ROLLUP_BUDGET buckets (exact at
+    their edges, the largest bucket under 0.4% of the rows) and no creep running state;
+    its figures are those of the full snapshot."""
+    from silenttax._summary import count_at, to_t
+    from silenttax.history._slim import ROLLUP_BUDGET
+
+    rng = np.random.default_rng(3)
+    data = {"x": rng.normal(0, 1, 50_000), "y": rng.lognormal(0, 1, 50_000)}
+    health = FeatureHealth().fit(data)
+    monitor = LatencyMonitor()
+    for v in _day_of_latencies(rng, 0.01, 3500):
+        monitor.record(float(v))
+    assert monitor.state().creep is not None and monitor.state().creep.pending
+    store = history.open(tmp_path / "slim.db")
+    store.append(health, at=T0 + 60, labels={"model": "m"})
+    store.append(monitor, at=T0 + 60, labels={"model": "m"})
+    store.compact(now=T0 + 2 * DAY)
+    assert sqlite3.connect(tmp_path / "slim.db").execute(
+        "SELECT COUNT(*) FROM snapshot WHERE res = 0").fetchone()[0] == 0  # fmt: skip
+    rolled = store.state("silenttax.feature_health", model="m")
+    for column, values in data.items():
+        full = health.state().profiles[column].numbers
+        slim = rolled.profiles[column].numbers
+        assert full is not None and slim is not None and full.budget > ROLLUP_BUDGET
+        assert slim.budget == ROLLUP_BUDGET and len(slim.runs) <= ROLLUP_BUDGET
+        assert (slim.count, slim.total, slim.min, slim.max) == (
+            full.count, full.total, full.min, full.max)  # fmt: skip
+        index, counts = slim.buckets()
+        assert counts.max() / slim.count < 0.005  # normal 0.25%, lognormal 0.45% here
+        exact_index, exact_counts = count_at(to_t(values), slim.scale)  # the exact buckets
+        assert exact_index.tolist() == index.tolist() and exact_counts.tolist() == counts.tolist()
+        daily = store.series(
+            "feature.mean", column=column, resolution="1d", partial=True, model="m"
+        )
+        assert daily.values == [full.mean]  # from the full snapshot (here: the same)
+    latency = store.state("silenttax.latency_monitor", model="m")
+    creep = latency.state().creep
+    assert latency.sketch.count == 3500 and creep is not None and creep.pending == []
+    assert store.series("latency.p99", resolution="1d", partial=True, model="m").values == [
+        monitor.sketch.quantile(0.99)
+    ]
+    store.close()
