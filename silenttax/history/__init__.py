@@ -8,7 +8,9 @@ every Report's findings. Rollups merge snapshots (hour, day) instead of averagin
 figures, so a fleet's daily p99 is the p99 of all its requests. :meth:`History.trend`
 judges the daily rollups of the last quarter: ``history.creep`` (a sustained trend,
 calibrated for autocorrelated days and weekly looks) and ``history.change_point`` (dated,
-sized, matched to the nearest deploy). See ``docs/history.md``.
+sized, matched to the nearest deploy). :meth:`History.track` appends a live component's
+window every minute (what it recorded since the last append, never its running total).
+See ``docs/history.md``.
 
 Examples:
     >>> import tempfile, pathlib
@@ -30,6 +32,7 @@ from silenttax.history._store import RETENTION, SCHEMA_VERSION, History, Marker,
 if TYPE_CHECKING:
     from silenttax.history._check import check_series, check_trend
     from silenttax.history._extract import Scalar, extract
+    from silenttax.history._track import Tracker, window
     from silenttax.history._trend import ChangePoint, TrendResult, change_point, trend_test
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "Marker",
     "Scalar",
     "Series",
+    "Tracker",
     "TrendResult",
     "change_point",
     "check_series",
@@ -47,6 +51,7 @@ __all__ = [
     "extract",
     "open",
     "trend_test",
+    "window",
 ]
 
 # the statistics need NumPy and the report model: loaded on first use, so that opening
@@ -60,6 +65,8 @@ _LAZY = {
     "TrendResult": "silenttax.history._trend",
     "change_point": "silenttax.history._trend",
     "trend_test": "silenttax.history._trend",
+    "Tracker": "silenttax.history._track",
+    "window": "silenttax.history._track",
 }
 
 

@@ -25,9 +25,10 @@ ROLLUP_BUDGET = 1024
 """Buckets a numeric column summary keeps in a rollup (4,096 when fitted)."""
 
 
-def slim(state: Any) -> Any:
-    """``state`` (a pydantic State) with its column summaries coarsened and its creep
-    watches reset; the same object when there is nothing to reduce."""
+def slim(state: Any, *, summaries: bool = True) -> Any:
+    """``state`` (a pydantic State) with its column summaries coarsened (unless
+    ``summaries=False``) and its creep watches reset; the same object when there is
+    nothing to reduce."""
     from pydantic import BaseModel
 
     from silenttax._summary import NumericSummary, merge_summaries
@@ -37,7 +38,7 @@ def slim(state: Any) -> Any:
 
     def walk(value: Any) -> Any:
         if isinstance(value, NumericSummary):
-            if value.budget <= ROLLUP_BUDGET and value.exact_values is None:
+            if not summaries or (value.budget <= ROLLUP_BUDGET and value.exact_values is None):
                 return value
             return merge_summaries(value, coarse)
         if isinstance(value, CreepState):

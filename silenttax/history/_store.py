@@ -32,6 +32,7 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -43,6 +44,7 @@ from silenttax.errors import InputError, StateError
 from silenttax.history._extract import EXTRACTOR_VERSION, extract
 from silenttax.history._pack import PackedPoint, pack, unpack
 from silenttax.history._slim import slim
+from silenttax.history._track import Tracker
 
 __all__ = ["DAY", "HOUR", "RETENTION", "SCHEMA_VERSION", "History", "Marker", "Series", "open"]
 
@@ -265,6 +267,7 @@ class History:
         self._series: dict[tuple[str, str, str], int] = {}
         self._compacted_hour: float | None = None
         self._compacting: threading.Thread | None = None
+        self._trackers: weakref.WeakSet[Tracker] = weakref.WeakSet()
         self._migrate()
 
     # ------------------------------------------------------------------ plumbing
@@ -332,7 +335,10 @@ class History:
             self._db.execute("COMMIT")
 
     def close(self) -> None:
-        """Close the file (after a compaction under way)."""
+        """Close the file (after a compaction under way, and the last window of every
+        :meth:`track`)."""
+        for tracker in list(self._trackers):
+            tracker.stop()
         running = self._compacting
         if running is not None:
             running.join(timeout=60)
@@ -440,6 +446,49 @@ class History:
             hour if self._compacted_hour is None else max(hour, self._compacted_hour)
         )
         return got
+
+    def track(
+        self,
+        component: Any,
+        *,
+        every: float = 60.0,
+        labels: Mapping[str, Any] | None = None,
+        strict: bool = False,
+    ) -> Tracker:
+        """Append what a live component records, every ``every`` seconds, from a daemon
+        thread: each append is the *window* since the previous one (a live monitor counts
+        since it started; appending it whole every minute would count each request in
+        every later minute). The last window is appended by ``Tracker.stop()``,
+        :meth:`close` or at interpreter exit.
+
+        Args:
+            component: A ``LatencyMonitor``, ``LatencySketch``, a tracer's ``Breakdown``
+                or any component whose snapshot declares merge rules.
+            every: Seconds between appends.
+            labels: The stream's labels (``model``, ``route``, ``replica``, ...).
+            strict: Raise the last failed append from ``stop()`` (by default failures
+                are counted in ``Tracker.errors`` and the next window covers them).
+
+        Raises:
+            InputError: not a live component, a kind that cannot be windowed, a bad
+                ``every``.
+
+        Examples:
+            >>> import tempfile, pathlib
+            >>> from silenttax.monitor import LatencyMonitor
+            >>> store = open(pathlib.Path(tempfile.mkdtemp()) / "h.db")
+            >>> monitor = LatencyMonitor()
+            >>> tracker = store.track(monitor, every=60, labels={"model": "m"})
+            >>> monitor.record(0.012)
+            >>> _ = tracker.flush(); monitor.record(0.020); monitor.record(0.030)
+            >>> tracker.stop()
+            >>> store.series("latency.count", model="m").values  # each window, not the total
+            [1.0, 2.0]
+            >>> store.close()
+        """
+        tracker = Tracker(self, component, every=every, labels=labels, strict=strict)
+        self._trackers.add(tracker)
+        return tracker
 
     def _append_run(
         self,

@@ -100,10 +100,10 @@ def test_a_fleets_daily_p99_is_the_p99_of_all_its_requests(tmp_path: Path) -> No
     # compaction: the rollups stored, raw snapshots past retention dropped, same series
     # (appends already compacted the closed hours and days as the data moved on)
     done = store.compact(now=T0 + 20 * DAY)
-    # every raw snapshot rolled up, its day packed: the row goes (past 2 days), and its
-    # packed figures too (past 7 days)
-    assert done["emptied"] == 96 and done["dropped"] == 0
-    assert done["dropped_days"] == 20 and store.stats()["chunk"] == 0  # 10 series x 2 days
+    # every raw snapshot rolled up, its day packed: the row goes (past a day), and its
+    # packed figures too (past 7 days); a compaction the appends started may have done
+    # part of it: the end state counts
+    assert done["dropped"] == 0 and store.stats()["chunk"] == 0
     by_res = dict(sqlite3.connect(tmp_path / "fleet.db").execute(
         "SELECT res, COUNT(*) FROM snapshot GROUP BY res").fetchall())  # fmt: skip
     assert by_res == {HOUR: 96, DAY: 4}
