@@ -462,8 +462,10 @@ class History:
         :meth:`close` or at interpreter exit.
 
         Args:
-            component: A ``LatencyMonitor``, ``LatencySketch``, a tracer's ``Breakdown``
-                or any component whose snapshot declares merge rules.
+            component: A ``LatencyMonitor``, ``LatencySketch``, the serving middleware
+                (``instrument(app)``'s result: one tracker per worker, labelled with its
+                ``replica``), a tracer's ``Breakdown``, or any component whose snapshot
+                declares merge rules.
             every: Seconds between appends.
             labels: The stream's labels (``model``, ``route``, ``replica``, ...).
             strict: Raise the last failed append from ``stop()`` (by default failures

@@ -54,9 +54,59 @@ def _latency_sketch(later: Any, earlier: Any) -> Any:
     return LatencySketch.from_state(later).since(earlier)
 
 
+def _each(window_of: Callable[[Any, Any], Any], later: dict[str, Any],
+          earlier: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    return {k: window_of(v, earlier[k]) if k in earlier else v for k, v in later.items()}
+
+
+def _counts(later: dict[str, dict[str, int]], earlier: dict[str, dict[str, int]]) -> Any:
+    out = {
+        route: {o: n - earlier.get(route, {}).get(o, 0) for o, n in outcomes.items()}
+        for route, outcomes in later.items()
+    }
+    if any(n < 0 for outcomes in out.values() for n in outcomes.values()):
+        raise InputError("since: the earlier snapshot counted requests this one lacks")
+    return out
+
+
+def _serving(later: Any, earlier: Any) -> Any:
+    """The middleware's window: per-route monitors, time to first byte, observed
+    durations, request outcomes, internal errors, spans and the cost windows closed in
+    it. The live features' references and sampled windows are left out (megabytes a
+    minute, and the same references every time); the overload and stage windows are the
+    later snapshot's (they already are windows)."""
+    from silenttax._merge import since
+
+    if later.internal_errors < earlier.internal_errors:
+        raise InputError("since: the earlier snapshot counted more internal errors")
+    sketch = {"before_handler": None, "before_handler_alone": None}
+    for name in sketch:
+        mine, theirs = getattr(later, name), getattr(earlier, name)
+        sketch[name] = mine if mine is None or theirs is None else _latency_sketch(mine, theirs)
+    cost = later.cost
+    if cost is not None and earlier.cost is not None:
+        cost = cost.model_copy(
+            update={"windows": [w for w in cost.windows if w not in earlier.cost.windows]}
+        )
+    return later.model_copy(update={
+        "routes": _each(_latency_monitor, later.routes, earlier.routes),
+        "ttfb": _each(_latency_sketch, later.ttfb, earlier.ttfb),
+        "observed": _each(_latency_monitor, later.observed, earlier.observed),
+        "requests": _counts(later.requests, earlier.requests),
+        "internal_errors": later.internal_errors - earlier.internal_errors,
+        "breakdown": since(later.breakdown, earlier.breakdown),
+        "cost": cost,
+        "health_reference": None,
+        "drift_reference": None,
+        "live": None,
+        **sketch,
+    })  # fmt: skip
+
+
 _WINDOWS: dict[str, Callable[[Any, Any], Any]] = {
     "silenttax.latency_monitor": _latency_monitor,
     "silenttax.latency_sketch": _latency_sketch,
+    "silenttax.serving": _serving,
 }
 """Kind -> how to window it (other kinds: their fields' declared merge rules)."""
 
@@ -83,6 +133,10 @@ def window(later: Any, earlier: Any | None) -> Any:
 
     if earlier is None:
         out = later
+        if later.KIND == "silenttax.serving":  # no references or live windows, as below
+            out = later.model_copy(
+                update={"health_reference": None, "drift_reference": None, "live": None}
+            )
     else:
         how = _WINDOWS.get(later.KIND)
         try:

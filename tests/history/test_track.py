@@ -106,3 +106,62 @@ def test_strict_raises_the_last_failed_append_and_bad_input_is_named(tmp_path: P
     assert store.series("latency.count", model="r").values[-1] == 1.0
     again.stop()
     store.close()
+
+
+TRACKED_APP = """
+import os
+from fastapi import FastAPI
+from silenttax import history
+from silenttax.integrations.fastapi import instrument
+
+app = FastAPI()
+
+@app.get("/predict/{n}")
+async def predict(n: int) -> dict:
+    if n % 10 == 0:
+        raise RuntimeError("a failing request")
+    return {"pid": os.getpid()}
+
+store = history.open(os.environ["HISTORY"])
+tracker = store.track(instrument(app), every=0.2,
+                      labels={"model": "m", "replica": os.getpid()})
+"""
+
+
+def test_a_gunicorn_fleet_tracks_its_windows_into_one_store(tmp_path: Path) -> None:
+    """Two uvicorn workers under gunicorn, recycled every ~40 requests, each tracking
+    its middleware into one SQLite file: the fleet's daily rollup counts every request
+    once (the last windows appended as workers exit), errors included."""
+    pytest.importorskip("gunicorn")
+    pytest.importorskip("uvicorn_worker")
+    httpx = pytest.importorskip("httpx")
+    from tests.integrations.servers import free_port, running
+
+    (tmp_path / "tracked_app.py").write_text(TRACKED_APP)
+    path = tmp_path / "fleet.history"
+    port = free_port()
+    args = ["gunicorn", "tracked_app:app", "-w", "2", "-k", "uvicorn_worker.UvicornWorker",
+            "-b", f"127.0.0.1:{port}", "--max-requests", "40", "--max-requests-jitter", "10",
+            "--graceful-timeout", "10", "--log-level", "warning"]  # fmt: skip
+    sent = 300
+    server = running(tmp_path, args, port=port, env={"HISTORY": str(path)}, timeout=90)
+    with server as url, httpx.Client(base_url=url, timeout=30) as client:
+        for n in range(1, sent + 1):
+            for attempt in range(5):  # a worker reaching max_requests closes the line
+                try:
+                    client.get(f"/predict/{n}")
+                    break
+                except httpx.TransportError:
+                    if attempt == 4:
+                        raise
+    store = history.open(path)
+    route = {"model": "m", "route": "/predict/{n}"}
+    day = store.series("latency.count", resolution="1d", partial=True, labels=route)
+    assert day.values == [sent]  # every request once, fleet-wide
+    errors = store.series("serving.error_rate", resolution="1d", partial=True, labels=route)
+    assert errors.values[0] == pytest.approx(sent // 10 / sent)  # 5xx counted, once
+    assert errors.n == [sent]
+    workers = sqlite3.connect(path).execute(
+        "SELECT COUNT(DISTINCT labels) FROM snapshot WHERE res = 0").fetchone()[0]  # fmt: skip
+    assert workers >= 3  # a recycled worker at least: each replica its own windows
+    store.close()
