@@ -2,8 +2,8 @@
 
 - ``import silenttax.history`` <= 10 ms (fresh interpreter, bytecode cached, median of 9,
   over ``import silenttax``);
-- a model-year <= 25 MB: here 5 routes' LatencyMonitor snapshots and a CostMonitor every
-  minute (31 tracked figures) and a 20-column FeatureHealth a day, under the default
+- a model-year <= 25 MB: here 5 routes' LatencyMonitor windows (what ``History.track``
+  appends) and a CostMonitor every minute (31 tracked figures) and a 20-column FeatureHealth a day, under the default
   retention (raw 7 days, hourly 90, daily forever). The steady state of a year is built
   directly: the last 7 days at one snapshot a minute, the 358 days before at one an hour
   (what compaction leaves of them), then ``compact()``;
@@ -50,6 +50,7 @@ def _import_ms() -> float:
 
 def _states(rng: np.random.Generator, variants: int = 40) -> tuple[list, list]:
     from silenttax.cost import CostModel, CostMonitor
+    from silenttax.history import window
     from silenttax.monitor import LatencyMonitor
 
     latency, cost = [], []
@@ -57,7 +58,7 @@ def _states(rng: np.random.Generator, variants: int = 40) -> tuple[list, list]:
         m = LatencyMonitor()
         for v in rng.lognormal(np.log(0.02), 0.4, 200):
             m.record(float(v))
-        latency.append(m.state())
+        latency.append(window(m.state(), None))  # what History.track appends: a window
         c = CostMonitor(CostModel(price_per_hour=2.0), window=60)
         c.record(int(rng.integers(500, 1500)), busy_seconds=30.0, now=T0)
         c.record(1, now=T0 + 61)

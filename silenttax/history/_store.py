@@ -10,6 +10,10 @@ Tables (schema version ``SCHEMA_VERSION``, in ``PRAGMA user_version``):
 - ``series(id, name, kind, labels, unit)`` and ``point(series, at, res, value, lo, hi, n,
   snapshot)``: the figures extracted from each snapshot (:mod:`._extract`), one row
   per figure, with its interval.
+- ``zdict(id, kind, d)``: a zlib dictionary per kind (the first 32 KiB of the first
+  snapshot of that kind); a blob starting with byte 1 is ``1, id (4 bytes), zlib
+  stream with that dictionary`` (the keys, settings and layout every snapshot of a kind
+  repeats: a LatencyMonitor window 755 -> ~340 bytes), one starting with ``x`` plain zlib.
 - ``chunk(series, day, z)``: the raw figures of a closed day, packed per series
   (:mod:`._pack`, ~8 bytes a figure instead of ~60 as rows); :meth:`History.compact`
   moves them there, and deletes the raw snapshots it has emptied.
@@ -63,6 +67,7 @@ RETENTION: dict[str, float | None] = {
 7 days, the raw snapshots themselves 1 day (rolled up within the hour; kept a day for a
 ``state()`` over the last minutes and for ``reextract()``), hourly rollups 90 days, daily
 ones forever."""
+_ZDICT = 32768  # zlib looks back 32 KiB: a longer dictionary is not used
 _COMPACTED = ("1h", "1d", "dropped", "emptied", "packed", "dropped_days")
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -88,6 +93,8 @@ CREATE TABLE IF NOT EXISTS marker(
     id INTEGER PRIMARY KEY, at REAL NOT NULL, kind TEXT NOT NULL, labels TEXT NOT NULL,
     meta TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS zdict(
+    id INTEGER PRIMARY KEY, kind TEXT NOT NULL UNIQUE, d BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS chunk(
     series INTEGER NOT NULL, day REAL NOT NULL, z BLOB NOT NULL, PRIMARY KEY(series, day));
 """
@@ -268,6 +275,8 @@ class History:
         self._compacted_hour: float | None = None
         self._compacting: threading.Thread | None = None
         self._trackers: weakref.WeakSet[Tracker] = weakref.WeakSet()
+        self._zdict_ids: dict[str, int] = {}
+        self._zdicts: dict[int, bytes] = {}
         self._migrate()
 
     # ------------------------------------------------------------------ plumbing
@@ -380,7 +389,7 @@ class History:
     ) -> int:
         """The snapshot, its figures and findings (inside a transaction); its id. ``kept``:
         what is stored of it, when not all of it (a rollup: :func:`._slim.slim`)."""
-        blob = zlib.compress((state if kept is None else kept).to_json().encode(), 6)
+        blob = self._encode(db, state.KIND, (state if kept is None else kept).to_json().encode())
         key = _key(labels)
         cur = db.execute(
             "INSERT INTO snapshot(at, res, kind, labels, version, z) VALUES (?, ?, ?, ?, ?, ?)",
@@ -782,6 +791,49 @@ class History:
                 (kind, HOUR, res, *label_sets, start, end),
             ).fetchall())  # fmt: skip
 
+    def _encode(self, db: sqlite3.Connection, kind: str, text: bytes) -> bytes:
+        """A snapshot's JSON compressed with its kind's dictionary (inside a write
+        transaction: the first snapshot of a kind makes the dictionary)."""
+        got = self._zdict_ids.get(kind)
+        if got is None:
+            db.execute("INSERT OR IGNORE INTO zdict(kind, d) VALUES (?, ?)", (kind, text[:_ZDICT]))
+            zid, d = db.execute("SELECT id, d FROM zdict WHERE kind = ?", (kind,)).fetchone()
+            got = self._zdict_ids[kind] = int(zid)
+            self._zdicts[got] = bytes(d)
+        packer = zlib.compressobj(6, zdict=self._zdicts[got])
+        return b"\x01" + got.to_bytes(4, "little") + packer.compress(text) + packer.flush()
+
+    def _json(self, blob: bytes) -> Any:
+        """A stored snapshot's JSON, parsed."""
+        if blob[:1] != b"\x01":  # written before dictionaries: plain zlib
+            return json.loads(zlib.decompress(blob))
+        zid = int.from_bytes(blob[1:5], "little")
+        d = self._zdicts.get(zid)
+        if d is None:
+            with self._lock:
+                row = self._db.execute("SELECT d FROM zdict WHERE id = ?", (zid,)).fetchone()
+            if row is None:
+                raise StateError(f"{str(self.path)!r}: a snapshot names dictionary {zid}, absent")
+            d = self._zdicts[zid] = bytes(row[0])
+        unpacker = zlib.decompressobj(zdict=d)
+        return json.loads(unpacker.decompress(blob[5:]) + unpacker.flush())
+
+    def snapshot(self, snapshot_id: int) -> Any:
+        """The snapshot an :meth:`append` stored under ``snapshot_id`` (its return
+        value), as a State.
+
+        Raises:
+            InputError: no such snapshot, or a raw one already deleted (a day after it
+                was taken, once rolled up: :data:`RETENTION`).
+        """
+        with self._lock:
+            row = self._db.execute(
+                "SELECT z FROM snapshot WHERE id = ?", (int(snapshot_id),)
+            ).fetchone()
+        if row is None or row[0] is None:
+            raise InputError(f"snapshot_id: no snapshot {snapshot_id!r} is kept")
+        return _as_state(self._json(row[0]))
+
     def _blobs(self, ids: Sequence[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
         for chunk in range(0, len(ids), 500):
@@ -871,7 +923,7 @@ class History:
                 ids += [i for _, i in hours]
                 ids += [i for r, at, i in stream if r == 0 and at >= covered]
             blobs = self._blobs(ids)
-            merged = _merged([json.loads(zlib.decompress(blobs[i])) for i in ids if blobs.get(i)])
+            merged = _merged([self._json(blobs[i]) for i in ids if blobs.get(i)])
             if merged is None:
                 continue
             for scalar in extract(merged):
@@ -957,7 +1009,7 @@ class History:
                         "ORDER BY res DESC, at",
                         (kind, labels, start, start + res, res, have, have),
                     ).fetchall() if b is not None]  # fmt: skip
-                merged = _merged([json.loads(zlib.decompress(b)) for b in blobs])
+                merged = _merged([self._json(b) for b in blobs])
                 if merged is None:
                     continue
                 with self._write() as db:
@@ -1093,7 +1145,7 @@ class History:
         if not ids:
             raise InputError(f"no {kind!r} snapshot with {wanted or 'any labels'} in that window")
         blobs = self._blobs(ids)
-        merged = _merged([json.loads(zlib.decompress(blobs[i])) for i in ids])
+        merged = _merged([self._json(blobs[i]) for i in ids])
         return load(merged)
 
     def reextract(self) -> int:
@@ -1111,7 +1163,7 @@ class History:
             blobs = self._blobs([int(r[0]) for r in part])
             with self._write() as db:
                 for sid, at, res, key in part:
-                    state = _as_state(json.loads(zlib.decompress(blobs[int(sid)])))
+                    state = _as_state(self._json(blobs[int(sid)]))
                     db.execute("DELETE FROM point WHERE snapshot = ?", (sid,))
                     labels = json.loads(key)
                     if res == 0:

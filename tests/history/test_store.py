@@ -218,12 +218,27 @@ def test_the_snapshots_are_kept_whole(tmp_path: Path) -> None:
     monitor = LatencyMonitor()
     for v in (0.01, 0.02, 0.03):
         monitor.record(v)
-    store.append(monitor, at=T0)
-    (blob,) = sqlite3.connect(tmp_path / "blob.db").execute("SELECT z FROM snapshot").fetchone()
-    back = LatencyMonitor.from_state(
-        type(monitor.state()).model_validate(json.loads(zlib.decompress(blob)))
+    first = store.append(monitor, at=T0)
+    monitor.record(0.04)
+    second = store.append(monitor, at=T0 + 60)
+    assert LatencyMonitor.from_state(store.snapshot(second)).state() == monitor.state()
+    assert store.snapshot(first).sketch.count == 3
+    # compressed with the kind's dictionary: the first snapshot of the kind
+    db = sqlite3.connect(tmp_path / "blob.db")
+    (kind, d), = db.execute("SELECT kind, d FROM zdict").fetchall()  # fmt: skip
+    assert kind == "silenttax.latency_monitor" and json.loads(d) == json.loads(
+        store.snapshot(first).to_json())  # fmt: skip
+    blob = db.execute("SELECT z FROM snapshot WHERE id = ?", (second,)).fetchone()[0]
+    assert blob[:1] == b"\x01" and len(blob) < len(
+        zlib.compress(monitor.state().to_json().encode())
     )
-    assert back.state() == monitor.state()
+    # a blob written before dictionaries (plain zlib) still reads
+    db.execute("UPDATE snapshot SET z = ? WHERE id = ?",
+               (zlib.compress(monitor.state().to_json().encode()), first))  # fmt: skip
+    db.commit()
+    assert store.snapshot(first).sketch.count == 4
+    with pytest.raises(InputError, match="no snapshot 999"):
+        store.snapshot(999)
     store.close()
 
 
