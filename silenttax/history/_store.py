@@ -14,9 +14,10 @@ Tables (schema version ``SCHEMA_VERSION``, in ``PRAGMA user_version``):
   snapshot of that kind); a blob starting with byte 1 is ``1, id (4 bytes), zlib
   stream with that dictionary`` (the keys, settings and layout every snapshot of a kind
   repeats: a LatencyMonitor window 755 -> ~340 bytes), one starting with ``x`` plain zlib.
-- ``chunk(series, day, z)``: the raw figures of a closed day, packed per series
-  (:mod:`._pack`, ~8 bytes a figure instead of ~60 as rows); :meth:`History.compact`
-  moves them there, and deletes the raw snapshots it has emptied.
+- ``chunk(series, res, day, z)``: the raw and hourly figures of a closed day, packed
+  per series (:mod:`._pack`, ~8 bytes a figure instead of ~60 as rows);
+  :meth:`History.compact` moves them there, and deletes the raw snapshots it has
+  emptied. Daily figures stay rows.
 - ``finding(at, labels, code, severity, subject, value, json)``: the findings of every
   appended Report.
 - ``marker(at, kind, labels, meta)``: deploys, versions, environment changes.
@@ -96,7 +97,8 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS zdict(
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL UNIQUE, d BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS chunk(
-    series INTEGER NOT NULL, day REAL NOT NULL, z BLOB NOT NULL, PRIMARY KEY(series, day));
+    series INTEGER NOT NULL, res REAL NOT NULL, day REAL NOT NULL, z BLOB NOT NULL,
+    PRIMARY KEY(series, res, day));
 """
 
 _ENVIRONMENT = "silenttax.environment"
@@ -719,13 +721,13 @@ class History:
         return self._rolled(metric, found, res, start, end, resolution, partial)
 
     def _packed(
-        self, sids: Sequence[int] | None, start: float, end: float
+        self, sids: Sequence[int] | None, start: float, end: float, res: float = 0.0
     ) -> list[tuple[int, PackedPoint]]:
-        """(series, point) of the packed raw figures with ``start <= at <= end`` (of
-        every series when ``sids`` is None)."""
+        """(series, point) of the packed figures of resolution ``res`` with ``start <= at
+        <= end`` (of every series when ``sids`` is None)."""
         first = -math.inf if math.isinf(start) else math.floor(start / DAY) * DAY
-        where = "day >= ? AND day <= ?"
-        args: list[Any] = [first, end]
+        where = "res = ? AND day >= ? AND day <= ?"
+        args: list[Any] = [res, first, end]
         if sids is not None:
             where += f" AND series IN ({','.join('?' * len(sids))})"
             args += list(sids)
@@ -733,17 +735,18 @@ class History:
             rows = self._db.execute(f"SELECT series, z FROM chunk WHERE {where}", args).fetchall()
         return [(int(sid), p) for sid, z in rows for p in unpack(z) if start <= p[0] <= end]
 
-    def _pack_closed_days(self, closed: float) -> int:
-        """Move the raw figures of days before ``closed`` from rows into chunks (merged
-        with a chunk already there: a late snapshot); returns the figures moved. Each
-        day is read, packed and deleted in one transaction: a writer appending to that
-        day meanwhile loses nothing."""
+    def _pack_closed_days(self, closed: float, res: float) -> int:
+        """Move the figures of resolution ``res`` (raw or hourly) of days before
+        ``closed`` from rows into chunks (merged with a chunk already there: a late
+        snapshot, a rebuilt rollup); returns the figures moved. Each day is read, packed
+        and deleted in one transaction: a writer appending to that day meanwhile loses
+        nothing."""
         moved, day = 0, -math.inf
         while True:
             with self._lock:
                 first = self._db.execute(
-                    "SELECT MIN(at) FROM point WHERE res = 0 AND at >= ? AND at < ?",
-                    (day, closed),
+                    "SELECT MIN(at) FROM point WHERE res = ? AND at >= ? AND at < ?",
+                    (res, day, closed),
                 ).fetchone()[0]
             if first is None:
                 return moved
@@ -752,7 +755,7 @@ class History:
             with self._write() as db:
                 rows = db.execute(
                     "SELECT series, at, value, lo, hi, n, snapshot FROM point "
-                    "WHERE res = 0 AND at >= ? AND at < ?", (day, upto),
+                    "WHERE res = ? AND at >= ? AND at < ?", (res, day, upto),
                 ).fetchall()  # fmt: skip
                 per_series: dict[int, list[PackedPoint]] = {}
                 for sid, at, value, lo, hi, n, snapshot in rows:
@@ -761,18 +764,46 @@ class History:
                     )
                 for sid, points in per_series.items():
                     old = db.execute(
-                        "SELECT z FROM chunk WHERE series = ? AND day = ?", (sid, day)
+                        "SELECT z FROM chunk WHERE series = ? AND res = ? AND day = ?",
+                        (sid, res, day),
                     ).fetchone()
                     if old is not None:
                         points = unpack(old[0]) + points
                     points.sort(key=lambda p: (p[0], p[5]))
                     db.execute(
-                        "INSERT OR REPLACE INTO chunk(series, day, z) VALUES (?, ?, ?)",
-                        (sid, day, pack(points)),
+                        "INSERT OR REPLACE INTO chunk(series, res, day, z) VALUES (?, ?, ?, ?)",
+                        (sid, res, day, pack(points)),
                     )
-                db.execute("DELETE FROM point WHERE res = 0 AND at >= ? AND at < ?", (day, upto))
+                db.execute(
+                    "DELETE FROM point WHERE res = ? AND at >= ? AND at < ?", (res, day, upto)
+                )
             moved += len(rows)
             day = upto
+
+    @staticmethod
+    def _forget_packed(
+        db: sqlite3.Connection, gone: Mapping[tuple[float, float], set[int]]
+    ) -> None:
+        """Take the packed figures of snapshots out of their chunks (``gone``: (res, day)
+        -> snapshot ids; inside a write transaction)."""
+        for (res, day), ids in gone.items():
+            for sid, z in db.execute(
+                "SELECT series, z FROM chunk WHERE res = ? AND day = ?", (res, day)
+            ).fetchall():
+                points = unpack(z)
+                kept = [p for p in points if p[5] not in ids]
+                if len(kept) == len(points):
+                    continue
+                if kept:
+                    db.execute(
+                        "UPDATE chunk SET z = ? WHERE series = ? AND res = ? AND day = ?",
+                        (pack(kept), sid, res, day),
+                    )
+                else:
+                    db.execute(
+                        "DELETE FROM chunk WHERE series = ? AND res = ? AND day = ?",
+                        (sid, res, day),
+                    )
 
     def _unit(self, sid: int) -> str:
         with self._lock:
@@ -902,6 +933,11 @@ class History:
                         "AND at >= ? AND at < ?", (found[0][3], res, first, end),
                     ).fetchall()
                 }  # fmt: skip
+            if res == HOUR:  # the hours of closed days are packed
+                stored.update({
+                    p[0]: p[1:5] for _, p in self._packed([found[0][3]], first, end, HOUR)
+                    if p[0] < end
+                })  # fmt: skip
         out = Series(metric, {}, self._unit(found[0][3]), [], [], [], [], [], resolution)
         for period in sorted(set(periods) | set(stored)):
             if period in stored:
@@ -1024,7 +1060,7 @@ class History:
             with self._write() as db:
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (mark_key, str(new_mark)))
         today = math.floor(t_now / DAY) * DAY
-        done["packed"] = self._pack_closed_days(today)
+        done["packed"] = self._pack_closed_days(today, 0.0) + self._pack_closed_days(today, HOUR)
         span = keep.get("raw_snapshots")
         if span is not None:  # raw snapshots whose hour and day are rolled up: figures only
             rolled_up = (
@@ -1065,8 +1101,9 @@ class History:
                 done["dropped"] += len(old)
                 if res == 0:  # packed days all older than the span, held by a daily rollup
                     cur = db.execute(
-                        "DELETE FROM chunk WHERE day + ? <= ? AND EXISTS (SELECT 1 FROM point "
-                        "p WHERE p.series = chunk.series AND p.res = ? AND p.at = chunk.day)",
+                        "DELETE FROM chunk WHERE res = 0 AND day + ? <= ? AND EXISTS (SELECT 1 "
+                        "FROM point p WHERE p.series = chunk.series AND p.res = ? AND "
+                        "p.at = chunk.day)",
                         (DAY, t_now - span, DAY),
                     )
                     done["dropped_days"] = cur.rowcount
@@ -1078,13 +1115,21 @@ class History:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return done
 
-    @staticmethod
-    def _drop(db: sqlite3.Connection, ids: Sequence[int]) -> None:
+    def _drop(self, db: sqlite3.Connection, ids: Sequence[int]) -> None:
+        """Delete snapshots with their figures, packed hourly ones included (raw packed
+        days go as days, by retention)."""
+        gone: dict[tuple[float, float], set[int]] = {}
         for chunk in range(0, len(ids), 500):
             part = ids[chunk : chunk + 500]
             marks = ",".join("?" * len(part))
+            for sid, at in db.execute(
+                f"SELECT id, at FROM snapshot WHERE id IN ({marks}) AND res = ?",
+                (*part, HOUR),
+            ).fetchall():
+                gone.setdefault((HOUR, math.floor(at / DAY) * DAY), set()).add(int(sid))
             db.execute(f"DELETE FROM point WHERE snapshot IN ({marks})", part)
             db.execute(f"DELETE FROM snapshot WHERE id IN ({marks})", part)
+        self._forget_packed(db, gone)
 
     def state(
         self,
@@ -1157,7 +1202,7 @@ class History:
                 "SELECT id, at, res, labels FROM snapshot WHERE z IS NOT NULL"
             ).fetchall()
         done = 0
-        repacked: dict[float, set[int]] = {}  # day -> raw snapshots whose chunk entries go
+        repacked: dict[tuple[float, float], set[int]] = {}  # their packed figures go
         for chunk in range(0, len(rows), 200):
             part = rows[chunk : chunk + 200]
             blobs = self._blobs([int(r[0]) for r in part])
@@ -1166,8 +1211,9 @@ class History:
                     state = _as_state(self._json(blobs[int(sid)]))
                     db.execute("DELETE FROM point WHERE snapshot = ?", (sid,))
                     labels = json.loads(key)
-                    if res == 0:
-                        repacked.setdefault(math.floor(at / DAY) * DAY, set()).add(int(sid))
+                    if res in (0, HOUR):
+                        day = math.floor(at / DAY) * DAY
+                        repacked.setdefault((float(res), day), set()).add(int(sid))
                     db.executemany(
                         "INSERT INTO point VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [
@@ -1178,19 +1224,8 @@ class History:
                         ],
                     )  # fmt: skip
                     done += 1
-        for day, ids in repacked.items():  # the old figures of those snapshots, if packed
-            with self._write() as db:
-                for sid, z in db.execute(
-                    "SELECT series, z FROM chunk WHERE day = ?", (day,)
-                ).fetchall():
-                    kept = [p for p in unpack(z) if p[5] not in ids]
-                    if kept:
-                        db.execute(
-                            "UPDATE chunk SET z = ? WHERE series = ? AND day = ?",
-                            (pack(kept), sid, day),
-                        )
-                    else:
-                        db.execute("DELETE FROM chunk WHERE series = ? AND day = ?", (sid, day))
+        with self._write() as db:  # the old figures of those snapshots, if packed
+            self._forget_packed(db, repacked)
         return done
 
     def stats(self) -> dict[str, int]:
@@ -1245,7 +1280,10 @@ class History:
             markers = self._db.execute(
                 "SELECT at, kind, labels, meta FROM marker WHERE at >= ? ORDER BY at", (lower,)
             ).fetchall()
-        rows += [(sid, p[0], 0.0, *p[1:5]) for sid, p in self._packed(None, lower, math.inf)]
+        for res in (0.0, HOUR):
+            rows += [
+                (sid, p[0], res, *p[1:5]) for sid, p in self._packed(None, lower, math.inf, res)
+            ]
         rows.sort(key=lambda r: (r[1], r[0]))
         points = [(*names[r[0]], *r[1:]) for r in rows]
         tables = {

@@ -103,7 +103,10 @@ def test_a_fleets_daily_p99_is_the_p99_of_all_its_requests(tmp_path: Path) -> No
     # every raw snapshot rolled up, its day packed: the row goes (past a day), and its
     # packed figures too (past 7 days); a compaction the appends started may have done
     # part of it: the end state counts
-    assert done["dropped"] == 0 and store.stats()["chunk"] == 0
+    assert done["dropped"] == 0
+    chunks = dict(sqlite3.connect(tmp_path / "fleet.db").execute(
+        "SELECT res, COUNT(*) FROM chunk GROUP BY res").fetchall())  # fmt: skip
+    assert chunks == {HOUR: 20}  # the hours packed per series and day (10 x 2), kept 90 days
     by_res = dict(sqlite3.connect(tmp_path / "fleet.db").execute(
         "SELECT res, COUNT(*) FROM snapshot GROUP BY res").fetchall())  # fmt: skip
     assert by_res == {HOUR: 96, DAY: 4}
@@ -320,10 +323,21 @@ def _raw(store: history.History, metric: str = "latency.p99") -> list[tuple[obje
     return list(zip(s.times, s.values, s.lo, s.hi, s.n, strict=True))
 
 
+def _hourly(store: history.History, metric: str = "latency.p99") -> list[tuple[object, ...]]:
+    s = store.series(metric, resolution="1h", model="m")
+    return list(zip(s.times, s.values, s.lo, s.hi, s.n, strict=True))
+
+
+def _chunks(path: Path) -> dict[float, int]:
+    return dict(sqlite3.connect(path).execute(
+        "SELECT res, COUNT(*) FROM chunk GROUP BY res").fetchall())  # fmt: skip
+
+
 def test_raw_figures_packed_per_day_come_back_bit_for_bit(tmp_path: Path) -> None:
-    """Compaction moves a closed day's raw figures into one chunk per series (far fewer
-    bytes); the raw series, a late snapshot into a packed day, ``reextract()`` and the
-    Parquet export all give the same figures, bit for bit."""
+    """Compaction moves a closed day's raw and hourly figures into one chunk per series
+    (far fewer bytes); the raw and hourly series, a late snapshot into a packed day (its
+    hour rebuilt), ``reextract()`` and the Parquet export all give the same figures, bit
+    for bit."""
     rng = np.random.default_rng(11)
     path = tmp_path / "packed.db"
     store = history.open(path)
@@ -333,14 +347,15 @@ def test_raw_figures_packed_per_day_come_back_bit_for_bit(tmp_path: Path) -> Non
             monitor.record(float(v))
         store.append(monitor, at=T0 + i * 600 + rng.uniform(0, 1), labels={"model": "m"})
     before = _raw(store)
+    hours = _hourly(store)
+    assert len(hours) == 3 * 24 - 1  # the hours ended, as of the newest snapshot
     raw_rows = "SELECT COUNT(*), MIN(at) FROM point WHERE res = 0"
-    assert sqlite3.connect(path).execute(raw_rows).fetchone()[0] == len(before) * 5
     store.compact()  # as of the newest snapshot: days 0 and 1 are closed (appends may
     figures = len(store.metrics(model="m"))  # have packed day 0 in the background)
-    assert figures == 5 and store.stats()["chunk"] == 2 * figures
+    assert figures == 5 and _chunks(path) == {0.0: 2 * figures, HOUR: 2 * figures}
     left = sqlite3.connect(path).execute(raw_rows).fetchone()
     assert left == (144 * figures, pytest.approx(T0 + 2 * DAY, abs=1))  # today's rows only
-    assert _raw(store) == before  # bit for bit, in order
+    assert _raw(store) == before and _hourly(store) == hours  # bit for bit, in order
     # the raw snapshots of a packed day older than a day go; their figures stay
     assert history.RETENTION["raw_snapshots"] == DAY
     store.compact(now=T0 + 3 * DAY + 1)
@@ -348,21 +363,26 @@ def test_raw_figures_packed_per_day_come_back_bit_for_bit(tmp_path: Path) -> Non
     kept = sqlite3.connect(path).execute(raw_snapshots).fetchone()
     assert kept == (144 - 1, pytest.approx(T0 + 2 * DAY + 600, abs=1)) and _raw(store) == before
     # a late snapshot into a packed day: a row until the next compaction, then merged in
+    counts = store.series("latency.count", resolution="1h", model="m").values
     late = LatencyMonitor()
     late.record(0.5)
     store.append(late, at=T0 + 3600 + 30, labels={"model": "m"})
     with_late = sorted([*before, *_raw_point(store, T0 + 3600 + 30)])
     assert _raw(store) == with_late
     store.compact()
-    assert store.stats()["chunk"] == 3 * figures
+    assert _chunks(path) == {0.0: 3 * figures, HOUR: 3 * figures}
     got = _raw(store)
     assert [r for r in got if r not in with_late] == [] and len(got) == len(with_late)
     assert got == with_late
+    # its hour (day 0, packed) rebuilt: one request more there, every other hour as it was
+    again = store.series("latency.count", resolution="1h", model="m").values
+    assert again[1] == counts[1] + 1 and again[:1] + again[2:] == counts[:1] + counts[2:]
+    hours = _hourly(store)
     # figures extracted again: the packed entries of those snapshots are replaced
     store.reextract()
-    assert _raw(store) == with_late
+    assert _raw(store) == with_late and _hourly(store) == hours
     store.compact()
-    assert _raw(store) == with_late
+    assert _raw(store) == with_late and _hourly(store) == hours
     # the export reads the packed days too
     duckdb = pytest.importorskip("duckdb")
     store.export(tmp_path / "out")
@@ -371,6 +391,13 @@ def test_raw_figures_packed_per_day_come_back_bit_for_bit(tmp_path: Path) -> Non
         " hive_partitioning = true) WHERE name = 'latency.p99' AND res = 0 ORDER BY 1"
     ).fetchall()
     assert got == [(t, v) for t, v, *_ in with_late]
+    got = duckdb.sql(
+        f"SELECT epoch_seconds, value FROM read_parquet('{tmp_path / 'out'}/points/*/*.parquet',"
+        " hive_partitioning = true) WHERE name = 'latency.p99' AND res = 3600 ORDER BY 1"
+    ).fetchall()
+    every_hour = store.series("latency.p99", resolution="1h", partial=True, model="m")
+    assert got == list(zip(every_hour.times, every_hour.values, strict=True))  # the last too
+    assert got[:-1] == [(t, v) for t, v, *_ in hours]  # (compacted as of day 3: rolled up)
     store.close()
 
 
@@ -390,10 +417,10 @@ def test_a_store_of_schema_1_is_brought_up_to_date(tmp_path: Path) -> None:
     before = _raw(store)
     store.close()
     db = sqlite3.connect(path)  # what schema 1 had: the figures that appends packed as rows
-    for sid, z in db.execute("SELECT series, z FROM chunk").fetchall():
+    for sid, res, z in db.execute("SELECT series, res, z FROM chunk").fetchall():
         db.executemany(
-            "INSERT INTO point VALUES (?, ?, 0, ?, ?, ?, ?, ?)",
-            [(sid, *p) for p in unpack(z)],
+            "INSERT INTO point VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(sid, p[0], res, *p[1:]) for p in unpack(z)],
         )
     db.execute("DROP TABLE chunk")
     db.execute("PRAGMA user_version=1")
