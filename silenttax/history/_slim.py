@@ -24,6 +24,11 @@ __all__ = ["ROLLUP_BUDGET", "slim"]
 ROLLUP_BUDGET = 1024
 """Buckets a numeric column summary keeps in a rollup (4,096 when fitted)."""
 
+_RUNNING: dict[str, Any] = {"seen": 0, "pending": [], "tracks": {}, "last_time": None}
+"""A creep watch's running state, reset (told by its fields: the monitor's private
+``CreepState`` is not imported across features)."""
+_CREEP = frozenset({*_RUNNING, "events", "hiccups"})
+
 
 def slim(state: Any, *, summaries: bool = True) -> Any:
     """``state`` (a pydantic State) with its column summaries coarsened (unless
@@ -32,7 +37,6 @@ def slim(state: Any, *, summaries: bool = True) -> Any:
     from pydantic import BaseModel
 
     from silenttax._summary import NumericSummary, merge_summaries
-    from silenttax.monitor._creep import CreepState
 
     coarse = NumericSummary(budget=ROLLUP_BUDGET)
 
@@ -41,11 +45,10 @@ def slim(state: Any, *, summaries: bool = True) -> Any:
             if not summaries or (value.budget <= ROLLUP_BUDGET and value.exact_values is None):
                 return value
             return merge_summaries(value, coarse)
-        if isinstance(value, CreepState):
-            if not value.pending and not value.tracks and value.seen == 0:
+        if isinstance(value, BaseModel) and _CREEP <= type(value).model_fields.keys():
+            if all(getattr(value, k) == v for k, v in _RUNNING.items()):
                 return value
-            return value.model_copy(update={"seen": 0, "pending": [], "tracks": {},
-                                            "last_time": None})  # fmt: skip
+            return value.model_copy(update=dict(_RUNNING, pending=[], tracks={}))
         if isinstance(value, BaseModel):
             changed = {}
             for name in type(value).model_fields:
