@@ -19,6 +19,7 @@ window.
 from __future__ import annotations
 
 import atexit
+import inspect
 import math
 import threading
 import weakref
@@ -183,7 +184,13 @@ class Tracker:
                 f"component: need a live component with state() (a LatencyMonitor, ...), "
                 f"got {type(component).__name__}"
             )
-        first = component.state()
+        # the serving middleware can leave its live references out: a window drops them
+        self._state_args = (
+            {"references": False}
+            if "references" in inspect.signature(component.state).parameters
+            else {}
+        )
+        first = component.state(**self._state_args)
         window(first, first)  # a kind that cannot be windowed is refused here
         self.store = store
         self.component = component
@@ -210,7 +217,7 @@ class Tracker:
             StateError: the store stayed locked (the window goes into the next one).
         """
         with self._lock:
-            current = self.component.state()
+            current = self.component.state(**self._state_args)
             try:
                 part = window(current, self._previous)
             except InputError:
