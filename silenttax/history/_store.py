@@ -342,6 +342,10 @@ class History:
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
+                # ids read or made in it may be gone with it (another writer can take them)
+                self._series.clear()
+                self._zdict_ids.clear()
+                self._zdicts.clear()
                 raise
             self._db.execute("COMMIT")
 

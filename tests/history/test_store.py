@@ -476,3 +476,33 @@ def test_rollups_store_a_slimmer_snapshot_and_the_full_merges_figures(tmp_path: 
         monitor.sketch.quantile(0.99)
     ]
     store.close()
+
+
+def test_an_append_rolled_back_leaves_no_id_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first append of a kind fails inside its transaction (here its figures fail to
+    extract): the dictionary and series it made are rolled back, and the next append
+    neither names them nor loses anything."""
+    from silenttax.history import _store
+
+    store = history.open(tmp_path / "r.db")
+    monitor = LatencyMonitor()
+    monitor.record(0.01)
+
+    def broken(state: object) -> list[object]:
+        raise RuntimeError("a figure failed")
+
+    real = _store.extract
+    monkeypatch.setattr(_store, "extract", broken)
+    with pytest.raises(RuntimeError):
+        store.append(monitor, at=T0)
+    monkeypatch.setattr(_store, "extract", real)
+    other = history.open(tmp_path / "r.db")  # another writer makes the kind's dictionary
+    other.append(LatencyMonitor(), at=T0 + 1)
+    first = store.append(monitor, at=T0 + 2)
+    assert store.snapshot(first).sketch.count == 1
+    assert other.snapshot(first).sketch.count == 1
+    assert store.series("latency.count", labels={}).values[-1] == 1.0
+    other.close()
+    store.close()
