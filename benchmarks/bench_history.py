@@ -3,10 +3,11 @@
 - ``import silenttax.history`` <= 10 ms (fresh interpreter, bytecode cached, median of 9,
   over ``import silenttax``);
 - a model-year <= 25 MB: here 5 routes' LatencyMonitor windows (what ``History.track``
-  appends) and a CostMonitor every minute (31 tracked figures) and a 20-column FeatureHealth a day, under the default
-  retention (raw 7 days, hourly 90, daily forever). The steady state of a year is built
-  directly: the last 7 days at one snapshot a minute, the 358 days before at one an hour
-  (what compaction leaves of them), then ``compact()``;
+  appends) and a CostMonitor every minute (31 tracked figures) and a 20-column
+  FeatureHealth of 100,000 rows a day, under the default retention (raw 7 days, hourly
+  90, daily forever). The steady state of a year is built directly: the last 7 days at
+  one snapshot a minute, the 358 days before at one an hour (what compaction leaves of
+  them), then ``compact()``;
 - append p99 <= 1 ms (the minute phase);
 - opening the year-old store <= 50 ms and a daily series-year <= 10 ms (fresh process);
 - 16 writer processes appending for ``--soak`` seconds: zero lost appends, zero errors.

@@ -54,8 +54,8 @@ from silenttax.history._track import Tracker
 __all__ = ["DAY", "HOUR", "RETENTION", "SCHEMA_VERSION", "History", "Marker", "Series", "open"]
 
 SCHEMA_VERSION = 2
-"""The store's layout (``PRAGMA user_version``; 2 added ``chunk``); a newer file fails with a
-StateError, an older one is brought up to date when opened."""
+"""The store's layout (``PRAGMA user_version``; 2 added ``chunk`` and ``zdict``); a newer file
+fails with a StateError, an older one is brought up to date when opened."""
 HOUR, DAY = 3600.0, 86400.0
 RESOLUTIONS = {"raw": 0.0, "1h": HOUR, "1d": DAY}
 RETENTION: dict[str, float | None] = {
@@ -999,8 +999,8 @@ class History:
 
         Returns:
             Rollups written (``1h``, ``1d``), snapshots ``dropped``, raw snapshots
-            ``emptied`` (or deleted, once their day is packed), raw figures ``packed`` into
-            chunks, packed days dropped (``dropped_days``).
+            ``emptied`` (or deleted, once their day is packed), raw and hourly figures
+            ``packed`` into chunks, packed raw days dropped (``dropped_days``).
         """
         keep = {**RETENTION, **(retention or {})}
         if now is None:

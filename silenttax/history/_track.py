@@ -73,9 +73,9 @@ def _counts(later: dict[str, dict[str, int]], earlier: dict[str, dict[str, int]]
 def _serving(later: Any, earlier: Any) -> Any:
     """The middleware's window: per-route monitors, time to first byte, observed
     durations, request outcomes, internal errors, spans and the cost windows closed in
-    it. The live features' references and sampled windows are left out (megabytes a
-    minute, and the same references every time); the overload and stage windows are the
-    later snapshot's (they already are windows)."""
+    it (the live features' references and sampled windows are left out by
+    :data:`_LEFT_OUT`); the overload and stage windows are the later snapshot's (they
+    already are windows)."""
     from silenttax._merge import since
 
     if later.internal_errors < earlier.internal_errors:
@@ -97,12 +97,14 @@ def _serving(later: Any, earlier: Any) -> Any:
         "internal_errors": later.internal_errors - earlier.internal_errors,
         "breakdown": since(later.breakdown, earlier.breakdown),
         "cost": cost,
-        "health_reference": None,
-        "drift_reference": None,
-        "live": None,
         **sketch,
     })  # fmt: skip
 
+
+_LEFT_OUT: dict[str, dict[str, None]] = {
+    "silenttax.serving": {"health_reference": None, "drift_reference": None, "live": None},
+}
+"""Kind -> fields no window keeps (large, and the same in every snapshot)."""
 
 _WINDOWS: dict[str, Callable[[Any, Any], Any]] = {
     "silenttax.latency_monitor": _latency_monitor,
@@ -134,10 +136,6 @@ def window(later: Any, earlier: Any | None) -> Any:
 
     if earlier is None:
         out = later
-        if later.KIND == "silenttax.serving":  # no references or live windows, as below
-            out = later.model_copy(
-                update={"health_reference": None, "drift_reference": None, "live": None}
-            )
     else:
         how = _WINDOWS.get(later.KIND)
         try:
@@ -147,7 +145,8 @@ def window(later: Any, earlier: Any | None) -> Any:
                 f"a {later.KIND!r} snapshot cannot be windowed ({exc}): append a fresh "
                 "snapshot per period instead"
             ) from exc
-    return slim(out, summaries=False)
+    left_out = _LEFT_OUT.get(later.KIND)
+    return slim(out.model_copy(update=left_out) if left_out else out, summaries=False)
 
 
 _LIVE: weakref.WeakSet[Tracker] = weakref.WeakSet()

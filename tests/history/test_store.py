@@ -435,7 +435,7 @@ def test_a_store_of_schema_1_is_brought_up_to_date(tmp_path: Path) -> None:
 
 def test_rollups_store_a_slimmer_snapshot_and_the_full_merges_figures(tmp_path: Path) -> None:
     """A day's rollup keeps FeatureHealth summaries at ROLLUP_BUDGET buckets (exact at
-    their edges, the largest bucket under 0.4% of the rows) and no creep running state;
+    their edges, the largest bucket under 0.5% of the rows) and no creep running state;
     its figures are those of the full snapshot."""
     from silenttax._summary import count_at, to_t
     from silenttax.history._slim import ROLLUP_BUDGET
